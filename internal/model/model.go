@@ -1,0 +1,275 @@
+// Package model holds the Microsoft Graph cloud-communications resources that
+// botd reads and writes (call, participant, identitySet, operations and their
+// parts) and the typed notification events that internal/notify produces and
+// internal/callstate consumes.
+//
+// It owns shapes only: no I/O, no decoding logic beyond what encoding/json
+// does with the struct tags, and no state. The JSON tags follow Graph's own
+// property names, so these types marshal to the bodies Graph expects and the
+// admin API can show users the shapes they know from Graph's documentation.
+package model
+
+// OData type names botd dispatches on or writes into request bodies.
+const (
+	ODataCommsNotifications       = "#microsoft.graph.commsNotifications"
+	ODataCommsNotification        = "#microsoft.graph.commsNotification"
+	ODataCall                     = "#microsoft.graph.call"
+	ODataParticipant              = "#microsoft.graph.participant"
+	ODataParticipantInfo          = "#microsoft.graph.participantInfo"
+	ODataDeltaParticipants        = "#microsoft.graph.deltaParticipants"
+	ODataInvitationParticipant    = "#microsoft.graph.invitationParticipantInfo"
+	ODataIdentitySet              = "#microsoft.graph.identitySet"
+	ODataIdentity                 = "#microsoft.graph.identity"
+	ODataMediaStream              = "#microsoft.graph.mediaStream"
+	ODataContentSharingSession    = "#microsoft.graph.contentSharingSession"
+	ODataChatInfo                 = "#microsoft.graph.chatInfo"
+	ODataOrganizerMeetingInfo     = "#microsoft.graph.organizerMeetingInfo"
+	ODataJoinMeetingIDMeetingInfo = "#microsoft.graph.joinMeetingIdMeetingInfo"
+	ODataServiceHostedMediaConfig = "#microsoft.graph.serviceHostedMediaConfig"
+	ODataAppHostedMediaConfig     = "#microsoft.graph.appHostedMediaConfig"
+	ODataOutgoingCallOptions      = "#microsoft.graph.outgoingCallOptions"
+	ODataIncomingCallOptions      = "#microsoft.graph.incomingCallOptions"
+	ODataResultInfo               = "#microsoft.graph.resultInfo"
+	ODataInviteParticipantsOp     = "#microsoft.graph.inviteParticipantsOperation"
+	ODataCommsOperation           = "#microsoft.graph.commsOperation"
+)
+
+// CallState is Graph's callState enumeration.
+type CallState string
+
+// Graph's callState values.
+const (
+	StateIncoming         CallState = "incoming"
+	StateEstablishing     CallState = "establishing"
+	StateEstablished      CallState = "established"
+	StateHold             CallState = "hold"
+	StateTransferring     CallState = "transferring"
+	StateTransferAccepted CallState = "transferAccepted"
+	StateRedirecting      CallState = "redirecting"
+	StateTerminating      CallState = "terminating"
+	StateTerminated       CallState = "terminated"
+)
+
+// CallStates lists every callState value, in lifecycle order.
+var CallStates = []CallState{
+	StateIncoming, StateEstablishing, StateEstablished, StateHold,
+	StateTransferring, StateTransferAccepted, StateRedirecting,
+	StateTerminating, StateTerminated,
+}
+
+// Valid reports whether s is one of Graph's callState values.
+func (s CallState) Valid() bool {
+	for _, v := range CallStates {
+		if s == v {
+			return true
+		}
+	}
+	return false
+}
+
+// OperationStatus is Graph's operationStatus enumeration.
+type OperationStatus string
+
+// Graph's operationStatus values. Graph's responses capitalise them at times
+// ("Running" in the invite response); decoders normalise to these.
+const (
+	OpNotStarted OperationStatus = "notStarted"
+	OpRunning    OperationStatus = "running"
+	OpCompleted  OperationStatus = "completed"
+	OpFailed     OperationStatus = "failed"
+)
+
+// Final reports whether the status is completed or failed.
+func (s OperationStatus) Final() bool { return s == OpCompleted || s == OpFailed }
+
+// Identity is Graph's identity: one user, application, phone and so on.
+type Identity struct {
+	ODataType        string `json:"@odata.type,omitempty"`
+	ID               string `json:"id,omitempty"`
+	DisplayName      string `json:"displayName,omitempty"`
+	TenantID         string `json:"tenantId,omitempty"`
+	IdentityProvider string `json:"identityProvider,omitempty"`
+}
+
+// IdentitySet is Graph's identitySet with every identity kind a
+// communications identity set can carry.
+type IdentitySet struct {
+	ODataType           string    `json:"@odata.type,omitempty"`
+	User                *Identity `json:"user,omitempty"`
+	Application         *Identity `json:"application,omitempty"`
+	ApplicationInstance *Identity `json:"applicationInstance,omitempty"`
+	Phone               *Identity `json:"phone,omitempty"`
+	Guest               *Identity `json:"guest,omitempty"`
+	Device              *Identity `json:"device,omitempty"`
+	Encrypted           *Identity `json:"encrypted,omitempty"`
+	OnPremises          *Identity `json:"onPremises,omitempty"`
+}
+
+// Primary returns the kind and identity of the first non-nil identity in the
+// set, in a fixed order, or "" and nil for an empty set.
+func (s *IdentitySet) Primary() (kind string, id *Identity) {
+	if s == nil {
+		return "", nil
+	}
+	switch {
+	case s.User != nil:
+		return "user", s.User
+	case s.Application != nil:
+		return "application", s.Application
+	case s.ApplicationInstance != nil:
+		return "applicationInstance", s.ApplicationInstance
+	case s.Phone != nil:
+		return "phone", s.Phone
+	case s.Guest != nil:
+		return "guest", s.Guest
+	case s.Device != nil:
+		return "device", s.Device
+	case s.Encrypted != nil:
+		return "encrypted", s.Encrypted
+	case s.OnPremises != nil:
+		return "onPremises", s.OnPremises
+	}
+	return "", nil
+}
+
+// ParticipantInfo is Graph's participantInfo.
+type ParticipantInfo struct {
+	ODataType     string       `json:"@odata.type,omitempty"`
+	Identity      *IdentitySet `json:"identity,omitempty"`
+	EndpointType  string       `json:"endpointType,omitempty"`
+	LanguageID    string       `json:"languageId,omitempty"`
+	Region        string       `json:"region,omitempty"`
+	CountryCode   string       `json:"countryCode,omitempty"`
+	ParticipantID string       `json:"participantId,omitempty"`
+}
+
+// MediaStream is Graph's mediaStream.
+type MediaStream struct {
+	ODataType   string `json:"@odata.type,omitempty"`
+	MediaType   string `json:"mediaType,omitempty"`
+	SourceID    string `json:"sourceId,omitempty"`
+	Direction   string `json:"direction,omitempty"`
+	Label       string `json:"label,omitempty"`
+	ServerMuted bool   `json:"serverMuted"`
+}
+
+// RemovedState is Graph's removedState: present on a delta-roster
+// participant that has left.
+type RemovedState struct {
+	Reason string `json:"reason,omitempty"`
+}
+
+// Participant is Graph's participant, as rosters carry it.
+type Participant struct {
+	ODataType    string          `json:"@odata.type,omitempty"`
+	ID           string          `json:"id,omitempty"`
+	Info         ParticipantInfo `json:"info"`
+	MediaStreams []MediaStream   `json:"mediaStreams,omitempty"`
+	IsMuted      bool            `json:"isMuted"`
+	IsInLobby    bool            `json:"isInLobby"`
+	// RosterSequenceNumber is set on delta-roster participants only.
+	RosterSequenceNumber int64         `json:"rosterSequenceNumber,omitempty"`
+	RemovedState         *RemovedState `json:"removedState,omitempty"`
+}
+
+// InvitationParticipantInfo is Graph's invitationParticipantInfo: a call
+// target or an invitee.
+type InvitationParticipantInfo struct {
+	ODataType      string       `json:"@odata.type,omitempty"`
+	Identity       *IdentitySet `json:"identity,omitempty"`
+	EndpointType   string       `json:"endpointType,omitempty"`
+	ReplacesCallID string       `json:"replacesCallId,omitempty"`
+	ParticipantID  string       `json:"participantId,omitempty"`
+	Hidden         bool         `json:"hidden,omitempty"`
+	LanguageID     string       `json:"languageId,omitempty"`
+	Region         string       `json:"region,omitempty"`
+}
+
+// ResultInfo is Graph's resultInfo.
+type ResultInfo struct {
+	ODataType string `json:"@odata.type,omitempty"`
+	Code      int32  `json:"code"`
+	Subcode   int32  `json:"subcode"`
+	Message   string `json:"message,omitempty"`
+}
+
+// ChatInfo is Graph's chatInfo.
+type ChatInfo struct {
+	ODataType           string `json:"@odata.type,omitempty"`
+	ThreadID            string `json:"threadId,omitempty"`
+	MessageID           string `json:"messageId,omitempty"`
+	ReplyChainMessageID string `json:"replyChainMessageId,omitempty"`
+}
+
+// MeetingInfo is Graph's meetingInfo in either of its forms:
+// organizerMeetingInfo (Organizer, AllowConversationWithoutHost) or
+// joinMeetingIdMeetingInfo (JoinMeetingID, Passcode). ODataType says which.
+type MeetingInfo struct {
+	ODataType                    string       `json:"@odata.type,omitempty"`
+	Organizer                    *IdentitySet `json:"organizer,omitempty"`
+	AllowConversationWithoutHost *bool        `json:"allowConversationWithoutHost,omitempty"`
+	JoinMeetingID                string       `json:"joinMeetingId,omitempty"`
+	Passcode                     *string      `json:"passcode,omitempty"`
+}
+
+// MediaInfo is Graph's mediaInfo (a prefetched prompt).
+type MediaInfo struct {
+	URI        string `json:"uri,omitempty"`
+	ResourceID string `json:"resourceId,omitempty"`
+}
+
+// MediaConfig is Graph's mediaConfig in either form: serviceHostedMediaConfig
+// (PreFetchMedia) or appHostedMediaConfig (Blob). ODataType says which.
+type MediaConfig struct {
+	ODataType                   string      `json:"@odata.type,omitempty"`
+	Blob                        string      `json:"blob,omitempty"`
+	PreFetchMedia               []MediaInfo `json:"preFetchMedia,omitempty"`
+	RemoveFromDefaultAudioGroup *bool       `json:"removeFromDefaultAudioGroup,omitempty"`
+}
+
+// CallOptions is Graph's outgoingCallOptions / incomingCallOptions.
+type CallOptions struct {
+	ODataType                           string `json:"@odata.type,omitempty"`
+	IsContentSharingNotificationEnabled *bool  `json:"isContentSharingNotificationEnabled,omitempty"`
+	IsDeltaRosterEnabled                *bool  `json:"isDeltaRosterEnabled,omitempty"`
+	HideBotAfterEscalation              *bool  `json:"hideBotAfterEscalation,omitempty"`
+}
+
+// Call is Graph's call resource, as create-call sends and returns it and as
+// call notifications carry it.
+type Call struct {
+	ODataType           string                      `json:"@odata.type,omitempty"`
+	ID                  string                      `json:"id,omitempty"`
+	State               CallState                   `json:"state,omitempty"`
+	Direction           string                      `json:"direction,omitempty"`
+	Subject             string                      `json:"subject,omitempty"`
+	CallbackURI         string                      `json:"callbackUri,omitempty"`
+	CallChainID         string                      `json:"callChainId,omitempty"`
+	MyParticipantID     string                      `json:"myParticipantId,omitempty"`
+	TenantID            string                      `json:"tenantId,omitempty"`
+	Source              *ParticipantInfo            `json:"source,omitempty"`
+	Targets             []InvitationParticipantInfo `json:"targets,omitempty"`
+	RequestedModalities []string                    `json:"requestedModalities,omitempty"`
+	MediaConfig         *MediaConfig                `json:"mediaConfig,omitempty"`
+	ChatInfo            *ChatInfo                   `json:"chatInfo,omitempty"`
+	MeetingInfo         *MeetingInfo                `json:"meetingInfo,omitempty"`
+	CallOptions         *CallOptions                `json:"callOptions,omitempty"`
+	ResultInfo          *ResultInfo                 `json:"resultInfo,omitempty"`
+}
+
+// Operation is Graph's commsOperation and its subtypes
+// (inviteParticipantsOperation and others); ODataType says which.
+type Operation struct {
+	ODataType     string                      `json:"@odata.type,omitempty"`
+	ID            string                      `json:"id,omitempty"`
+	Status        OperationStatus             `json:"status,omitempty"`
+	ClientContext string                      `json:"clientContext,omitempty"`
+	ResultInfo    *ResultInfo                 `json:"resultInfo,omitempty"`
+	Participants  []InvitationParticipantInfo `json:"participants,omitempty"`
+}
+
+// ContentSharingSession is Graph's contentSharingSession.
+type ContentSharingSession struct {
+	ODataType string `json:"@odata.type,omitempty"`
+	ID        string `json:"id"`
+}

@@ -1,0 +1,346 @@
+package callstate
+
+import (
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/botd/botd/internal/model"
+)
+
+// call is one call's state. Every field after mu is guarded by mu.
+type call struct {
+	mu sync.Mutex
+	// gone is set when the call is swept; a goroutine that locks a gone
+	// call looks its id up again.
+	gone bool
+
+	id  string
+	log zerolog.Logger
+	// res is the call resource as merged from TrackCall and notifications;
+	// res.State is the call's state ("" until the first one).
+	res           model.Call
+	createdByBot  bool
+	started       bool // counted in botd_calls_started_total
+	createdAt     time.Time
+	updatedAt     time.Time
+	establishedAt time.Time
+	terminatedAt  time.Time
+	transitions   []Transition // a ring, see addTransitionLocked
+	tHead         int
+
+	roster      roster
+	delta       deltaState
+	needsResync bool
+
+	ops           []*OperationView
+	sessions      []model.ContentSharingSession
+	endedSessions []string // ids of recently ended sessions, bounded
+
+	// outbox holds changes not yet handed to Sink and subscribers;
+	// delivering is set while a goroutine hands them over.
+	outbox     []Change
+	delivering bool
+}
+
+func (s *Store) newCall(id string, now time.Time) *call {
+	return &call{
+		id:        id,
+		log:       s.log.With().Str("call_id", id).Logger(),
+		res:       model.Call{ID: id},
+		createdAt: now,
+		updatedAt: now,
+	}
+}
+
+// applyCtx gathers what one locked section on a call reports.
+type applyCtx struct {
+	callID     string
+	now        time.Time
+	idx        int              // notification item index, -1 if none
+	changeType model.ChangeType // the notification's changeType
+	botd       string           // set when botd, not a notification, is the cause
+	changes    []Change
+}
+
+func (a *applyCtx) add(ch Change) {
+	ch.CallID = a.callID
+	ch.At = a.now
+	ch.Event = a.idx
+	a.changes = append(a.changes, ch)
+}
+
+// cause describes, for a Transition, what caused it.
+func (a *applyCtx) cause() string {
+	if a.botd != "" {
+		return "botd: " + a.botd
+	}
+	return "notification value[" + strconv.Itoa(a.idx) + "] changeType " + string(a.changeType)
+}
+
+// trackedLocked reports a call seen for the first time.
+func (s *Store) trackedLocked(c *call, a *applyCtx) {
+	a.add(Change{Kind: CallTracked, Call: c.snapshotLocked()})
+	c.log.Debug().Str("cause", a.cause()).Msg("call tracked")
+}
+
+// ignoreLocked counts something ignored on c.
+func (s *Store) ignoreLocked(c *call, a *applyCtx, r reason) {
+	s.m.ignored[r].Inc()
+	c.log.Debug().Str("cause", a.cause()).Str("reason", r.String()).Msg("ignored")
+}
+
+func (s *Store) applyLocked(c *call, a *applyCtx, ev *model.Event) {
+	if ev.CallbackURI != "" && c.res.CallbackURI == "" {
+		c.res.CallbackURI = ev.CallbackURI
+	}
+	switch ev.Kind {
+	case model.EventCall:
+		s.applyCallLocked(c, a, ev)
+	case model.EventRoster:
+		s.applyRosterLocked(c, a, ev)
+	case model.EventRosterDelta:
+		s.applyDeltaLocked(c, a, ev.Delta)
+	case model.EventOperation:
+		s.applyOperationLocked(c, a, ev)
+	case model.EventContentSharing:
+		s.applySessionsLocked(c, a, ev)
+	}
+}
+
+func (s *Store) applyCallLocked(c *call, a *applyCtx, ev *model.Event) {
+	res := ev.Call
+	if ev.ChangeType == model.ChangeDeleted {
+		// A deleted call is over, whatever state the payload names.
+		s.setStateLocked(c, a, model.StateTerminated, res, "")
+		return
+	}
+	switch {
+	case res.State == "":
+		mergeCall(&c.res, res, false)
+	case !res.State.Valid():
+		mergeCall(&c.res, res, true)
+		s.ignoreLocked(c, a, reasonInvalidState)
+	default:
+		s.setStateLocked(c, a, res.State, res, "")
+	}
+}
+
+// verdict is what to do with a requested state.
+type verdict uint8
+
+const (
+	apply verdict = iota
+	duplicate
+	refuse
+)
+
+// stateRank orders the lifecycle. The established-ish states share a rank:
+// moves among them (hold and back, transferring, redirecting) are lateral
+// and allowed; a move to a lower rank is a regression.
+func stateRank(s model.CallState) int {
+	switch s {
+	case model.StateIncoming:
+		return 1
+	case model.StateEstablishing:
+		return 2
+	case model.StateEstablished, model.StateHold, model.StateTransferring,
+		model.StateTransferAccepted, model.StateRedirecting:
+		return 3
+	case model.StateTerminating:
+		return 4
+	case model.StateTerminated:
+		return 5
+	}
+	return 0
+}
+
+// judge decides a move from from to to.
+func judge(from, to model.CallState) (verdict, reason) {
+	switch {
+	case !to.Valid():
+		return refuse, reasonInvalidState
+	case from == to:
+		return duplicate, reasonDuplicateState
+	case from == model.StateTerminated:
+		return refuse, reasonAfterTerminated
+	case stateRank(to) >= stateRank(from):
+		return apply, 0
+	}
+	return refuse, reasonStateRegression
+}
+
+// setStateLocked moves c to state to, if the rules allow, merging res's
+// fields into c (fully when the move applies or repeats the state; only
+// into empty fields when it is refused, as res is then older news). why is
+// botd's reason, if botd asked.
+func (s *Store) setStateLocked(c *call, a *applyCtx, to model.CallState, res *model.Call, why string) {
+	from := c.res.State
+	v, r := judge(from, to)
+	switch v {
+	case duplicate:
+		if res != nil {
+			mergeCall(&c.res, res, false)
+		}
+		s.ignoreLocked(c, a, r)
+		return
+	case refuse:
+		if res != nil {
+			mergeCall(&c.res, res, true)
+		}
+		c.addTransitionLocked(Transition{From: from, To: to, At: a.now, Cause: a.cause(), Ignored: true, Reason: r.String()}, s.cfg.MaxTransitions)
+		s.m.ignored[r].Inc()
+		c.log.Debug().Str("from", string(from)).Str("to", string(to)).Str("cause", a.cause()).
+			Str("reason", r.String()).Msg("call state change ignored")
+		return
+	}
+	if res != nil {
+		mergeCall(&c.res, res, false)
+	}
+	c.res.State = to
+	if to == model.StateIncoming && c.res.Direction == "" {
+		c.res.Direction = "incoming"
+	}
+	cause := a.cause()
+	c.addTransitionLocked(Transition{From: from, To: to, At: a.now, Cause: cause}, s.cfg.MaxTransitions)
+	s.m.callsByState[stateIndex(from)].Dec()
+	s.m.callsByState[stateIndex(to)].Inc()
+	if !c.started {
+		c.started = true
+		s.m.callsStarted.WithLabelValues(directionLabel(c.res.Direction)).Inc()
+	}
+	snap := c.snapshotLocked()
+	a.add(Change{Kind: CallStateChanged, From: from, To: to, Call: snap, Reason: why})
+	switch to {
+	case model.StateIncoming:
+		a.add(Change{Kind: CallIncoming, To: to, Call: snap})
+	case model.StateEstablished:
+		if c.establishedAt.IsZero() {
+			c.establishedAt = a.now
+			a.add(Change{Kind: CallEstablished, To: to, Call: snap})
+		}
+	case model.StateTerminated:
+		c.terminatedAt = a.now
+		start := c.establishedAt
+		if start.IsZero() {
+			start = c.createdAt
+		}
+		s.m.callDuration.Observe(a.now.Sub(start).Seconds())
+		s.m.participants.Sub(float64(c.roster.len()))
+		// The roster is frozen: held deltas will never apply.
+		c.delta.held, c.delta.heldSince = nil, time.Time{}
+		a.add(Change{Kind: CallTerminated, To: to, Call: snap, Reason: why})
+	}
+	c.log.Info().Str("from", string(from)).Str("to", string(to)).Str("cause", cause).Msg("call state changed")
+}
+
+// mergeCall copies src's set fields into dst; with fillOnly, only into
+// dst's empty ones. The id and the state are not merged. Pointers and
+// slices are shared, never modified in place.
+func mergeCall(dst, src *model.Call, fillOnly bool) {
+	str := func(d *string, v string) {
+		if v != "" && (!fillOnly || *d == "") {
+			*d = v
+		}
+	}
+	str(&dst.ODataType, src.ODataType)
+	str(&dst.Direction, src.Direction)
+	str(&dst.Subject, src.Subject)
+	str(&dst.CallbackURI, src.CallbackURI)
+	str(&dst.CallChainID, src.CallChainID)
+	str(&dst.MyParticipantID, src.MyParticipantID)
+	str(&dst.TenantID, src.TenantID)
+	if src.Source != nil && (!fillOnly || dst.Source == nil) {
+		dst.Source = src.Source
+	}
+	if len(src.Targets) > 0 && (!fillOnly || len(dst.Targets) == 0) {
+		dst.Targets = src.Targets
+	}
+	if len(src.RequestedModalities) > 0 && (!fillOnly || len(dst.RequestedModalities) == 0) {
+		dst.RequestedModalities = src.RequestedModalities
+	}
+	if src.MediaConfig != nil && (!fillOnly || dst.MediaConfig == nil) {
+		dst.MediaConfig = src.MediaConfig
+	}
+	if src.ChatInfo != nil && (!fillOnly || dst.ChatInfo == nil) {
+		dst.ChatInfo = src.ChatInfo
+	}
+	if src.MeetingInfo != nil && (!fillOnly || dst.MeetingInfo == nil) {
+		dst.MeetingInfo = src.MeetingInfo
+	}
+	if src.CallOptions != nil && (!fillOnly || dst.CallOptions == nil) {
+		dst.CallOptions = src.CallOptions
+	}
+	if src.ResultInfo != nil && (!fillOnly || dst.ResultInfo == nil) {
+		dst.ResultInfo = src.ResultInfo
+	}
+}
+
+// addTransitionLocked appends t, overwriting the oldest once max are kept:
+// transitions is a ring whose oldest entry is at tHead when full.
+func (c *call) addTransitionLocked(t Transition, max int) {
+	if len(c.transitions) < max {
+		c.transitions = append(c.transitions, t)
+		return
+	}
+	c.transitions[c.tHead] = t
+	c.tHead = (c.tHead + 1) % len(c.transitions)
+}
+
+// transitionsLocked returns the history, oldest first.
+func (c *call) transitionsLocked() []Transition {
+	out := make([]Transition, 0, len(c.transitions))
+	out = append(out, c.transitions[c.tHead:]...)
+	return append(out, c.transitions[:c.tHead]...)
+}
+
+func (c *call) snapshotLocked() *model.Call {
+	snap := c.res
+	return &snap
+}
+
+func (c *call) viewLocked() CallView {
+	v := CallView{
+		ID:                     c.id,
+		State:                  c.res.State,
+		Direction:              c.res.Direction,
+		CallChainID:            c.res.CallChainID,
+		MyParticipantID:        c.res.MyParticipantID,
+		TenantID:               c.res.TenantID,
+		Subject:                c.res.Subject,
+		Source:                 c.res.Source,
+		Targets:                c.res.Targets,
+		ChatInfo:               c.res.ChatInfo,
+		MeetingInfo:            c.res.MeetingInfo,
+		ResultInfo:             c.res.ResultInfo,
+		CallbackURI:            c.res.CallbackURI,
+		Participants:           append([]model.Participant{}, c.roster.ps...),
+		Operations:             make([]OperationView, 0, len(c.ops)),
+		ContentSharingSessions: append([]model.ContentSharingSession{}, c.sessions...),
+		Transitions:            c.transitionsLocked(),
+		RosterNeedsResync:      c.needsResync,
+		RosterSequenceNumber:   c.delta.seq,
+		CreatedByBot:           c.createdByBot,
+		CreatedAt:              c.createdAt,
+		UpdatedAt:              c.updatedAt,
+		EstablishedAt:          c.establishedAt,
+		TerminatedAt:           c.terminatedAt,
+	}
+	for _, op := range c.ops {
+		v.Operations = append(v.Operations, *op)
+	}
+	return v
+}
+
+func (c *call) summaryLocked() CallSummary {
+	return CallSummary{
+		ID:               c.id,
+		State:            c.res.State,
+		Direction:        c.res.Direction,
+		ParticipantCount: c.roster.len(),
+		CreatedAt:        c.createdAt,
+		UpdatedAt:        c.updatedAt,
+	}
+}

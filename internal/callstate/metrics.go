@@ -1,0 +1,218 @@
+package callstate
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/botd/botd/internal/model"
+)
+
+// reason is why the Store ignored an event or part of one. Its names are the
+// values of the reason label, so the label stays bounded.
+type reason uint8
+
+const (
+	reasonDuplicateState reason = iota
+	reasonStateRegression
+	reasonAfterTerminated
+	reasonInvalidState
+	reasonMalformed
+	reasonUnknownEvent
+	reasonNoCallID
+	reasonSweptCall
+	reasonDuplicateSequence
+	reasonStaleSequence
+	reasonStaleParticipant
+	reasonParticipantWithoutKey
+	reasonDuplicateParticipant
+	reasonDuplicateOperation
+	reasonOperationFinal
+	reasonTooManyOperations
+	reasonDuplicateSession
+	reasonUnknownSession
+	reasonSessionEnded
+	reasonTooManySessions
+	numReasons
+)
+
+var reasonNames = [numReasons]string{
+	reasonDuplicateState:        "duplicate_state",
+	reasonStateRegression:       "state_regression",
+	reasonAfterTerminated:       "after_terminated",
+	reasonInvalidState:          "invalid_state",
+	reasonMalformed:             "malformed",
+	reasonUnknownEvent:          "unknown_event",
+	reasonNoCallID:              "no_call_id",
+	reasonSweptCall:             "swept_call",
+	reasonDuplicateSequence:     "duplicate_sequence",
+	reasonStaleSequence:         "stale_sequence",
+	reasonStaleParticipant:      "stale_participant",
+	reasonParticipantWithoutKey: "participant_without_key",
+	reasonDuplicateParticipant:  "duplicate_participant",
+	reasonDuplicateOperation:    "duplicate_operation",
+	reasonOperationFinal:        "operation_final",
+	reasonTooManyOperations:     "too_many_operations",
+	reasonDuplicateSession:      "duplicate_session",
+	reasonUnknownSession:        "unknown_session",
+	reasonSessionEnded:          "session_ended",
+	reasonTooManySessions:       "too_many_sessions",
+}
+
+func (r reason) String() string { return reasonNames[r] }
+
+// Resync reasons (values of botd_call_roster_resyncs_total's reason label).
+const (
+	resyncGapTimeout   = "gap_timeout"
+	resyncHoldOverflow = "hold_overflow"
+)
+
+// Operation statuses counted besides Graph's completed and failed.
+const (
+	opLabelSent    = "sent"
+	opLabelTimeout = "timeout"
+)
+
+// Metrics is the Store's instrumentation, registered on the registry given
+// to New. Every label takes values from a fixed set: states, kinds, reasons,
+// operation types; never an id.
+type Metrics struct {
+	calls        *prometheus.GaugeVec
+	callsByState [len(stateLabels)]prometheus.Gauge
+	callsStarted *prometheus.CounterVec
+	callDuration prometheus.Histogram
+	participants prometheus.Gauge
+	operations   *prometheus.CounterVec
+	opLatency    *prometheus.HistogramVec
+	events       [model.EventContentSharing + 1]prometheus.Counter
+	ignored      [numReasons]prometheus.Counter
+	changes      [numChangeKinds]prometheus.Counter
+	resyncs      *prometheus.CounterVec
+	refused      prometheus.Counter
+	subsDropped  prometheus.Counter
+	subscribers  prometheus.Gauge
+	swept        prometheus.Counter
+}
+
+// stateLabels are the values of the state label: "unknown" for a call that
+// has had no state yet, then Graph's callStates.
+var stateLabels = [...]string{
+	"unknown",
+	string(model.StateIncoming), string(model.StateEstablishing), string(model.StateEstablished),
+	string(model.StateHold), string(model.StateTransferring), string(model.StateTransferAccepted),
+	string(model.StateRedirecting), string(model.StateTerminating), string(model.StateTerminated),
+}
+
+func stateIndex(s model.CallState) int {
+	for i, l := range stateLabels[1:] {
+		if string(s) == l {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+func newMetrics(reg prometheus.Registerer) *Metrics {
+	f := promauto.With(reg)
+	m := &Metrics{
+		calls: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "botd_calls",
+			Help: "Calls tracked, by callState (unknown: no call notification yet).",
+		}, []string{"state"}),
+		callsStarted: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "botd_calls_started_total",
+			Help: "Calls that got their first state, by direction (incoming, outgoing, unknown).",
+		}, []string{"direction"}),
+		callDuration: f.NewHistogram(prometheus.HistogramOpts{
+			Name:    "botd_call_duration_seconds",
+			Help:    "Duration of terminated calls: from established (or first seen, if never established) to terminated.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 16),
+		}),
+		participants: f.NewGauge(prometheus.GaugeOpts{
+			Name: "botd_call_participants",
+			Help: "Participants in the rosters of calls not terminated.",
+		}),
+		operations: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "botd_call_operations_total",
+			Help: "Operations by type and status: sent (tracked), completed, failed, timeout.",
+		}, []string{"type", "status"}),
+		opLatency: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "botd_call_operation_duration_seconds",
+			Help:    "Time from sending an operation to its final status, for operations botd sent.",
+			Buckets: prometheus.ExponentialBuckets(0.05, 2, 13),
+		}, []string{"type"}),
+		resyncs: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "botd_call_roster_resyncs_total",
+			Help: "Times a call's roster was marked as needing a resync, by reason (gap_timeout, hold_overflow).",
+		}, []string{"reason"}),
+		refused: f.NewCounter(prometheus.CounterOpts{
+			Name: "botd_calls_refused_total",
+			Help: "New calls refused because MaxCalls calls were tracked.",
+		}),
+		subsDropped: f.NewCounter(prometheus.CounterOpts{
+			Name: "botd_call_subscribers_dropped_total",
+			Help: "Subscribers dropped because their channel was full.",
+		}),
+		subscribers: f.NewGauge(prometheus.GaugeOpts{
+			Name: "botd_call_subscribers",
+			Help: "Subscribers currently attached.",
+		}),
+		swept: f.NewCounter(prometheus.CounterOpts{
+			Name: "botd_calls_swept_total",
+			Help: "Calls removed from memory by Run after their retention.",
+		}),
+	}
+	for i, l := range stateLabels {
+		m.callsByState[i] = m.calls.WithLabelValues(l)
+	}
+	ignored := f.NewCounterVec(prometheus.CounterOpts{
+		Name: "botd_call_events_ignored_total",
+		Help: "Events, or parts of events, ignored: duplicate, stale, out of order, after terminated..., by reason.",
+	}, []string{"reason"})
+	for r := range numReasons {
+		m.ignored[r] = ignored.WithLabelValues(r.String())
+	}
+	events := f.NewCounterVec(prometheus.CounterOpts{
+		Name: "botd_call_events_total",
+		Help: "Well-formed notification events applied, by kind.",
+	}, []string{"kind"})
+	for k := range m.events {
+		m.events[k] = events.WithLabelValues(model.EventKind(k).String())
+	}
+	changes := f.NewCounterVec(prometheus.CounterOpts{
+		Name: "botd_call_changes_total",
+		Help: "Changes reported, by kind.",
+	}, []string{"kind"})
+	for k := CallTracked; k < numChangeKinds; k++ {
+		m.changes[k] = changes.WithLabelValues(k.String())
+	}
+	for _, r := range []string{resyncGapTimeout, resyncHoldOverflow} {
+		m.resyncs.WithLabelValues(r)
+	}
+	return m
+}
+
+// knownOpTypes are the operation types counted under their own label; any
+// other counts as "other".
+var knownOpTypes = map[string]bool{
+	"invite": true, "answer": true, "reject": true, "redirect": true, "transfer": true,
+	"hangup": true, "keepAlive": true, "mute": true, "unmute": true, "playPrompt": true,
+	"recordResponse": true, "cancelMediaProcessing": true, "subscribeToTone": true,
+	"sendDtmfTones": true, "updateRecordingStatus": true, "changeScreenSharingRole": true,
+	"addLargeGalleryView": true, "startHoldMusic": true, "stopHoldMusic": true,
+	"operation": true,
+}
+
+func opTypeLabel(t string) string {
+	if knownOpTypes[t] {
+		return t
+	}
+	return "other"
+}
+
+func directionLabel(d string) string {
+	switch d {
+	case "incoming", "outgoing":
+		return d
+	}
+	return "unknown"
+}

@@ -1,0 +1,92 @@
+package callstate
+
+import (
+	"time"
+
+	"github.com/botd/botd/internal/model"
+)
+
+// CallView is a copy of one call's state, for the admin API and tests. The
+// JSON names are Graph's where Graph has the property. Its slices are its
+// own; what they and the resource fields point to is shared with the Store
+// and must not be modified.
+type CallView struct {
+	ID                     string                            `json:"id"`
+	State                  model.CallState                   `json:"state"`
+	Direction              string                            `json:"direction,omitempty"`
+	CallChainID            string                            `json:"callChainId,omitempty"`
+	MyParticipantID        string                            `json:"myParticipantId,omitempty"`
+	TenantID               string                            `json:"tenantId,omitempty"`
+	Subject                string                            `json:"subject,omitempty"`
+	Source                 *model.ParticipantInfo            `json:"source,omitempty"`
+	Targets                []model.InvitationParticipantInfo `json:"targets,omitempty"`
+	ChatInfo               *model.ChatInfo                   `json:"chatInfo,omitempty"`
+	MeetingInfo            *model.MeetingInfo                `json:"meetingInfo,omitempty"`
+	ResultInfo             *model.ResultInfo                 `json:"resultInfo,omitempty"`
+	CallbackURI            string                            `json:"callbackUri,omitempty"`
+	Participants           []model.Participant               `json:"participants"`
+	Operations             []OperationView                   `json:"operations"`
+	ContentSharingSessions []model.ContentSharingSession     `json:"contentSharingSessions"`
+	Transitions            []Transition                      `json:"transitions"`
+	RosterNeedsResync      bool                              `json:"rosterNeedsResync"`
+	// RosterSequenceNumber is the sequenceNumber of the last delta roster
+	// applied (0 before the first).
+	RosterSequenceNumber int64     `json:"rosterSequenceNumber"`
+	CreatedByBot         bool      `json:"createdByBot"`
+	CreatedAt            time.Time `json:"createdAt"`
+	UpdatedAt            time.Time `json:"updatedAt"`
+	EstablishedAt        time.Time `json:"establishedAt,omitzero"`
+	TerminatedAt         time.Time `json:"terminatedAt,omitzero"`
+}
+
+// CallSummary is one line of Calls.
+type CallSummary struct {
+	ID               string          `json:"id"`
+	State            model.CallState `json:"state"`
+	Direction        string          `json:"direction,omitempty"`
+	ParticipantCount int             `json:"participantCount"`
+	CreatedAt        time.Time       `json:"createdAt"`
+	UpdatedAt        time.Time       `json:"updatedAt"`
+}
+
+// Transition is one entry of a call's history: a state change applied, or
+// one refused (Ignored, with Reason).
+type Transition struct {
+	From model.CallState `json:"from"`
+	To   model.CallState `json:"to"`
+	At   time.Time       `json:"at"`
+	// Cause is "notification value[i] changeType X" for a notification, or
+	// "botd: ..." for botd's own calls (TrackCall, MarkTerminated).
+	Cause   string `json:"cause"`
+	Ignored bool   `json:"ignored,omitempty"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+// OperationRecord is an outbound operation botd sent, given to
+// TrackOperation.
+type OperationRecord struct {
+	// ID is the operation id, often "" until Graph answers (OperationSent).
+	ID string
+	// Type is the action: "invite", "answer", "transfer", "playPrompt"...
+	// See the metrics table in docs/callstate.md for the known values; any
+	// other counts as "other" in metrics.
+	Type          string
+	ClientContext string
+	Participants  []model.InvitationParticipantInfo
+}
+
+// OperationView is one operation of a call.
+type OperationView struct {
+	ID            string                            `json:"id"`
+	Type          string                            `json:"type"`
+	Status        model.OperationStatus             `json:"status"`
+	ClientContext string                            `json:"clientContext,omitempty"`
+	ResultInfo    *model.ResultInfo                 `json:"resultInfo,omitempty"`
+	Participants  []model.InvitationParticipantInfo `json:"participants,omitempty"`
+	// SentByBot is false for an operation botd learnt of only from a
+	// notification.
+	SentByBot     bool      `json:"sentByBot"`
+	CreatedAt     time.Time `json:"createdAt"`
+	CompletedAt   time.Time `json:"completedAt,omitzero"`
+	FailureReason string    `json:"failureReason,omitempty"`
+}

@@ -1,0 +1,323 @@
+package notify
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/botd/botd/internal/model"
+)
+
+// Depths of the body's fixed structure: the document object, the value
+// array, an item object. An item member's value starts one deeper.
+const (
+	depthDoc   = 1
+	depthValue = 2
+	depthItem  = 3
+)
+
+// maxKeptScratch bounds the unescaping scratch a pooled state keeps
+// between calls; a rare longer string's buffer is dropped.
+const maxKeptScratch = 4 << 10
+
+// state is one Decode's scratch: a reader for the body and a reader for
+// the resourceData of the item at hand. Pooled by Decoder.
+type state struct {
+	lim Limits
+	doc rd // the body: validates everything, skips resourceData
+	res rd // one resourceData, already validated
+}
+
+func newState(l Limits) *state {
+	st := &state{lim: l}
+	for _, r := range []*rd{&st.doc, &st.res} {
+		r.lim = &st.lim
+		r.scrMax = maxKeptScratch
+	}
+	return st
+}
+
+func (st *state) release() {
+	st.doc.release()
+	st.res.release()
+}
+
+// item is what the first pass collects from one value item.
+type item struct {
+	index       int
+	reason      string // first problem found, if any
+	changeType  model.ChangeType
+	resource    string
+	resourceURL string
+	callbackURI string
+	data        []byte // resourceData, validated; nil when absent or null
+	raw         []byte // the whole item
+}
+
+func (it *item) fail(format string, args ...any) {
+	if it.reason == "" {
+		it.reason = fmt.Sprintf(format, args...)
+	}
+}
+
+func (st *state) decode(body []byte) (*Batch, error) {
+	a := &st.doc
+	a.reset(body)
+	switch k := a.dec.PeekKind(); k {
+	case '{':
+	case 0:
+		_, err := a.dec.ReadToken()
+		return nil, notJSON(err)
+	default:
+		if _, err := a.dec.ReadValue(); err != nil {
+			return nil, notJSON(err)
+		}
+		if err := st.checkEOF(); err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: top-level value is %s, want an object", ErrNotCommsNotifications, describe(k))
+	}
+	if _, err := a.dec.ReadToken(); err != nil {
+		return nil, notJSON(err)
+	}
+	b := &Batch{}
+	seenValue := false
+	for a.more() {
+		name, err := a.name()
+		if err != nil {
+			return nil, notJSON(err)
+		}
+		switch string(name) {
+		case "@odata.type":
+			v, null, err := a.rawOrNull()
+			if err != nil {
+				var se *semErr
+				if !errors.As(err, &se) {
+					return nil, notJSON(err)
+				}
+				return nil, fmt.Errorf("%w: @odata.type: %v", ErrNotCommsNotifications, err)
+			}
+			if !null && string(v) != model.ODataCommsNotifications {
+				return nil, fmt.Errorf("%w: @odata.type is %s", ErrNotCommsNotifications, quoteTrunc(v))
+			}
+		case "value":
+			seenValue = true
+			switch k := a.dec.PeekKind(); k {
+			case '[':
+				if err := st.items(body, b); err != nil {
+					return nil, err
+				}
+			case 'n':
+				return nil, fmt.Errorf("%w: value is null", ErrMissingValue)
+			case 0:
+				_, err := a.dec.ReadToken()
+				return nil, notJSON(err)
+			default:
+				return nil, fmt.Errorf("%w: value is %s, want an array", ErrMissingValue, describe(k))
+			}
+		default:
+			if err := st.skip(depthDoc); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := a.end(); err != nil {
+		return nil, notJSON(err)
+	}
+	if err := st.checkEOF(); err != nil {
+		return nil, err
+	}
+	if !seenValue {
+		return nil, fmt.Errorf("%w: value is missing", ErrMissingValue)
+	}
+	return b, nil
+}
+
+// checkEOF requires that nothing but whitespace follows the top-level value.
+func (st *state) checkEOF() error {
+	_, err := st.doc.dec.ReadToken()
+	switch {
+	case err == io.EOF:
+		return nil
+	case err != nil:
+		return notJSON(err)
+	}
+	return fmt.Errorf("%w: more than one top-level value (second at offset %d)", ErrNotJSON, st.doc.dec.InputOffset()-1)
+}
+
+// skip reads and discards a value whose container is at depth base,
+// enforcing the depth limit on it.
+func (st *state) skip(base int) error {
+	v, err := st.doc.dec.ReadValue()
+	if err != nil {
+		return notJSON(err)
+	}
+	return st.checkDepth(v, base)
+}
+
+func (st *state) checkDepth(v []byte, base int) error {
+	if len(v) > 0 && (v[0] == '{' || v[0] == '[') && nestingExceeds(v, base, st.lim.MaxDepth) {
+		return fmt.Errorf("%w: nesting deeper than %d levels in the value at offset %d",
+			ErrLimitExceeded, st.lim.MaxDepth, st.doc.dec.InputOffset()-int64(len(v)))
+	}
+	return nil
+}
+
+// items reads the value array. Only document-level problems are returned;
+// each item ends up in b.Events or b.Rejected.
+func (st *state) items(body []byte, b *Batch) error {
+	a := &st.doc
+	if _, err := a.dec.ReadToken(); err != nil {
+		return notJSON(err)
+	}
+	for i := 0; a.more(); i++ {
+		if i == st.lim.MaxItems {
+			return fmt.Errorf("%w: value has more than %d items", ErrLimitExceeded, st.lim.MaxItems)
+		}
+		it := item{index: i}
+		if err := st.readItem(body, &it); err != nil {
+			return err
+		}
+		if it.reason == "" {
+			st.interpret(&it, b)
+		}
+		if it.reason != "" {
+			b.Rejected = append(b.Rejected, ItemError{Index: i, Reason: it.reason})
+		}
+	}
+	if err := a.end(); err != nil {
+		return notJSON(err)
+	}
+	return nil
+}
+
+// readItem is the first pass over one item: it validates the item's syntax
+// and depth, reads the commsNotification's own members and notes where
+// resourceData is, without decoding it yet (its path may come after it).
+func (st *state) readItem(body []byte, it *item) error {
+	a := &st.doc
+	if k := a.dec.PeekKind(); k != '{' {
+		if k == 0 {
+			_, err := a.dec.ReadToken()
+			return notJSON(err)
+		}
+		if err := st.skip(depthValue); err != nil {
+			return err
+		}
+		it.fail("item is %s, want an object", describe(k))
+		return nil
+	}
+	if _, err := a.dec.ReadToken(); err != nil {
+		return notJSON(err)
+	}
+	start := a.dec.InputOffset() - 1
+	for a.more() {
+		name, err := a.name()
+		if err != nil {
+			return notJSON(err)
+		}
+		switch string(name) {
+		case "changeType":
+			v, null, err := a.bytesOrNull()
+			if err = st.itemField(it, "changeType", err); err != nil {
+				return err
+			}
+			if null || it.reason != "" {
+				break
+			}
+			ct, ok := enumFold(string(v), changeTypes)
+			if !ok {
+				it.fail("changeType: unknown value %s", quoteTrunc(v))
+			}
+			it.changeType = ct
+		case "resource":
+			it.resource, err = a.str()
+			err = st.itemField(it, "resource", err)
+		case "resourceUrl":
+			it.resourceURL, err = a.str()
+			err = st.itemField(it, "resourceUrl", err)
+		case "callbackUri":
+			it.callbackURI, err = a.str()
+			err = st.itemField(it, "callbackUri", err)
+		case "resourceData":
+			v, rerr := a.dec.ReadValue()
+			if rerr != nil {
+				return notJSON(rerr)
+			}
+			if err := st.checkDepth(v, depthItem); err != nil {
+				return err
+			}
+			if v[0] != 'n' {
+				it.data = v
+			}
+		default:
+			err = st.skip(depthItem)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if err := a.end(); err != nil {
+		return notJSON(err)
+	}
+	it.raw = body[start:a.dec.InputOffset()]
+	if it.reason == "" && it.changeType == "" {
+		it.fail("changeType: missing")
+	}
+	return nil
+}
+
+// itemField sorts an error from reading one of an item's own members: an
+// item-level problem is noted on the item (and a value a type error left
+// unread is skipped); anything else is returned and rejects the body.
+func (st *state) itemField(it *item, field string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var se *semErr
+	if !errors.As(err, &se) {
+		return notJSON(err)
+	}
+	it.fail("%s: %v", field, err)
+	if se.unread {
+		return st.skip(depthItem)
+	}
+	return nil
+}
+
+func notJSON(err error) error {
+	var se *jsontext.SyntacticError
+	switch {
+	case errors.As(err, &se):
+		where := ""
+		if se.JSONPointer != "" {
+			where = fmt.Sprintf(" within %q", truncPointer(string(se.JSONPointer)))
+		}
+		return fmt.Errorf("%w: %v at offset %d%s", ErrNotJSON, se.Err, se.ByteOffset, where)
+	case err == io.EOF:
+		return fmt.Errorf("%w: empty body", ErrNotJSON)
+	case err == io.ErrUnexpectedEOF:
+		return fmt.Errorf("%w: unexpected end of input", ErrNotJSON)
+	}
+	return fmt.Errorf("%w: %v", ErrNotJSON, err)
+}
+
+func truncPointer(p string) string {
+	if len(p) > 100 {
+		return p[:100] + "..."
+	}
+	return p
+}
+
+// describe names a JSON kind for a message: "a string", "an array".
+func describe(k jsontext.Kind) string {
+	switch k {
+	case '{', '[':
+		return "an " + kindName(k)
+	case 'n', 0:
+		return kindName(k)
+	}
+	return "a " + kindName(k)
+}

@@ -1,0 +1,221 @@
+package notify
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/botd/botd/internal/model"
+)
+
+// fuzzLimits are small, so that the fuzzer reaches every limit.
+var fuzzLimits = Limits{MaxDepth: 12, MaxItems: 8, MaxParticipants: 4, MaxStringLen: 256}
+
+func FuzzDecode(f *testing.F) {
+	files, _ := filepath.Glob(filepath.Join("testdata", "payloads", "*.json"))
+	if len(files) == 0 {
+		f.Fatal("no seed payloads")
+	}
+	for _, name := range files {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	for _, s := range []string{
+		``, `{}`, `[]`, `null`, `{"value":null}`, `{"value":[]}`, `{"value":{}}`, `{"value":[1,"x",null,[],{}]}`,
+		`{"value":[],"value":[]}`, `{"value":[]} {}`, "{\"value\":[\"\xff\"]}",
+		string(doc(callItem(`"state":"Established","resultInfo":{"code":-1,"subcode":2147483647}`))),
+		string(doc(rosterItem())), string(doc(rosterItem(participant(`"isMuted":"yes"`)))),
+		string(doc(`{"changeType":"updated","resource":"/app/calls/a/../b","resourceData":{}}`)),
+		string(doc(`{"changeType":"updated","resourceUrl":"/communications/calls/a/x/y","resourceData":[{"@odata.type":"#x"}]}`)),
+		string(doc(`{"changeType":"updated","resourceData":{"@odata.type":"#microsoft.graph.call","id":"a"}}`)),
+		string(doc(`{"changeType":"updated","resourceUrl":"/app/calls/a/participants","resourceData":[{"@odata.type":"#microsoft.graph.deltaParticipants","sequenceNumber":3,"participants":[{"id":"p","removedState":{"reason":"x"},"rosterSequenceNumber":3}]}]}`)),
+		`{"x":` + nest("[", "]", 11) + `,"value":[]}`,
+		`{"value":[{"changeType":"updated","resourceUrl":"/communications/calls/a","resourceData":{"@odata.type":"#microsoft.graph.call","subject":"\u00e9\ud83d\ude00\\\"\\\\"}}]}`,
+	} {
+		f.Add([]byte(s))
+	}
+	d := NewDecoder(fuzzLimits)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		orig := bytes.Clone(body)
+		b, err := d.Decode(body)
+		if !bytes.Equal(body, orig) {
+			t.Fatal("Decode modified its input")
+		}
+		if err != nil {
+			if b != nil {
+				t.Fatalf("batch %+v with error %v", b, err)
+			}
+			if !errors.Is(err, ErrNotJSON) && !errors.Is(err, ErrNotCommsNotifications) &&
+				!errors.Is(err, ErrMissingValue) && !errors.Is(err, ErrLimitExceeded) {
+				t.Fatalf("error %v wraps no sentinel", err)
+			}
+			return
+		}
+		checkBatch(t, b, countItems(t, body))
+
+		// Nothing in the batch may alias the body: overwrite it and
+		// decode the original again; the first batch must not have moved.
+		for i := range body {
+			body[i] = '"'
+		}
+		again, err := d.Decode(orig)
+		if err != nil || !reflect.DeepEqual(b, again) {
+			t.Fatalf("batch changed when its body was overwritten, or decoding is not deterministic (%v)", err)
+		}
+	})
+}
+
+// countItems counts the value array's items with encoding/json, for a body
+// Decode accepted.
+func countItems(t *testing.T, body []byte) int {
+	var top map[string]json.RawMessage // exact member names, unlike a struct
+	if err := json.Unmarshal(body, &top); err != nil {
+		t.Fatalf("Decode accepted what encoding/json rejects: %v", err)
+	}
+	var items []json.RawMessage
+	if err := json.Unmarshal(top["value"], &items); err != nil || items == nil {
+		t.Fatalf("Decode accepted a body whose value is %s", top["value"])
+	}
+	return len(items)
+}
+
+func checkBatch(t *testing.T, b *Batch, n int) {
+	if len(b.Events)+len(b.Rejected) != n {
+		t.Fatalf("%d events + %d rejected, for %d items", len(b.Events), len(b.Rejected), n)
+	}
+	seen := make([]bool, n)
+	for _, ev := range b.Events {
+		if ev.Index < 0 || ev.Index >= n || seen[ev.Index] {
+			t.Fatalf("event index %d out of range or repeated", ev.Index)
+		}
+		seen[ev.Index] = true
+		checkEvent(t, &ev)
+	}
+	for _, r := range b.Rejected {
+		if r.Index < 0 || r.Index >= n || seen[r.Index] {
+			t.Fatalf("rejected index %d out of range or repeated", r.Index)
+		}
+		seen[r.Index] = true
+		if r.Reason == "" || len(r.Reason) > 400 {
+			t.Fatalf("reason %q", r.Reason)
+		}
+	}
+}
+
+func checkEvent(t *testing.T, ev *model.Event) {
+	if ev.Kind > model.EventContentSharing {
+		t.Fatalf("event kind %d", ev.Kind)
+	}
+	switch ev.ChangeType {
+	case model.ChangeCreated, model.ChangeUpdated, model.ChangeDeleted:
+	default:
+		t.Fatalf("change type %q", ev.ChangeType)
+	}
+	checkID(t, ev.Path.CallID)
+	if ev.Path.SubID != "" {
+		checkID(t, ev.Path.SubID)
+	}
+	if ev.Path.Kind > model.ResourceContentSharing {
+		t.Fatalf("path kind %d", ev.Path.Kind)
+	}
+	has := [...]bool{
+		model.EventUnknown:        ev.Raw != nil,
+		model.EventCall:           ev.Call != nil,
+		model.EventRoster:         ev.Participants != nil,
+		model.EventRosterDelta:    ev.Delta != nil,
+		model.EventOperation:      ev.Operation != nil,
+		model.EventContentSharing: ev.Sessions != nil,
+	}
+	for k, h := range has {
+		if h != (model.EventKind(k) == ev.Kind) {
+			t.Fatalf("%v event with payload fields %v", ev.Kind, has)
+		}
+	}
+	if ev.Kind == model.EventUnknown && !json.Valid(ev.Raw) {
+		t.Fatalf("unknown event with invalid Raw %q", ev.Raw)
+	}
+	if ev.Call != nil {
+		if ev.Call.State != "" && !ev.Call.State.Valid() {
+			t.Fatalf("call state %q", ev.Call.State)
+		}
+		if ev.Call.ID != "" && ev.Call.ID != ev.Path.CallID {
+			t.Fatalf("call id %q at path call id %q", ev.Call.ID, ev.Path.CallID)
+		}
+	}
+	if op := ev.Operation; op != nil {
+		switch op.Status {
+		case "", model.OpNotStarted, model.OpRunning, model.OpCompleted, model.OpFailed:
+		default:
+			t.Fatalf("operation status %q", op.Status)
+		}
+	}
+	if n := len(ev.Participants); n > fuzzLimits.MaxParticipants {
+		t.Fatalf("%d participants", n)
+	}
+}
+
+// checkID asserts the property ParseResourcePath promises of an id.
+func checkID(t *testing.T, id string) {
+	if id == "" || len(id) > maxIDLen || strings.Contains(id, "..") || id == "." {
+		t.Fatalf("bad id %q", id)
+	}
+	for i := 0; i < len(id); i++ {
+		if !idByte(id[i]) {
+			t.Fatalf("id %q has byte %q", id, id[i])
+		}
+	}
+}
+
+func FuzzParseResourcePath(f *testing.F) {
+	for _, s := range []string{
+		"/communications/calls/2e1a0b00-2db4-4022-9570-243709c565ab",
+		"/app/calls/ab6233a5-20b7-4c5e-bea2-ce56c9776429/operations/eec3812a-fdc3-4fb4-825c-a06c9f35414e",
+		"/communications/calls/7531d31f-d10d-44de-802f-c569dbca451c/operations/participants",
+		"/communications/calls/421f4c00-4436-4c3a-9d9a-c4924cf98e67/contentsharingsessions",
+		"/app/calls/a/participants/p", "/app/calls/a/participants", "/communications/calls/a/audioRoutingGroups/g",
+		"/communications/calls/../x", "/communications/calls/a/..", "/communications/calls/%2e%2e/x", "/app/calls//x",
+		"/communications/calls/a?b", "/communications/calls/" + strings.Repeat("x", 200), "", "/", "//", "/app/calls/.",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		rp, err := ParseResourcePath(p)
+		if err != nil {
+			if rp != (model.ResourcePath{}) {
+				t.Fatalf("%+v with error %v", rp, err)
+			}
+			return
+		}
+		checkID(t, rp.CallID)
+		if strings.Contains(rp.CallID, "/") {
+			t.Fatalf("call id %q has a slash", rp.CallID)
+		}
+		if rp.SubID != "" {
+			checkID(t, rp.SubID)
+		}
+		if rp.Kind > model.ResourceContentSharing {
+			t.Fatalf("kind %d", rp.Kind)
+		}
+		// The canonical form parses back to the same path, under either
+		// prefix; an unknown shape still names its call.
+		canon, ok := canonicalPath(rp)
+		if !ok {
+			canon = "/communications/calls/" + rp.CallID
+			rp = model.ResourcePath{CallID: rp.CallID, Kind: model.ResourceCall}
+		}
+		for _, c := range []string{canon, strings.Replace(canon, "/communications/", "/app/", 1)} {
+			back, err := ParseResourcePath(c)
+			if err != nil || back != rp {
+				t.Fatalf("%q parsed to %+v; its canonical form %q parses to %+v, %v", p, rp, c, back, err)
+			}
+		}
+	})
+}

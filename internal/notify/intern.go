@@ -1,0 +1,94 @@
+package notify
+
+import (
+	"strings"
+
+	"github.com/botd/botd/internal/model"
+)
+
+// symbols holds the strings that recur in every notification: OData types
+// and enumeration values. Interning them saves an allocation per field and
+// per participant, and the constants are shared, never a slice of a body.
+// The map is built once and only read afterwards, so it needs no lock.
+var symbols = func() map[string]string {
+	m := map[string]string{}
+	for _, s := range []string{
+		model.ODataCommsNotifications, model.ODataCommsNotification,
+		model.ODataCall, model.ODataParticipant, model.ODataParticipantInfo,
+		model.ODataDeltaParticipants, model.ODataInvitationParticipant,
+		model.ODataIdentitySet, model.ODataIdentity, model.ODataMediaStream,
+		model.ODataContentSharingSession, model.ODataChatInfo,
+		model.ODataOrganizerMeetingInfo, model.ODataJoinMeetingIDMeetingInfo,
+		model.ODataServiceHostedMediaConfig, model.ODataAppHostedMediaConfig,
+		model.ODataOutgoingCallOptions, model.ODataIncomingCallOptions,
+		model.ODataResultInfo, model.ODataInviteParticipantsOp,
+		model.ODataCommsOperation,
+		// Other commsOperation subtypes Graph reports through notifications.
+		"#microsoft.graph.addLargeGalleryViewOperation",
+		"#microsoft.graph.cancelMediaProcessingOperation",
+		"#microsoft.graph.muteParticipantOperation",
+		"#microsoft.graph.playPromptOperation",
+		"#microsoft.graph.recordOperation",
+		"#microsoft.graph.sendDtmfTonesOperation",
+		"#microsoft.graph.startHoldMusicOperation",
+		"#microsoft.graph.stopHoldMusicOperation",
+		"#microsoft.graph.subscribeToToneOperation",
+		"#microsoft.graph.unmuteParticipantOperation",
+		"#microsoft.graph.updateRecordingStatusOperation",
+		"#microsoft.graph.communicationsIdentitySet",
+		"#microsoft.graph.communicationsUserIdentity",
+		"#microsoft.graph.communicationsApplicationIdentity",
+		"#microsoft.graph.communicationsApplicationInstanceIdentity",
+		"#microsoft.graph.communicationsGuestIdentity",
+		"#microsoft.graph.communicationsPhoneIdentity",
+		"#microsoft.graph.communicationsEncryptedIdentity",
+		"#microsoft.graph.mediaInfo",
+		"#microsoft.graph.removedState",
+		// changeType, callState, operationStatus.
+		string(model.ChangeCreated), string(model.ChangeUpdated), string(model.ChangeDeleted),
+		string(model.OpNotStarted), string(model.OpRunning), string(model.OpCompleted), string(model.OpFailed),
+		// mediaType, mediaDirection, callDirection, modality.
+		"audio", "video", "videoBasedScreenSharing", "data", "unknown", "unknownFutureValue",
+		"inactive", "sendOnly", "receiveOnly", "sendReceive",
+		"incoming", "outgoing",
+		// endpointType.
+		"default", "voicemail", "skypeForBusiness", "skypeForBusinessVoipPhone",
+		// identityProvider, and the commonest languageId values.
+		"AAD", "MSA", "None", "en-US", "en-GB",
+	} {
+		m[s] = s
+	}
+	for _, s := range model.CallStates {
+		m[string(s)] = string(s)
+	}
+	return m
+}()
+
+// enumFold returns the member of set equal to s ignoring case, or false.
+// Graph documents enumeration values in camelCase but capitalises some in
+// responses ("Running"); botd stores the documented spelling.
+func enumFold[T ~string](s string, set []T) (T, bool) {
+	for _, v := range set {
+		if string(v) == s {
+			return v, true
+		}
+	}
+	for _, v := range set {
+		if strings.EqualFold(string(v), s) {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+var (
+	changeTypes = []model.ChangeType{model.ChangeCreated, model.ChangeUpdated, model.ChangeDeleted}
+	opStatuses  = []model.OperationStatus{model.OpNotStarted, model.OpRunning, model.OpCompleted, model.OpFailed}
+)
+
+// isOperationType reports whether an @odata.type names commsOperation or one
+// of its subtypes, all of which end in "Operation".
+func isOperationType(t string) bool {
+	const ns = "#microsoft.graph."
+	return strings.HasPrefix(t, ns) && len(t) > len(ns)+len("Operation") && strings.HasSuffix(t, "Operation")
+}

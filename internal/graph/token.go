@@ -1,0 +1,67 @@
+package graph
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
+)
+
+// fetchingSource fetches a new token on every call, counting fetches and
+// failures and turning failures into *TokenError. It sits under an
+// oauth2.ReuseTokenSource, which calls it only when the cached token has
+// expired (or is within oauth2's early-expiry margin), so Graph requests do
+// not each cost a token request.
+type fetchingSource struct {
+	cc  *clientcredentials.Config
+	ctx context.Context // carries the token HTTP client (oauth2.HTTPClient)
+	m   *metrics
+	log zerolog.Logger
+}
+
+func (s *fetchingSource) Token() (*oauth2.Token, error) {
+	s.m.tokenFetches.Inc()
+	tok, err := s.cc.Token(s.ctx)
+	if err != nil {
+		s.m.tokenErrors.Inc()
+		te := &TokenError{Err: err}
+		var re *oauth2.RetrieveError
+		if errors.As(err, &re) {
+			te.Code, te.Description = re.ErrorCode, re.ErrorDescription
+			if re.Response != nil {
+				te.StatusCode = re.Response.StatusCode
+			}
+			// RetrieveError's text carries the raw response body; keep
+			// only what TokenError chooses to print.
+			te.Err = errors.New("token endpoint refused the request")
+		}
+		s.log.Debug().Int("status", te.StatusCode).Str("code", te.Code).Msg("token fetch failed")
+		return nil, te
+	}
+	s.log.Debug().Time("expiry", tok.Expiry).Msg("token fetched")
+	return tok, nil
+}
+
+// CheckToken reports whether an access token can be had, for readiness. It
+// uses the client's cached token source, so it costs a token request only
+// when the cached token has expired. It returns when ctx ends even if the
+// token endpoint is slow (the fetch itself is bounded by RequestTimeout).
+func (c *Client) CheckToken(ctx context.Context) error {
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.tokens.Token()
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("check token: %w", err)
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("check token: %w", ctx.Err())
+	}
+}

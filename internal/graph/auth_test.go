@@ -12,12 +12,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/botd/botd/internal/fakegraph"
+	"github.com/botd/botd/internal/emulator"
 	"github.com/botd/botd/internal/model"
 )
 
 func TestTokenFetchedOnceForManyRequests(t *testing.T) {
-	e := newEnv(t, fakegraph.Options{})
+	e := newEnv(t, emulator.Options{})
 	id := e.fg.PutCall(model.Call{State: model.StateEstablished})
 	for range 50 {
 		if _, err := e.c.KeepAlive(bg, id); err != nil {
@@ -45,7 +45,7 @@ func TestTokenFetchedOnceForManyRequests(t *testing.T) {
 
 	// The token request is client credentials with the Graph .default
 	// scope of the cloud, the secret in the form body.
-	tr := e.fg.Requests(fakegraph.RouteToken)[0]
+	tr := e.fg.Requests(emulator.RouteToken)[0]
 	form, err := url.ParseQuery(string(tr.Body))
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +66,7 @@ func TestTokenFetchedOnceForManyRequests(t *testing.T) {
 // the cached token expired and fetches a new one — without waiting on a
 // clock.
 func TestTokenRefetchedAfterExpiry(t *testing.T) {
-	e := newEnv(t, fakegraph.Options{TokenTTL: time.Second})
+	e := newEnv(t, emulator.Options{TokenTTL: time.Second})
 	id := e.fg.PutCall(model.Call{State: model.StateEstablished})
 	for range 3 {
 		if _, err := e.c.KeepAlive(bg, id); err != nil {
@@ -82,7 +82,7 @@ func TestTokenRefetchedAfterExpiry(t *testing.T) {
 }
 
 func TestTokenRevokedServerSideIs401(t *testing.T) {
-	e := newEnv(t, fakegraph.Options{})
+	e := newEnv(t, emulator.Options{})
 	id := e.fg.PutCall(model.Call{State: model.StateEstablished})
 	if _, err := e.c.KeepAlive(bg, id); err != nil {
 		t.Fatal(err)
@@ -96,7 +96,7 @@ func TestTokenRevokedServerSideIs401(t *testing.T) {
 }
 
 func TestTokenEndpointRefusesCredentials(t *testing.T) {
-	e := newEnv(t, fakegraph.Options{}, func(c *Config) { c.ClientSecret = "wrong-secret" })
+	e := newEnv(t, emulator.Options{}, func(c *Config) { c.ClientSecret = "wrong-secret" })
 	_, meta, err := e.c.CreateCall(bg, validCall())
 	var te *TokenError
 	if !errors.As(err, &te) {
@@ -123,8 +123,8 @@ func TestTokenEndpointRefusesCredentials(t *testing.T) {
 }
 
 func TestTokenEndpointDownIsRetriedBounded(t *testing.T) {
-	e := newEnv(t, fakegraph.Options{}, func(c *Config) { c.MaxRetries = 3 })
-	e.fg.SetFault(fakegraph.RouteToken, &fakegraph.Fault{Status: http.StatusInternalServerError})
+	e := newEnv(t, emulator.Options{}, func(c *Config) { c.MaxRetries = 3 })
+	e.fg.SetFault(emulator.RouteToken, &emulator.Fault{Status: http.StatusInternalServerError})
 	_, meta, err := e.c.CreateCall(bg, validCall())
 	var te *TokenError
 	if !errors.As(err, &te) || te.StatusCode != http.StatusInternalServerError {
@@ -147,14 +147,14 @@ func TestTokenEndpointDownIsRetriedBounded(t *testing.T) {
 	}
 
 	// The endpoint recovers: the next call fetches a token and succeeds.
-	e.fg.SetFault(fakegraph.RouteToken, nil)
+	e.fg.SetFault(emulator.RouteToken, nil)
 	if _, _, err := e.c.CreateCall(bg, validCall()); err != nil {
 		t.Fatalf("after recovery: %v", err)
 	}
 }
 
 func TestCheckToken(t *testing.T) {
-	e := newEnv(t, fakegraph.Options{})
+	e := newEnv(t, emulator.Options{})
 	if err := e.c.CheckToken(bg); err != nil {
 		t.Fatal(err)
 	}
@@ -165,15 +165,15 @@ func TestCheckToken(t *testing.T) {
 		t.Errorf("token fetches = %d, want 1 (cached)", n)
 	}
 
-	bad := newEnv(t, fakegraph.Options{}, func(c *Config) { c.ClientID = "someone-else" })
+	bad := newEnv(t, emulator.Options{}, func(c *Config) { c.ClientID = "someone-else" })
 	err := bad.c.CheckToken(bg)
 	var te *TokenError
 	if !errors.As(err, &te) || te.Code != "unauthorized_client" {
 		t.Errorf("CheckToken = %v, want unauthorized_client", err)
 	}
 
-	slow := newEnv(t, fakegraph.Options{})
-	slow.fg.SetFault(fakegraph.RouteToken, &fakegraph.Fault{Delay: time.Minute})
+	slow := newEnv(t, emulator.Options{})
+	slow.fg.SetFault(emulator.RouteToken, &emulator.Fault{Delay: time.Minute})
 	ctx, cancel := context.WithCancel(bg)
 	cancel()
 	if err := slow.c.CheckToken(ctx); !errors.Is(err, context.Canceled) {
@@ -185,19 +185,19 @@ func TestCheckToken(t *testing.T) {
 // logging and checks neither the client secret nor the bearer token
 // reaches the log.
 func TestSecretsNeverLogged(t *testing.T) {
-	e := newEnv(t, fakegraph.Options{ClientSecret: "s3cr3t-value"})
+	e := newEnv(t, emulator.Options{ClientSecret: "s3cr3t-value"})
 	call, _, err := e.c.CreateCall(bg, validCall())
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, _, _ = e.c.Invite(bg, call.ID, inviteSeeds[1].req())
-	e.fg.Script(fakegraph.RouteGetCall, fakegraph.Fault{Status: 429, RetryAfter: "0"}, fakegraph.Fault{Status: 400})
+	e.fg.Script(emulator.RouteGetCall, emulator.Fault{Status: 429, RetryAfter: "0"}, emulator.Fault{Status: 400})
 	_, _, _ = e.c.GetCall(bg, call.ID)
 
-	bad := newEnv(t, fakegraph.Options{}, func(c *Config) { c.ClientSecret = "wrong-s3cr3t" })
+	bad := newEnv(t, emulator.Options{}, func(c *Config) { c.ClientSecret = "wrong-s3cr3t" })
 	_, _, _ = bad.c.CreateCall(bg, validCall())
 
-	token := strings.TrimPrefix(lastRequest(t, e.fg, fakegraph.RouteCreateCall).Header.Get("Authorization"), "Bearer ")
+	token := strings.TrimPrefix(lastRequest(t, e.fg, emulator.RouteCreateCall).Header.Get("Authorization"), "Bearer ")
 	logs := e.logs.String() + bad.logs.String()
 	for _, secret := range []string{"s3cr3t-value", "wrong-s3cr3t", token} {
 		if secret == "" || strings.Contains(logs, secret) {

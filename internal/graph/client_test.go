@@ -20,14 +20,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rs/zerolog"
 
-	"github.com/botd/botd/internal/fakegraph"
+	"github.com/botd/botd/internal/emulator"
 	"github.com/botd/botd/internal/model"
 )
 
 var bg = context.Background()
 
 func TestAnswerRejectRedirectTransfer(t *testing.T) {
-	e := newEnv(t, fakegraph.Options{})
+	e := newEnv(t, emulator.Options{})
 
 	t.Run("answer", func(t *testing.T) {
 		id := e.fg.PutCall(model.Call{ID: "57dab8b1-894c-409a-b240-bd8beae78896", State: model.StateIncoming})
@@ -44,7 +44,7 @@ func TestAnswerRejectRedirectTransfer(t *testing.T) {
 		if meta.StatusCode != http.StatusAccepted {
 			t.Errorf("status %d, want 202", meta.StatusCode)
 		}
-		req := lastRequest(t, e.fg, fakegraph.RouteAnswer)
+		req := lastRequest(t, e.fg, emulator.RouteAnswer)
 		// The request of Graph's call-answer page.
 		assertJSONEquivalent(t, []byte(`{
 		  "callbackUri": "https://bot.contoso.com/api/calls",
@@ -69,7 +69,7 @@ func TestAnswerRejectRedirectTransfer(t *testing.T) {
 		if meta.StatusCode != http.StatusAccepted {
 			t.Errorf("status %d", meta.StatusCode)
 		}
-		assertJSONEquivalent(t, []byte(`{"reason":"busy"}`), lastRequest(t, e.fg, fakegraph.RouteReject).Body)
+		assertJSONEquivalent(t, []byte(`{"reason":"busy"}`), lastRequest(t, e.fg, emulator.RouteReject).Body)
 		if c, _ := e.fg.Call(id); c.State != model.StateTerminated {
 			t.Errorf("fake call state %q, want terminated", c.State)
 		}
@@ -90,7 +90,7 @@ func TestAnswerRejectRedirectTransfer(t *testing.T) {
 		    "identity": {"@odata.type": "#microsoft.graph.identitySet",
 		      "phone": {"@odata.type": "#microsoft.graph.identity", "id": "+12345678901"}}}],
 		  "callbackUri": "https://bot.contoso.com/api/calls/24701998-1a73-4d42-8085-bf46ed0ae039"}`),
-			lastRequest(t, e.fg, fakegraph.RouteRedirect).Body)
+			lastRequest(t, e.fg, emulator.RouteRedirect).Body)
 	})
 
 	t.Run("transfer", func(t *testing.T) {
@@ -110,7 +110,7 @@ func TestAnswerRejectRedirectTransfer(t *testing.T) {
 		  "@odata.type": "#microsoft.graph.invitationParticipantInfo", "endpointType": "default",
 		  "identity": {"@odata.type": "#microsoft.graph.identitySet",
 		    "user": {"@odata.type": "#microsoft.graph.identity", "id": "550fae72-d251-43ec-868c-373732c2704f", "displayName": "Heidi Steen"}},
-		  "replacesCallId": "e5d39592-99bd-4db8-bca8-30fb894ec51d"}}`), lastRequest(t, e.fg, fakegraph.RouteTransfer).Body)
+		  "replacesCallId": "e5d39592-99bd-4db8-bca8-30fb894ec51d"}}`), lastRequest(t, e.fg, emulator.RouteTransfer).Body)
 		if c, _ := e.fg.Call(id); c.State != model.StateTransferring {
 			t.Errorf("fake call state %q, want transferring", c.State)
 		}
@@ -130,7 +130,7 @@ func TestAnswerRejectRedirectTransfer(t *testing.T) {
 	})
 }
 
-func lastRequest(t *testing.T, fg *fakegraph.Server, r fakegraph.Route) fakegraph.Request {
+func lastRequest(t *testing.T, fg *emulator.Server, r emulator.Route) emulator.Request {
 	t.Helper()
 	rs := fg.Requests(r)
 	if len(rs) == 0 {
@@ -140,7 +140,7 @@ func lastRequest(t *testing.T, fg *fakegraph.Server, r fakegraph.Route) fakegrap
 }
 
 func TestKeepAliveHangupGetCall(t *testing.T) {
-	e := newEnv(t, fakegraph.Options{})
+	e := newEnv(t, emulator.Options{})
 	call, _, err := e.c.CreateCall(bg, validCall())
 	if err != nil {
 		t.Fatal(err)
@@ -150,7 +150,7 @@ func TestKeepAliveHangupGetCall(t *testing.T) {
 	if err != nil || meta.StatusCode != http.StatusOK {
 		t.Fatalf("KeepAlive = %+v, %v", meta, err)
 	}
-	ka := lastRequest(t, e.fg, fakegraph.RouteKeepAlive)
+	ka := lastRequest(t, e.fg, emulator.RouteKeepAlive)
 	if len(ka.Body) != 0 || ka.Method != http.MethodPost || ka.Header.Get("Content-Type") != "" {
 		t.Errorf("keepAlive sent %s with body %q content-type %q, want an empty POST", ka.Method, ka.Body, ka.Header.Get("Content-Type"))
 	}
@@ -167,7 +167,7 @@ func TestKeepAliveHangupGetCall(t *testing.T) {
 	if err != nil || meta.StatusCode != http.StatusNoContent {
 		t.Fatalf("Hangup = %+v, %v", meta, err)
 	}
-	if req := lastRequest(t, e.fg, fakegraph.RouteDeleteCall); req.Method != http.MethodDelete {
+	if req := lastRequest(t, e.fg, emulator.RouteDeleteCall); req.Method != http.MethodDelete {
 		t.Errorf("hangup sent %s", req.Method)
 	}
 	if c, _ := e.fg.Call(call.ID); c.State != model.StateTerminated {
@@ -180,7 +180,7 @@ func TestKeepAliveHangupGetCall(t *testing.T) {
 	if !errors.As(err, &ae) || ae.StatusCode != http.StatusNotFound || ae.Code != "itemNotFound" {
 		t.Fatalf("KeepAlive after hangup: %v, want 404 itemNotFound", err)
 	}
-	if n := len(e.fg.Requests(fakegraph.RouteKeepAlive)); n != 2 {
+	if n := len(e.fg.Requests(emulator.RouteKeepAlive)); n != 2 {
 		t.Errorf("keepAlive requests = %d, want 2 (404 not retried)", n)
 	}
 	if Retryable(err) {
@@ -189,7 +189,7 @@ func TestKeepAliveHangupGetCall(t *testing.T) {
 }
 
 func TestListParticipantsFollowsNextLink(t *testing.T) {
-	e := newEnv(t, fakegraph.Options{PageSize: 2})
+	e := newEnv(t, emulator.Options{PageSize: 2})
 	id := e.fg.PutCall(model.Call{State: model.StateEstablished})
 	var roster []model.Participant
 	for i := range 5 {
@@ -210,7 +210,7 @@ func TestListParticipantsFollowsNextLink(t *testing.T) {
 			t.Errorf("participant %d = %q", i, p.ID)
 		}
 	}
-	reqs := e.fg.Requests(fakegraph.RouteListParticipants)
+	reqs := e.fg.Requests(emulator.RouteListParticipants)
 	if len(reqs) != 3 || meta.Attempts != 3 {
 		t.Fatalf("%d page requests, meta.Attempts %d, want 3", len(reqs), meta.Attempts)
 	}
@@ -222,9 +222,9 @@ func TestListParticipantsFollowsNextLink(t *testing.T) {
 }
 
 func TestListParticipantsRefusesForeignNextLink(t *testing.T) {
-	e := newEnv(t, fakegraph.Options{})
+	e := newEnv(t, emulator.Options{})
 	id := e.fg.PutCall(model.Call{State: model.StateEstablished})
-	e.fg.Script(fakegraph.RouteListParticipants, fakegraph.Fault{Status: http.StatusOK,
+	e.fg.Script(emulator.RouteListParticipants, emulator.Fault{Status: http.StatusOK,
 		Body: []byte(`{"value":[{"id":"p0"}],"@odata.nextLink":"https://evil.example/v1.0/communications/calls/x/participants?$skiptoken=1"}`)})
 	_, _, err := e.c.ListParticipants(bg, id)
 	if err == nil || !strings.Contains(err.Error(), "nextLink") {
@@ -236,7 +236,7 @@ func TestListParticipantsRefusesForeignNextLink(t *testing.T) {
 }
 
 func TestGetOperation(t *testing.T) {
-	e := newEnv(t, fakegraph.Options{})
+	e := newEnv(t, emulator.Options{})
 	id := e.fg.PutCall(model.Call{State: model.StateEstablished})
 	op, _, err := e.c.Invite(bg, id, validInvite())
 	if err != nil {
@@ -250,7 +250,7 @@ func TestGetOperation(t *testing.T) {
 		t.Errorf("GetOperation = %+v", got)
 	}
 	// A completed one, capitalised as Graph sometimes does.
-	e.fg.Script(fakegraph.RouteGetOperation, fakegraph.Fault{Status: http.StatusOK,
+	e.fg.Script(emulator.RouteGetOperation, emulator.Fault{Status: http.StatusOK,
 		Body: []byte(`{"@odata.type":"#microsoft.graph.commsOperation","id":"` + op.ID + `","status":"Completed","resultInfo":{"code":200,"subcode":0}}`)})
 	got, _, err = e.c.GetOperation(bg, id, op.ID)
 	if err != nil {
@@ -265,13 +265,13 @@ func TestGetOperation(t *testing.T) {
 }
 
 func TestPathIDsAreEscaped(t *testing.T) {
-	e := newEnv(t, fakegraph.Options{})
+	e := newEnv(t, emulator.Options{})
 	id := "abc def?x=1#y%"
 	e.fg.PutCall(model.Call{ID: id, State: model.StateEstablished})
 	if _, _, err := e.c.GetCall(bg, id); err != nil {
 		t.Fatal(err)
 	}
-	req := lastRequest(t, e.fg, fakegraph.RouteGetCall)
+	req := lastRequest(t, e.fg, emulator.RouteGetCall)
 	if req.CallID != id {
 		t.Errorf("fake saw id %q, want %q", req.CallID, id)
 	}
@@ -281,7 +281,7 @@ func TestPathIDsAreEscaped(t *testing.T) {
 }
 
 func TestClientRequestID(t *testing.T) {
-	e := newEnv(t, fakegraph.Options{})
+	e := newEnv(t, emulator.Options{})
 	seen := map[string]bool{}
 	for range 10 {
 		call, meta, err := e.c.CreateCall(bg, validCall())
@@ -295,7 +295,7 @@ func TestClientRequestID(t *testing.T) {
 			t.Fatalf("client-request-id %q reused", meta.ClientRequestID)
 		}
 		seen[meta.ClientRequestID] = true
-		req := lastRequest(t, e.fg, fakegraph.RouteCreateCall)
+		req := lastRequest(t, e.fg, emulator.RouteCreateCall)
 		if req.ClientRequestID != meta.ClientRequestID {
 			t.Errorf("sent %q, Meta says %q", req.ClientRequestID, meta.ClientRequestID)
 		}
@@ -321,9 +321,9 @@ func TestClientRequestID(t *testing.T) {
 // TestRetry429RetryAfterThenSuccess: invite is a POST, and a 429 means
 // Graph did not process it, so it is resent after the Retry-After wait.
 func TestRetry429RetryAfterThenSuccess(t *testing.T) {
-	e := newEnv(t, fakegraph.Options{})
+	e := newEnv(t, emulator.Options{})
 	id := e.fg.PutCall(model.Call{State: model.StateEstablished})
-	e.fg.Script(fakegraph.RouteInvite, fakegraph.Fault{Status: http.StatusTooManyRequests, RetryAfter: "1"})
+	e.fg.Script(emulator.RouteInvite, emulator.Fault{Status: http.StatusTooManyRequests, RetryAfter: "1"})
 
 	op, meta, err := e.c.Invite(bg, id, validInvite())
 	if err != nil {
@@ -335,7 +335,7 @@ func TestRetry429RetryAfterThenSuccess(t *testing.T) {
 	if w := e.sleeps.waits(); len(w) != 1 || w[0] != time.Second {
 		t.Errorf("waits = %v, want [1s] from Retry-After", w)
 	}
-	reqs := e.fg.Requests(fakegraph.RouteInvite)
+	reqs := e.fg.Requests(emulator.RouteInvite)
 	if len(reqs) != 2 || reqs[0].ClientRequestID != reqs[1].ClientRequestID || reqs[0].ClientRequestID != meta.ClientRequestID {
 		t.Errorf("requests %d; a retry keeps the call's client-request-id", len(reqs))
 	}
@@ -356,10 +356,10 @@ func TestRetry429RetryAfterThenSuccess(t *testing.T) {
 }
 
 func TestRetryAfterHTTPDate(t *testing.T) {
-	e := newEnv(t, fakegraph.Options{})
+	e := newEnv(t, emulator.Options{})
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	e.c.now = func() time.Time { return now }
-	e.fg.Script(fakegraph.RouteGetCall, fakegraph.Fault{Status: http.StatusServiceUnavailable,
+	e.fg.Script(emulator.RouteGetCall, emulator.Fault{Status: http.StatusServiceUnavailable,
 		RetryAfter: now.Add(3 * time.Second).Format(http.TimeFormat)})
 	id := e.fg.PutCall(model.Call{State: model.StateEstablished})
 	if _, _, err := e.c.GetCall(bg, id); err != nil {
@@ -371,8 +371,8 @@ func TestRetryAfterHTTPDate(t *testing.T) {
 }
 
 func TestRetry503ThenSuccess(t *testing.T) {
-	e := newEnv(t, fakegraph.Options{})
-	e.fg.Script(fakegraph.RouteCreateCall, fakegraph.Fault{Status: http.StatusServiceUnavailable})
+	e := newEnv(t, emulator.Options{})
+	e.fg.Script(emulator.RouteCreateCall, emulator.Fault{Status: http.StatusServiceUnavailable})
 	call, meta, err := e.c.CreateCall(bg, validCall())
 	if err != nil {
 		t.Fatal(err)
@@ -393,12 +393,12 @@ func TestRetry503ThenSuccess(t *testing.T) {
 }
 
 func TestBackoffGrowsAndIsCapped(t *testing.T) {
-	e := newEnv(t, fakegraph.Options{}, func(c *Config) {
+	e := newEnv(t, emulator.Options{}, func(c *Config) {
 		c.MaxRetries = 8
 		c.BackoffInitial = 10 * time.Millisecond
 		c.BackoffMax = 40 * time.Millisecond
 	})
-	e.fg.SetFault(fakegraph.RouteGetCall, &fakegraph.Fault{Status: http.StatusServiceUnavailable})
+	e.fg.SetFault(emulator.RouteGetCall, &emulator.Fault{Status: http.StatusServiceUnavailable})
 	_, meta, err := e.c.GetCall(bg, "any")
 	if err == nil || meta.Attempts != 9 {
 		t.Fatalf("err %v after %d attempts, want failure after 9", err, meta.Attempts)
@@ -418,8 +418,8 @@ func TestBackoffGrowsAndIsCapped(t *testing.T) {
 }
 
 func TestBadRequestNotRetried(t *testing.T) {
-	e := newEnv(t, fakegraph.Options{})
-	e.fg.Script(fakegraph.RouteCreateCall, fakegraph.Fault{Status: http.StatusBadRequest, Code: "BadRequest"})
+	e := newEnv(t, emulator.Options{})
+	e.fg.Script(emulator.RouteCreateCall, emulator.Fault{Status: http.StatusBadRequest, Code: "BadRequest"})
 	_, meta, err := e.c.CreateCall(bg, validCall())
 	var ae *APIError
 	if !errors.As(err, &ae) {
@@ -429,7 +429,7 @@ func TestBadRequestNotRetried(t *testing.T) {
 		ae.ClientRequestID != meta.ClientRequestID || ae.Date == "" {
 		t.Errorf("APIError = %+v, meta %+v", ae, meta)
 	}
-	if n := len(e.fg.Requests(fakegraph.RouteCreateCall)); n != 1 || meta.Attempts != 1 {
+	if n := len(e.fg.Requests(emulator.RouteCreateCall)); n != 1 || meta.Attempts != 1 {
 		t.Errorf("%d requests / %d attempts, want 1", n, meta.Attempts)
 	}
 	if len(e.sleeps.waits()) != 0 || Retryable(err) {
@@ -441,10 +441,10 @@ func TestBadRequestNotRetried(t *testing.T) {
 }
 
 func TestTimeoutOnPostIsOutcomeUnknown(t *testing.T) {
-	e := newEnv(t, fakegraph.Options{}, func(c *Config) { c.RequestTimeout = 100 * time.Millisecond })
+	e := newEnv(t, emulator.Options{}, func(c *Config) { c.RequestTimeout = 100 * time.Millisecond })
 	id := e.fg.PutCall(model.Call{State: model.StateEstablished})
 	// The fake holds the answer far longer than the attempt deadline.
-	e.fg.Script(fakegraph.RouteInvite, fakegraph.Fault{Delay: time.Minute})
+	e.fg.Script(emulator.RouteInvite, emulator.Fault{Delay: time.Minute})
 
 	_, meta, err := e.c.Invite(bg, id, validInvite())
 	if !errors.Is(err, ErrOutcomeUnknown) {
@@ -457,7 +457,7 @@ func TestTimeoutOnPostIsOutcomeUnknown(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("cause lost: %v", err)
 	}
-	if n := len(e.fg.Requests(fakegraph.RouteInvite)); n != 1 {
+	if n := len(e.fg.Requests(emulator.RouteInvite)); n != 1 {
 		t.Errorf("fake recorded %d invite requests, want exactly 1", n)
 	}
 	if Retryable(err) {
@@ -472,9 +472,9 @@ func TestTimeoutOnPostIsOutcomeUnknown(t *testing.T) {
 }
 
 func Test504OnPostIsOutcomeUnknown(t *testing.T) {
-	e := newEnv(t, fakegraph.Options{})
+	e := newEnv(t, emulator.Options{})
 	// Graph created the call, but the gateway answered 504.
-	e.fg.Script(fakegraph.RouteCreateCall, fakegraph.Fault{Status: http.StatusGatewayTimeout, Apply: true})
+	e.fg.Script(emulator.RouteCreateCall, emulator.Fault{Status: http.StatusGatewayTimeout, Apply: true})
 	_, _, err := e.c.CreateCall(bg, validCall())
 	if !errors.Is(err, ErrOutcomeUnknown) {
 		t.Fatalf("err = %v, want ErrOutcomeUnknown", err)
@@ -483,7 +483,7 @@ func Test504OnPostIsOutcomeUnknown(t *testing.T) {
 	if !errors.As(err, &ae) || ae.StatusCode != http.StatusGatewayTimeout {
 		t.Errorf("504 APIError not wrapped: %v", err)
 	}
-	if n := len(e.fg.Requests(fakegraph.RouteCreateCall)); n != 1 {
+	if n := len(e.fg.Requests(emulator.RouteCreateCall)); n != 1 {
 		t.Errorf("fake recorded %d create requests, want 1 (not resent)", n)
 	}
 	if n := len(e.fg.Calls()); n != 1 {
@@ -492,9 +492,9 @@ func Test504OnPostIsOutcomeUnknown(t *testing.T) {
 }
 
 func Test504OnGetIsRetried(t *testing.T) {
-	e := newEnv(t, fakegraph.Options{})
+	e := newEnv(t, emulator.Options{})
 	id := e.fg.PutCall(model.Call{State: model.StateEstablished})
-	e.fg.Script(fakegraph.RouteGetCall, fakegraph.Fault{Status: http.StatusGatewayTimeout})
+	e.fg.Script(emulator.RouteGetCall, emulator.Fault{Status: http.StatusGatewayTimeout})
 	_, meta, err := e.c.GetCall(bg, id)
 	if err != nil || meta.Attempts != 2 {
 		t.Fatalf("GetCall: %v after %d attempts", err, meta.Attempts)
@@ -505,9 +505,9 @@ func Test504OnGetIsRetried(t *testing.T) {
 }
 
 func TestTimeoutOnIdempotentIsRetried(t *testing.T) {
-	e := newEnv(t, fakegraph.Options{}, func(c *Config) { c.RequestTimeout = 100 * time.Millisecond })
+	e := newEnv(t, emulator.Options{}, func(c *Config) { c.RequestTimeout = 100 * time.Millisecond })
 	id := e.fg.PutCall(model.Call{State: model.StateEstablished})
-	e.fg.Script(fakegraph.RouteKeepAlive, fakegraph.Fault{Delay: time.Minute})
+	e.fg.Script(emulator.RouteKeepAlive, emulator.Fault{Delay: time.Minute})
 	meta, err := e.c.KeepAlive(bg, id)
 	if err != nil || meta.Attempts != 2 {
 		t.Fatalf("KeepAlive: %v after %d attempts", err, meta.Attempts)
@@ -518,16 +518,16 @@ func TestTimeoutOnIdempotentIsRetried(t *testing.T) {
 }
 
 func TestRetriesStopAtMaxRetries(t *testing.T) {
-	e := newEnv(t, fakegraph.Options{}, func(c *Config) { c.MaxRetries = 3 })
+	e := newEnv(t, emulator.Options{}, func(c *Config) { c.MaxRetries = 3 })
 	id := e.fg.PutCall(model.Call{State: model.StateEstablished})
-	e.fg.SetFault(fakegraph.RouteInvite, &fakegraph.Fault{Status: http.StatusTooManyRequests, RetryAfter: "0"})
+	e.fg.SetFault(emulator.RouteInvite, &emulator.Fault{Status: http.StatusTooManyRequests, RetryAfter: "0"})
 	_, meta, err := e.c.Invite(bg, id, validInvite())
 	var ae *APIError
 	if !errors.As(err, &ae) || ae.StatusCode != http.StatusTooManyRequests {
 		t.Fatalf("err = %v, want the last 429", err)
 	}
-	if meta.Attempts != 4 || len(e.fg.Requests(fakegraph.RouteInvite)) != 4 {
-		t.Errorf("attempts %d, requests %d, want 4", meta.Attempts, len(e.fg.Requests(fakegraph.RouteInvite)))
+	if meta.Attempts != 4 || len(e.fg.Requests(emulator.RouteInvite)) != 4 {
+		t.Errorf("attempts %d, requests %d, want 4", meta.Attempts, len(e.fg.Requests(emulator.RouteInvite)))
 	}
 	if !Retryable(err) {
 		t.Error("a 429 is retryable later")
@@ -536,8 +536,8 @@ func TestRetriesStopAtMaxRetries(t *testing.T) {
 
 func TestRetriesStopWithinBudget(t *testing.T) {
 	t.Run("Retry-After beyond the budget", func(t *testing.T) {
-		e := newEnv(t, fakegraph.Options{}, func(c *Config) { c.RetryBudget = 10 * time.Second })
-		e.fg.Script(fakegraph.RouteCreateCall, fakegraph.Fault{Status: http.StatusTooManyRequests, RetryAfter: "60"})
+		e := newEnv(t, emulator.Options{}, func(c *Config) { c.RetryBudget = 10 * time.Second })
+		e.fg.Script(emulator.RouteCreateCall, emulator.Fault{Status: http.StatusTooManyRequests, RetryAfter: "60"})
 		_, meta, err := e.c.CreateCall(bg, validCall())
 		var ae *APIError
 		if !errors.As(err, &ae) || ae.RetryAfter != time.Minute {
@@ -548,7 +548,7 @@ func TestRetriesStopWithinBudget(t *testing.T) {
 		}
 	})
 	t.Run("waits add up to the budget", func(t *testing.T) {
-		e := newEnv(t, fakegraph.Options{}, func(c *Config) {
+		e := newEnv(t, emulator.Options{}, func(c *Config) {
 			c.RetryBudget = 30 * time.Second
 			c.MaxRetries = 50
 		})
@@ -561,7 +561,7 @@ func TestRetriesStopWithinBudget(t *testing.T) {
 			now = now.Add(d)
 			return nil
 		}
-		e.fg.SetFault(fakegraph.RouteGetCall, &fakegraph.Fault{Status: http.StatusServiceUnavailable, RetryAfter: "10"})
+		e.fg.SetFault(emulator.RouteGetCall, &emulator.Fault{Status: http.StatusServiceUnavailable, RetryAfter: "10"})
 		_, meta, err := e.c.GetCall(bg, "x")
 		if err == nil {
 			t.Fatal("want failure")
@@ -574,13 +574,13 @@ func TestRetriesStopWithinBudget(t *testing.T) {
 }
 
 func TestContextCancelStopsRetries(t *testing.T) {
-	e := newEnv(t, fakegraph.Options{})
+	e := newEnv(t, emulator.Options{})
 	ctx, cancel := context.WithCancel(bg)
 	e.c.sleep = func(ctx context.Context, d time.Duration) error {
 		cancel()
 		return ctx.Err()
 	}
-	e.fg.SetFault(fakegraph.RouteGetCall, &fakegraph.Fault{Status: http.StatusServiceUnavailable})
+	e.fg.SetFault(emulator.RouteGetCall, &emulator.Fault{Status: http.StatusServiceUnavailable})
 	_, meta, err := e.c.GetCall(ctx, "x")
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
@@ -603,7 +603,7 @@ func TestConnectionRefused(t *testing.T) {
 	}
 	dead := "http://" + l.Addr().String() + "/v1.0"
 	l.Close()
-	e := newEnv(t, fakegraph.Options{}, func(c *Config) { c.BaseURL = dead; c.MaxRetries = 2 })
+	e := newEnv(t, emulator.Options{}, func(c *Config) { c.BaseURL = dead; c.MaxRetries = 2 })
 	_, meta, err := e.c.CreateCall(bg, validCall())
 	if err == nil || errors.Is(err, ErrOutcomeUnknown) {
 		t.Fatalf("err = %v, want a connection error, not an unknown outcome", err)
@@ -617,8 +617,8 @@ func TestConnectionRefused(t *testing.T) {
 }
 
 func TestRedirectsNotFollowed(t *testing.T) {
-	e := newEnv(t, fakegraph.Options{})
-	e.fg.Script(fakegraph.RouteGetCall, fakegraph.Fault{Status: http.StatusFound,
+	e := newEnv(t, emulator.Options{})
+	e.fg.Script(emulator.RouteGetCall, emulator.Fault{Status: http.StatusFound,
 		Header: http.Header{"Location": {e.fg.URL() + "/elsewhere"}}})
 	_, _, err := e.c.GetCall(bg, "x")
 	var ae *APIError
@@ -634,11 +634,11 @@ func TestRedirectsNotFollowed(t *testing.T) {
 // body was read to the end and closed, on success and on error paths.
 func TestResponseBodiesClosed(t *testing.T) {
 	tr := &trackingTransport{base: http.DefaultTransport.(*http.Transport).Clone()}
-	e := newEnv(t, fakegraph.Options{}, func(c *Config) { c.Transport = tr })
+	e := newEnv(t, emulator.Options{}, func(c *Config) { c.Transport = tr })
 	id := e.fg.PutCall(model.Call{State: model.StateEstablished})
-	e.fg.Script(fakegraph.RouteGetCall,
-		fakegraph.Fault{Status: http.StatusTooManyRequests, RetryAfter: "0"},
-		fakegraph.Fault{Status: http.StatusNotFound})
+	e.fg.Script(emulator.RouteGetCall,
+		emulator.Fault{Status: http.StatusTooManyRequests, RetryAfter: "0"},
+		emulator.Fault{Status: http.StatusNotFound})
 	_, _, _ = e.c.GetCall(bg, id)
 	_, _, _ = e.c.GetCall(bg, id)
 	_, _ = e.c.KeepAlive(bg, id)
@@ -722,8 +722,8 @@ func TestRetryable(t *testing.T) {
 }
 
 func TestClientIsSafeForConcurrentUse(t *testing.T) {
-	e := newEnv(t, fakegraph.Options{})
-	e.fg.Script(fakegraph.RouteCreateCall, fakegraph.Fault{Status: 429, RetryAfter: "0"}, fakegraph.Fault{Status: 503})
+	e := newEnv(t, emulator.Options{})
+	e.fg.Script(emulator.RouteCreateCall, emulator.Fault{Status: 429, RetryAfter: "0"}, emulator.Fault{Status: 503})
 	var wg sync.WaitGroup
 	errs := make(chan error, 20)
 	for range 20 {
@@ -819,7 +819,7 @@ func TestCertificateErrorNotRetried(t *testing.T) {
 	ts.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake is expected
 	ts.StartTLS()
 	defer ts.Close()
-	e := newEnv(t, fakegraph.Options{}, func(c *Config) { c.BaseURL = ts.URL + "/v1.0" })
+	e := newEnv(t, emulator.Options{}, func(c *Config) { c.BaseURL = ts.URL + "/v1.0" })
 	_, meta, err := e.c.GetCall(bg, "x")
 	if err == nil || meta.Attempts != 1 || Retryable(err) {
 		t.Fatalf("err %v after %d attempts (retryable %v), want one attempt, not retryable", err, meta.Attempts, Retryable(err))
@@ -827,8 +827,8 @@ func TestCertificateErrorNotRetried(t *testing.T) {
 }
 
 func TestOutcomeUnknownErrorText(t *testing.T) {
-	e := newEnv(t, fakegraph.Options{})
-	e.fg.Script(fakegraph.RouteCreateCall, fakegraph.Fault{Status: http.StatusGatewayTimeout})
+	e := newEnv(t, emulator.Options{})
+	e.fg.Script(emulator.RouteCreateCall, emulator.Fault{Status: http.StatusGatewayTimeout})
 	_, meta, err := e.c.CreateCall(bg, validCall())
 	if err == nil || !strings.HasPrefix(err.Error(), "create call: outcome unknown, not resent") ||
 		!strings.Contains(err.Error(), meta.ClientRequestID) {

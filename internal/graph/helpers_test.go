@@ -16,7 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
-	"github.com/botd/botd/internal/fakegraph"
+	"github.com/botd/botd/internal/emulator"
 )
 
 // sleeps is the injected Sleep: it records each wait and returns at once,
@@ -58,7 +58,7 @@ func (b *syncBuffer) String() string {
 }
 
 type env struct {
-	fg     *fakegraph.Server
+	fg     *emulator.Server
 	c      *Client
 	cfg    Config
 	reg    *prometheus.Registry
@@ -69,9 +69,9 @@ type env struct {
 // newEnv starts a fake Graph and a client configured against it (config
 // only: BaseURL, TokenURL, credentials), with tiny backoff and an instant
 // Sleep.
-func newEnv(t *testing.T, opts fakegraph.Options, mut ...func(*Config)) *env {
+func newEnv(t *testing.T, opts emulator.Options, mut ...func(*Config)) *env {
 	t.Helper()
-	fg := fakegraph.New(opts)
+	fg := emulator.New(opts)
 	fg.Start()
 	t.Cleanup(fg.Close)
 	o := fg.Options()

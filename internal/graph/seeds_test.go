@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/botd/botd/internal/fakegraph"
+	"github.com/botd/botd/internal/emulator"
 	"github.com/botd/botd/internal/model"
 )
 
@@ -250,7 +250,7 @@ func assertJSONEquivalent(t *testing.T, want, got []byte) {
 // TestSeedRequestsOnTheWire sends each seed form through the client to the
 // fake Graph and compares what the fake received with the seed JSON.
 func TestSeedRequestsOnTheWire(t *testing.T) {
-	e := newEnv(t, fakegraph.Options{})
+	e := newEnv(t, emulator.Options{})
 	ctx := context.Background()
 	for _, s := range createSeeds {
 		t.Run("create/"+s.name, func(t *testing.T) {
@@ -259,7 +259,7 @@ func TestSeedRequestsOnTheWire(t *testing.T) {
 			if err != nil {
 				t.Fatalf("CreateCall: %v", err)
 			}
-			reqs := e.fg.Requests(fakegraph.RouteCreateCall)
+			reqs := e.fg.Requests(emulator.RouteCreateCall)
 			if len(reqs) != 1 {
 				t.Fatalf("fake got %d create requests, want 1", len(reqs))
 			}
@@ -284,7 +284,7 @@ func TestSeedRequestsOnTheWire(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Invite: %v", err)
 			}
-			reqs := e.fg.Requests(fakegraph.RouteInvite)
+			reqs := e.fg.Requests(emulator.RouteInvite)
 			if len(reqs) != 1 {
 				t.Fatalf("fake got %d invite requests, want 1", len(reqs))
 			}
@@ -309,7 +309,7 @@ func TestSeedRequestsOnTheWire(t *testing.T) {
 // TestSeedResponsesDecode serves each seed response from the fake and
 // checks what the client decodes.
 func TestSeedResponsesDecode(t *testing.T) {
-	e := newEnv(t, fakegraph.Options{})
+	e := newEnv(t, emulator.Options{})
 	ctx := context.Background()
 	for _, s := range createSeeds {
 		t.Run("create/"+s.response, func(t *testing.T) {
@@ -321,7 +321,7 @@ func TestSeedResponsesDecode(t *testing.T) {
 				t.Fatal(err)
 			}
 			loc := e.fg.BaseURL() + "/communications/calls/" + s.location
-			e.fg.Script(fakegraph.RouteCreateCall, fakegraph.Fault{Status: http.StatusCreated, Body: body,
+			e.fg.Script(emulator.RouteCreateCall, emulator.Fault{Status: http.StatusCreated, Body: body,
 				Header: http.Header{"Location": {loc}}})
 			call, meta, err := e.c.CreateCall(ctx, s.call())
 			if err != nil {
@@ -352,7 +352,7 @@ func TestSeedResponsesDecode(t *testing.T) {
 				t.Fatal(err)
 			}
 			e.fg.PutCall(model.Call{ID: s.callID, State: model.StateEstablished})
-			e.fg.Script(fakegraph.RouteInvite, fakegraph.Fault{Status: http.StatusOK, Body: body})
+			e.fg.Script(emulator.RouteInvite, emulator.Fault{Status: http.StatusOK, Body: body})
 			op, _, err := e.c.Invite(ctx, s.callID, s.req())
 			if err != nil {
 				t.Fatalf("Invite: %v", err)
@@ -370,9 +370,9 @@ func TestSeedResponsesDecode(t *testing.T) {
 // TestCreateCallIDFromLocation: a 201 whose body lacks the id still yields
 // it, from Location.
 func TestCreateCallIDFromLocation(t *testing.T) {
-	e := newEnv(t, fakegraph.Options{})
+	e := newEnv(t, emulator.Options{})
 	loc := e.fg.BaseURL() + "/communications/calls/2e1a0b00-2db4-4022-9570-243709c565ab"
-	e.fg.Script(fakegraph.RouteCreateCall, fakegraph.Fault{Status: http.StatusCreated,
+	e.fg.Script(emulator.RouteCreateCall, emulator.Fault{Status: http.StatusCreated,
 		Body: []byte(`{"state":"establishing"}`), Header: http.Header{"Location": {loc}}})
 	call, _, err := e.c.CreateCall(context.Background(), createSeeds[0].call())
 	if err != nil {
@@ -384,8 +384,8 @@ func TestCreateCallIDFromLocation(t *testing.T) {
 }
 
 func TestCreateCallUndecodableBody(t *testing.T) {
-	e := newEnv(t, fakegraph.Options{})
-	e.fg.Script(fakegraph.RouteCreateCall, fakegraph.Fault{Status: http.StatusCreated, Body: []byte(`{"id":`)})
+	e := newEnv(t, emulator.Options{})
+	e.fg.Script(emulator.RouteCreateCall, emulator.Fault{Status: http.StatusCreated, Body: []byte(`{"id":`)})
 	_, _, err := e.c.CreateCall(context.Background(), createSeeds[0].call())
 	if err == nil || !strings.Contains(err.Error(), "create call: decode response") {
 		t.Fatalf("err = %v, want a decode error", err)

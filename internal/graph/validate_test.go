@@ -9,7 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/botd/botd/internal/fakegraph"
+	"github.com/botd/botd/internal/emulator"
 	"github.com/botd/botd/internal/model"
 )
 
@@ -244,7 +244,7 @@ func TestValidationSendsNothing(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t, fakegraph.Options{})
+			e := newEnv(t, emulator.Options{})
 			e.fg.PutCall(model.Call{ID: "call-1", State: model.StateIncoming})
 			err := tc.run(e.c)
 			var ve *ValidationError

@@ -1,4 +1,4 @@
-// Package fakegraph is an in-memory Microsoft Graph cloud-communications
+// Package emulator is an in-memory Microsoft Graph cloud-communications
 // service for tests and local runs: the client-credentials token endpoint
 // and the calls API (create call, invite, answer, reject, redirect,
 // transfer, keepAlive, delete, get call, list participants, get operation)
@@ -13,7 +13,7 @@
 //
 // It imports no botd package but internal/model, so any package's tests —
 // the Graph client's, the server's, an emulator's — can run against it.
-package fakegraph
+package emulator
 
 import (
 	"context"
@@ -231,16 +231,16 @@ func (s *Server) listen() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.srv != nil {
-		return fmt.Errorf("fakegraph: already started")
+		return fmt.Errorf("emulator: already started")
 	}
 	select {
 	case <-s.closed:
-		return fmt.Errorf("fakegraph: closed")
+		return fmt.Errorf("emulator: closed")
 	default:
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return fmt.Errorf("fakegraph: listen: %w", err)
+		return fmt.Errorf("emulator: listen: %w", err)
 	}
 	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
 	s.url = "http://" + ln.Addr().String()

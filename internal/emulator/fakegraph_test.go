@@ -1,4 +1,4 @@
-package fakegraph
+package emulator
 
 import (
 	"bytes"

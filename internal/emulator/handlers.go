@@ -1,4 +1,4 @@
-package fakegraph
+package emulator
 
 import (
 	"bytes"
@@ -56,7 +56,7 @@ func (s *Server) wrap(route Route, h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		w := &statusWriter{ResponseWriter: rw}
 		defer func() {
-			s.opts.Log.Debug().Str("component", "fakegraph").Str("route", string(route)).Str("method", r.Method).
+			s.opts.Log.Debug().Str("component", "emulator").Str("route", string(route)).Str("method", r.Method).
 				Str("path", r.URL.Path).Int("status", w.status()).Str("client_request_id", r.Header.Get("client-request-id")).
 				Msg("fake graph request")
 		}()

@@ -1,0 +1,230 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/rs/zerolog"
+
+	"github.com/botd/botd/internal/automation"
+	"github.com/botd/botd/internal/callstate"
+	"github.com/botd/botd/internal/config"
+	"github.com/botd/botd/internal/emulator"
+	"github.com/botd/botd/internal/graph"
+	"github.com/botd/botd/internal/handlers"
+	"github.com/botd/botd/internal/model"
+	"github.com/botd/botd/internal/notify"
+)
+
+// run is botd: it reads the config, wires every component, serves until ctx
+// ends, then shuts down in order. It is the only place that knows every
+// concrete type; tests call it directly on port 0.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := config.Load(args, getenv, stderr)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	log := newLogger(cfg, stdout)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	// Emulator mode: no credentials, so Graph is botd's own fake, in
+	// process and on loopback. It says so in the first log line.
+	var emu *emulator.Server
+	if cfg.Emulator {
+		cfg.TenantID = "00000000-0000-4000-8000-000000000001"
+		cfg.ClientID = "00000000-0000-4000-8000-000000000002"
+		cfg.ClientSecret = randomSecret()
+		emu, err = emulator.Start(emulator.Options{
+			TenantID: cfg.TenantID, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret,
+			Log: log,
+		})
+		if err != nil {
+			return fmt.Errorf("start emulator: %w", err)
+		}
+		defer emu.Close()
+		cfg.GraphBaseURL, cfg.TokenURL = emu.GraphURL(), emu.TokenURL()
+		log.Warn().Str("mode", "emulator").Str("graph_url", cfg.GraphBaseURL).
+			Msg("emulator mode: no Graph credentials set (BOTD_CLIENT_ID, BOTD_CLIENT_SECRET, BOTD_TENANT_ID), so botd talks to its embedded fake Graph on loopback")
+	}
+
+	publicLn, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("BOTD_LISTEN: %w", err)
+	}
+	defer publicLn.Close()
+	adminLn, err := net.Listen("tcp", cfg.AdminListen)
+	if err != nil {
+		return fmt.Errorf("BOTD_ADMIN_LISTEN: %w", err)
+	}
+	defer adminLn.Close()
+	if cfg.PublicURL == "" {
+		port := publicLn.Addr().(*net.TCPAddr).Port
+		cfg.PublicURL = fmt.Sprintf("http://127.0.0.1:%d", port)
+	}
+	logConfig(log, &cfg)
+
+	gc, err := graph.New(graph.Config{
+		Cloud: cfg.Cloud, TenantID: cfg.TenantID, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret,
+		BaseURL: cfg.GraphBaseURL, TokenURL: cfg.TokenURL,
+		RequestTimeout: cfg.GraphTimeout, RetryBudget: cfg.GraphRetryBudget, MaxRetries: cfg.GraphMaxRetries,
+	}, log, reg)
+	if err != nil {
+		return fmt.Errorf("graph client: %w", err)
+	}
+
+	var engine *automation.Engine
+	store, err := callstate.New(callstate.Config{
+		Retention:        cfg.Retention,
+		OperationTimeout: cfg.OperationTimeout,
+		DeltaGapTimeout:  cfg.DeltaGapTimeout,
+		MaxCalls:         cfg.MaxCalls,
+		// Every change, from a notification, from botd's own requests or
+		// from a timer, reaches automation through here.
+		Sink: func(c []callstate.Change) { engine.Handle(c) },
+	}, log, reg)
+	if err != nil {
+		return fmt.Errorf("call store: %w", err)
+	}
+	var invitees []model.InvitationParticipantInfo
+	for _, t := range cfg.InviteTargets() {
+		invitees = append(invitees, automation.TargetFor(t))
+	}
+	engine = automation.New(automation.Config{
+		CallbackURL:       cfg.CallbackURL(),
+		IncomingAction:    cfg.IncomingAction,
+		RejectReason:      cfg.RejectReason,
+		RedirectTarget:    cfg.RedirectTarget,
+		InviteOnEstablish: invitees,
+		InviteRetries:     cfg.InviteRetries,
+		InviteBackoff:     cfg.InviteRetryBackoff,
+		KeepAlive:         cfg.KeepAliveInterval,
+		Workers:           cfg.Workers,
+		QueueSize:         cfg.QueueSize,
+		ActionTimeout:     cfg.GraphRetryBudget + cfg.GraphTimeout,
+	}, gc, store, log, reg)
+
+	metrics := handlers.NewMetrics(reg)
+	ready := handlers.NewReadiness(gc.CheckToken, cfg.ReadyTimeout, metrics)
+	deps := handlers.Deps{
+		Log: log, Decoder: notify.NewDecoder(notify.DefaultLimits()), Store: store, Graph: gc,
+		Metrics: metrics, Ready: ready, Gatherer: reg,
+		CallbackPath: cfg.CallbackPath, CallbackURL: cfg.CallbackURL(), MaxBody: cfg.MaxBody,
+		TenantID: cfg.TenantID, BotAppID: cfg.ClientID, BotName: cfg.BotName,
+		RequestTimeout: cfg.GraphRetryBudget + cfg.GraphTimeout + 5*time.Second,
+	}
+	publicSrv := &http.Server{
+		Handler:           handlers.Public(deps),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      15 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    32 << 10,
+	}
+	adminSrv := &http.Server{
+		Handler:           handlers.Admin(deps),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      deps.RequestTimeout + 5*time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    32 << 10,
+	}
+
+	// Background work lives until shutdown has drained everything.
+	bgCtx, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBG()
+	var bg sync.WaitGroup
+	bg.Add(2)
+	go func() { defer bg.Done(); _ = store.Run(bgCtx) }()
+	go func() { defer bg.Done(); engine.Run(bgCtx) }()
+
+	serveErr := make(chan error, 2)
+	for _, s := range []struct {
+		name string
+		srv  *http.Server
+		ln   net.Listener
+	}{{"public", publicSrv, publicLn}, {"admin", adminSrv, adminLn}} {
+		log.Info().Str("component", "http").Str("listener", s.name).Str("addr", s.ln.Addr().String()).Msg("listening")
+		go func() {
+			if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				serveErr <- fmt.Errorf("%s listener: %w", s.name, err)
+			}
+		}()
+	}
+	ready.Set(true)
+	log.Info().Str("version", version).Str("callback_url", cfg.CallbackURL()).Msg("botd ready")
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info().Msg("shutdown requested")
+	case runErr = <-serveErr:
+		log.Error().Err(runErr).Msg("listener failed; shutting down")
+	}
+
+	// Shutdown: readiness first, then stop taking callbacks and finish the
+	// in-flight ones, then drain outbound work, then the admin listener.
+	ready.Set(false)
+	sdCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	var errs []error
+	if err := publicSrv.Shutdown(sdCtx); err != nil {
+		errs = append(errs, fmt.Errorf("public listener shutdown: %w", err))
+	}
+	engine.Close()
+	if err := engine.Wait(sdCtx); err != nil {
+		errs = append(errs, err)
+	}
+	if err := adminSrv.Shutdown(sdCtx); err != nil {
+		errs = append(errs, fmt.Errorf("admin listener shutdown: %w", err))
+	}
+	stopBG()
+	bg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		log.Error().Err(err).Msg("shutdown incomplete")
+		if runErr == nil {
+			runErr = err
+		}
+	}
+	log.Info().Msg("botd stopped")
+	return runErr
+}
+
+func newLogger(cfg config.Config, out io.Writer) zerolog.Logger {
+	level, err := zerolog.ParseLevel(strings.ToLower(cfg.LogLevel))
+	if err != nil {
+		level = zerolog.InfoLevel
+	}
+	if cfg.LogFormat == "console" {
+		out = zerolog.ConsoleWriter{Out: out, TimeFormat: time.RFC3339}
+	}
+	return zerolog.New(out).Level(level).With().Timestamp().Str("service", "botd").Logger()
+}
+
+// logConfig logs the effective config once, secrets masked.
+func logConfig(log zerolog.Logger, cfg *config.Config) {
+	m := cfg.Masked()
+	d := zerolog.Dict()
+	for _, k := range config.SortedKeys(m) {
+		d = d.Str(k, m[k])
+	}
+	log.Info().Dict("config", d).Bool("emulator", cfg.Emulator).Msg("effective config")
+}
+
+func randomSecret() string {
+	b := make([]byte, 24)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,423 @@
+// Package config owns botd's one configuration struct: its defaults, how it is
+// read from flags and BOTD_* environment variables (secrets also from
+// *_FILE), its validation at start, and its masked form for the log. It knows
+// nothing of how the values are used.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+	"time"
+)
+
+// EnvPrefix is the prefix of every environment variable botd reads.
+const EnvPrefix = "BOTD_"
+
+// Config is every setting botd has. Each field is a flag and an environment
+// variable: flag "admin-listen" is BOTD_ADMIN_LISTEN.
+type Config struct {
+	// Listeners and paths.
+	Listen       string // public listener: callback + /livez
+	AdminListen  string // admin listener: admin API, /metrics, /livez, /readyz
+	CallbackPath string
+	PublicURL    string // scheme://host[:port] Graph reaches botd on
+	MaxBody      int64
+
+	ShutdownTimeout time.Duration
+	ReadyTimeout    time.Duration
+
+	LogLevel  string
+	LogFormat string
+
+	// Graph client.
+	Cloud            string
+	TenantID         string
+	ClientID         string // the bot's app id
+	ClientSecret     string `secret:"true"`
+	GraphBaseURL     string
+	TokenURL         string
+	GraphTimeout     time.Duration
+	GraphRetryBudget time.Duration
+	GraphMaxRetries  int
+	BotName          string
+
+	// Call store.
+	Retention        time.Duration
+	OperationTimeout time.Duration
+	DeltaGapTimeout  time.Duration
+	MaxCalls         int
+
+	// Automation.
+	IncomingAction     string // answer, reject, redirect, ignore
+	RejectReason       string
+	RedirectTarget     string // phone number (E.164) or user id for redirect
+	InviteOnEstablish  string // comma list of targets: +E164 phone numbers or user object ids
+	InviteRetries      int
+	InviteRetryBackoff time.Duration
+	KeepAliveInterval  time.Duration
+	Workers            int
+	QueueSize          int
+
+	// Emulator reports whether botd runs against its embedded fake Graph
+	// (no credentials given). It is derived, not set.
+	Emulator bool
+}
+
+// setting describes one field: its flag name, default and help.
+type setting struct {
+	name  string
+	usage string
+	bind  func(fs *flag.FlagSet, c *Config)
+	// secret settings may also be read from BOTD_<NAME>_FILE and are
+	// masked when logged.
+	secret bool
+}
+
+func settings() []setting {
+	s := func(name, def, usage string, p func(c *Config) *string) setting {
+		return setting{name: name, usage: usage, bind: func(fs *flag.FlagSet, c *Config) { fs.StringVar(p(c), name, def, usage) }}
+	}
+	d := func(name string, def time.Duration, usage string, p func(c *Config) *time.Duration) setting {
+		return setting{name: name, usage: usage, bind: func(fs *flag.FlagSet, c *Config) { fs.DurationVar(p(c), name, def, usage) }}
+	}
+	i := func(name string, def int, usage string, p func(c *Config) *int) setting {
+		return setting{name: name, usage: usage, bind: func(fs *flag.FlagSet, c *Config) { fs.IntVar(p(c), name, def, usage) }}
+	}
+	secret := func(st setting) setting { st.secret = true; return st }
+	return []setting{
+		s("listen", ":8080", "public listener address (Graph callbacks, /livez)", func(c *Config) *string { return &c.Listen }),
+		s("admin-listen", "127.0.0.1:9090", "admin listener address (admin API, /metrics, /livez, /readyz)", func(c *Config) *string { return &c.AdminListen }),
+		s("callback-path", "/api/calls", "path Graph posts notifications to", func(c *Config) *string { return &c.CallbackPath }),
+		s("public-url", "", "URL Graph reaches botd on, e.g. https://bot.contoso.com (default: http://127.0.0.1:<port> in emulator mode)", func(c *Config) *string { return &c.PublicURL }),
+		{name: "max-body", usage: "largest callback body accepted, in bytes", bind: func(fs *flag.FlagSet, c *Config) { fs.Int64Var(&c.MaxBody, "max-body", 1<<20, "largest callback body accepted, in bytes") }},
+		d("shutdown-timeout", 15*time.Second, "time to finish in-flight callbacks and outbound work on SIGTERM", func(c *Config) *time.Duration { return &c.ShutdownTimeout }),
+		d("ready-timeout", 2*time.Second, "time /readyz may spend checking a Graph token", func(c *Config) *time.Duration { return &c.ReadyTimeout }),
+		s("log-level", "info", "debug, info, warn or error", func(c *Config) *string { return &c.LogLevel }),
+		s("log-format", "json", "json or console", func(c *Config) *string { return &c.LogFormat }),
+
+		s("cloud", "global", "Graph cloud preset: global, usgov (L4) or dod (L5)", func(c *Config) *string { return &c.Cloud }),
+		s("tenant-id", "", "Azure AD tenant id of the bot's app registration", func(c *Config) *string { return &c.TenantID }),
+		s("client-id", "", "the bot's app (client) id", func(c *Config) *string { return &c.ClientID }),
+		secret(s("client-secret", "", "the bot's client secret (or BOTD_CLIENT_SECRET_FILE)", func(c *Config) *string { return &c.ClientSecret })),
+		s("graph-base-url", "", "Graph base URL; overrides the cloud preset", func(c *Config) *string { return &c.GraphBaseURL }),
+		s("token-url", "", "OAuth2 token URL; overrides the cloud preset", func(c *Config) *string { return &c.TokenURL }),
+		d("graph-timeout", 10*time.Second, "deadline of one Graph request attempt", func(c *Config) *time.Duration { return &c.GraphTimeout }),
+		d("graph-retry-budget", 30*time.Second, "total time one Graph call may spend retrying", func(c *Config) *time.Duration { return &c.GraphRetryBudget }),
+		i("graph-max-retries", 4, "retries of one Graph call on 429/503/504", func(c *Config) *int { return &c.GraphMaxRetries }),
+		s("bot-name", "botd", "display name of the bot in create-call source identities", func(c *Config) *string { return &c.BotName }),
+
+		d("retention", 10*time.Minute, "how long terminated calls stay visible before they are swept", func(c *Config) *time.Duration { return &c.Retention }),
+		d("operation-timeout", 2*time.Minute, "an operation with no result after this is failed with reason timeout", func(c *Config) *time.Duration { return &c.OperationTimeout }),
+		d("delta-gap-timeout", 10*time.Second, "a delta-roster gap not filled by then triggers a roster resync", func(c *Config) *time.Duration { return &c.DeltaGapTimeout }),
+		i("max-calls", 10000, "most calls tracked at once; a new call over it is refused", func(c *Config) *int { return &c.MaxCalls }),
+
+		s("incoming-action", "answer", "what botd does with an incoming call: answer, reject, redirect or ignore", func(c *Config) *string { return &c.IncomingAction }),
+		s("reject-reason", "busy", "reject reason when incoming-action=reject: none, busy or forbidden", func(c *Config) *string { return &c.RejectReason }),
+		s("redirect-target", "", "E.164 number or user id incoming calls are redirected to when incoming-action=redirect", func(c *Config) *string { return &c.RedirectTarget }),
+		s("invite-on-establish", "", "comma list of E.164 numbers or user ids invited when a call becomes established", func(c *Config) *string { return &c.InviteOnEstablish }),
+		i("invite-retries", 2, "times a failed automatic invite is retried", func(c *Config) *int { return &c.InviteRetries }),
+		d("invite-retry-backoff", 2*time.Second, "first wait before retrying a failed invite (doubles each time)", func(c *Config) *time.Duration { return &c.InviteRetryBackoff }),
+		d("keepalive-interval", 15*time.Minute, "keepAlive period for established calls (Graph ends calls after 45m without one)", func(c *Config) *time.Duration { return &c.KeepAliveInterval }),
+		i("workers", 8, "workers running outbound Graph actions", func(c *Config) *int { return &c.Workers }),
+		i("queue-size", 4096, "outbound actions that may wait for a worker", func(c *Config) *int { return &c.QueueSize }),
+	}
+}
+
+// EnvName returns the environment variable for a flag name.
+func EnvName(flagName string) string {
+	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// Setting is one documented setting, for the README and tests.
+type Setting struct{ Flag, Env, Default, Usage string }
+
+// Settings lists every setting with its default, in declaration order.
+func Settings() []Setting {
+	fs := flag.NewFlagSet("botd", flag.ContinueOnError)
+	var c Config
+	var out []Setting
+	for _, st := range settings() {
+		st.bind(fs, &c)
+		f := fs.Lookup(st.name)
+		out = append(out, Setting{Flag: st.name, Env: EnvName(st.name), Default: f.DefValue, Usage: st.usage})
+		if st.secret {
+			out = append(out, Setting{Flag: "", Env: EnvName(st.name) + "_FILE", Usage: "file holding " + EnvName(st.name)})
+		}
+	}
+	return out
+}
+
+// Load reads the config from args (without the program name) and the
+// environment given by getenv, applies defaults, and validates it. A flag
+// given on the command line wins over its environment variable.
+func Load(args []string, getenv func(string) string, errOut io.Writer) (Config, error) {
+	var c Config
+	fs := flag.NewFlagSet("botd", flag.ContinueOnError)
+	fs.SetOutput(errOut)
+	sts := settings()
+	for _, st := range sts {
+		st.bind(fs, &c)
+	}
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	for _, st := range sts {
+		if given[st.name] {
+			continue
+		}
+		env := EnvName(st.name)
+		v, ok := lookup(getenv, env)
+		if st.secret {
+			if path, fok := lookup(getenv, env+"_FILE"); fok {
+				if ok {
+					return Config{}, fmt.Errorf("%s and %s_FILE are both set; set one", env, env)
+				}
+				b, err := os.ReadFile(path)
+				if err != nil {
+					return Config{}, fmt.Errorf("%s_FILE: %w", env, err)
+				}
+				v, ok = strings.TrimRight(string(b), "\r\n"), true
+			}
+		}
+		if !ok {
+			continue
+		}
+		if err := fs.Set(st.name, v); err != nil {
+			// Never echo a secret's value back.
+			if st.secret {
+				return Config{}, fmt.Errorf("%s: invalid value", env)
+			}
+			return Config{}, fmt.Errorf("%s: invalid value %q: %v", env, v, err)
+		}
+	}
+	c.Emulator = c.ClientID == "" && c.ClientSecret == "" && c.TenantID == ""
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+func lookup(getenv func(string) string, name string) (string, bool) {
+	v := getenv(name)
+	return v, v != ""
+}
+
+// Validate checks every value, naming the variable of the first bad one(s).
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(flagName, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", EnvName(flagName), fmt.Sprintf(format, args...)))
+	}
+	for _, l := range []struct{ name, addr string }{{"listen", c.Listen}, {"admin-listen", c.AdminListen}} {
+		if _, _, err := net.SplitHostPort(l.addr); err != nil {
+			bad(l.name, "not a host:port address: %v", err)
+		}
+	}
+	if !strings.HasPrefix(c.CallbackPath, "/") || strings.ContainsAny(c.CallbackPath, "?#") || strings.Contains(c.CallbackPath, "..") {
+		bad("callback-path", "must be an absolute path without query, fragment or '..'")
+	}
+	if c.PublicURL != "" {
+		u, err := url.Parse(c.PublicURL)
+		switch {
+		case err != nil:
+			bad("public-url", "not a URL: %v", err)
+		case u.Scheme != "https" && !(u.Scheme == "http" && IsLoopbackHost(u.Hostname())):
+			bad("public-url", "must be https (http only for loopback hosts)")
+		case u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "":
+			bad("public-url", "must be scheme://host[:port] with no path, query or fragment")
+		case c.Emulator && !IsLoopbackHost(u.Hostname()):
+			bad("public-url", "emulator mode (no BOTD_CLIENT_ID/BOTD_CLIENT_SECRET/BOTD_TENANT_ID) only serves loopback; set credentials to use a public URL")
+		}
+	} else if !c.Emulator {
+		bad("public-url", "required when Graph credentials are set: Graph must reach botd's callback")
+	}
+	if !c.Emulator {
+		if c.ClientID == "" {
+			bad("client-id", "required when any Graph credential is set")
+		}
+		if c.ClientSecret == "" {
+			bad("client-secret", "required when any Graph credential is set (or BOTD_CLIENT_SECRET_FILE)")
+		}
+		if c.TenantID == "" {
+			bad("tenant-id", "required when any Graph credential is set")
+		}
+	}
+	if c.MaxBody < 1024 || c.MaxBody > 64<<20 {
+		bad("max-body", "must be between 1024 and 67108864 bytes")
+	}
+	positive := []struct {
+		name string
+		d    time.Duration
+	}{
+		{"shutdown-timeout", c.ShutdownTimeout}, {"ready-timeout", c.ReadyTimeout},
+		{"graph-timeout", c.GraphTimeout}, {"graph-retry-budget", c.GraphRetryBudget},
+		{"retention", c.Retention}, {"operation-timeout", c.OperationTimeout},
+		{"delta-gap-timeout", c.DeltaGapTimeout}, {"invite-retry-backoff", c.InviteRetryBackoff},
+		{"keepalive-interval", c.KeepAliveInterval},
+	}
+	for _, p := range positive {
+		if p.d <= 0 {
+			bad(p.name, "must be a positive duration")
+		}
+	}
+	if c.KeepAliveInterval >= 45*time.Minute {
+		bad("keepalive-interval", "must be under 45m: Graph ends a call that has had no keepAlive for 45 minutes")
+	}
+	if c.GraphMaxRetries < 0 || c.GraphMaxRetries > 20 {
+		bad("graph-max-retries", "must be between 0 and 20")
+	}
+	if c.InviteRetries < 0 || c.InviteRetries > 10 {
+		bad("invite-retries", "must be between 0 and 10")
+	}
+	if c.MaxCalls < 1 {
+		bad("max-calls", "must be at least 1")
+	}
+	if c.Workers < 1 || c.Workers > 1024 {
+		bad("workers", "must be between 1 and 1024")
+	}
+	if c.QueueSize < 1 {
+		bad("queue-size", "must be at least 1")
+	}
+	switch strings.ToLower(c.LogLevel) {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log-level", "must be debug, info, warn or error")
+	}
+	if c.LogFormat != "json" && c.LogFormat != "console" {
+		bad("log-format", "must be json or console")
+	}
+	switch c.Cloud {
+	case "global", "usgov", "dod":
+	case "china":
+		bad("cloud", "the China cloud is not supported by Graph's cloud communications API")
+	default:
+		bad("cloud", "must be global, usgov or dod")
+	}
+	for _, u := range []struct{ name, v string }{{"graph-base-url", c.GraphBaseURL}, {"token-url", c.TokenURL}} {
+		if u.v == "" {
+			continue
+		}
+		p, err := url.Parse(u.v)
+		if err != nil || p.Host == "" || (p.Scheme != "https" && !(p.Scheme == "http" && IsLoopbackHost(p.Hostname()))) {
+			bad(u.name, "must be an https URL (http only for loopback hosts)")
+		}
+	}
+	switch c.IncomingAction {
+	case "answer", "reject", "ignore":
+	case "redirect":
+		if c.RedirectTarget == "" {
+			bad("redirect-target", "required when BOTD_INCOMING_ACTION=redirect")
+		}
+	default:
+		bad("incoming-action", "must be answer, reject, redirect or ignore")
+	}
+	switch c.RejectReason {
+	case "none", "busy", "forbidden":
+	default:
+		bad("reject-reason", "must be none, busy or forbidden")
+	}
+	if c.RedirectTarget != "" {
+		if err := checkTarget(c.RedirectTarget); err != nil {
+			bad("redirect-target", "%v", err)
+		}
+	}
+	for _, t := range c.InviteTargets() {
+		if err := checkTarget(t); err != nil {
+			bad("invite-on-establish", "%v", err)
+		}
+	}
+	if n := len(c.InviteTargets()); n > 5 {
+		bad("invite-on-establish", "at most 5 participants can be invited at once, got %d", n)
+	}
+	return errors.Join(errs...)
+}
+
+// InviteTargets splits InviteOnEstablish into its entries.
+func (c *Config) InviteTargets() []string {
+	var out []string
+	for _, t := range strings.Split(c.InviteOnEstablish, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+func checkTarget(t string) error {
+	if strings.HasPrefix(t, "+") {
+		for i, r := range t[1:] {
+			if r < '0' || r > '9' || (i == 0 && r == '0') {
+				return fmt.Errorf("%q is not an E.164 number", t)
+			}
+		}
+		if len(t) < 3 || len(t) > 16 {
+			return fmt.Errorf("%q is not an E.164 number", t)
+		}
+		return nil
+	}
+	if len(t) > 128 || strings.ContainsAny(t, "/?#% ") {
+		return fmt.Errorf("%q is neither an E.164 number nor a user id", t)
+	}
+	return nil
+}
+
+// IsLoopbackHost reports whether host is localhost or a loopback IP.
+func IsLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// CallbackURL is the callbackUri botd puts in every outbound request.
+func (c *Config) CallbackURL() string {
+	return strings.TrimRight(c.PublicURL, "/") + c.CallbackPath
+}
+
+// Masked returns every setting as env name -> value for the start-up log,
+// with secrets replaced by "***" (or "" when unset).
+func (c *Config) Masked() map[string]string {
+	fs := flag.NewFlagSet("botd", flag.ContinueOnError)
+	cp := *c
+	out := map[string]string{}
+	for _, st := range settings() {
+		st.bind(fs, &cp)
+	}
+	// bind reset cp to defaults; copy the real values back.
+	cp = *c
+	secret := map[string]bool{}
+	for _, st := range settings() {
+		secret[st.name] = st.secret
+	}
+	fs.VisitAll(func(f *flag.Flag) {
+		v := f.Value.String()
+		if secret[f.Name] && v != "" {
+			v = "***"
+		}
+		out[EnvName(f.Name)] = v
+	})
+	return out
+}
+
+// SortedKeys returns m's keys in order, for stable log output.
+func SortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

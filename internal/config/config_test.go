@@ -1,0 +1,179 @@
+package config
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+var creds = map[string]string{
+	"BOTD_CLIENT_ID":     "11111111-1111-1111-1111-111111111111",
+	"BOTD_CLIENT_SECRET": "s3cr3t-value",
+	"BOTD_TENANT_ID":     "22222222-2222-2222-2222-222222222222",
+	"BOTD_PUBLIC_URL":    "https://bot.contoso.com",
+}
+
+func with(base map[string]string, kv ...string) map[string]string {
+	m := map[string]string{}
+	for k, v := range base {
+		m[k] = v
+	}
+	for i := 0; i < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return m
+}
+
+func TestDefaultsAreEmulatorMode(t *testing.T) {
+	c, err := Load(nil, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Emulator {
+		t.Error("no credentials should mean emulator mode")
+	}
+	if c.Listen != ":8080" || c.AdminListen != "127.0.0.1:9090" || c.CallbackPath != "/api/calls" || c.MaxBody != 1<<20 {
+		t.Errorf("defaults: %+v", c)
+	}
+}
+
+func TestEnvFlagsAndPrecedence(t *testing.T) {
+	c, err := Load([]string{"-listen", ":7000"}, env(with(creds, "BOTD_LISTEN", ":6000", "BOTD_RETENTION", "90s", "BOTD_MAX_CALLS", "7")), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != ":7000" {
+		t.Errorf("flag should win over env, got %q", c.Listen)
+	}
+	if c.Retention != 90*time.Second || c.MaxCalls != 7 || c.Emulator {
+		t.Errorf("env not applied: %+v", c)
+	}
+	if got := c.CallbackURL(); got != "https://bot.contoso.com/api/calls" {
+		t.Errorf("CallbackURL = %q", got)
+	}
+}
+
+func TestSecretFromFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(p, []byte("from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m := with(creds, "BOTD_CLIENT_SECRET", "", "BOTD_CLIENT_SECRET_FILE", p)
+	c, err := Load(nil, env(m), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ClientSecret != "from-file" {
+		t.Errorf("secret = %q", c.ClientSecret)
+	}
+	_, err = Load(nil, env(with(creds, "BOTD_CLIENT_SECRET_FILE", p)), io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "both set") {
+		t.Errorf("both secret and file: %v", err)
+	}
+	_, err = Load(nil, env(with(creds, "BOTD_CLIENT_SECRET", "", "BOTD_CLIENT_SECRET_FILE", p+"-missing")), io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "BOTD_CLIENT_SECRET_FILE") {
+		t.Errorf("missing file: %v", err)
+	}
+}
+
+func TestValidationNamesTheVariable(t *testing.T) {
+	cases := []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"bad duration", with(creds, "BOTD_RETENTION", "soon"), "BOTD_RETENTION"},
+		{"negative duration", with(creds, "BOTD_RETENTION", "-1s"), "BOTD_RETENTION"},
+		{"bad int", with(creds, "BOTD_MAX_CALLS", "many"), "BOTD_MAX_CALLS"},
+		{"bad listen", with(creds, "BOTD_LISTEN", "nonsense"), "BOTD_LISTEN"},
+		{"bad path", with(creds, "BOTD_CALLBACK_PATH", "api/calls"), "BOTD_CALLBACK_PATH"},
+		{"http public url", with(creds, "BOTD_PUBLIC_URL", "http://bot.contoso.com"), "BOTD_PUBLIC_URL"},
+		{"public url with path", with(creds, "BOTD_PUBLIC_URL", "https://bot.contoso.com/x"), "BOTD_PUBLIC_URL"},
+		{"missing public url", with(creds, "BOTD_PUBLIC_URL", ""), "BOTD_PUBLIC_URL"},
+		{"partial creds", map[string]string{"BOTD_CLIENT_ID": "x", "BOTD_PUBLIC_URL": "https://b.example"}, "BOTD_CLIENT_SECRET"},
+		{"emulator non-loopback url", map[string]string{"BOTD_PUBLIC_URL": "https://bot.contoso.com"}, "emulator mode"},
+		{"china", with(creds, "BOTD_CLOUD", "china"), "not supported"},
+		{"bad cloud", with(creds, "BOTD_CLOUD", "mars"), "BOTD_CLOUD"},
+		{"log level", with(creds, "BOTD_LOG_LEVEL", "loud"), "BOTD_LOG_LEVEL"},
+		{"log format", with(creds, "BOTD_LOG_FORMAT", "xml"), "BOTD_LOG_FORMAT"},
+		{"incoming action", with(creds, "BOTD_INCOMING_ACTION", "dance"), "BOTD_INCOMING_ACTION"},
+		{"redirect needs target", with(creds, "BOTD_INCOMING_ACTION", "redirect"), "BOTD_REDIRECT_TARGET"},
+		{"bad invite target", with(creds, "BOTD_INVITE_ON_ESTABLISH", "+0123"), "BOTD_INVITE_ON_ESTABLISH"},
+		{"too many invitees", with(creds, "BOTD_INVITE_ON_ESTABLISH", "+12345678901,+12345678902,+12345678903,+12345678904,+12345678905,+12345678906"), "at most 5"},
+		{"keepalive too long", with(creds, "BOTD_KEEPALIVE_INTERVAL", "45m"), "BOTD_KEEPALIVE_INTERVAL"},
+		{"graph url http", with(creds, "BOTD_GRAPH_BASE_URL", "http://graph.example.com"), "BOTD_GRAPH_BASE_URL"},
+		{"max body", with(creds, "BOTD_MAX_BODY", "10"), "BOTD_MAX_BODY"},
+		{"workers", with(creds, "BOTD_WORKERS", "0"), "BOTD_WORKERS"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Load(nil, env(tc.env), io.Discard)
+			if err == nil {
+				t.Fatal("want an error")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q does not name %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "s3cr3t-value") {
+				t.Errorf("error leaks the secret: %q", err)
+			}
+		})
+	}
+}
+
+func TestMaskedHidesSecrets(t *testing.T) {
+	c, err := Load(nil, env(creds), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := c.Masked()
+	if m["BOTD_CLIENT_SECRET"] != "***" {
+		t.Errorf("secret not masked: %q", m["BOTD_CLIENT_SECRET"])
+	}
+	if m["BOTD_CLIENT_ID"] != creds["BOTD_CLIENT_ID"] {
+		t.Errorf("client id = %q", m["BOTD_CLIENT_ID"])
+	}
+	for k, v := range m {
+		if strings.Contains(v, "s3cr3t-value") {
+			t.Errorf("%s leaks the secret", k)
+		}
+	}
+	if c.ClientSecret != "s3cr3t-value" {
+		t.Error("Masked must not change the config")
+	}
+	if len(m) != len(settings()) {
+		t.Errorf("masked has %d settings, want %d", len(m), len(settings()))
+	}
+}
+
+func TestSettingsDocumentsEverySetting(t *testing.T) {
+	s := Settings()
+	seen := map[string]bool{}
+	for _, st := range s {
+		seen[st.Env] = true
+	}
+	for _, want := range []string{"BOTD_LISTEN", "BOTD_ADMIN_LISTEN", "BOTD_CALLBACK_PATH", "BOTD_PUBLIC_URL", "BOTD_MAX_BODY", "BOTD_SHUTDOWN_TIMEOUT", "BOTD_CLIENT_SECRET_FILE", "BOTD_LOG_LEVEL", "BOTD_LOG_FORMAT"} {
+		if !seen[want] {
+			t.Errorf("Settings lacks %s", want)
+		}
+	}
+}
+
+func TestReadmeConfigTableIsComplete(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatalf("README.md: %v", err)
+	}
+	for _, st := range Settings() {
+		if !strings.Contains(string(b), "`"+st.Env+"`") {
+			t.Errorf("README config table lacks %s", st.Env)
+		}
+	}
+}

@@ -1,0 +1,367 @@
+package handlers
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/google/uuid"
+
+	"github.com/botd/botd/internal/callstate"
+	"github.com/botd/botd/internal/graph"
+	"github.com/botd/botd/internal/model"
+)
+
+// Store is the part of the call store the handlers use.
+type Store interface {
+	Apply(ev *model.Event) ([]callstate.Change, error)
+	Call(id string) (callstate.CallView, bool)
+	Calls() []callstate.CallSummary
+	TrackCall(c *model.Call) ([]callstate.Change, error)
+	TrackOperation(callID string, op callstate.OperationRecord) error
+	OperationSent(callID, clientContext string, op *model.Operation) []callstate.Change
+	FailOperation(callID, clientContext string, result *model.ResultInfo, reason string) []callstate.Change
+}
+
+// Graph is the part of the Graph client the admin API drives.
+type Graph interface {
+	CreateCall(ctx context.Context, call *model.Call) (*model.Call, graph.Meta, error)
+	Invite(ctx context.Context, callID string, req *graph.InviteRequest) (*model.Operation, graph.Meta, error)
+	Answer(ctx context.Context, callID string, req *graph.AnswerRequest) (graph.Meta, error)
+	Reject(ctx context.Context, callID string, req *graph.RejectRequest) (graph.Meta, error)
+	Redirect(ctx context.Context, callID string, req *graph.RedirectRequest) (graph.Meta, error)
+	Transfer(ctx context.Context, callID string, req *graph.TransferRequest) (graph.Meta, error)
+	KeepAlive(ctx context.Context, callID string) (graph.Meta, error)
+	Hangup(ctx context.Context, callID string) (graph.Meta, error)
+}
+
+// listReply is Graph's collection shape.
+type listReply[T any] struct {
+	Value []T `json:"value"`
+}
+
+// actionReply answers a call-control request Graph accepted.
+type actionReply struct {
+	CallID          string `json:"callId"`
+	Action          string `json:"action"`
+	ClientRequestID string `json:"clientRequestId,omitempty"`
+	RequestID       string `json:"requestId,omitempty"`
+}
+
+func handleListCalls(d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		calls := d.Store.Calls()
+		if calls == nil {
+			calls = []callstate.CallSummary{}
+		}
+		writeJSON(w, http.StatusOK, listReply[callstate.CallSummary]{Value: calls})
+	})
+}
+
+func handleGetCall(d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := chi.URLParam(r, "callID")
+		v, ok := d.Store.Call(id)
+		if !ok {
+			writeProblem(w, r, errorf(CodeNotFound, "call %q is not tracked", id))
+			return
+		}
+		writeJSON(w, http.StatusOK, v)
+	})
+}
+
+func handleListParticipants(d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := chi.URLParam(r, "callID")
+		v, ok := d.Store.Call(id)
+		if !ok {
+			writeProblem(w, r, errorf(CodeNotFound, "call %q is not tracked", id))
+			return
+		}
+		ps := v.Participants
+		if ps == nil {
+			ps = []model.Participant{}
+		}
+		writeJSON(w, http.StatusOK, listReply[model.Participant]{Value: ps})
+	})
+}
+
+// handleCreateCall creates a call from a Graph call body. botd fills its own
+// callbackUri, and the source and tenantId from config when missing; a
+// foreign callbackUri is refused, since botd must receive the call's
+// notifications to track it.
+func handleCreateCall(d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var call model.Call
+		if err := decodeBody(r, &call); err != nil {
+			writeProblem(w, r, err)
+			return
+		}
+		switch call.CallbackURI {
+		case "":
+			call.CallbackURI = d.CallbackURL
+		case d.CallbackURL:
+		default:
+			writeProblem(w, r, errorf(CodeUnprocessable, "callbackUri %q is not botd's own (%s): botd must receive the call's notifications to track it; leave it out", call.CallbackURI, d.CallbackURL))
+			return
+		}
+		if call.ODataType == "" {
+			call.ODataType = model.ODataCall
+		}
+		if call.Source == nil && d.BotAppID != "" {
+			call.Source = &model.ParticipantInfo{
+				ODataType: model.ODataParticipantInfo,
+				Identity: &model.IdentitySet{ODataType: model.ODataIdentitySet, Application: &model.Identity{
+					ODataType: model.ODataIdentity, ID: d.BotAppID, DisplayName: d.BotName,
+				}},
+			}
+		}
+		if call.TenantID == "" {
+			call.TenantID = d.TenantID
+		}
+		if err := graph.ValidateCall(&call); err != nil {
+			writeProblem(w, r, err)
+			return
+		}
+		created, meta, err := d.Graph.CreateCall(r.Context(), &call)
+		log := d.Log.With().Str("component", "admin").Str("client_request_id", meta.ClientRequestID).Logger()
+		if err != nil {
+			log.Warn().Err(err).Msg("create call failed")
+			writeProblem(w, r, err)
+			return
+		}
+		fieldsFrom(r.Context()).callID = created.ID
+		// Keep what was asked for where Graph's answer left it out.
+		if created.CallbackURI == "" {
+			created.CallbackURI = call.CallbackURI
+		}
+		if created.Targets == nil {
+			created.Targets = call.Targets
+		}
+		if created.Source == nil {
+			created.Source = call.Source
+		}
+		_, err = d.Store.TrackCall(created)
+		if err != nil {
+			log.Error().Err(err).Str("call_id", created.ID).Msg("created call could not be tracked")
+			writeProblem(w, r, err)
+			return
+		}
+		log.Info().Str("call_id", created.ID).Str("request_id", meta.RequestID).Msg("call created")
+		v, _ := d.Store.Call(created.ID)
+		w.Header().Set("Location", "/v1/calls/"+created.ID)
+		writeJSON(w, http.StatusCreated, v)
+	})
+}
+
+// handleInvite invites participants into a tracked call. The operation is
+// recorded before the request is sent, so Graph's notification completes it
+// even when it races the response; it answers 202 with the operation.
+func handleInvite(d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		callID := chi.URLParam(r, "callID")
+		fieldsFrom(r.Context()).callID = callID
+		if _, ok := d.Store.Call(callID); !ok {
+			writeProblem(w, r, errorf(CodeNotFound, "call %q is not tracked", callID))
+			return
+		}
+		var req graph.InviteRequest
+		if err := decodeBody(r, &req); err != nil {
+			writeProblem(w, r, err)
+			return
+		}
+		if req.ClientContext == "" {
+			req.ClientContext = uuid.NewString()
+		}
+		if err := graph.ValidateInvite(&req); err != nil {
+			writeProblem(w, r, err)
+			return
+		}
+		log := d.Log.With().Str("component", "admin").Str("call_id", callID).Str("client_context", req.ClientContext).Logger()
+		if err := d.Store.TrackOperation(callID, callstate.OperationRecord{
+			Type: "invite", ClientContext: req.ClientContext, Participants: req.Participants,
+		}); err != nil {
+			writeProblem(w, r, err)
+			return
+		}
+		op, meta, err := d.Graph.Invite(r.Context(), callID, &req)
+		log = log.With().Str("client_request_id", meta.ClientRequestID).Logger()
+		switch {
+		case err == nil:
+		case errors.Is(err, graph.ErrOutcomeUnknown):
+			log.Warn().Err(err).Msg("invite outcome unknown; waiting for its notification")
+			writeProblem(w, r, err)
+			return
+		default:
+			var ri *model.ResultInfo
+			var ae *graph.APIError
+			if errors.As(err, &ae) {
+				ri = &model.ResultInfo{Code: int32(ae.StatusCode), Message: ae.Code}
+			}
+			d.Store.FailOperation(callID, req.ClientContext, ri, err.Error())
+			log.Warn().Err(err).Msg("invite failed")
+			writeProblem(w, r, err)
+			return
+		}
+		d.Store.OperationSent(callID, req.ClientContext, op)
+		log.Info().Str("op_id", op.ID).Msg("invite sent")
+		if op.ClientContext == "" {
+			op.ClientContext = req.ClientContext
+		}
+		writeJSON(w, http.StatusAccepted, op)
+	})
+}
+
+// callAction is a call-control request with a body of type T.
+func callAction[T any](d Deps, action string, fill func(*T), send func(ctx context.Context, callID string, body *T) (graph.Meta, error)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		callID := chi.URLParam(r, "callID")
+		fieldsFrom(r.Context()).callID = callID
+		body := new(T)
+		if err := decodeBody(r, body); err != nil {
+			writeProblem(w, r, err)
+			return
+		}
+		if fill != nil {
+			fill(body)
+		}
+		meta, err := send(r.Context(), callID, body)
+		log := d.Log.With().Str("component", "admin").Str("call_id", callID).Str("action", action).Str("client_request_id", meta.ClientRequestID).Logger()
+		if err != nil {
+			log.Warn().Err(err).Msg("call action failed")
+			writeProblem(w, r, err)
+			return
+		}
+		log.Info().Msg("call action accepted by Graph")
+		status := http.StatusAccepted
+		if action == "keepAlive" {
+			status = http.StatusOK
+		}
+		writeJSON(w, status, actionReply{CallID: callID, Action: action, ClientRequestID: meta.ClientRequestID, RequestID: meta.RequestID})
+	})
+}
+
+func handleAnswer(d Deps) http.Handler {
+	return callAction(d, "answer", func(b *graph.AnswerRequest) {
+		if b.CallbackURI == "" {
+			b.CallbackURI = d.CallbackURL
+		}
+		if b.MediaConfig == nil {
+			b.MediaConfig = &model.MediaConfig{ODataType: model.ODataServiceHostedMediaConfig}
+		}
+		if len(b.AcceptedModalities) == 0 {
+			b.AcceptedModalities = []string{"audio"}
+		}
+	}, func(ctx context.Context, id string, b *graph.AnswerRequest) (graph.Meta, error) {
+		return d.Graph.Answer(ctx, id, b)
+	})
+}
+
+func handleReject(d Deps) http.Handler {
+	return callAction(d, "reject", nil, func(ctx context.Context, id string, b *graph.RejectRequest) (graph.Meta, error) {
+		return d.Graph.Reject(ctx, id, b)
+	})
+}
+
+func handleRedirect(d Deps) http.Handler {
+	return callAction(d, "redirect", func(b *graph.RedirectRequest) {
+		if b.CallbackURI == "" {
+			b.CallbackURI = d.CallbackURL
+		}
+	}, func(ctx context.Context, id string, b *graph.RedirectRequest) (graph.Meta, error) {
+		return d.Graph.Redirect(ctx, id, b)
+	})
+}
+
+func handleTransfer(d Deps) http.Handler {
+	return callAction(d, "transfer", nil, func(ctx context.Context, id string, b *graph.TransferRequest) (graph.Meta, error) {
+		return d.Graph.Transfer(ctx, id, b)
+	})
+}
+
+// emptyBody is the body of actions that take none; any JSON object is
+// accepted and ignored only when it is empty.
+type emptyBody struct{}
+
+func handleKeepAlive(d Deps) http.Handler {
+	return callAction(d, "keepAlive", nil, func(ctx context.Context, id string, _ *emptyBody) (graph.Meta, error) {
+		return d.Graph.KeepAlive(ctx, id)
+	})
+}
+
+func handleHangup(d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		callID := chi.URLParam(r, "callID")
+		fieldsFrom(r.Context()).callID = callID
+		meta, err := d.Graph.Hangup(r.Context(), callID)
+		log := d.Log.With().Str("component", "admin").Str("call_id", callID).Str("client_request_id", meta.ClientRequestID).Logger()
+		if err != nil {
+			log.Warn().Err(err).Msg("hang up failed")
+			writeProblem(w, r, err)
+			return
+		}
+		log.Info().Msg("hang up accepted by Graph; waiting for terminated")
+		writeJSON(w, http.StatusAccepted, actionReply{CallID: callID, Action: "hangup", ClientRequestID: meta.ClientRequestID, RequestID: meta.RequestID})
+	})
+}
+
+// decodeBody decodes a JSON request body strictly: the content type must be
+// JSON, unknown fields are reported by name, and trailing data is refused. An
+// empty body decodes to the zero value.
+func decodeBody(r *http.Request, v any) error {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return errorf(CodeTooLarge, "body exceeds %d bytes", mbe.Limit)
+		}
+		return errorf(CodeInvalid, "read body: %v", err)
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil
+	}
+	if !isJSON(r.Header.Get("Content-Type")) {
+		return errorf(CodeMediaType, "content type must be application/json, got %q", r.Header.Get("Content-Type"))
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return &Error{Code: CodeInvalid, Message: "invalid JSON body", Err: jsonError(err)}
+	}
+	if dec.More() {
+		return errorf(CodeInvalid, "invalid JSON body: data after the JSON value")
+	}
+	return nil
+}
+
+func jsonError(err error) error {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Errorf("syntax error at byte %d: %v", se.Offset, se)
+	case errors.As(err, &te):
+		return fmt.Errorf("field %q must be %s, got %s", te.Field, te.Type, te.Value)
+	}
+	return err
+}
+
+// adminMetrics counts admin requests by route pattern, method and status.
+func adminMetrics(m *Metrics) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			sw := &statusWriter{ResponseWriter: w}
+			next.ServeHTTP(sw, r)
+			if sw.status == 0 {
+				sw.status = http.StatusOK
+			}
+			m.adminRequests.WithLabelValues(routePattern(r), r.Method, strconv.Itoa(sw.status)).Inc()
+		})
+	}
+}

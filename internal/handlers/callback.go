@@ -1,0 +1,157 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/go-chi/chi/v5/middleware"
+
+	"github.com/botd/botd/internal/model"
+	"github.com/botd/botd/internal/notify"
+)
+
+// Decoder turns a callback body into events.
+type Decoder interface {
+	Decode(body []byte) (*notify.Batch, error)
+}
+
+// Notification results, the "result" label of botd_notifications_total.
+const (
+	resultApplied  = "applied"   // changed the call's state
+	resultNoChange = "no_change" // a duplicate, stale or late item: recorded, nothing changed
+	resultRejected = "rejected"  // malformed item
+	resultRefused  = "refused"   // the store refused it (call limit)
+	resultUnknown  = "unknown"   // not understood; kept as an unknown event
+)
+
+// callbackReply is the 202 body: what was accepted and what was not.
+type callbackReply struct {
+	Accepted int           `json:"accepted"`
+	Rejected []ItemProblem `json:"rejected,omitempty"`
+}
+
+// handleCallback receives Graph's commsNotifications: it decodes the body,
+// applies every valid item to the call store in order, hands the resulting
+// changes to automation (which queues any Graph request), counts every item's
+// outcome and answers 202. It never calls Graph itself.
+func handleCallback(d Deps) http.Handler {
+	log := d.Log.With().Str("component", "callback").Logger()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			d.Metrics.callbackRequests.WithLabelValues(strconv.Itoa(sw.status)).Inc()
+			d.Metrics.callbackLatency.Observe(time.Since(start).Seconds())
+		}()
+		w = sw
+
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			writeProblem(w, r, errorf(CodeMethod, "method %s not allowed: Graph posts notifications", r.Method))
+			return
+		}
+		if !isJSON(r.Header.Get("Content-Type")) {
+			writeProblem(w, r, errorf(CodeMediaType, "content type must be application/json, got %q", r.Header.Get("Content-Type")))
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, d.MaxBody))
+		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				writeProblem(w, r, errorf(CodeTooLarge, "body exceeds %d bytes", d.MaxBody))
+				return
+			}
+			writeProblem(w, r, errorf(CodeInvalid, "read body: %v", err))
+			return
+		}
+		batch, err := d.Decoder.Decode(body)
+		if err != nil {
+			d.Metrics.callbackDocuments.WithLabelValues("rejected").Inc()
+			log.Info().Err(err).Str("request_id", middleware.GetReqID(r.Context())).Msg("callback body rejected")
+			writeProblem(w, r, err)
+			return
+		}
+		d.Metrics.callbackDocuments.WithLabelValues("accepted").Inc()
+
+		reply := callbackReply{}
+		fields := fieldsFrom(r.Context())
+		for _, ie := range batch.Rejected {
+			d.Metrics.notifications.WithLabelValues("invalid", "invalid", resultRejected).Inc()
+			log.Warn().Int("index", ie.Index).Str("reason", ie.Reason).Msg("notification item rejected")
+			reply.Rejected = append(reply.Rejected, ItemProblem{Index: ie.Index, Reason: ie.Reason})
+		}
+		for i := range batch.Events {
+			ev := &batch.Events[i]
+			result := d.apply(r.Context(), ev)
+			d.Metrics.notifications.WithLabelValues(changeLabel(ev.ChangeType), ev.Path.Kind.String(), result).Inc()
+			if result != resultRefused {
+				reply.Accepted++
+			}
+			if fields.callID == "" {
+				fields.callID = ev.CallID()
+			}
+		}
+		fields.items, fields.rejected = len(batch.Events), len(batch.Rejected)
+		writeJSON(w, http.StatusAccepted, reply)
+	})
+}
+
+// apply applies one event and hands its changes to automation.
+func (d Deps) apply(ctx context.Context, ev *model.Event) string {
+	log := d.Log.With().Str("component", "callback").Str("call_id", ev.CallID()).Int("index", ev.Index).Logger()
+	// The store hands the changes to automation itself (its Sink), which
+	// queues any Graph request; nothing here waits on Graph.
+	changes, err := d.Store.Apply(ev)
+	if err != nil {
+		// The only refusal is a bounded-memory one; Graph will retry.
+		log.Warn().Err(err).Str("kind", ev.Kind.String()).Msg("notification refused by the call store")
+		return resultRefused
+	}
+	switch {
+	case ev.Kind == model.EventUnknown:
+		log.Info().Str("odata_type", ev.ODataType).Msg("unknown notification kept")
+		return resultUnknown
+	case len(changes) == 0:
+		log.Debug().Str("kind", ev.Kind.String()).Msg("notification changed nothing")
+		return resultNoChange
+	}
+	return resultApplied
+}
+
+func changeLabel(c model.ChangeType) string {
+	switch c {
+	case model.ChangeCreated, model.ChangeUpdated, model.ChangeDeleted:
+		return string(c)
+	}
+	return "other"
+}
+
+func isJSON(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && (mt == "application/json" || mt == "text/json")
+}
+
+// statusWriter remembers the status for the metrics.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}

@@ -1,0 +1,107 @@
+package handlers
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"runtime/debug"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	"github.com/rs/zerolog"
+)
+
+// logFields lets a handler add fields to its request's access log line.
+type logFields struct {
+	items    int
+	rejected int
+	callID   string
+}
+
+type logFieldsKey struct{}
+
+func fieldsFrom(ctx context.Context) *logFields {
+	if f, ok := ctx.Value(logFieldsKey{}).(*logFields); ok {
+		return f
+	}
+	return &logFields{}
+}
+
+// accessLog writes one line per request: method, route pattern, status,
+// latency, bytes and what the handler added (items, call_id). It never logs
+// headers, so bearer tokens cannot reach the log.
+func accessLog(log zerolog.Logger, listener string) func(http.Handler) http.Handler {
+	log = log.With().Str("component", "http").Str("listener", listener).Logger()
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			start := time.Now()
+			f := &logFields{}
+			ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+			r = r.WithContext(context.WithValue(r.Context(), logFieldsKey{}, f))
+			next.ServeHTTP(ww, r)
+			status := ww.Status()
+			if status == 0 {
+				status = http.StatusOK
+			}
+			ev := log.Info()
+			if status >= 500 {
+				ev = log.Warn()
+			}
+			ev = ev.Str("request_id", middleware.GetReqID(r.Context())).
+				Str("method", r.Method).
+				Str("route", routePattern(r)).
+				Int("status", status).
+				Dur("latency", time.Since(start)).
+				Int("bytes", ww.BytesWritten())
+			if f.items > 0 || f.rejected > 0 {
+				ev = ev.Int("items", f.items).Int("rejected", f.rejected)
+			}
+			if f.callID != "" {
+				ev = ev.Str("call_id", f.callID)
+			}
+			ev.Msg("request")
+		})
+	}
+}
+
+// routePattern is the matched chi pattern, never the raw path, so that ids
+// do not become log keys or metric labels.
+func routePattern(r *http.Request) string {
+	if rc := chi.RouteContext(r.Context()); rc != nil {
+		if p := rc.RoutePattern(); p != "" {
+			return p
+		}
+	}
+	return "unmatched"
+}
+
+// recoverer turns a panic into a logged 500 problem.
+func recoverer(log zerolog.Logger) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			defer func() {
+				if v := recover(); v != nil {
+					if v == http.ErrAbortHandler {
+						panic(v)
+					}
+					log.Error().Str("component", "http").Str("panic", fmt.Sprint(v)).Bytes("stack", debug.Stack()).Msg("handler panicked")
+					writeProblem(w, r, errorf(CodeInternal, "internal error"))
+				}
+			}()
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+func handleNotFound() http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, r, errorf(CodeNotFound, "no such route"))
+	}
+}
+
+func handleMethodNotAllowed() http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, r, errorf(CodeMethod, "method %s not allowed here", r.Method))
+	}
+}

@@ -1,0 +1,84 @@
+// Package handlers is botd's HTTP surface: the Graph callback on the public
+// listener, and the admin API, health and metrics on the admin listener. It
+// declares the small interfaces it consumes (the call store, the Graph
+// client, the decoder, automation) and maps every error to an RFC 9457
+// problem body in one place. It holds no state of its own beyond metrics and
+// readiness; cmd/botd wires it to the real implementations.
+package handlers
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/zerolog"
+)
+
+// Deps is everything the handlers use.
+type Deps struct {
+	Log        zerolog.Logger
+	Decoder    Decoder
+	Store      Store
+	Graph      Graph
+	Metrics    *Metrics
+	Ready      *Readiness
+	Gatherer   prometheus.Gatherer
+
+	// CallbackPath is where Graph posts notifications.
+	CallbackPath string
+	// CallbackURL is botd's own callbackUri, put in outbound requests.
+	CallbackURL string
+	// MaxBody bounds a callback body and an admin request body.
+	MaxBody int64
+	// TenantID fills create-call bodies that have none.
+	TenantID string
+	// BotAppID and BotName make the default create-call source identity.
+	BotAppID string
+	BotName  string
+	// RequestTimeout bounds a handler (admin requests wait for Graph).
+	RequestTimeout time.Duration
+}
+
+// Public is the public listener's router: the Graph callback and /livez.
+// Middleware order: request id, access log, recoverer, body size limit,
+// timeout.
+func Public(d Deps) http.Handler {
+	r := chi.NewRouter()
+	r.Use(middleware.RequestID, accessLog(d.Log, "public"), recoverer(d.Log), middleware.RequestSize(d.MaxBody), middleware.Timeout(10*time.Second))
+	r.NotFound(handleNotFound())
+	r.MethodNotAllowed(handleMethodNotAllowed())
+	r.Get("/livez", handleLive())
+	r.Handle(d.CallbackPath, handleCallback(d))
+	return r
+}
+
+// Admin is the admin listener's router: the admin API, /metrics, /livez
+// and /readyz.
+func Admin(d Deps) http.Handler {
+	r := chi.NewRouter()
+	r.Use(middleware.RequestID, accessLog(d.Log, "admin"), recoverer(d.Log), middleware.RequestSize(d.MaxBody), middleware.Timeout(d.RequestTimeout), adminMetrics(d.Metrics))
+	r.NotFound(handleNotFound())
+	r.MethodNotAllowed(handleMethodNotAllowed())
+	r.Get("/livez", handleLive())
+	r.Get("/readyz", handleReady(d.Ready).ServeHTTP)
+	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(d.Gatherer, promhttp.HandlerOpts{}))
+	r.Route("/v1/calls", func(r chi.Router) {
+		r.Get("/", handleListCalls(d).ServeHTTP)
+		r.Post("/", handleCreateCall(d).ServeHTTP)
+		r.Route("/{callID}", func(r chi.Router) {
+			r.Get("/", handleGetCall(d).ServeHTTP)
+			r.Delete("/", handleHangup(d).ServeHTTP)
+			r.Post("/participants/invite", handleInvite(d).ServeHTTP)
+			r.Get("/participants", handleListParticipants(d).ServeHTTP)
+			r.Post("/answer", handleAnswer(d).ServeHTTP)
+			r.Post("/reject", handleReject(d).ServeHTTP)
+			r.Post("/redirect", handleRedirect(d).ServeHTTP)
+			r.Post("/transfer", handleTransfer(d).ServeHTTP)
+			r.Post("/keepAlive", handleKeepAlive(d).ServeHTTP)
+		})
+	})
+	return r
+}

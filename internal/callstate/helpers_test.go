@@ -178,7 +178,7 @@ func opEvent(callID string, ct model.ChangeType, op *model.Operation) *model.Eve
 
 func readTestdata(t testing.TB, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
+	b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "seeds", name))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -101,7 +101,7 @@ func newEnv(t *testing.T, opts emulator.Options, mut ...func(*Config)) *env {
 
 func readSeed(t testing.TB, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", "seeds", name))
+	b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "seeds", name))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,7 @@ const (
 // as Graph sends it.
 func compactPayload(tb testing.TB, name string) []byte {
 	tb.Helper()
-	raw, err := os.ReadFile(filepath.Join("testdata", "payloads", name))
+	raw, err := os.ReadFile(filepath.Join("..", "..", "testdata", "seeds", name))
 	if err != nil {
 		tb.Fatal(err)
 	}

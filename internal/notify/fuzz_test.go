@@ -17,7 +17,7 @@ import (
 var fuzzLimits = Limits{MaxDepth: 12, MaxItems: 8, MaxParticipants: 4, MaxStringLen: 256}
 
 func FuzzDecode(f *testing.F) {
-	files, _ := filepath.Glob(filepath.Join("testdata", "payloads", "*.json"))
+	files, _ := filepath.Glob(filepath.Join("..", "..", "testdata", "seeds", "*.json"))
 	if len(files) == 0 {
 		f.Fatal("no seed payloads")
 	}

@@ -217,7 +217,7 @@ var seedWant = func() map[string]summary {
 // fails if the index and the directory disagree.
 func notificationFiles(t testing.TB) []string {
 	t.Helper()
-	f, err := os.Open(filepath.Join("testdata", "payloads", "INDEX.tsv"))
+	f, err := os.Open(filepath.Join("..", "..", "testdata", "seeds", "INDEX.tsv"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +233,7 @@ func notificationFiles(t testing.TB) []string {
 	if err := sc.Err(); err != nil {
 		t.Fatal(err)
 	}
-	onDisk, _ := filepath.Glob(filepath.Join("testdata", "payloads", "*_notification.json"))
+	onDisk, _ := filepath.Glob(filepath.Join("..", "..", "testdata", "seeds", "*_notification.json"))
 	if len(onDisk) != len(files) || len(files) == 0 {
 		t.Fatalf("INDEX.tsv lists %d notifications, testdata/payloads holds %d", len(files), len(onDisk))
 	}
@@ -242,7 +242,7 @@ func notificationFiles(t testing.TB) []string {
 
 func readPayload(t testing.TB, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", "payloads", name))
+	b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "seeds", name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,7 +284,7 @@ func TestSeedNotifications(t *testing.T) {
 		})
 	}
 	for name := range seedWant {
-		if _, err := os.Stat(filepath.Join("testdata", "payloads", name)); err != nil {
+		if _, err := os.Stat(filepath.Join("..", "..", "testdata", "seeds", name)); err != nil {
 			t.Errorf("table row for %s, which is not a seed payload", name)
 		}
 	}

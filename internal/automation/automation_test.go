@@ -453,4 +453,3 @@ func TestCloseDrainsQueuedWork(t *testing.T) {
 		t.Errorf("answered %d of 4 accepted", n)
 	}
 }
-

@@ -78,6 +78,20 @@ func (c *call) opByContextLocked(cc string, idless bool) *OperationView {
 	return nil
 }
 
+// lastOpByContextLocked returns the newest operation with the client
+// context, whatever its status and id.
+func (c *call) lastOpByContextLocked(cc string) *OperationView {
+	if cc == "" {
+		return nil
+	}
+	for i := len(c.ops) - 1; i >= 0; i-- {
+		if c.ops[i].ClientContext == cc {
+			return c.ops[i]
+		}
+	}
+	return nil
+}
+
 // opAwaitingIDLocked returns the oldest operation with the client context
 // that Graph has not yet given an id, whatever its status: an id-less
 // notification (invite example 2) may have finished it already.
@@ -190,7 +204,11 @@ func (s *Store) applyOperationLocked(c *call, a *applyCtx, ev *model.Event) {
 		}
 	} else {
 		// Invite example 2: no id; only the client context says which.
-		op = c.opByContextLocked(o.ClientContext, false)
+		// With no pending match, the newest finished one with that
+		// context makes this a repeat, not an operation of its own.
+		if op = c.opByContextLocked(o.ClientContext, false); op == nil {
+			op = c.lastOpByContextLocked(o.ClientContext)
+		}
 	}
 	if op == nil {
 		// An operation botd did not send (or forgot): record it.

@@ -207,3 +207,25 @@ func TestOperationTimeout(t *testing.T) {
 		}
 	})
 }
+
+// TestIDlessOperationRepeated: invite example 2's operation notification
+// has no id; delivered twice, it finishes the tracked operation once and
+// does not become a second operation.
+func TestIDlessOperationRepeated(t *testing.T) {
+	s := newStore(t, Config{})
+	established(t, s, "c1")
+	must(t, s.TrackOperation("c1", OperationRecord{Type: "invite", ClientContext: "cc-1"}))
+	s.OperationSent("c1", "cc-1", &model.Operation{ID: "op-1", Status: model.OpRunning, ClientContext: "cc-1"})
+	ev := opEvent("c1", model.ChangeDeleted, &model.Operation{Status: model.OpCompleted, ClientContext: "cc-1"})
+	ev.Path.SubID = "participants"
+	if got := kindsString(mustApply(t, s, ev)); got != "operation_completed" {
+		t.Fatalf("first delivery: %s", got)
+	}
+	if got := kindsString(mustApply(t, s, ev)); got != "" {
+		t.Fatalf("repeat: %s", got)
+	}
+	v := mustCall(t, s, "c1")
+	if len(v.Operations) != 1 || v.Operations[0].ID != "op-1" || v.Operations[0].Status != model.OpCompleted {
+		t.Fatalf("operations = %+v", v.Operations)
+	}
+}

@@ -96,7 +96,9 @@ func settings() []setting {
 		s("admin-listen", "127.0.0.1:9090", "admin listener address (admin API, /metrics, /livez, /readyz)", func(c *Config) *string { return &c.AdminListen }),
 		s("callback-path", "/api/calls", "path Graph posts notifications to", func(c *Config) *string { return &c.CallbackPath }),
 		s("public-url", "", "URL Graph reaches botd on, e.g. https://bot.contoso.com (default: http://127.0.0.1:<port> in emulator mode)", func(c *Config) *string { return &c.PublicURL }),
-		{name: "max-body", usage: "largest callback body accepted, in bytes", bind: func(fs *flag.FlagSet, c *Config) { fs.Int64Var(&c.MaxBody, "max-body", 1<<20, "largest callback body accepted, in bytes") }},
+		{name: "max-body", usage: "largest callback body accepted, in bytes", bind: func(fs *flag.FlagSet, c *Config) {
+			fs.Int64Var(&c.MaxBody, "max-body", 1<<20, "largest callback body accepted, in bytes")
+		}},
 		d("shutdown-timeout", 15*time.Second, "time to finish in-flight callbacks and outbound work on SIGTERM", func(c *Config) *time.Duration { return &c.ShutdownTimeout }),
 		d("ready-timeout", 2*time.Second, "time /readyz may spend checking a Graph token", func(c *Config) *time.Duration { return &c.ReadyTimeout }),
 		s("log-level", "info", "debug, info, warn or error", func(c *Config) *string { return &c.LogLevel }),

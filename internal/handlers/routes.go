@@ -19,13 +19,13 @@ import (
 
 // Deps is everything the handlers use.
 type Deps struct {
-	Log        zerolog.Logger
-	Decoder    Decoder
-	Store      Store
-	Graph      Graph
-	Metrics    *Metrics
-	Ready      *Readiness
-	Gatherer   prometheus.Gatherer
+	Log      zerolog.Logger
+	Decoder  Decoder
+	Store    Store
+	Graph    Graph
+	Metrics  *Metrics
+	Ready    *Readiness
+	Gatherer prometheus.Gatherer
 
 	// CallbackPath is where Graph posts notifications.
 	CallbackPath string

@@ -1,0 +1,261 @@
+package handlers
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/botd/botd/internal/automation"
+	"github.com/botd/botd/internal/callstate"
+	"github.com/botd/botd/internal/emulator"
+	"github.com/botd/botd/internal/graph"
+	"github.com/botd/botd/internal/notify"
+)
+
+// rig is botd's HTTP surface wired as cmd/botd wires it: real decoder, call
+// store, automation and Graph client, the Graph client talking to the
+// project's emulator over loopback, and both routers behind real listeners.
+type rig struct {
+	t       *testing.T
+	emu     *emulator.Server
+	store   *callstate.Store
+	engine  *automation.Engine
+	metrics *Metrics
+	reg     *prometheus.Registry
+	public  *httptest.Server
+	admin   *httptest.Server
+	deps    Deps
+	logs    *syncBuffer
+}
+
+type rigOptions struct {
+	automation automation.Config
+	store      callstate.Config
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func newRig(t *testing.T, o rigOptions) *rig {
+	t.Helper()
+	r := &rig{t: t, reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
+	log := zerolog.New(r.logs)
+
+	r.emu = emulator.New(emulator.Options{TenantID: "tenant-1", ClientID: "app-1", ClientSecret: "secret-1"})
+	r.emu.Start()
+	t.Cleanup(r.emu.Close)
+
+	gc, err := graph.New(graph.Config{
+		TenantID: "tenant-1", ClientID: "app-1", ClientSecret: "secret-1",
+		BaseURL: r.emu.GraphURL(), TokenURL: r.emu.TokenURL(),
+		RequestTimeout: 5 * time.Second, RetryBudget: 5 * time.Second, MaxRetries: 2,
+		BackoffInitial: time.Millisecond, BackoffMax: 5 * time.Millisecond,
+	}, log, r.reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The public listener exists before the handlers, because its address
+	// is botd's callbackUri.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.public = httptest.NewUnstartedServer(nil)
+	r.public.Listener.Close()
+	r.public.Listener = ln
+	callbackURL := "http://" + ln.Addr().String() + "/api/calls"
+
+	o.store.Sink = func(c []callstate.Change) { r.engine.Handle(c) }
+	r.store, err = callstate.New(o.store, log, r.reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.automation.CallbackURL = callbackURL
+	if o.automation.IncomingAction == "" {
+		o.automation.IncomingAction = "answer"
+	}
+	if o.automation.KeepAlive == 0 {
+		o.automation.KeepAlive = time.Hour
+	}
+	r.engine = automation.New(o.automation, gc, r.store, log, r.reg)
+	ctx, cancel := context.WithCancel(context.Background())
+	var bg sync.WaitGroup
+	bg.Add(2)
+	go func() { defer bg.Done(); r.engine.Run(ctx) }()
+	go func() { defer bg.Done(); _ = r.store.Run(ctx) }()
+	t.Cleanup(func() {
+		r.engine.Close()
+		cancel()
+		bg.Wait()
+	})
+
+	r.metrics = NewMetrics(r.reg)
+	ready := NewReadiness(gc.CheckToken, time.Second, r.metrics)
+	r.deps = Deps{
+		Log: log, Decoder: notify.NewDecoder(notify.DefaultLimits()), Store: r.store, Graph: gc,
+		Metrics: r.metrics, Ready: ready, Gatherer: r.reg,
+		CallbackPath: "/api/calls", CallbackURL: callbackURL, MaxBody: 1 << 20,
+		TenantID: "tenant-1", BotAppID: "app-1", BotName: "botd-test",
+		RequestTimeout: 10 * time.Second,
+	}
+	r.public.Config.Handler = Public(r.deps)
+	r.public.Start()
+	t.Cleanup(r.public.Close)
+	r.admin = httptest.NewServer(Admin(r.deps))
+	t.Cleanup(r.admin.Close)
+	ready.Set(true)
+	return r
+}
+
+// seed reads a payload from the shared seed directory.
+func seed(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "seeds", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+type reply struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (rp reply) decode(t *testing.T, v any) {
+	t.Helper()
+	if err := json.Unmarshal(rp.body, v); err != nil {
+		t.Fatalf("decode %s: %v", rp.body, err)
+	}
+}
+
+func (rp reply) problem(t *testing.T) Problem {
+	t.Helper()
+	if ct := rp.header.Get("Content-Type"); ct != "application/problem+json" {
+		t.Fatalf("content type %q, want application/problem+json (status %d, body %s)", ct, rp.status, rp.body)
+	}
+	var p Problem
+	rp.decode(t, &p)
+	if p.Status != rp.status {
+		t.Fatalf("problem status %d, HTTP status %d", p.Status, rp.status)
+	}
+	return p
+}
+
+func do(t *testing.T, method, url, contentType string, body []byte) reply {
+	t.Helper()
+	req, err := http.NewRequest(method, url, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return reply{status: res.StatusCode, header: res.Header, body: b}
+}
+
+// notify posts a callback body as Graph does.
+func (r *rig) notify(body []byte) reply {
+	r.t.Helper()
+	return do(r.t, http.MethodPost, r.public.URL+"/api/calls", "application/json", body)
+}
+
+func (r *rig) mustNotify(body []byte) {
+	r.t.Helper()
+	if rp := r.notify(body); rp.status != http.StatusAccepted {
+		r.t.Fatalf("callback answered %d: %s", rp.status, rp.body)
+	}
+}
+
+func (r *rig) adminDo(method, path string, body []byte) reply {
+	r.t.Helper()
+	ct := ""
+	if body != nil {
+		ct = "application/json"
+	}
+	return do(r.t, method, r.admin.URL+path, ct, body)
+}
+
+func (r *rig) view(id string) callstate.CallView {
+	r.t.Helper()
+	rp := r.adminDo(http.MethodGet, "/v1/calls/"+id, nil)
+	if rp.status != http.StatusOK {
+		r.t.Fatalf("GET /v1/calls/%s = %d: %s", id, rp.status, rp.body)
+	}
+	var v callstate.CallView
+	rp.decode(r.t, &v)
+	return v
+}
+
+// eventually polls cond until it holds; it fails the test only after a
+// generous bound, so it never asserts on timing.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("never happened: %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// drain waits for queued automation to finish.
+func (r *rig) drain() {
+	r.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := r.engine.Wait(ctx); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// withoutCallback removes callbackUri from a seed request, as a user of
+// the admin API does: botd fills its own.
+func withoutCallback(t *testing.T, body []byte) []byte {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(body, &m); err != nil {
+		t.Fatal(err)
+	}
+	delete(m, "callbackUri")
+	out, _ := json.Marshal(m)
+	return out
+}
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }

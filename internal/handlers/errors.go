@@ -124,7 +124,9 @@ func problemFor(err error) Problem {
 	}
 	p.Status = codeStatus[p.Code]
 	p.Title = http.StatusText(p.Status)
-	p.Type = "https://github.com/botd/botd/blob/main/README.md#errors-" + string(p.Code)
+	// No problem type of our own: the status says what kind of problem it
+	// is, and the code extension member says which (README, "Errors").
+	p.Type = "about:blank"
 	return p
 }
 

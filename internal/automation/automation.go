@@ -391,8 +391,7 @@ func (e *Engine) startKeepAlive(callID string) {
 	if e.closed || e.keepalive[callID] != nil {
 		return
 	}
-	var tick func()
-	tick = func() {
+	tick := func() {
 		e.enqueue(job{kind: "keepalive", callID: callID, run: func(ctx context.Context) error {
 			_, err := e.graph.KeepAlive(ctx, callID)
 			var ae *graph.APIError

@@ -10,7 +10,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -257,5 +256,3 @@ func withoutCallback(t *testing.T, body []byte) []byte {
 	out, _ := json.Marshal(m)
 	return out
 }
-
-func contains(s, sub string) bool { return strings.Contains(s, sub) }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -44,6 +45,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// process and on loopback. It says so in the first log line.
 	var emu *emulator.Server
 	if cfg.Emulator {
+		log.Warn().Str("mode", "emulator").
+			Msg("emulator mode: no Graph credentials set (BOTD_CLIENT_ID, BOTD_CLIENT_SECRET, BOTD_TENANT_ID), so botd talks to its embedded Graph emulator on loopback")
 		cfg.TenantID = "00000000-0000-4000-8000-000000000001"
 		cfg.ClientID = "00000000-0000-4000-8000-000000000002"
 		cfg.ClientSecret = randomSecret()
@@ -56,8 +59,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		defer emu.Close()
 		cfg.GraphBaseURL, cfg.TokenURL = emu.GraphURL(), emu.TokenURL()
-		log.Warn().Str("mode", "emulator").Str("graph_url", cfg.GraphBaseURL).
-			Msg("emulator mode: no Graph credentials set (BOTD_CLIENT_ID, BOTD_CLIENT_SECRET, BOTD_TENANT_ID), so botd talks to its embedded fake Graph on loopback")
+		log.Info().Str("graph_url", cfg.GraphBaseURL).Msg("emulator serving")
 	}
 
 	publicLn, err := net.Listen("tcp", cfg.Listen)
@@ -70,9 +72,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("BOTD_ADMIN_LISTEN: %w", err)
 	}
 	defer adminLn.Close()
+	publicPort := publicLn.Addr().(*net.TCPAddr).Port
 	if cfg.PublicURL == "" {
-		port := publicLn.Addr().(*net.TCPAddr).Port
-		cfg.PublicURL = fmt.Sprintf("http://127.0.0.1:%d", port)
+		cfg.PublicURL = fmt.Sprintf("http://127.0.0.1:%d", publicPort)
+	}
+	if cfg.Instance == "" {
+		host, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("BOTD_INSTANCE: not set, and no host name: %w", err)
+		}
+		cfg.Instance = config.InstanceName(host)
+		if err := cfg.Validate(); err != nil {
+			return fmt.Errorf("BOTD_INSTANCE: not set, and the host name %q is not a DNS label; set it: %w", host, err)
+		}
+	}
+	if cfg.PeerPort == 0 {
+		cfg.PeerPort = publicPort
 	}
 	logConfig(log, &cfg)
 
@@ -124,6 +139,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		CallbackPath: cfg.CallbackPath, CallbackURL: cfg.CallbackURL(), MaxBody: cfg.MaxBody,
 		TenantID: cfg.TenantID, BotAppID: cfg.ClientID, BotName: cfg.BotName,
 		RequestTimeout: cfg.GraphRetryBudget + cfg.GraphTimeout + 5*time.Second,
+		Cluster: handlers.Cluster{
+			Self:    cfg.Instance,
+			PeerURL: handlers.PeerURLFunc(cfg.PeerDomain, cfg.PeerPort),
+			Client:  &http.Client{Timeout: cfg.ForwardTimeout},
+		},
 	}
 	publicSrv := &http.Server{
 		Handler:           handlers.Public(deps),
@@ -174,9 +194,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		log.Error().Err(runErr).Msg("listener failed; shutting down")
 	}
 
-	// Shutdown: readiness first, then stop taking callbacks and finish the
-	// in-flight ones, then drain outbound work, then the admin listener.
+	// Shutdown: readiness first, so no new call lands here; then, when
+	// draining, keep serving the live calls until they end or the drain
+	// timeout passes; then stop taking callbacks and finish the in-flight
+	// ones, drain outbound work, and stop the admin listener.
 	ready.Set(false)
+	if runErr == nil && cfg.DrainTimeout > 0 {
+		drain(log, store, cfg.DrainTimeout, serveErr)
+	}
 	sdCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	var errs []error
@@ -200,6 +225,32 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log.Info().Msg("botd stopped")
 	return runErr
+}
+
+// drain waits until no call is live, the timeout passes, or a listener
+// fails.
+func drain(log zerolog.Logger, store *callstate.Store, timeout time.Duration, serveErr <-chan error) {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		live := store.Live()
+		if live == 0 {
+			log.Info().Msg("drained: no live calls")
+			return
+		}
+		log.Info().Int("live_calls", live).Dur("timeout", timeout).Msg("draining: waiting for live calls to end")
+		select {
+		case <-deadline.C:
+			log.Warn().Int("live_calls", store.Live()).Msg("drain timeout passed with calls still live; shutting down")
+			return
+		case err := <-serveErr:
+			log.Error().Err(err).Msg("listener failed while draining")
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 func newLogger(cfg config.Config, out io.Writer) zerolog.Logger {

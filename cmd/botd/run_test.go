@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -172,7 +173,7 @@ func seed(t *testing.T, name string) []byte {
 // line that it runs against its embedded emulator, serves, and a call can
 // be created through the admin API.
 func TestEmulatorModeByDefault(t *testing.T) {
-	b := start(t, nil)
+	b := start(t, map[string]string{"BOTD_INSTANCE": "botd-test-0"})
 	first := b.logs.first()
 	if first["mode"] != "emulator" || !strings.Contains(first["message"].(string), "emulator mode") {
 		t.Fatalf("first log line = %v", first)
@@ -200,7 +201,7 @@ func TestEmulatorModeByDefault(t *testing.T) {
 		ID, State, CallbackURI string
 	}
 	_ = json.Unmarshal(out, &view)
-	if view.ID == "" || !strings.HasPrefix(view.CallbackURI, b.public) {
+	if view.ID == "" || view.CallbackURI != b.public+"/api/calls/botd-test-0" {
 		t.Fatalf("view = %+v (public %s)", view, b.public)
 	}
 	if code, _ := get(t, b.admin+"/v1/calls/"+view.ID); code != http.StatusOK {
@@ -220,6 +221,8 @@ func TestBadConfigStopsBotd(t *testing.T) {
 		{map[string]string{"BOTD_RETENTION": "later"}, "BOTD_RETENTION"},
 		{map[string]string{"BOTD_CLIENT_ID": "x"}, "BOTD_CLIENT_SECRET"},
 		{map[string]string{"BOTD_PUBLIC_URL": "https://bot.contoso.com"}, "emulator mode"},
+		{map[string]string{"BOTD_INSTANCE": "Botd_0"}, "BOTD_INSTANCE"},
+		{map[string]string{"BOTD_DRAIN_TIMEOUT": "-1s"}, "BOTD_DRAIN_TIMEOUT"},
 	} {
 		err := run(context.Background(), nil, func(k string) string { return tc.env[k] }, io.Discard, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -247,44 +250,34 @@ func TestShutdownDrains(t *testing.T) {
 	// Graph is slow to take the answer: it is still in flight at shutdown.
 	emu.Script(emulator.RouteAnswer, emulator.Fault{Delay: 200 * time.Millisecond})
 
-	// A callback whose body is still arriving when shutdown starts.
+	// A callback whose body is still arriving when shutdown starts. With
+	// "Expect: 100-continue" the server says "100 Continue" once the
+	// handler reads the body, so the test knows the request is in flight.
 	body := []byte(fmt.Sprintf(`{"value":[{"changeType":"created","resourceUrl":"/communications/calls/%s","resourceData":{"@odata.type":"#microsoft.graph.call","id":"%s","state":"incoming","direction":"incoming"}}]}`, id, id))
-	pr, pw := io.Pipe()
-	req, _ := http.NewRequest(http.MethodPost, b.public+"/api/calls", pr)
-	req.Header.Set("Content-Type", "application/json")
-	req.ContentLength = int64(len(body))
-	resc := make(chan *http.Response, 1)
-	errc := make(chan error, 1)
-	go func() {
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			errc <- err
-			return
-		}
-		resc <- res
-	}()
-	half := len(body) / 2
-	if _, err := pw.Write(body[:half]); err != nil {
+	conn, err := net.Dial("tcp", strings.TrimPrefix(b.public, "http://"))
+	if err != nil {
 		t.Fatal(err)
 	}
-	// The server has the request once a handler runs; wait for the
-	// access log to be absent and the connection to be active by reading
-	// nothing here: shutdown waits for active requests either way.
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /api/calls HTTP/1.1\r\nHost: botd\r\nContent-Type: application/json\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n", len(body))
+	br := bufio.NewReader(conn)
+	cont, err := http.ReadResponse(br, nil)
+	if err != nil || cont.StatusCode != http.StatusContinue {
+		t.Fatalf("want 100 Continue, got %v %v", cont, err)
+	}
 	stopped := make(chan error, 1)
 	go func() { stopped <- b.stop() }()
 	b.logs.wait(t, "shutdown requested", func(m map[string]any) bool { return m["message"] == "shutdown requested" })
-	if _, err := pw.Write(body[half:]); err != nil {
+	if _, err := conn.Write(body); err != nil {
 		t.Fatal(err)
 	}
-	pw.Close()
-	select {
-	case res := <-resc:
-		res.Body.Close()
-		if res.StatusCode != http.StatusAccepted {
-			t.Fatalf("in-flight callback answered %d", res.StatusCode)
-		}
-	case err := <-errc:
-		t.Fatalf("in-flight callback failed: %v", err)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("in-flight callback failed: %v\n%s", err, b.logs.String())
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusAccepted {
+		t.Fatalf("in-flight callback answered %d", res.StatusCode)
 	}
 	if err := <-stopped; err != nil {
 		t.Fatalf("run returned %v", err)
@@ -298,4 +291,35 @@ func TestShutdownDrains(t *testing.T) {
 	if strings.Contains(b.logs.String(), "s3cr3t-value") {
 		t.Fatal("the client secret reached the log")
 	}
+}
+
+// TestDrainWaitsForLiveCalls: told to stop, a draining replica turns
+// unready at once but keeps serving its live call until it ends.
+func TestDrainWaitsForLiveCalls(t *testing.T) {
+	b := start(t, map[string]string{"BOTD_INSTANCE": "botd-0", "BOTD_DRAIN_TIMEOUT": "5m"})
+	note := func(state string) []byte {
+		return []byte(`{"value":[{"changeType":"updated","resourceUrl":"/communications/calls/call-1","resourceData":{"@odata.type":"#microsoft.graph.call","id":"call-1","state":"` + state + `"}}]}`)
+	}
+	if code, out := post(t, b.public+"/api/calls/botd-0", note("established")); code != http.StatusAccepted {
+		t.Fatalf("callback = %d: %s", code, out)
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- b.stop() }()
+	b.logs.wait(t, "draining", func(m map[string]any) bool { return m["message"] == "draining: waiting for live calls to end" })
+	if code, _ := get(t, b.admin+"/readyz"); code != http.StatusServiceUnavailable {
+		t.Fatalf("readyz while draining = %d", code)
+	}
+	select {
+	case err := <-stopped:
+		t.Fatalf("botd exited with a live call: %v", err)
+	default:
+	}
+	// The call still gets its notifications, and ends.
+	if code, out := post(t, b.public+"/api/calls/botd-0", note("terminated")); code != http.StatusAccepted {
+		t.Fatalf("callback while draining = %d: %s", code, out)
+	}
+	if err := <-stopped; err != nil {
+		t.Fatalf("run returned %v", err)
+	}
+	b.logs.wait(t, "drained", func(m map[string]any) bool { return m["message"] == "drained: no live calls" })
 }

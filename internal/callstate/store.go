@@ -364,6 +364,20 @@ func (s *Store) Calls() []CallSummary {
 	return out
 }
 
+// Live counts the calls that have a state and are not terminated: the calls
+// a draining replica waits for.
+func (s *Store) Live() int {
+	n := 0
+	for _, c := range s.allCalls(nil) {
+		c.mu.Lock()
+		if !c.gone && c.res.State != "" && c.res.State != model.StateTerminated {
+			n++
+		}
+		c.mu.Unlock()
+	}
+	return n
+}
+
 // allCalls appends every call in the map to buf, holding each shard's lock
 // only while copying its pointers.
 func (s *Store) allCalls(buf []*call) []*call {

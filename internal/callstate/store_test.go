@@ -368,3 +368,20 @@ func TestConcurrency(t *testing.T) {
 		t.Errorf("subscriber order for call-07 = %v", got)
 	}
 }
+
+func TestLiveCountsCallsNotTerminated(t *testing.T) {
+	s := newStore(t, Config{})
+	if s.Live() != 0 {
+		t.Fatal("empty store has live calls")
+	}
+	mustApply(t, s, callEvent("a", model.ChangeUpdated, model.StateEstablished))
+	mustApply(t, s, callEvent("b", model.ChangeUpdated, model.StateEstablishing))
+	mustApply(t, s, rosterEvent("c", participant("p1", "u1"))) // no state yet
+	if got := s.Live(); got != 2 {
+		t.Fatalf("Live = %d, want 2", got)
+	}
+	mustApply(t, s, callEvent("a", model.ChangeUpdated, model.StateTerminated))
+	if got := s.Live(); got != 1 {
+		t.Fatalf("Live after a hang-up = %d, want 1", got)
+	}
+}

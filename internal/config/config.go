@@ -33,6 +33,14 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	ReadyTimeout    time.Duration
 
+	// Replicas. Each call is owned by the replica that created or answered
+	// it; its callbackUri ends in that replica's instance name.
+	Instance       string        // this replica's name (default: the host name, the pod name in Kubernetes)
+	PeerDomain     string        // DNS domain of the headless peer service; empty means one replica
+	PeerPort       int           // public port of the peers (default: this replica's public port)
+	ForwardTimeout time.Duration // deadline of one forwarded notification
+	DrainTimeout   time.Duration // on SIGTERM, how long live calls may go on before botd exits
+
 	LogLevel  string
 	LogFormat string
 
@@ -101,6 +109,11 @@ func settings() []setting {
 		}},
 		d("shutdown-timeout", 15*time.Second, "time to finish in-flight callbacks and outbound work on SIGTERM", func(c *Config) *time.Duration { return &c.ShutdownTimeout }),
 		d("ready-timeout", 2*time.Second, "time /readyz may spend checking a Graph token", func(c *Config) *time.Duration { return &c.ReadyTimeout }),
+		s("instance", "", "this replica's instance name, a DNS label (default: the host name, which is the pod name under a StatefulSet)", func(c *Config) *string { return &c.Instance }),
+		s("peer-domain", "", "DNS domain of the headless Service of the replicas, e.g. botd-peers.calls.svc.cluster.local; a notification for another instance's call is forwarded to {instance}.{peer-domain}. Empty: one replica, no forwarding", func(c *Config) *string { return &c.PeerDomain }),
+		i("peer-port", 0, "public port of the peer replicas (default: this replica's public port)", func(c *Config) *int { return &c.PeerPort }),
+		d("forward-timeout", 5*time.Second, "deadline of one notification forwarded to its owner replica", func(c *Config) *time.Duration { return &c.ForwardTimeout }),
+		d("drain-timeout", 0, "on SIGTERM, how long botd keeps serving its live calls (readiness false) before it shuts down; 0 shuts down at once", func(c *Config) *time.Duration { return &c.DrainTimeout }),
 		s("log-level", "info", "debug, info, warn or error", func(c *Config) *string { return &c.LogLevel }),
 		s("log-format", "json", "json or console", func(c *Config) *string { return &c.LogFormat }),
 
@@ -274,6 +287,26 @@ func (c *Config) Validate() error {
 			bad(p.name, "must be a positive duration")
 		}
 	}
+	if c.Instance != "" && !isDNSLabel(c.Instance) {
+		bad("instance", "must be a DNS label: lower-case letters, digits and '-', at most 63")
+	}
+	if c.PeerDomain != "" {
+		for _, l := range strings.Split(c.PeerDomain, ".") {
+			if !isDNSLabel(l) {
+				bad("peer-domain", "must be a DNS name such as botd-peers.calls.svc.cluster.local")
+				break
+			}
+		}
+	}
+	if c.PeerPort < 0 || c.PeerPort > 65535 {
+		bad("peer-port", "must be a port number")
+	}
+	if c.ForwardTimeout <= 0 {
+		bad("forward-timeout", "must be a positive duration")
+	}
+	if c.DrainTimeout < 0 {
+		bad("drain-timeout", "must not be negative")
+	}
 	if c.KeepAliveInterval >= 45*time.Minute {
 		bad("keepalive-interval", "must be under 45m: Graph ends a call that has had no keepAlive for 45 minutes")
 	}
@@ -375,6 +408,29 @@ func checkTarget(t string) error {
 	return nil
 }
 
+// isDNSLabel reports whether s is an RFC 1123 label.
+func isDNSLabel(s string) bool {
+	if s == "" || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// InstanceName turns a host name into an instance name: lower-cased, its
+// first label only.
+func InstanceName(host string) string {
+	host = strings.ToLower(host)
+	if i := strings.IndexByte(host, '.'); i >= 0 {
+		host = host[:i]
+	}
+	return host
+}
+
 // IsLoopbackHost reports whether host is localhost or a loopback IP.
 func IsLoopbackHost(host string) bool {
 	if host == "localhost" {
@@ -384,9 +440,15 @@ func IsLoopbackHost(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// CallbackURL is the callbackUri botd puts in every outbound request.
+// CallbackURL is the callbackUri botd puts in every outbound request: the
+// public URL, the callback path and this replica's instance, so that Graph's
+// notifications for the call name the replica that owns it.
 func (c *Config) CallbackURL() string {
-	return strings.TrimRight(c.PublicURL, "/") + c.CallbackPath
+	u := strings.TrimRight(c.PublicURL, "/") + c.CallbackPath
+	if c.Instance != "" {
+		u += "/" + c.Instance
+	}
+	return u
 }
 
 // Masked returns every setting as env name -> value for the start-up log,

@@ -14,6 +14,7 @@ type Metrics struct {
 	notifications     *prometheus.CounterVec
 	adminRequests     *prometheus.CounterVec
 	ready             prometheus.Gauge
+	forward           *forwardMetrics
 }
 
 // NewMetrics registers the handlers' metrics on reg.
@@ -45,5 +46,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "botd_ready",
 			Help: "1 while botd reports ready, 0 during start-up and shutdown.",
 		}),
+		forward: newForwardMetrics(reg),
 	}
 }

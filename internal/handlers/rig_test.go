@@ -43,6 +43,7 @@ type rig struct {
 type rigOptions struct {
 	automation automation.Config
 	store      callstate.Config
+	cluster    Cluster
 }
 
 type syncBuffer struct {
@@ -124,6 +125,7 @@ func newRig(t *testing.T, o rigOptions) *rig {
 		CallbackPath: "/api/calls", CallbackURL: callbackURL, MaxBody: 1 << 20,
 		TenantID: "tenant-1", BotAppID: "app-1", BotName: "botd-test",
 		RequestTimeout: 10 * time.Second,
+		Cluster:        o.cluster,
 	}
 	r.public.Config.Handler = Public(r.deps)
 	r.public.Start()
@@ -255,4 +257,11 @@ func withoutCallback(t *testing.T, body []byte) []byte {
 	delete(m, "callbackUri")
 	out, _ := json.Marshal(m)
 	return out
+}
+
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
+
+func readAll(res *http.Response) []byte {
+	b, _ := io.ReadAll(res.Body)
+	return b
 }

@@ -40,6 +40,8 @@ type Deps struct {
 	BotName  string
 	// RequestTimeout bounds a handler (admin requests wait for Graph).
 	RequestTimeout time.Duration
+	// Cluster says which replica this is and how to reach the others.
+	Cluster Cluster
 }
 
 // Public is the public listener's router: the Graph callback and /livez.
@@ -51,7 +53,12 @@ func Public(d Deps) http.Handler {
 	r.NotFound(handleNotFound())
 	r.MethodNotAllowed(handleMethodNotAllowed())
 	r.Get("/livez", handleLive())
-	r.Handle(d.CallbackPath, handleCallback(d))
+	callback := handleCallback(d)
+	// Graph posts to the bot's registered callback (incoming calls, which
+	// any replica may take) and to the callbackUri botd set on each call it
+	// owns, which ends in its instance name.
+	r.Handle(d.CallbackPath, callback)
+	r.Handle(d.CallbackPath+"/{instance}", handleInstanceCallback(d, callback))
 	return r
 }
 

@@ -1,0 +1,129 @@
+package handlers
+
+import (
+	"fmt"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// peers is a table of instance -> base URL, filled as replicas start.
+type peers struct {
+	mu   sync.Mutex
+	urls map[string]string
+}
+
+func (p *peers) url(instance string) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.urls[instance]
+}
+
+func (p *peers) set(instance, url string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.urls[instance] = url
+}
+
+func twoReplicas(t *testing.T) (a, b *rig, table *peers) {
+	table = &peers{urls: map[string]string{}}
+	client := &http.Client{Timeout: 5 * time.Second}
+	a = newRig(t, rigOptions{automation: automation0(), cluster: Cluster{Self: "botd-0", PeerURL: table.url, Client: client}})
+	b = newRig(t, rigOptions{automation: automation0(), cluster: Cluster{Self: "botd-1", PeerURL: table.url, Client: client}})
+	table.set("botd-0", a.public.URL)
+	table.set("botd-1", b.public.URL)
+	return a, b, table
+}
+
+func established(id string) []byte {
+	return []byte(fmt.Sprintf(`{"value":[{"changeType":"updated","resourceUrl":"/communications/calls/%s","resourceData":{"@odata.type":"#microsoft.graph.call","id":"%s","state":"established"}}]}`, id, id))
+}
+
+// TestNotificationReachesItsOwner: a notification for botd-1's call that
+// lands on botd-0 is forwarded and applied on botd-1 only.
+func TestNotificationReachesItsOwner(t *testing.T) {
+	a, b, _ := twoReplicas(t)
+	rp := do(t, http.MethodPost, a.public.URL+"/api/calls/botd-1", "application/json", established("call-1"))
+	if rp.status != http.StatusAccepted {
+		t.Fatalf("forwarded callback = %d: %s", rp.status, rp.body)
+	}
+	if _, ok := b.store.Call("call-1"); !ok {
+		t.Fatal("the owner did not get the notification")
+	}
+	if _, ok := a.store.Call("call-1"); ok {
+		t.Fatal("the forwarding replica applied it too")
+	}
+	if got := testutil.ToFloat64(a.metrics.forward.requests.WithLabelValues("forwarded")); got != 1 {
+		t.Errorf("botd-0 forwarded = %v", got)
+	}
+	if got := testutil.ToFloat64(b.metrics.forward.requests.WithLabelValues("local")); got != 1 {
+		t.Errorf("botd-1 local = %v", got)
+	}
+	// Its own calls a replica handles itself.
+	if rp := do(t, http.MethodPost, a.public.URL+"/api/calls/botd-0", "application/json", established("call-0")); rp.status != http.StatusAccepted {
+		t.Fatalf("own callback = %d", rp.status)
+	}
+	if _, ok := a.store.Call("call-0"); !ok {
+		t.Fatal("own notification not applied")
+	}
+	// The owner's answer comes back as is: a bad body is the owner's 400.
+	rp = do(t, http.MethodPost, a.public.URL+"/api/calls/botd-1", "application/json", []byte("nope"))
+	if rp.status != http.StatusBadRequest {
+		t.Fatalf("owner's error = %d", rp.status)
+	}
+	rp.problem(t)
+}
+
+func TestForwardLoopGuard(t *testing.T) {
+	a, b, _ := twoReplicas(t)
+	rp := doWithHeader(t, a.public.URL+"/api/calls/botd-1", established("call-1"), ForwardedHeader, "botd-1")
+	if rp.status != http.StatusServiceUnavailable || rp.header.Get("Retry-After") == "" {
+		t.Fatalf("loop = %d (Retry-After %q)", rp.status, rp.header.Get("Retry-After"))
+	}
+	if got := testutil.ToFloat64(a.metrics.forward.requests.WithLabelValues("loop")); got != 1 {
+		t.Errorf("loop counted %v", got)
+	}
+	if _, ok := b.store.Call("call-1"); ok {
+		t.Fatal("a looping notification was forwarded")
+	}
+}
+
+func TestUnreachableOwnerGives503(t *testing.T) {
+	a, b, _ := twoReplicas(t)
+	b.public.Close()
+	rp := do(t, http.MethodPost, a.public.URL+"/api/calls/botd-1", "application/json", established("call-1"))
+	if rp.status != http.StatusServiceUnavailable {
+		t.Fatalf("status %d", rp.status)
+	}
+	rp.problem(t)
+	if got := testutil.ToFloat64(a.metrics.forward.requests.WithLabelValues("failed")); got != 1 {
+		t.Errorf("failed counted %v", got)
+	}
+	rp = do(t, http.MethodPost, a.public.URL+"/api/calls/botd-9", "application/json", established("call-9"))
+	if rp.status != http.StatusServiceUnavailable {
+		t.Fatalf("unknown instance: status %d", rp.status)
+	}
+	if len(a.store.Calls()) != 0 {
+		t.Fatal("state changed")
+	}
+}
+
+func doWithHeader(t *testing.T, url string, body []byte, k, v string) reply {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, bytesReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(k, v)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b := readAll(res)
+	return reply{status: res.StatusCode, header: res.Header, body: b}
+}

@@ -7,21 +7,15 @@ package deploy
 
 // pendingEnv are BOTD_* variables the manifests set that config.Settings()
 // does not list yet.
-var pendingEnv = map[string]string{
-	"BOTD_ADMIN_TOKEN":      "admin API bearer token, required for a non-loopback admin listener",
-	"BOTD_ADMIN_TOKEN_FILE": "admin API bearer token from a file",
-}
+var pendingEnv = map[string]string{}
 
 // pendingSecretEnv are pending settings that hold a secret: they must come
 // from a Secret, never a ConfigMap or a literal.
-var pendingSecretEnv = []string{"BOTD_ADMIN_TOKEN"}
+var pendingSecretEnv = []string{}
 
 // pendingMetrics are metric names the alerts and the dashboard use that a
 // running botd does not export yet.
-var pendingMetrics = map[string]string{
-	"botd_auth_failures_total":  "inbound callback authentication (internal/auth), reason label",
-	"botd_inbound_auth_enabled": "inbound callback authentication (internal/auth)",
-}
+var pendingMetrics = map[string]string{}
 
 // externalMetrics are names the alerts use that come from elsewhere.
 var externalMetrics = map[string]string{

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/rs/zerolog"
 
+	"github.com/botd/botd/internal/auth"
 	"github.com/botd/botd/internal/automation"
 	"github.com/botd/botd/internal/callstate"
 	"github.com/botd/botd/internal/config"
@@ -131,8 +132,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		ActionTimeout:     cfg.GraphRetryBudget + cfg.GraphTimeout,
 	}, gc, store, log, reg)
 
+	// Background work lives until shutdown has drained everything.
+	bgCtx, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBG()
+
+	sec, err := security(bgCtx, log, &cfg, emu, reg)
+	if err != nil {
+		return err
+	}
 	metrics := handlers.NewMetrics(reg)
-	ready := handlers.NewReadiness(gc.CheckToken, cfg.ReadyTimeout, metrics)
+	ready := handlers.NewReadiness(func(ctx context.Context) error {
+		if sec.verifier != nil && !sec.verifier.Ready() {
+			return errors.New("Graph's callback signing keys are not loaded yet")
+		}
+		return gc.CheckToken(ctx)
+	}, cfg.ReadyTimeout, metrics)
 	deps := handlers.Deps{
 		Log: log, Decoder: notify.NewDecoder(notify.DefaultLimits()), Store: store, Graph: gc,
 		Metrics: metrics, Ready: ready, Gatherer: reg,
@@ -144,6 +158,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			PeerURL: handlers.PeerURLFunc(cfg.PeerDomain, cfg.PeerPort),
 			Client:  &http.Client{Timeout: cfg.ForwardTimeout},
 		},
+		CallbackAuth:  sec.callbackAuth,
+		CallbackLimit: auth.Limit(cfg.MaxInflight, time.Second, reg),
+		AdminAuth:     sec.adminAuth,
+		MetricsOpen:   cfg.MetricsOpen,
 	}
 	publicSrv := &http.Server{
 		Handler:           handlers.Public(deps),
@@ -162,9 +180,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		MaxHeaderBytes:    32 << 10,
 	}
 
-	// Background work lives until shutdown has drained everything.
-	bgCtx, stopBG := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopBG()
 	var bg sync.WaitGroup
 	bg.Add(2)
 	go func() { defer bg.Done(); _ = store.Run(bgCtx) }()
@@ -225,6 +240,63 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log.Info().Msg("botd stopped")
 	return runErr
+}
+
+// securityParts are the authentication middlewares botd runs with.
+type securityParts struct {
+	verifier     *auth.Verifier
+	callbackAuth func(http.Handler) http.Handler
+	adminAuth    func(http.Handler) http.Handler
+}
+
+// security builds inbound callback authentication and the admin token
+// check from the config. In emulator mode the callbacks are still checked,
+// against the emulator's own signing keys.
+func security(ctx context.Context, log zerolog.Logger, cfg *config.Config, emu *emulator.Server, reg prometheus.Registerer) (securityParts, error) {
+	var sec securityParts
+	if cfg.AdminToken != "" {
+		mw, err := auth.NewAdminAuth(cfg.AdminToken, log, reg)
+		if err != nil {
+			return sec, fmt.Errorf("BOTD_ADMIN_TOKEN: %w", err)
+		}
+		sec.adminAuth = mw
+	} else {
+		log.Warn().Str("addr", cfg.AdminListen).Msg("admin API open without a token: it is on loopback only; set BOTD_ADMIN_TOKEN to require one")
+	}
+	if cfg.InboundAuth == "off" {
+		auth.RegisterDisabledGauge(reg)
+		log.Warn().Msg("inbound authentication is OFF: anyone who can reach the callback can forge Graph notifications (allowed only on loopback or in emulator mode)")
+		return sec, nil
+	}
+	metadataURL, issuers, err := auth.Preset(cfg.Cloud)
+	if err != nil {
+		return sec, fmt.Errorf("BOTD_CLOUD: %w", err)
+	}
+	if emu != nil {
+		metadataURL = emu.OpenIDConfigURL()
+	}
+	if cfg.AuthMetadataURL != "" {
+		metadataURL = cfg.AuthMetadataURL
+	}
+	if l := config.List(cfg.AuthIssuers); len(l) > 0 {
+		issuers = l
+	}
+	v, err := auth.NewVerifier(auth.VerifierConfig{
+		Audience:       cfg.ClientID,
+		MetadataURL:    metadataURL,
+		Issuers:        issuers,
+		AllowedTenants: config.List(cfg.AuthAllowedTenants),
+	}, log, reg)
+	if err != nil {
+		return sec, fmt.Errorf("inbound auth: %w", err)
+	}
+	// A failed first load is not fatal: the verifier keeps trying, and
+	// botd stays unready (and refuses callbacks) until keys are loaded.
+	if err := v.Start(ctx); err != nil {
+		log.Error().Err(err).Str("metadata_url", metadataURL).Msg("Graph's callback signing keys could not be loaded; retrying, and not ready until they are")
+	}
+	sec.verifier, sec.callbackAuth = v, v.Middleware
+	return sec, nil
 }
 
 // drain waits until no call is live, the timeout passes, or a listener

@@ -223,6 +223,8 @@ func TestBadConfigStopsBotd(t *testing.T) {
 		{map[string]string{"BOTD_PUBLIC_URL": "https://bot.contoso.com"}, "emulator mode"},
 		{map[string]string{"BOTD_INSTANCE": "Botd_0"}, "BOTD_INSTANCE"},
 		{map[string]string{"BOTD_DRAIN_TIMEOUT": "-1s"}, "BOTD_DRAIN_TIMEOUT"},
+		{map[string]string{"BOTD_ADMIN_LISTEN": "0.0.0.0:9090"}, "BOTD_ADMIN_TOKEN"},
+		{map[string]string{"BOTD_CLIENT_ID": "a", "BOTD_CLIENT_SECRET": "b", "BOTD_TENANT_ID": "c", "BOTD_PUBLIC_URL": "https://bot.contoso.com", "BOTD_INBOUND_AUTH": "off"}, "BOTD_INBOUND_AUTH"},
 	} {
 		err := run(context.Background(), nil, func(k string) string { return tc.env[k] }, io.Discard, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -245,6 +247,9 @@ func TestShutdownDrains(t *testing.T) {
 		"BOTD_CLIENT_ID": "app-1", "BOTD_CLIENT_SECRET": "s3cr3t-value", "BOTD_TENANT_ID": "t-1",
 		"BOTD_GRAPH_BASE_URL": emu.GraphURL(), "BOTD_TOKEN_URL": emu.TokenURL(),
 		"BOTD_PUBLIC_URL": "http://127.0.0.1:9", "BOTD_SHUTDOWN_TIMEOUT": "20s",
+		// The test posts unsigned callbacks; botd allows that only because
+		// its public listener is on loopback.
+		"BOTD_INBOUND_AUTH": "off",
 	})
 	id := emu.PutCall(model.Call{State: model.StateIncoming, Direction: "incoming"})
 	// Graph is slow to take the answer: it is still in flight at shutdown.
@@ -296,7 +301,7 @@ func TestShutdownDrains(t *testing.T) {
 // TestDrainWaitsForLiveCalls: told to stop, a draining replica turns
 // unready at once but keeps serving its live call until it ends.
 func TestDrainWaitsForLiveCalls(t *testing.T) {
-	b := start(t, map[string]string{"BOTD_INSTANCE": "botd-0", "BOTD_DRAIN_TIMEOUT": "5m"})
+	b := start(t, map[string]string{"BOTD_INSTANCE": "botd-0", "BOTD_DRAIN_TIMEOUT": "5m", "BOTD_INBOUND_AUTH": "off"})
 	note := func(state string) []byte {
 		return []byte(`{"value":[{"changeType":"updated","resourceUrl":"/communications/calls/call-1","resourceData":{"@odata.type":"#microsoft.graph.call","id":"call-1","state":"` + state + `"}}]}`)
 	}

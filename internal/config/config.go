@@ -62,6 +62,15 @@ type Config struct {
 	DeltaGapTimeout  time.Duration
 	MaxCalls         int
 
+	// Security.
+	InboundAuth        string // on or off
+	AuthMetadataURL    string // OpenID configuration listing Graph's signing keys
+	AuthIssuers        string // comma list of accepted iss values
+	AuthAllowedTenants string // comma list; empty accepts any tenant
+	AdminToken         string `secret:"true"`
+	MetricsOpen        bool // /metrics without the admin token
+	MaxInflight        int  // concurrent callbacks; over it 503
+
 	// Automation.
 	IncomingAction     string // answer, reject, redirect, ignore
 	RejectReason       string
@@ -133,6 +142,15 @@ func settings() []setting {
 		d("delta-gap-timeout", 10*time.Second, "a delta-roster gap not filled by then triggers a roster resync", func(c *Config) *time.Duration { return &c.DeltaGapTimeout }),
 		i("max-calls", 10000, "most calls tracked at once; a new call over it is refused", func(c *Config) *int { return &c.MaxCalls }),
 
+		s("inbound-auth", "on", "authenticate Graph callbacks (on, or off: allowed only for a loopback public listener or in emulator mode)", func(c *Config) *string { return &c.InboundAuth }),
+		s("auth-metadata-url", "", "OpenID configuration whose jwks_uri lists the keys Graph signs callbacks with (default: the cloud's preset; the emulator's in emulator mode)", func(c *Config) *string { return &c.AuthMetadataURL }),
+		s("auth-issuers", "", "comma list of accepted callback token issuers (default: the cloud's preset)", func(c *Config) *string { return &c.AuthIssuers }),
+		s("auth-allowed-tenants", "", "comma list of tenant ids whose callbacks are accepted (default: any tenant; the token must name one)", func(c *Config) *string { return &c.AuthAllowedTenants }),
+		secret(s("admin-token", "", "bearer token the admin API requires (or BOTD_ADMIN_TOKEN_FILE); required when the admin listener is not on loopback", func(c *Config) *string { return &c.AdminToken })),
+		{name: "metrics-open", usage: "serve /metrics without the admin token, for scrapers", bind: func(fs *flag.FlagSet, c *Config) {
+			fs.BoolVar(&c.MetricsOpen, "metrics-open", true, "serve /metrics without the admin token, for scrapers")
+		}},
+		i("max-inflight", 256, "callbacks handled at once; more get 503 with Retry-After", func(c *Config) *int { return &c.MaxInflight }),
 		s("incoming-action", "answer", "what botd does with an incoming call: answer, reject, redirect or ignore", func(c *Config) *string { return &c.IncomingAction }),
 		s("reject-reason", "busy", "reject reason when incoming-action=reject: none, busy or forbidden", func(c *Config) *string { return &c.RejectReason }),
 		s("redirect-target", "", "E.164 number or user id incoming calls are redirected to when incoming-action=redirect", func(c *Config) *string { return &c.RedirectTarget }),
@@ -307,6 +325,28 @@ func (c *Config) Validate() error {
 	if c.DrainTimeout < 0 {
 		bad("drain-timeout", "must not be negative")
 	}
+	switch c.InboundAuth {
+	case "on":
+	case "off":
+		host, _, _ := net.SplitHostPort(c.Listen)
+		if !c.Emulator && !IsLoopbackHost(host) {
+			bad("inbound-auth", "off is allowed only in emulator mode or with a loopback public listener (BOTD_LISTEN=127.0.0.1:8080): anyone could forge Graph's notifications")
+		}
+	default:
+		bad("inbound-auth", "must be on or off")
+	}
+	if c.AuthMetadataURL != "" {
+		p, err := url.Parse(c.AuthMetadataURL)
+		if err != nil || p.Host == "" || (p.Scheme != "https" && !(p.Scheme == "http" && IsLoopbackHost(p.Hostname()))) {
+			bad("auth-metadata-url", "must be an https URL (http only for loopback hosts)")
+		}
+	}
+	if host, _, err := net.SplitHostPort(c.AdminListen); err == nil && !IsLoopbackHost(host) && c.AdminToken == "" {
+		bad("admin-listen", "%s is not a loopback address, so the admin API needs BOTD_ADMIN_TOKEN (or BOTD_ADMIN_TOKEN_FILE)", c.AdminListen)
+	}
+	if c.MaxInflight < 1 {
+		bad("max-inflight", "must be at least 1")
+	}
 	if c.KeepAliveInterval >= 45*time.Minute {
 		bad("keepalive-interval", "must be under 45m: Graph ends a call that has had no keepAlive for 45 minutes")
 	}
@@ -380,9 +420,12 @@ func (c *Config) Validate() error {
 }
 
 // InviteTargets splits InviteOnEstablish into its entries.
-func (c *Config) InviteTargets() []string {
+func (c *Config) InviteTargets() []string { return List(c.InviteOnEstablish) }
+
+// List splits a comma list, dropping blanks.
+func List(s string) []string {
 	var out []string
-	for _, t := range strings.Split(c.InviteOnEstablish, ",") {
+	for _, t := range strings.Split(s, ",") {
 		if t = strings.TrimSpace(t); t != "" {
 			out = append(out, t)
 		}

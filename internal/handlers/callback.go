@@ -42,14 +42,6 @@ type callbackReply struct {
 func handleCallback(d Deps) http.Handler {
 	log := d.Log.With().Str("component", "callback").Logger()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w}
-		defer func() {
-			d.Metrics.callbackRequests.WithLabelValues(strconv.Itoa(sw.status)).Inc()
-			d.Metrics.callbackLatency.Observe(time.Since(start).Seconds())
-		}()
-		w = sw
-
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
 			writeProblem(w, r, errorf(CodeMethod, "method %s not allowed: Graph posts notifications", r.Method))
@@ -134,6 +126,23 @@ func changeLabel(c model.ChangeType) string {
 func isJSON(ct string) bool {
 	mt, _, err := mime.ParseMediaType(ct)
 	return err == nil && (mt == "application/json" || mt == "text/json")
+}
+
+// callbackMetrics counts every callback request by status and times it,
+// those refused by authentication or the in-flight limit included.
+func callbackMetrics(m *Metrics) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			start := time.Now()
+			sw := &statusWriter{ResponseWriter: w}
+			next.ServeHTTP(sw, r)
+			if sw.status == 0 {
+				sw.status = http.StatusOK
+			}
+			m.callbackRequests.WithLabelValues(strconv.Itoa(sw.status)).Inc()
+			m.callbackLatency.Observe(time.Since(start).Seconds())
+		})
+	}
 }
 
 // statusWriter remembers the status for the metrics.

@@ -42,6 +42,16 @@ type Deps struct {
 	RequestTimeout time.Duration
 	// Cluster says which replica this is and how to reach the others.
 	Cluster Cluster
+	// CallbackAuth authenticates Graph's callbacks before any byte of the
+	// body is read; nil only when inbound auth is off.
+	CallbackAuth func(http.Handler) http.Handler
+	// CallbackLimit bounds the callbacks handled at once; it runs after
+	// CallbackAuth, so unauthenticated requests never take a slot.
+	CallbackLimit func(http.Handler) http.Handler
+	// AdminAuth guards the admin API; nil runs it open (loopback only).
+	AdminAuth func(http.Handler) http.Handler
+	// MetricsOpen serves /metrics without AdminAuth.
+	MetricsOpen bool
 }
 
 // Public is the public listener's router: the Graph callback and /livez.
@@ -53,12 +63,20 @@ func Public(d Deps) http.Handler {
 	r.NotFound(handleNotFound())
 	r.MethodNotAllowed(handleMethodNotAllowed())
 	r.Get("/livez", handleLive())
-	callback := handleCallback(d)
-	// Graph posts to the bot's registered callback (incoming calls, which
-	// any replica may take) and to the callbackUri botd set on each call it
-	// owns, which ends in its instance name.
-	r.Handle(d.CallbackPath, callback)
-	r.Handle(d.CallbackPath+"/{instance}", handleInstanceCallback(d, callback))
+	r.Group(func(r chi.Router) {
+		r.Use(callbackMetrics(d.Metrics))
+		for _, mw := range []func(http.Handler) http.Handler{d.CallbackAuth, d.CallbackLimit} {
+			if mw != nil {
+				r.Use(mw)
+			}
+		}
+		callback := handleCallback(d)
+		// Graph posts to the bot's registered callback (incoming calls,
+		// which any replica may take) and to the callbackUri botd set on
+		// each call it owns, which ends in its instance name.
+		r.Handle(d.CallbackPath, callback)
+		r.Handle(d.CallbackPath+"/{instance}", handleInstanceCallback(d, callback))
+	})
 	return r
 }
 
@@ -71,20 +89,29 @@ func Admin(d Deps) http.Handler {
 	r.MethodNotAllowed(handleMethodNotAllowed())
 	r.Get("/livez", handleLive())
 	r.Get("/readyz", handleReady(d.Ready).ServeHTTP)
-	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(d.Gatherer, promhttp.HandlerOpts{}))
-	r.Route("/v1/calls", func(r chi.Router) {
-		r.Get("/", handleListCalls(d).ServeHTTP)
-		r.Post("/", handleCreateCall(d).ServeHTTP)
-		r.Route("/{callID}", func(r chi.Router) {
-			r.Get("/", handleGetCall(d).ServeHTTP)
-			r.Delete("/", handleHangup(d).ServeHTTP)
-			r.Post("/participants/invite", handleInvite(d).ServeHTTP)
-			r.Get("/participants", handleListParticipants(d).ServeHTTP)
-			r.Post("/answer", handleAnswer(d).ServeHTTP)
-			r.Post("/reject", handleReject(d).ServeHTTP)
-			r.Post("/redirect", handleRedirect(d).ServeHTTP)
-			r.Post("/transfer", handleTransfer(d).ServeHTTP)
-			r.Post("/keepAlive", handleKeepAlive(d).ServeHTTP)
+	metrics := promhttp.HandlerFor(d.Gatherer, promhttp.HandlerOpts{})
+	if !d.MetricsOpen && d.AdminAuth != nil {
+		metrics = d.AdminAuth(metrics)
+	}
+	r.Method(http.MethodGet, "/metrics", metrics)
+	r.Group(func(r chi.Router) {
+		if d.AdminAuth != nil {
+			r.Use(d.AdminAuth)
+		}
+		r.Route("/v1/calls", func(r chi.Router) {
+			r.Get("/", handleListCalls(d).ServeHTTP)
+			r.Post("/", handleCreateCall(d).ServeHTTP)
+			r.Route("/{callID}", func(r chi.Router) {
+				r.Get("/", handleGetCall(d).ServeHTTP)
+				r.Delete("/", handleHangup(d).ServeHTTP)
+				r.Post("/participants/invite", handleInvite(d).ServeHTTP)
+				r.Get("/participants", handleListParticipants(d).ServeHTTP)
+				r.Post("/answer", handleAnswer(d).ServeHTTP)
+				r.Post("/reject", handleReject(d).ServeHTTP)
+				r.Post("/redirect", handleRedirect(d).ServeHTTP)
+				r.Post("/transfer", handleTransfer(d).ServeHTTP)
+				r.Post("/keepAlive", handleKeepAlive(d).ServeHTTP)
+			})
 		})
 	})
 	return r

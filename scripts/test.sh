@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The project's test command (README "Run the tests"): format, vet,
-# staticcheck, the race-enabled test suite, and a short run of every fuzz
-# target. Each step prints what it does; any failure fails the run.
+# The project's test command (README "Quickstart"): format, vet,
+# staticcheck, a render of every deploy overlay, a bounded run of every fuzz
+# target, and the race-enabled test suite. Any failure fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:$(go env GOPATH)/bin"
@@ -24,14 +24,38 @@ if ! command -v staticcheck >/dev/null 2>&1; then
 fi
 staticcheck ./...
 
+echo "== kubectl kustomize"
+for overlay in deploy/overlays/*/; do
+  kubectl kustomize "$overlay" >/dev/null
+  echo "rendered $overlay"
+done
+
 echo "== fuzz targets (${FUZZTIME} each)"
-# Every Fuzz* function in the tree runs for a bounded time; the seed corpus
-# in testdata/fuzz is kept, and a crash fails the run.
-grep -rl --include='*_test.go' '^func Fuzz' . | while read -r file; do
+# Every Fuzz* function runs for a bounded time; its seed corpus is f.Add
+# plus testdata/fuzz, and a crash fails the run (the failing input is then
+# in testdata/fuzz, to commit as a regression test). Go 1.26's fuzz runner
+# can end a timed run with "context deadline exceeded" and no failing input
+# (golang/go#75804); such a run is tried once more, a real crash never.
+fuzz() {
+  local pkg=$1 fn=$2 out
+  if out=$(go test -run='^$' -fuzz="^${fn}\$" -fuzztime="$FUZZTIME" "$pkg" 2>&1); then
+    echo "$out" | tail -1
+    return 0
+  fi
+  if echo "$out" | grep -q 'context deadline exceeded' && ! echo "$out" | grep -q 'Failing input written'; then
+    echo "$out" | tail -3
+    echo "(runner deadline flake, golang/go#75804: once more)"
+    go test -run='^$' -fuzz="^${fn}\$" -fuzztime="$FUZZTIME" "$pkg" 2>&1 | tail -1
+    return "${PIPESTATUS[0]}"
+  fi
+  echo "$out"
+  return 1
+}
+grep -rl --include='*_test.go' '^func Fuzz' . | sort | while read -r file; do
   pkg=$(dirname "$file")
   for fn in $(grep -o '^func Fuzz[A-Za-z0-9_]*' "$file" | sed 's/^func //'); do
     echo "-- $pkg $fn"
-    go test -run='^$' -fuzz="^${fn}\$" -fuzztime="$FUZZTIME" "$pkg"
+    fuzz "$pkg" "$fn"
   done
 done
 

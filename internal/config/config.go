@@ -68,8 +68,8 @@ type Config struct {
 	AuthIssuers        string // comma list of accepted iss values
 	AuthAllowedTenants string // comma list; empty accepts any tenant
 	AdminToken         string `secret:"true"`
-	MetricsOpen        bool // /metrics without the admin token
-	MaxInflight        int  // concurrent callbacks; over it 503
+	MetricsOpen        bool   // /metrics without the admin token
+	MaxInflight        int    // concurrent callbacks; over it 503
 
 	// Automation.
 	IncomingAction     string // answer, reject, redirect, ignore

@@ -223,7 +223,7 @@ func TestGraphRoutesNeedAValidToken(t *testing.T) {
 func TestCallLifecycle(t *testing.T) {
 	var mu sync.Mutex
 	var events []Event
-	s := start(t, Options{OnEvent: func(e Event) { mu.Lock(); events = append(events, e); mu.Unlock() }})
+	s := start(t, Options{TimeScale: 0.001, PeopleByID: map[string]Behaviour{"u2": {Answer: AnswerNoAnswer}}, Timing: Timing{Ring: time.Hour}, OnEvent: func(e Event) { mu.Lock(); events = append(events, e); mu.Unlock() }})
 	tok := fetchToken(t, s)
 	base := s.BaseURL() + "/communications/calls"
 
@@ -242,14 +242,22 @@ func TestCallLifecycle(t *testing.T) {
 		t.Errorf("create headers %v", a.header)
 	}
 
-	// Roster: the bot and the target.
-	a = send(t, http.MethodGet, base+"/"+id+"/participants", tok, "", "")
+	// Roster: the bot first, the target once they have answered.
 	var roster struct {
 		Value []model.Participant `json:"value"`
 	}
+	a = send(t, http.MethodGet, base+"/"+id+"/participants", tok, "", "")
 	a.json(t, &roster)
-	if a.status != 200 || len(roster.Value) != 2 || roster.Value[0].ID != created["myParticipantId"] {
+	if a.status != 200 || len(roster.Value) == 0 || roster.Value[0].ID != created["myParticipantId"] {
 		t.Errorf("participants %d %+v", a.status, roster)
+	}
+	waitFor(t, func() bool {
+		a = send(t, http.MethodGet, base+"/"+id+"/participants", tok, "", "")
+		a.json(t, &roster)
+		return len(roster.Value) == 2
+	})
+	if got := roster.Value[1].Info.Identity; got == nil || got.User == nil || got.User.ID != "u1" {
+		t.Errorf("second participant %+v, want the target u1", roster.Value[1])
 	}
 
 	// Invite: 200, Location, running operation with clientContext echoed.
@@ -323,7 +331,9 @@ func TestCallLifecycle(t *testing.T) {
 }
 
 func TestIncomingCallActions(t *testing.T) {
-	s := start(t, Options{})
+	// Step and Connect are long so that the states right after each action
+	// are what the test sees.
+	s := start(t, Options{Timing: Timing{Step: time.Hour, Connect: time.Hour}})
 	tok := fetchToken(t, s)
 	base := s.BaseURL() + "/communications/calls/"
 	const media = `"mediaConfig":{"@odata.type":"#microsoft.graph.serviceHostedMediaConfig"}`
@@ -613,7 +623,7 @@ func TestStartFuncAndLog(t *testing.T) {
 	if s.GraphURL() != s.BaseURL() || !strings.HasPrefix(s.URL(), "http://127.0.0.1:") {
 		t.Errorf("URLs %q %q", s.URL(), s.GraphURL())
 	}
-	if err := s.listen(); err == nil {
+	if err := s.listen("127.0.0.1:0"); err == nil {
 		t.Error("second start accepted")
 	}
 	tok := fetchToken(t, s)

@@ -21,8 +21,8 @@ import (
 // maxRequestBody bounds what the fake reads of a request.
 const maxRequestBody = 1 << 20
 
-// register wires every route. Paths take a {version} segment so that both
-// /v1.0 and /beta work.
+// register wires every route. Graph paths take a {version} segment so that
+// both /v1.0 and /beta work.
 func (s *Server) register() {
 	const calls = "/{version}/communications/calls"
 	s.handle("POST /{tenant}/oauth2/v2.0/token", RouteToken, s.handleToken)
@@ -37,6 +37,10 @@ func (s *Server) register() {
 	s.handle("POST "+calls+"/{id}/participants/invite", RouteInvite, s.handleInvite)
 	s.handle("GET "+calls+"/{id}/participants", RouteListParticipants, s.handleListParticipants)
 	s.handle("GET "+calls+"/{id}/operations/{opId}", RouteGetOperation, s.handleGetOperation)
+	s.handle("GET "+openIDPath, RouteOpenID, s.handleOpenID)
+	s.handle("GET "+jwksPath, RouteJWKS, s.handleJWKS)
+	s.handle("GET /v1/.well-known/keys", RouteJWKS, s.handleJWKS)
+	s.handle("POST /emulator/incoming", RouteIncoming, s.handleIncoming)
 	s.handle("/", RouteUnknown, func(w http.ResponseWriter, r *http.Request) {
 		s.graphError(w, r, http.StatusNotFound, "BadRequest", fmt.Sprintf("Resource not found for the segment '%s'.", r.URL.Path))
 	})
@@ -51,14 +55,15 @@ func (s *Server) handle(pattern string, route Route, h http.HandlerFunc) {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
 // wrap records the request, sets Graph's response headers, checks the
-// bearer token (Graph routes), then applies a scripted fault or the route.
+// bearer token (Graph routes), then applies a scripted or injected fault,
+// or the route.
 func (s *Server) wrap(route Route, h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		w := &statusWriter{ResponseWriter: rw}
 		defer func() {
 			s.opts.Log.Debug().Str("component", "emulator").Str("route", string(route)).Str("method", r.Method).
 				Str("path", r.URL.Path).Int("status", w.status()).Str("client_request_id", r.Header.Get("client-request-id")).
-				Msg("fake graph request")
+				Msg("emulator request")
 		}()
 		body, _ := io.ReadAll(io.LimitReader(r.Body, maxRequestBody))
 		r.Body = io.NopCloser(bytes.NewReader(body))
@@ -68,7 +73,7 @@ func (s *Server) wrap(route Route, h http.HandlerFunc) http.Handler {
 		if crid := r.Header.Get("client-request-id"); crid != "" {
 			w.Header().Set("client-request-id", crid)
 		}
-		if route != RouteToken && route != RouteUnknown {
+		if route.graph() {
 			if v := r.PathValue("version"); v != "v1.0" && v != "beta" {
 				s.graphError(w, r, http.StatusNotFound, "BadRequest", "Invalid version: "+v)
 				return
@@ -409,42 +414,32 @@ func (s *Server) handleCreateCall(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	call.ODataType = model.ODataCall
-	call.ID = uuid.NewString()
 	call.State = model.StateEstablishing
 	if call.Direction == "" {
 		call.Direction = "outgoing"
 	}
-	call.MyParticipantID = uuid.NewString()
-	call.CallChainID = uuid.NewString()
-
-	cs := &callState{call: call, operations: map[string]model.Operation{}, participants: initialRoster(&call)}
+	if call.Source == nil {
+		call.Source = &model.ParticipantInfo{ODataType: model.ODataParticipantInfo, Identity: s.botIdentity()}
+	}
+	kind := kindGroup
+	switch {
+	case call.MeetingInfo != nil || call.ChatInfo != nil:
+		kind = kindMeeting
+	case len(call.Targets) == 1:
+		kind = kindP2P
+	}
 	s.mu.Lock()
-	s.calls[call.ID] = cs
-	s.order = append(s.order, call.ID)
+	call.ID = s.newIDLocked()
+	call.MyParticipantID = s.newIDLocked()
+	call.CallChainID = s.newIDLocked()
+	cs := s.newCallLocked(call, kind)
+	cs.participants = []model.Participant{s.botParticipantLocked(cs, call.RequestedModalities)}
+	s.startOutgoingLocked(cs)
 	s.mu.Unlock()
 	s.emit(Event{Kind: EventCallCreated, CallID: call.ID, Call: call, Body: raw})
 
 	w.Header().Set("Location", callURL(r, call.ID))
 	writeEntity(w, r, http.StatusCreated, call, "communications/calls/$entity")
-}
-
-// initialRoster is the bot (myParticipantId) and one participant per target.
-func initialRoster(c *model.Call) []model.Participant {
-	var streams []model.MediaStream
-	for i, m := range c.RequestedModalities {
-		streams = append(streams, model.MediaStream{ODataType: model.ODataMediaStream, MediaType: m, SourceID: strconv.Itoa(i + 1), Direction: "sendReceive"})
-	}
-	bot := model.Participant{ODataType: model.ODataParticipant, ID: c.MyParticipantID, MediaStreams: streams,
-		Info: model.ParticipantInfo{ODataType: model.ODataParticipantInfo}}
-	if c.Source != nil {
-		bot.Info.Identity = c.Source.Identity
-	}
-	roster := []model.Participant{bot}
-	for _, t := range c.Targets {
-		roster = append(roster, model.Participant{ODataType: model.ODataParticipant, ID: uuid.NewString(),
-			Info: model.ParticipantInfo{ODataType: model.ODataParticipantInfo, Identity: t.Identity, EndpointType: t.EndpointType}})
-	}
-	return roster
 }
 
 // withCall runs fn on the call under the lock; it answers 404 when the call
@@ -474,7 +469,7 @@ func (s *Server) handleGetCall(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleDeleteCall(w http.ResponseWriter, r *http.Request) {
 	call, ok := s.withCall(w, r, false, func(cs *callState) bool {
-		cs.call.State = model.StateTerminated
+		s.endLocked(cs, resultHangup, s.step(), true)
 		return true
 	})
 	if !ok {
@@ -485,15 +480,19 @@ func (s *Server) handleDeleteCall(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleKeepAlive(w http.ResponseWriter, r *http.Request) {
-	if _, ok := s.withCall(w, r, false, func(*callState) bool { return true }); !ok {
+	if _, ok := s.withCall(w, r, false, func(cs *callState) bool {
+		s.armKeepAliveLocked(cs)
+		return true
+	}); !ok {
 		return
 	}
 	w.WriteHeader(http.StatusOK)
 }
 
 // stateAction handles answer, reject, redirect and transfer: decode the
-// body, check it and the call's state, change the state, answer 202.
-func (s *Server) stateAction(w http.ResponseWriter, r *http.Request, kind EventKind, body any, check func() string, allowed func(model.CallState) bool, apply func(*model.Call)) {
+// body, check it and the call's state, change the state and start what
+// follows (apply runs with s.mu held), answer 202.
+func (s *Server) stateAction(w http.ResponseWriter, r *http.Request, kind EventKind, body any, check func() string, allowed func(model.CallState) bool, apply func(*callState)) {
 	raw := rawBody(r)
 	if err := decodeBody(r, body); err != nil {
 		s.graphError(w, r, http.StatusBadRequest, "BadRequest", "invalid request body: "+err.Error())
@@ -509,7 +508,7 @@ func (s *Server) stateAction(w http.ResponseWriter, r *http.Request, kind EventK
 			problem = fmt.Sprintf("Call is in state %q; %s is not allowed.", cs.call.State, kind)
 			return false
 		}
-		apply(&cs.call)
+		apply(cs)
 		return true
 	})
 	if problem != "" {
@@ -540,7 +539,8 @@ func (s *Server) handleAnswer(w http.ResponseWriter, r *http.Request) {
 			return "mediaConfig is required"
 		}
 		return ""
-	}, isIncoming, func(c *model.Call) {
+	}, isIncoming, func(cs *callState) {
+		c := &cs.call
 		c.State = model.StateEstablishing
 		c.MediaConfig = body.MediaConfig
 		if body.CallbackURI != "" {
@@ -549,6 +549,7 @@ func (s *Server) handleAnswer(w http.ResponseWriter, r *http.Request) {
 		if body.CallOptions != nil {
 			c.CallOptions = body.CallOptions
 		}
+		s.startAnsweredLocked(cs, body.AcceptedModalities)
 	})
 }
 
@@ -563,7 +564,19 @@ func (s *Server) handleReject(w http.ResponseWriter, r *http.Request) {
 			return ""
 		}
 		return "reason must be none, busy or forbidden"
-	}, isIncoming, func(c *model.Call) { c.State = model.StateTerminated })
+	}, isIncoming, func(cs *callState) {
+		if body.CallbackURI != "" {
+			cs.call.CallbackURI = body.CallbackURI
+		}
+		r := resultDeclined
+		switch strings.ToLower(body.Reason) {
+		case "busy":
+			r = resultBusy
+		case "forbidden":
+			r = resultRejectForbidden
+		}
+		s.endLocked(cs, r, s.step(), false)
+	})
 }
 
 func (s *Server) handleRedirect(w http.ResponseWriter, r *http.Request) {
@@ -580,7 +593,14 @@ func (s *Server) handleRedirect(w http.ResponseWriter, r *http.Request) {
 			return "timeout must be between 15 and 90 seconds"
 		}
 		return ""
-	}, isIncoming, func(c *model.Call) { c.State = model.StateRedirecting })
+	}, isIncoming, func(cs *callState) {
+		if body.CallbackURI != "" {
+			cs.call.CallbackURI = body.CallbackURI
+		}
+		cs.call.State = model.StateRedirecting
+		s.endLocked(cs, resultRedirected, s.step(), false)
+		cs.call.State = model.StateRedirecting
+	})
 }
 
 func (s *Server) handleTransfer(w http.ResponseWriter, r *http.Request) {
@@ -595,7 +615,10 @@ func (s *Server) handleTransfer(w http.ResponseWriter, r *http.Request) {
 		return ""
 	}, func(st model.CallState) bool {
 		return st == model.StateEstablished || st == model.StateEstablishing || st == model.StateHold
-	}, func(c *model.Call) { c.State = model.StateTransferring })
+	}, func(cs *callState) {
+		cs.call.State = model.StateTransferring
+		s.startTransferLocked(cs, body.TransferTarget.Identity)
+	})
 }
 
 func (s *Server) handleInvite(w http.ResponseWriter, r *http.Request) {
@@ -618,15 +641,24 @@ func (s *Server) handleInvite(w http.ResponseWriter, r *http.Request) {
 	}
 	op := model.Operation{
 		ODataType:     model.ODataInviteParticipantsOp,
-		ID:            uuid.NewString(),
 		Status:        model.OpRunning,
 		ClientContext: body.ClientContext,
 		Participants:  body.Participants,
 	}
+	var problem string
 	call, ok := s.withCall(w, r, false, func(cs *callState) bool {
+		if problem = inviteProblemLocked(cs, body.Participants); problem != "" {
+			return false
+		}
+		op.ID = s.newIDLocked()
 		cs.operations[op.ID] = op
+		s.startInviteLocked(cs, op, len(body.Participants) > 1)
 		return true
 	})
+	if problem != "" {
+		s.graphError(w, r, http.StatusBadRequest, "BadRequest", problem)
+		return
+	}
 	if !ok {
 		return
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/botd/botd/internal/callstate"
 	"github.com/botd/botd/internal/graph"
 	"github.com/botd/botd/internal/model"
+	"github.com/botd/botd/internal/notify"
 )
 
 // Store is the part of the call store the handlers use.
@@ -350,6 +351,24 @@ func jsonError(err error) error {
 		return fmt.Errorf("field %q must be %s, got %s", te.Field, te.Type, te.Value)
 	}
 	return err
+}
+
+// validCallID answers 404 for a call id that no notification could carry:
+// the decoder's rule for ids (charset and length) is the one rule, so an id
+// the admin API sends to Graph is always one Graph's notifications can name.
+func validCallID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := chi.URLParam(r, "callID")
+		if p, err := notify.ParseResourcePath("/communications/calls/" + id); err != nil || p.Kind != model.ResourceCall || p.CallID != id {
+			shown := id
+			if len(shown) > 64 {
+				shown = shown[:64] + "..."
+			}
+			writeProblem(w, r, errorf(CodeNotFound, "%q is not a call id", shown))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // adminMetrics counts admin requests by route pattern, method and status.

@@ -38,12 +38,16 @@ type rig struct {
 	admin   *httptest.Server
 	deps    Deps
 	logs    *syncBuffer
+	sec     *security
 }
 
 type rigOptions struct {
 	automation automation.Config
 	store      callstate.Config
 	cluster    Cluster
+	// secure turns on inbound callback authentication (against keys the
+	// test holds, served through the emulator's JWKS) and the admin token.
+	secure *security
 }
 
 type syncBuffer struct {
@@ -68,7 +72,11 @@ func newRig(t *testing.T, o rigOptions) *rig {
 	r := &rig{t: t, reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
 	log := zerolog.New(r.logs)
 
-	r.emu = emulator.New(emulator.Options{TenantID: "tenant-1", ClientID: "app-1", ClientSecret: "secret-1"})
+	eo := emulator.Options{TenantID: "tenant-1", ClientID: "app-1", ClientSecret: "secret-1"}
+	if o.secure != nil {
+		eo.SigningKey = o.secure.key
+	}
+	r.emu = emulator.New(eo)
 	r.emu.Start()
 	t.Cleanup(r.emu.Close)
 
@@ -126,6 +134,9 @@ func newRig(t *testing.T, o rigOptions) *rig {
 		TenantID: "tenant-1", BotAppID: "app-1", BotName: "botd-test",
 		RequestTimeout: 10 * time.Second,
 		Cluster:        o.cluster,
+	}
+	if o.secure != nil {
+		o.secure.setup(t, r, log)
 	}
 	r.public.Config.Handler = Public(r.deps)
 	r.public.Start()
@@ -190,10 +201,34 @@ func do(t *testing.T, method, url, contentType string, body []byte) reply {
 	return reply{status: res.StatusCode, header: res.Header, body: b}
 }
 
-// notify posts a callback body as Graph does.
+// notify posts a callback body as Graph does, signed when the rig is
+// secure.
 func (r *rig) notify(body []byte) reply {
 	r.t.Helper()
-	return do(r.t, http.MethodPost, r.public.URL+"/api/calls", "application/json", body)
+	h := http.Header{"Content-Type": {"application/json"}}
+	if r.sec != nil {
+		h.Set("Authorization", "Bearer "+r.sec.good)
+	}
+	return send(r.t, http.MethodPost, r.public.URL+"/api/calls", h, body)
+}
+
+// send makes one request with the given headers.
+func send(t *testing.T, method, url string, h http.Header, body []byte) reply {
+	t.Helper()
+	req, err := http.NewRequest(method, url, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range h {
+		req.Header[k] = v
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return reply{status: res.StatusCode, header: res.Header, body: b}
 }
 
 func (r *rig) mustNotify(body []byte) {
@@ -205,11 +240,14 @@ func (r *rig) mustNotify(body []byte) {
 
 func (r *rig) adminDo(method, path string, body []byte) reply {
 	r.t.Helper()
-	ct := ""
+	h := http.Header{}
 	if body != nil {
-		ct = "application/json"
+		h.Set("Content-Type", "application/json")
 	}
-	return do(r.t, method, r.admin.URL+path, ct, body)
+	if r.sec != nil {
+		h.Set("Authorization", "Bearer "+r.sec.adminToken)
+	}
+	return send(r.t, method, r.admin.URL+path, h, body)
 }
 
 func (r *rig) view(id string) callstate.CallView {

@@ -102,6 +102,7 @@ func Admin(d Deps) http.Handler {
 			r.Get("/", handleListCalls(d).ServeHTTP)
 			r.Post("/", handleCreateCall(d).ServeHTTP)
 			r.Route("/{callID}", func(r chi.Router) {
+				r.Use(validCallID)
 				r.Get("/", handleGetCall(d).ServeHTTP)
 				r.Delete("/", handleHangup(d).ServeHTTP)
 				r.Post("/participants/invite", handleInvite(d).ServeHTTP)

@@ -33,6 +33,9 @@ import (
 // ends, then shuts down in order. It is the only place that knows every
 // concrete type; tests call it directly on port 0.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "emulator" {
+		return runEmulator(ctx, args[1:], getenv, stdout, stderr)
+	}
 	cfg, err := config.Load(args, getenv, stderr)
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
@@ -42,25 +45,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	// Emulator mode: no credentials, so Graph is botd's own fake, in
-	// process and on loopback. It says so in the first log line.
-	var emu *emulator.Server
 	if cfg.Emulator {
 		log.Warn().Str("mode", "emulator").
 			Msg("emulator mode: no Graph credentials set (BOTD_CLIENT_ID, BOTD_CLIENT_SECRET, BOTD_TENANT_ID), so botd talks to its embedded Graph emulator on loopback")
-		cfg.TenantID = "00000000-0000-4000-8000-000000000001"
-		cfg.ClientID = "00000000-0000-4000-8000-000000000002"
-		cfg.ClientSecret = randomSecret()
-		emu, err = emulator.Start(emulator.Options{
-			TenantID: cfg.TenantID, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret,
-			Log: log,
-		})
-		if err != nil {
-			return fmt.Errorf("start emulator: %w", err)
-		}
-		defer emu.Close()
-		cfg.GraphBaseURL, cfg.TokenURL = emu.GraphURL(), emu.TokenURL()
-		log.Info().Str("graph_url", cfg.GraphBaseURL).Msg("emulator serving")
 	}
 
 	publicLn, err := net.Listen("tcp", cfg.Listen)
@@ -89,6 +76,38 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	if cfg.PeerPort == 0 {
 		cfg.PeerPort = publicPort
+	}
+
+	// Emulator mode: no credentials, so Graph is botd's own emulator, in
+	// process and on loopback. Its callbacks are signed, and botd checks
+	// them as it would Graph's.
+	var emu *emulator.Server
+	if cfg.Emulator {
+		cfg.TenantID = "00000000-0000-4000-8000-000000000001"
+		cfg.ClientID = "00000000-0000-4000-8000-000000000002"
+		cfg.ClientSecret = randomSecret()
+		faults, err := emulator.ParseFaults(cfg.EmulatorFaults)
+		if err != nil {
+			return fmt.Errorf("BOTD_EMULATOR_FAULTS: %w", err)
+		}
+		emu, err = emulator.Start(emulator.Options{
+			TenantID: cfg.TenantID, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret,
+			BotName: cfg.BotName,
+			// Incoming calls ring the bot's registered webhook: the
+			// callback path with no instance, as Teams would.
+			BotCallbackURL: strings.TrimRight(cfg.PublicURL, "/") + cfg.CallbackPath,
+			Seed:           cfg.EmulatorSeed,
+			TimeScale:      cfg.EmulatorTimeScale,
+			Faults:         faults,
+			Log:            log.With().Str("component", "emulator").Logger(),
+		})
+		if err != nil {
+			return fmt.Errorf("start emulator: %w", err)
+		}
+		defer emu.Close()
+		cfg.GraphBaseURL, cfg.TokenURL = emu.GraphURL(), emu.TokenURL()
+		log.Info().Str("graph_url", cfg.GraphBaseURL).Str("incoming", emu.URL()+"/emulator/incoming").
+			Int64("seed", emu.Seed()).Msg("emulator serving")
 	}
 	logConfig(log, &cfg)
 

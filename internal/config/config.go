@@ -48,7 +48,7 @@ type Config struct {
 	Cloud            string
 	TenantID         string
 	ClientID         string // the bot's app id
-	ClientSecret     string `secret:"true"`
+	ClientSecret     string
 	GraphBaseURL     string
 	TokenURL         string
 	GraphTimeout     time.Duration
@@ -67,9 +67,9 @@ type Config struct {
 	AuthMetadataURL    string // OpenID configuration listing Graph's signing keys
 	AuthIssuers        string // comma list of accepted iss values
 	AuthAllowedTenants string // comma list; empty accepts any tenant
-	AdminToken         string `secret:"true"`
-	MetricsOpen        bool   // /metrics without the admin token
-	MaxInflight        int    // concurrent callbacks; over it 503
+	AdminToken         string
+	MetricsOpen        bool // /metrics without the admin token
+	MaxInflight        int  // concurrent callbacks; over it 503
 
 	// Automation.
 	IncomingAction     string // answer, reject, redirect, ignore
@@ -81,6 +81,11 @@ type Config struct {
 	KeepAliveInterval  time.Duration
 	Workers            int
 	QueueSize          int
+
+	// Emulator mode (no credentials).
+	EmulatorSeed      int64   // 0: random, logged
+	EmulatorTimeScale float64 // multiplies every emulator delay
+	EmulatorFaults    string  // kind=probability[/next],... injected faults
 
 	// Emulator reports whether botd runs against its embedded fake Graph
 	// (no credentials given). It is derived, not set.
@@ -151,6 +156,13 @@ func settings() []setting {
 			fs.BoolVar(&c.MetricsOpen, "metrics-open", true, "serve /metrics without the admin token, for scrapers")
 		}},
 		i("max-inflight", 256, "callbacks handled at once; more get 503 with Retry-After", func(c *Config) *int { return &c.MaxInflight }),
+		{name: "emulator-seed", usage: "emulator mode: seed of every random decision (0 picks one and logs it), so a run can be repeated", bind: func(fs *flag.FlagSet, c *Config) {
+			fs.Int64Var(&c.EmulatorSeed, "emulator-seed", 0, "emulator mode: seed of every random decision (0 picks one and logs it), so a run can be repeated")
+		}},
+		{name: "emulator-time-scale", usage: "emulator mode: multiplies every emulator delay (0.01 makes a 15 s ring 150 ms)", bind: func(fs *flag.FlagSet, c *Config) {
+			fs.Float64Var(&c.EmulatorTimeScale, "emulator-time-scale", 1, "emulator mode: multiplies every emulator delay (0.01 makes a 15 s ring 150 ms)")
+		}},
+		s("emulator-faults", "", "emulator mode: faults to inject, as kind=probability or kind=probability/next, comma separated; kinds: reorder, duplicate, delay, roster_gap, operation_failed, throttle, unavailable, token", func(c *Config) *string { return &c.EmulatorFaults }),
 		s("incoming-action", "answer", "what botd does with an incoming call: answer, reject, redirect or ignore", func(c *Config) *string { return &c.IncomingAction }),
 		s("reject-reason", "busy", "reject reason when incoming-action=reject: none, busy or forbidden", func(c *Config) *string { return &c.RejectReason }),
 		s("redirect-target", "", "E.164 number or user id incoming calls are redirected to when incoming-action=redirect", func(c *Config) *string { return &c.RedirectTarget }),
@@ -204,42 +216,60 @@ func Load(args []string, getenv func(string) string, errOut io.Writer) (Config, 
 	if fs.NArg() > 0 {
 		return Config{}, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
-	given := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	secrets := map[string]bool{}
 	for _, st := range sts {
-		if given[st.name] {
-			continue
-		}
-		env := EnvName(st.name)
-		v, ok := lookup(getenv, env)
-		if st.secret {
-			if path, fok := lookup(getenv, env+"_FILE"); fok {
-				if ok {
-					return Config{}, fmt.Errorf("%s and %s_FILE are both set; set one", env, env)
-				}
-				b, err := os.ReadFile(path)
-				if err != nil {
-					return Config{}, fmt.Errorf("%s_FILE: %w", env, err)
-				}
-				v, ok = strings.TrimRight(string(b), "\r\n"), true
-			}
-		}
-		if !ok {
-			continue
-		}
-		if err := fs.Set(st.name, v); err != nil {
-			// Never echo a secret's value back.
-			if st.secret {
-				return Config{}, fmt.Errorf("%s: invalid value", env)
-			}
-			return Config{}, fmt.Errorf("%s: invalid value %q: %v", env, v, err)
-		}
+		secrets[st.name] = st.secret
+	}
+	if err := ApplyEnv(fs, EnvPrefix, getenv, secrets); err != nil {
+		return Config{}, err
 	}
 	c.Emulator = c.ClientID == "" && c.ClientSecret == "" && c.TenantID == ""
 	if err := c.Validate(); err != nil {
 		return Config{}, err
 	}
 	return c, nil
+}
+
+// ApplyEnv sets every flag of fs not given on the command line from the
+// environment variable prefix + its name in upper case with '-' as '_'.
+// Flags named in secrets may also come from <VAR>_FILE, and their values
+// are never echoed in errors.
+func ApplyEnv(fs *flag.FlagSet, prefix string, getenv func(string) string, secrets map[string]bool) error {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if err != nil || given[f.Name] {
+			return
+		}
+		env := prefix + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		v, ok := lookup(getenv, env)
+		if secrets[f.Name] {
+			if path, fok := lookup(getenv, env+"_FILE"); fok {
+				if ok {
+					err = fmt.Errorf("%s and %s_FILE are both set; set one", env, env)
+					return
+				}
+				b, rerr := os.ReadFile(path)
+				if rerr != nil {
+					err = fmt.Errorf("%s_FILE: %w", env, rerr)
+					return
+				}
+				v, ok = strings.TrimRight(string(b), "\r\n"), true
+			}
+		}
+		if !ok {
+			return
+		}
+		if serr := fs.Set(f.Name, v); serr != nil {
+			if secrets[f.Name] {
+				err = fmt.Errorf("%s: invalid value", env)
+				return
+			}
+			err = fmt.Errorf("%s: invalid value %q: %v", env, v, serr)
+		}
+	})
+	return err
 }
 
 func lookup(getenv func(string) string, name string) (string, bool) {
@@ -343,6 +373,9 @@ func (c *Config) Validate() error {
 	}
 	if host, _, err := net.SplitHostPort(c.AdminListen); err == nil && !IsLoopbackHost(host) && c.AdminToken == "" {
 		bad("admin-listen", "%s is not a loopback address, so the admin API needs BOTD_ADMIN_TOKEN (or BOTD_ADMIN_TOKEN_FILE)", c.AdminListen)
+	}
+	if c.EmulatorTimeScale <= 0 || c.EmulatorTimeScale > 100 {
+		bad("emulator-time-scale", "must be above 0 and at most 100")
 	}
 	if c.MaxInflight < 1 {
 		bad("max-inflight", "must be at least 1")

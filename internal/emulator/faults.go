@@ -1,9 +1,12 @@
 package emulator
 
 import (
+	"fmt"
 	mrand "math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 )
 
 // FaultKind names a fault the emulator can inject on its own, at a rate or
@@ -139,4 +142,44 @@ func (s *Server) injectedFaultLocked(route Route) (Fault, bool) {
 		}
 	}
 	return Fault{}, false
+}
+
+// ParseFaults reads fault rules written as "kind=probability" or
+// "kind=probability/next", comma separated, for example
+// "reorder=0.2,duplicate=0.1,throttle=0/2". An empty string is no faults.
+func ParseFaults(s string) (map[FaultKind]FaultRule, error) {
+	out := map[FaultKind]FaultRule{}
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		name, val, ok := strings.Cut(part, "=")
+		if !ok {
+			return nil, fmt.Errorf("fault %q: want kind=probability", part)
+		}
+		kind := FaultKind(strings.TrimSpace(name))
+		if !slices.Contains(FaultKinds, kind) {
+			return nil, fmt.Errorf("fault %q: unknown kind (known: %v)", name, FaultKinds)
+		}
+		if _, dup := out[kind]; dup {
+			return nil, fmt.Errorf("fault %q given twice", kind)
+		}
+		prob, next, hasNext := strings.Cut(strings.TrimSpace(val), "/")
+		var r FaultRule
+		p, err := strconv.ParseFloat(prob, 64)
+		if err != nil || p < 0 || p > 1 || p != p {
+			return nil, fmt.Errorf("fault %q: probability %q is not a number in [0, 1]", kind, prob)
+		}
+		r.Probability = p
+		if hasNext {
+			n, err := strconv.Atoi(next)
+			if err != nil || n < 0 || n > 1_000_000 {
+				return nil, fmt.Errorf("fault %q: next %q is not a count", kind, next)
+			}
+			r.Next = n
+		}
+		out[kind] = r
+	}
+	return out, nil
 }

@@ -159,6 +159,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	peers, _ := cfg.PeerMap() // validated by config.Load
 	metrics := handlers.NewMetrics(reg)
 	ready := handlers.NewReadiness(func(ctx context.Context) error {
 		if sec.verifier != nil && !sec.verifier.Ready() {
@@ -174,7 +175,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		RequestTimeout: cfg.GraphRetryBudget + cfg.GraphTimeout + 5*time.Second,
 		Cluster: handlers.Cluster{
 			Self:    cfg.Instance,
-			PeerURL: handlers.PeerURLFunc(cfg.PeerDomain, cfg.PeerPort),
+			PeerURL: handlers.PeerURLFunc(peers, cfg.PeerDomain, cfg.PeerPort),
 			Client:  &http.Client{Timeout: cfg.ForwardTimeout},
 		},
 		CallbackAuth:  sec.callbackAuth,

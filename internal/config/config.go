@@ -38,6 +38,7 @@ type Config struct {
 	Instance       string        // this replica's name (default: the host name, the pod name in Kubernetes)
 	PeerDomain     string        // DNS domain of the headless peer service; empty means one replica
 	PeerPort       int           // public port of the peers (default: this replica's public port)
+	Peers          string        // static instance=URL list, instead of or besides PeerDomain
 	ForwardTimeout time.Duration // deadline of one forwarded notification
 	DrainTimeout   time.Duration // on SIGTERM, how long live calls may go on before botd exits
 
@@ -125,6 +126,7 @@ func settings() []setting {
 		d("ready-timeout", 2*time.Second, "time /readyz may spend checking a Graph token", func(c *Config) *time.Duration { return &c.ReadyTimeout }),
 		s("instance", "", "this replica's instance name, a DNS label (default: the host name, which is the pod name under a StatefulSet)", func(c *Config) *string { return &c.Instance }),
 		s("peer-domain", "", "DNS domain of the headless Service of the replicas, e.g. botd-peers.calls.svc.cluster.local; a notification for another instance's call is forwarded to {instance}.{peer-domain}. Empty: one replica, no forwarding", func(c *Config) *string { return &c.PeerDomain }),
+		s("peers", "", "static peer list, instance=http://host:port comma separated, for replicas without a headless Service (it wins over BOTD_PEER_DOMAIN)", func(c *Config) *string { return &c.Peers }),
 		i("peer-port", 0, "public port of the peer replicas (default: this replica's public port)", func(c *Config) *int { return &c.PeerPort }),
 		d("forward-timeout", 5*time.Second, "deadline of one notification forwarded to its owner replica", func(c *Config) *time.Duration { return &c.ForwardTimeout }),
 		d("drain-timeout", 0, "on SIGTERM, how long botd keeps serving its live calls (readiness false) before it shuts down; 0 shuts down at once", func(c *Config) *time.Duration { return &c.DrainTimeout }),
@@ -346,6 +348,9 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+	if _, err := c.PeerMap(); err != nil {
+		bad("peers", "%v", err)
+	}
 	if c.PeerPort < 0 || c.PeerPort > 65535 {
 		bad("peer-port", "must be a port number")
 	}
@@ -482,6 +487,23 @@ func checkTarget(t string) error {
 		return fmt.Errorf("%q is neither an E.164 number nor a user id", t)
 	}
 	return nil
+}
+
+// PeerMap parses Peers into instance -> base URL.
+func (c *Config) PeerMap() (map[string]string, error) {
+	out := map[string]string{}
+	for _, e := range List(c.Peers) {
+		name, raw, ok := strings.Cut(e, "=")
+		if !ok || !isDNSLabel(name) {
+			return nil, fmt.Errorf("%q: want instance=http://host:port with a DNS-label instance", e)
+		}
+		u, err := url.Parse(raw)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			return nil, fmt.Errorf("%q: want instance=http://host:port", e)
+		}
+		out[name] = strings.TrimRight(raw, "/")
+	}
+	return out, nil
 }
 
 // isDNSLabel reports whether s is an RFC 1123 label.

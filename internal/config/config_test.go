@@ -177,3 +177,19 @@ func TestReadmeConfigTableIsComplete(t *testing.T) {
 		}
 	}
 }
+
+func TestPeers(t *testing.T) {
+	c, err := Load(nil, env(with(creds, "BOTD_PEERS", "botd-0=http://127.0.0.1:9001, botd-1=http://127.0.0.1:9002/")), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := c.PeerMap()
+	if len(m) != 2 || m["botd-1"] != "http://127.0.0.1:9002" {
+		t.Fatalf("peers = %v", m)
+	}
+	for _, bad := range []string{"botd-0", "Botd=http://x:1", "botd-0=ftp://x", "botd-0=http://x:1/path"} {
+		if _, err := Load(nil, env(with(creds, "BOTD_PEERS", bad)), io.Discard); err == nil || !strings.Contains(err.Error(), "BOTD_PEERS") {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+}

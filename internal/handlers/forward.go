@@ -146,13 +146,20 @@ func (d Deps) forward(ctx context.Context, owner string, in *http.Request, body 
 	return res.StatusCode, res.Header, respBody, nil
 }
 
-// PeerURLFunc returns a Cluster.PeerURL for a headless Service: instance i
-// is at http://{i}.{domain}:{port}. With no domain there are no peers.
-func PeerURLFunc(domain string, port int) func(string) string {
-	if domain == "" {
+// PeerURLFunc returns a Cluster.PeerURL: an instance in static is at its
+// URL there; any other is found through a headless Service, at
+// http://{instance}.{domain}:{port}. With neither there are no peers.
+func PeerURLFunc(static map[string]string, domain string, port int) func(string) string {
+	if len(static) == 0 && domain == "" {
 		return nil
 	}
 	return func(instance string) string {
+		if u, ok := static[instance]; ok {
+			return u
+		}
+		if domain == "" {
+			return ""
+		}
 		return "http://" + instance + "." + domain + ":" + strconv.Itoa(port)
 	}
 }

@@ -127,3 +127,19 @@ func doWithHeader(t *testing.T, url string, body []byte, k, v string) reply {
 	b := readAll(res)
 	return reply{status: res.StatusCode, header: res.Header, body: b}
 }
+
+func TestPeerURLFunc(t *testing.T) {
+	if PeerURLFunc(nil, "", 8080) != nil {
+		t.Fatal("no peers must mean no PeerURL")
+	}
+	f := PeerURLFunc(map[string]string{"botd-0": "http://127.0.0.1:9001"}, "botd-peers.calls.svc.cluster.local", 8080)
+	if got := f("botd-0"); got != "http://127.0.0.1:9001" {
+		t.Errorf("static = %q", got)
+	}
+	if got := f("botd-1"); got != "http://botd-1.botd-peers.calls.svc.cluster.local:8080" {
+		t.Errorf("dns = %q", got)
+	}
+	if got := PeerURLFunc(map[string]string{"a": "http://x:1"}, "", 8080)("b"); got != "" {
+		t.Errorf("unknown without a domain = %q", got)
+	}
+}

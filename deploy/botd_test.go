@@ -118,7 +118,7 @@ const testInstance = "deploy-test-0"
 // testEnv is the environment of a botd in emulator mode (no Graph
 // credentials) on loopback port 0.
 func testEnv(extra ...string) []string {
-	return append([]string{"BOTD_LISTEN=127.0.0.1:0", "BOTD_ADMIN_LISTEN=127.0.0.1:0", "BOTD_INSTANCE=" + testInstance}, extra...)
+	return append([]string{"BOTD_LISTEN=127.0.0.1:0", "BOTD_ADMIN_LISTEN=127.0.0.1:0", "BOTD_EMULATOR_LISTEN=127.0.0.1:0", "BOTD_INSTANCE=" + testInstance}, extra...)
 }
 
 // startBotd runs the built binary with exactly env (no inherited BOTD_*

@@ -90,7 +90,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		if err != nil {
 			return fmt.Errorf("BOTD_EMULATOR_FAULTS: %w", err)
 		}
-		emu, err = emulator.Start(emulator.Options{
+		emu, err = emulator.StartOn(emulator.Options{
 			TenantID: cfg.TenantID, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret,
 			BotName: cfg.BotName,
 			// Incoming calls ring the bot's registered webhook: the
@@ -100,9 +100,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			TimeScale:      cfg.EmulatorTimeScale,
 			Faults:         faults,
 			Log:            log.With().Str("component", "emulator").Logger(),
-		})
+		}, cfg.EmulatorListen)
 		if err != nil {
-			return fmt.Errorf("start emulator: %w", err)
+			return fmt.Errorf("BOTD_EMULATOR_LISTEN: start emulator: %w", err)
 		}
 		defer emu.Close()
 		cfg.GraphBaseURL, cfg.TokenURL = emu.GraphURL(), emu.TokenURL()

@@ -102,8 +102,9 @@ type botd struct {
 func start(t *testing.T, env map[string]string) *botd {
 	t.Helper()
 	base := map[string]string{
-		"BOTD_LISTEN":       "127.0.0.1:0",
-		"BOTD_ADMIN_LISTEN": "127.0.0.1:0",
+		"BOTD_LISTEN":          "127.0.0.1:0",
+		"BOTD_ADMIN_LISTEN":    "127.0.0.1:0",
+		"BOTD_EMULATOR_LISTEN": "127.0.0.1:0",
 	}
 	for k, v := range env {
 		base[k] = v

@@ -84,6 +84,7 @@ type Config struct {
 	QueueSize          int
 
 	// Emulator mode (no credentials).
+	EmulatorListen    string  // the emulator's address (Graph, token, /emulator/incoming)
 	EmulatorSeed      int64   // 0: random, logged
 	EmulatorTimeScale float64 // multiplies every emulator delay
 	EmulatorFaults    string  // kind=probability[/next],... injected faults
@@ -158,6 +159,7 @@ func settings() []setting {
 			fs.BoolVar(&c.MetricsOpen, "metrics-open", true, "serve /metrics without the admin token, for scrapers")
 		}},
 		i("max-inflight", 256, "callbacks handled at once; more get 503 with Retry-After", func(c *Config) *int { return &c.MaxInflight }),
+		s("emulator-listen", "127.0.0.1:7070", "emulator mode: where the embedded emulator serves Graph, its token endpoint and POST /emulator/incoming (loopback only)", func(c *Config) *string { return &c.EmulatorListen }),
 		{name: "emulator-seed", usage: "emulator mode: seed of every random decision (0 picks one and logs it), so a run can be repeated", bind: func(fs *flag.FlagSet, c *Config) {
 			fs.Int64Var(&c.EmulatorSeed, "emulator-seed", 0, "emulator mode: seed of every random decision (0 picks one and logs it), so a run can be repeated")
 		}},
@@ -378,6 +380,9 @@ func (c *Config) Validate() error {
 	}
 	if host, _, err := net.SplitHostPort(c.AdminListen); err == nil && !IsLoopbackHost(host) && c.AdminToken == "" {
 		bad("admin-listen", "%s is not a loopback address, so the admin API needs BOTD_ADMIN_TOKEN (or BOTD_ADMIN_TOKEN_FILE)", c.AdminListen)
+	}
+	if host, _, err := net.SplitHostPort(c.EmulatorListen); err != nil || !IsLoopbackHost(host) {
+		bad("emulator-listen", "must be a loopback host:port")
 	}
 	if c.EmulatorTimeScale <= 0 || c.EmulatorTimeScale > 100 {
 		bad("emulator-time-scale", "must be above 0 and at most 100")

@@ -454,9 +454,12 @@ func New(opts Options) *Server {
 }
 
 // Start returns a new Server already serving on a loopback port.
-func Start(opts Options) (*Server, error) {
+func Start(opts Options) (*Server, error) { return StartOn(opts, "127.0.0.1:0") }
+
+// StartOn returns a new Server already serving on addr.
+func StartOn(opts Options, addr string) (*Server, error) {
 	s := New(opts)
-	if err := s.listen("127.0.0.1:0"); err != nil {
+	if err := s.listen(addr); err != nil {
 		s.Close()
 		return nil, err
 	}

@@ -163,7 +163,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	metrics := handlers.NewMetrics(reg)
 	ready := handlers.NewReadiness(func(ctx context.Context) error {
 		if sec.verifier != nil && !sec.verifier.Ready() {
-			return errors.New("Graph's callback signing keys are not loaded yet")
+			return errors.New("the signing keys of Graph's callbacks are not loaded yet")
 		}
 		return gc.CheckToken(ctx)
 	}, cfg.ReadyTimeout, metrics)

@@ -93,7 +93,12 @@ func (s *Store) ignoreLocked(c *call, a *applyCtx, r reason) {
 }
 
 func (s *Store) applyLocked(c *call, a *applyCtx, ev *model.Event) {
-	if ev.CallbackURI != "" && c.res.CallbackURI == "" {
+	// Every notification carries the call's current callbackUri, which an
+	// answer (or redirect, or transfer) may change: an answered incoming
+	// call moves from the bot's registered webhook to the answering
+	// replica's own. So newer news replaces it; a stale call state only
+	// fills it in.
+	if ev.CallbackURI != "" && (c.res.CallbackURI == "" || !staleLocked(c, ev)) {
 		c.res.CallbackURI = ev.CallbackURI
 	}
 	switch ev.Kind {
@@ -108,6 +113,16 @@ func (s *Store) applyLocked(c *call, a *applyCtx, ev *model.Event) {
 	case model.EventContentSharing:
 		s.applySessionsLocked(c, a, ev)
 	}
+}
+
+// staleLocked reports whether ev is older news than c: a call state
+// below c's, or anything after c has terminated.
+func staleLocked(c *call, ev *model.Event) bool {
+	if c.res.State == model.StateTerminated {
+		return true
+	}
+	return ev.Kind == model.EventCall && ev.ChangeType != model.ChangeDeleted && ev.Call != nil &&
+		ev.Call.State.Valid() && stateRank(ev.Call.State) < stateRank(c.res.State)
 }
 
 func (s *Store) applyCallLocked(c *call, a *applyCtx, ev *model.Event) {

@@ -153,6 +153,33 @@ func TestIncomingCall(t *testing.T) {
 	}
 }
 
+// TestCallbackURIFollowsAnswer: an incoming call rings the bot's registered
+// webhook; once answered, Graph's notifications carry the callbackUri the
+// answer gave, and the call shows that one. A late (reordered) incoming
+// notification does not bring the old one back.
+func TestCallbackURIFollowsAnswer(t *testing.T) {
+	s := newStore(t, Config{Now: newClock().Now})
+	const webhook, own = "https://bot.contoso.com/api/calls", "https://bot.contoso.com/api/calls/botd-1"
+	in := callEvent("in1", model.ChangeCreated, model.StateIncoming)
+	in.CallbackURI = webhook
+	mustApply(t, s, in)
+	if v := mustCall(t, s, "in1"); v.CallbackURI != webhook {
+		t.Fatalf("incoming callbackUri = %q, want %q", v.CallbackURI, webhook)
+	}
+	for _, st := range []model.CallState{model.StateEstablishing, model.StateEstablished} {
+		ev := callEvent("in1", model.ChangeUpdated, st)
+		ev.CallbackURI = own
+		mustApply(t, s, ev)
+	}
+	if v := mustCall(t, s, "in1"); v.CallbackURI != own {
+		t.Fatalf("answered call callbackUri = %q, want %q", v.CallbackURI, own)
+	}
+	mustApply(t, s, in)
+	if v := mustCall(t, s, "in1"); v.CallbackURI != own || v.State != model.StateEstablished {
+		t.Fatalf("after a late incoming notification: callbackUri %q, state %s", v.CallbackURI, v.State)
+	}
+}
+
 func TestTrackCallMergesAndIsIdempotent(t *testing.T) {
 	s := newStore(t, Config{Now: newClock().Now})
 	// The notification beats the 201 response.

@@ -26,8 +26,9 @@ type Config struct {
 	// Retention is how long a terminated call is kept before Run sweeps it.
 	Retention time.Duration
 	// SweepInterval is the longest time between two of Run's passes. Run
-	// passes more often when DeltaGapTimeout or OperationTimeout are short
-	// (every half of the shortest), so that they fire close to on time.
+	// passes more often when DeltaGapTimeout, OperationTimeout or Retention
+	// are short (every half of the shortest), so that they fire close to on
+	// time.
 	SweepInterval time.Duration
 	// OperationTimeout fails an operation that has no result by then, with
 	// reason "timeout".
@@ -103,7 +104,7 @@ func (c Config) withDefaults() (Config, error) {
 // checkInterval is how often Run passes over the calls.
 func (c Config) checkInterval() time.Duration {
 	d := c.SweepInterval
-	for _, t := range []time.Duration{c.DeltaGapTimeout / 2, c.OperationTimeout / 2} {
+	for _, t := range []time.Duration{c.DeltaGapTimeout / 2, c.OperationTimeout / 2, c.Retention / 2} {
 		if t < d {
 			d = t
 		}

@@ -348,3 +348,15 @@ func TestConfig(t *testing.T) {
 		t.Errorf("checkInterval = %s, want %s", got, DefaultDeltaGapTimeout/2)
 	}
 }
+
+// TestCheckIntervalFollowsRetention: a short retention is swept close to
+// on time, not at the next SweepInterval.
+func TestCheckIntervalFollowsRetention(t *testing.T) {
+	c, err := Config{Retention: time.Second}.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.checkInterval(); got != 500*time.Millisecond {
+		t.Fatalf("checkInterval = %s, want 500ms", got)
+	}
+}

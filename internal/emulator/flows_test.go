@@ -418,7 +418,8 @@ func TestIncomingAndAnswer(t *testing.T) {
 	if got, want := describeCall(ns, c.ID), []string{"call created incoming", "call updated establishing", "call updated established", "roster 2"}; !slices.Equal(got, want) {
 		t.Errorf("sequence %q, want %q", got, want)
 	}
-	if roster[0].ID != c.MyParticipantID || roster[1].Info.Identity.User.ID != johnID {
+	if roster[0].ID != c.MyParticipantID || roster[0].Info.Identity.Application == nil ||
+		roster[0].Info.Identity.Application.ID != e.s.Options().ClientID || roster[1].Info.Identity.User.ID != johnID {
 		t.Errorf("roster %+v, want bot and caller", roster)
 	}
 }

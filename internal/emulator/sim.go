@@ -119,10 +119,17 @@ func (s *Server) participantLocked(cs *callState, id *model.IdentitySet, modalit
 	}
 }
 
-// botParticipantLocked is the bot's own roster entry (myParticipantId).
+// botParticipantLocked is the bot's own roster entry (myParticipantId):
+// the source of a call the bot placed, the target of one it answered.
 func (s *Server) botParticipantLocked(cs *callState, modalities []string) model.Participant {
 	id := s.botIdentity()
-	if cs.call.Source != nil && cs.call.Source.Identity != nil {
+	switch {
+	case cs.kind == kindIncoming:
+		// The source is the caller; the bot is what was dialled.
+		if len(cs.call.Targets) > 0 && cs.call.Targets[0].Identity != nil {
+			id = cs.call.Targets[0].Identity
+		}
+	case cs.call.Source != nil && cs.call.Source.Identity != nil:
 		id = cs.call.Source.Identity
 	}
 	p := s.participantLocked(cs, id, modalities)

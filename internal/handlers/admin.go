@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 
@@ -316,13 +315,9 @@ func handleHangup(d Deps) http.Handler {
 // JSON, unknown fields are reported by name, and trailing data is refused. An
 // empty body decodes to the zero value.
 func decodeBody(r *http.Request, v any) error {
-	body, err := io.ReadAll(r.Body)
+	body, err := readBody(r)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return errorf(CodeTooLarge, "body exceeds %d bytes", mbe.Limit)
-		}
-		return errorf(CodeInvalid, "read body: %v", err)
+		return err
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil

@@ -2,8 +2,6 @@ package handlers
 
 import (
 	"context"
-	"errors"
-	"io"
 	"mime"
 	"net/http"
 	"strconv"
@@ -42,23 +40,16 @@ type callbackReply struct {
 func handleCallback(d Deps) http.Handler {
 	log := d.Log.With().Str("component", "callback").Logger()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost {
-			w.Header().Set("Allow", http.MethodPost)
-			writeProblem(w, r, errorf(CodeMethod, "method %s not allowed: Graph posts notifications", r.Method))
+		if !postOnly(w, r) {
 			return
 		}
 		if !isJSON(r.Header.Get("Content-Type")) {
 			writeProblem(w, r, errorf(CodeMediaType, "content type must be application/json, got %q", r.Header.Get("Content-Type")))
 			return
 		}
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, d.MaxBody))
+		body, err := readBody(r)
 		if err != nil {
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				writeProblem(w, r, errorf(CodeTooLarge, "body exceeds %d bytes", d.MaxBody))
-				return
-			}
-			writeProblem(w, r, errorf(CodeInvalid, "read body: %v", err))
+			writeProblem(w, r, err)
 			return
 		}
 		batch, err := d.Decoder.Decode(body)

@@ -3,7 +3,6 @@ package handlers
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -75,19 +74,12 @@ func handleInstanceCallback(d Deps, local http.Handler) http.Handler {
 			writeProblem(w, r, errorf(CodeUnavailable, "notification for instance %q was forwarded here by %q, which is not that instance", owner, by))
 			return
 		}
-		if r.Method != http.MethodPost {
-			w.Header().Set("Allow", http.MethodPost)
-			writeProblem(w, r, errorf(CodeMethod, "method %s not allowed: Graph posts notifications", r.Method))
+		if !postOnly(w, r) {
 			return
 		}
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, d.MaxBody))
+		body, err := readBody(r)
 		if err != nil {
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				writeProblem(w, r, errorf(CodeTooLarge, "body exceeds %d bytes", d.MaxBody))
-				return
-			}
-			writeProblem(w, r, errorf(CodeInvalid, "read body: %v", err))
+			writeProblem(w, r, err)
 			return
 		}
 		start := time.Now()

@@ -24,6 +24,24 @@ if ! command -v staticcheck >/dev/null 2>&1; then
 fi
 staticcheck ./...
 
+# kubectl renders deploy/ (kubectl kustomize). Debian's kubectl if the
+# machine lacks it; failing that, kustomize from the Go module proxy behind
+# a kubectl shim that only knows "kubectl kustomize DIR".
+if ! command -v kubectl >/dev/null 2>&1; then
+  if ! { apt-get update -qq && apt-get install -y -qq kubectl; } >/dev/null 2>&1; then
+    go install sigs.k8s.io/kustomize/kustomize/v5@v5.5.0
+    shim="$(mktemp -d)"
+    cat >"$shim/kubectl" <<'SHIM'
+#!/usr/bin/env bash
+[ "${1:-}" = kustomize ] || { echo "kubectl shim: only 'kubectl kustomize DIR'" >&2; exit 2; }
+shift; exec kustomize build "$@"
+SHIM
+    chmod +x "$shim/kubectl"
+    export PATH="$shim:$PATH"
+  fi
+fi
+kubectl version --client 2>/dev/null | head -1 || true
+
 echo "== kubectl kustomize"
 for overlay in deploy/overlays/*/; do
   kubectl kustomize "$overlay" >/dev/null

@@ -12,17 +12,79 @@ import (
 // botd does not know are skipped, since Graph adds members over time. A
 // reader stops at the first problem and the item is rejected, located by
 // the JSON Pointer of where it stopped.
+//
+// A reader states only its member switch; the helpers below walk the
+// objects and arrays. The member and element functions take the value they
+// fill as an argument rather than capturing it, so that they are static
+// functions: a closure passed down the hot path must not allocate.
 
-func (r *rd) call() (*model.Call, error) {
-	if _, err := r.open('{'); err != nil {
-		return nil, err
-	}
-	c := new(model.Call)
+// fields reads the members of an object whose '{' has been read, through
+// its '}'. field reads (or skips) the value of the member called name into
+// v.
+func fields[T any](r *rd, v *T, field func(r *rd, v *T, name []byte) error) error {
 	for r.more() {
 		name, err := r.name()
 		if err != nil {
+			return err
+		}
+		if err := field(r, v, name); err != nil {
+			return err
+		}
+	}
+	return r.end()
+}
+
+// object reads an object into a new T, or null as nil.
+func object[T any](r *rd, field func(r *rd, v *T, name []byte) error) (*T, error) {
+	if present, err := r.open('{'); !present {
+		return nil, err
+	}
+	v := new(T)
+	if err := fields(r, v, field); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// element reads an array element that must be an object, not null, into v.
+func element[T any](r *rd, v *T, field func(r *rd, v *T, name []byte) error) error {
+	if present, err := r.open('{'); !present {
+		if err == nil {
+			err = typeError('n', "object")
+		}
+		return err
+	}
+	return fields(r, v, field)
+}
+
+// arrayOf reads an array of at most max elements (what names them in the
+// error), each read in place by elem, or null as nil. An empty array is an
+// empty list, not an absent one.
+func arrayOf[T any](r *rd, max int, what string, elem func(r *rd, v *T) error) ([]T, error) {
+	if present, err := r.open('['); !present {
+		return nil, err
+	}
+	vs := []T{}
+	for r.more() {
+		if err := checkLen(len(vs), max, what); err != nil {
 			return nil, err
 		}
+		var zero T
+		vs = append(vs, zero)
+		if err := elem(r, &vs[len(vs)-1]); err != nil {
+			return nil, err
+		}
+	}
+	return vs, r.end()
+}
+
+// objects is arrayOf for elements that are objects.
+func objects[T any](r *rd, max int, what string, field func(r *rd, v *T, name []byte) error) ([]T, error) {
+	return arrayOf(r, max, what, func(r *rd, v *T) error { return element(r, v, field) })
+}
+
+func (r *rd) call() (*model.Call, error) {
+	return object(r, func(r *rd, c *model.Call, name []byte) (err error) {
 		switch string(name) {
 		case "@odata.type":
 			c.ODataType, err = r.sym()
@@ -61,23 +123,12 @@ func (r *rd) call() (*model.Call, error) {
 		default:
 			err = r.skip()
 		}
-		if err != nil {
-			return nil, err
-		}
-	}
-	return c, r.end()
+		return err
+	})
 }
 
 func (r *rd) operation() (*model.Operation, error) {
-	if _, err := r.open('{'); err != nil {
-		return nil, err
-	}
-	op := new(model.Operation)
-	for r.more() {
-		name, err := r.name()
-		if err != nil {
-			return nil, err
-		}
+	return object(r, func(r *rd, op *model.Operation, name []byte) (err error) {
 		switch string(name) {
 		case "@odata.type":
 			op.ODataType, err = r.sym()
@@ -94,11 +145,8 @@ func (r *rd) operation() (*model.Operation, error) {
 		default:
 			err = r.skip()
 		}
-		if err != nil {
-			return nil, err
-		}
-	}
-	return op, r.end()
+		return err
+	})
 }
 
 // enumMember reads a string that must be one of set, matched ignoring case
@@ -117,38 +165,27 @@ func enumMember[T ~string](r *rd, set []T, what string) (T, error) {
 // roster reads a participant list, each element of type elemType or
 // untyped. An empty list is a roster with no one in it, not an absent one.
 func (r *rd) roster(elemType string) ([]model.Participant, error) {
-	if present, err := r.open('['); !present {
-		return nil, err
-	}
-	ps := []model.Participant{}
-	for r.more() {
-		if err := checkLen(len(ps), r.lim.MaxParticipants, "participants"); err != nil {
-			return nil, err
-		}
+	return arrayOf(r, r.lim.MaxParticipants, "participants", func(r *rd, p *model.Participant) error {
+		// Unlike element, a null element is left unread, so that the
+		// error's pointer names it.
 		if k := r.dec.PeekKind(); k != '{' {
-			return nil, typeError(k, "object")
+			return typeError(k, "object")
 		}
-		ps = append(ps, model.Participant{})
-		p := &ps[len(ps)-1]
 		if err := r.participant(p); err != nil {
-			return nil, err
+			return err
 		}
 		if p.ODataType != "" && p.ODataType != elemType {
-			return nil, semErrorf("element of type %s in a list of %s", quoteTrunc([]byte(p.ODataType)), elemType)
+			return semErrorf("element of type %s in a list of %s", quoteTrunc([]byte(p.ODataType)), elemType)
 		}
-	}
-	return ps, r.end()
+		return nil
+	})
 }
 
 func (r *rd) participant(p *model.Participant) error {
 	if _, err := r.open('{'); err != nil {
 		return err
 	}
-	for r.more() {
-		name, err := r.name()
-		if err != nil {
-			return err
-		}
+	return fields(r, p, func(r *rd, p *model.Participant, name []byte) (err error) {
 		switch string(name) {
 		case "@odata.type":
 			p.ODataType, err = r.sym()
@@ -169,11 +206,8 @@ func (r *rd) participant(p *model.Participant) error {
 		default:
 			err = r.skip()
 		}
-		if err != nil {
-			return err
-		}
-	}
-	return r.end()
+		return err
+	})
 }
 
 // deltaRoster reads the one-element array holding a deltaParticipants.
@@ -187,17 +221,7 @@ func (r *rd) deltaRoster() (*model.DeltaRoster, error) {
 			return nil, semErrorf("more than one deltaParticipants element")
 		}
 		d = new(model.DeltaRoster)
-		if present, err := r.open('{'); !present {
-			if err == nil {
-				err = typeError('n', "object")
-			}
-			return nil, err
-		}
-		for r.more() {
-			name, err := r.name()
-			if err != nil {
-				return nil, err
-			}
+		err := element(r, d, func(r *rd, d *model.DeltaRoster, name []byte) (err error) {
 			switch string(name) {
 			case "@odata.type":
 				var t string
@@ -211,11 +235,9 @@ func (r *rd) deltaRoster() (*model.DeltaRoster, error) {
 			default:
 				err = r.skip()
 			}
-			if err != nil {
-				return nil, err
-			}
-		}
-		if err := r.end(); err != nil {
+			return err
+		})
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -223,103 +245,56 @@ func (r *rd) deltaRoster() (*model.DeltaRoster, error) {
 }
 
 func (r *rd) sessions() ([]model.ContentSharingSession, error) {
-	if _, err := r.open('['); err != nil {
-		return nil, err
-	}
-	ss := []model.ContentSharingSession{}
-	for r.more() {
-		if err := checkLen(len(ss), r.lim.MaxItems, "sessions"); err != nil {
-			return nil, err
-		}
-		if present, err := r.open('{'); !present {
-			if err == nil {
-				err = typeError('n', "object")
+	return objects(r, r.lim.MaxItems, "sessions", func(r *rd, s *model.ContentSharingSession, name []byte) (err error) {
+		switch string(name) {
+		case "@odata.type":
+			if s.ODataType, err = r.sym(); err == nil && s.ODataType != "" && s.ODataType != model.ODataContentSharingSession {
+				err = semErrorf("element of type %s in a list of %s", quoteTrunc([]byte(s.ODataType)), model.ODataContentSharingSession)
 			}
-			return nil, err
+		case "id":
+			s.ID, err = r.str()
+		default:
+			err = r.skip()
 		}
-		var s model.ContentSharingSession
-		for r.more() {
-			name, err := r.name()
-			if err != nil {
-				return nil, err
-			}
-			switch string(name) {
-			case "@odata.type":
-				if s.ODataType, err = r.sym(); err == nil && s.ODataType != "" && s.ODataType != model.ODataContentSharingSession {
-					err = semErrorf("element of type %s in a list of %s", quoteTrunc([]byte(s.ODataType)), model.ODataContentSharingSession)
-				}
-			case "id":
-				s.ID, err = r.str()
-			default:
-				err = r.skip()
-			}
-			if err != nil {
-				return nil, err
-			}
-		}
-		if err := r.end(); err != nil {
-			return nil, err
-		}
-		ss = append(ss, s)
-	}
-	return ss, r.end()
+		return err
+	})
 }
 
 func (r *rd) participantInfoPtr() (*model.ParticipantInfo, error) {
-	if r.dec.PeekKind() == 'n' {
-		return nil, r.skip()
-	}
-	pi := new(model.ParticipantInfo)
-	if err := r.participantInfo(pi); err != nil {
-		return nil, err
-	}
-	return pi, nil
+	return object(r, participantInfoField)
 }
 
 func (r *rd) participantInfo(pi *model.ParticipantInfo) error {
 	if present, err := r.open('{'); !present {
 		return err
 	}
-	for r.more() {
-		name, err := r.name()
-		if err != nil {
-			return err
-		}
-		switch string(name) {
-		case "@odata.type":
-			pi.ODataType, err = r.sym()
-		case "identity":
-			pi.Identity, err = r.identitySet()
-		case "endpointType":
-			pi.EndpointType, err = r.sym()
-		case "languageId":
-			pi.LanguageID, err = r.sym()
-		case "region":
-			pi.Region, err = r.sym()
-		case "countryCode":
-			pi.CountryCode, err = r.sym()
-		case "participantId":
-			pi.ParticipantID, err = r.str()
-		default:
-			err = r.skip()
-		}
-		if err != nil {
-			return err
-		}
+	return fields(r, pi, participantInfoField)
+}
+
+func participantInfoField(r *rd, pi *model.ParticipantInfo, name []byte) (err error) {
+	switch string(name) {
+	case "@odata.type":
+		pi.ODataType, err = r.sym()
+	case "identity":
+		pi.Identity, err = r.identitySet()
+	case "endpointType":
+		pi.EndpointType, err = r.sym()
+	case "languageId":
+		pi.LanguageID, err = r.sym()
+	case "region":
+		pi.Region, err = r.sym()
+	case "countryCode":
+		pi.CountryCode, err = r.sym()
+	case "participantId":
+		pi.ParticipantID, err = r.str()
+	default:
+		err = r.skip()
 	}
-	return r.end()
+	return err
 }
 
 func (r *rd) identitySet() (*model.IdentitySet, error) {
-	if present, err := r.open('{'); !present {
-		return nil, err
-	}
-	s := new(model.IdentitySet)
-	for r.more() {
-		name, err := r.name()
-		if err != nil {
-			return nil, err
-		}
+	return object(r, func(r *rd, s *model.IdentitySet, name []byte) (err error) {
 		switch string(name) {
 		case "@odata.type":
 			s.ODataType, err = r.sym()
@@ -342,23 +317,12 @@ func (r *rd) identitySet() (*model.IdentitySet, error) {
 		default:
 			err = r.skip()
 		}
-		if err != nil {
-			return nil, err
-		}
-	}
-	return s, r.end()
+		return err
+	})
 }
 
 func (r *rd) identity() (*model.Identity, error) {
-	if present, err := r.open('{'); !present {
-		return nil, err
-	}
-	id := new(model.Identity)
-	for r.more() {
-		name, err := r.name()
-		if err != nil {
-			return nil, err
-		}
+	return object(r, func(r *rd, id *model.Identity, name []byte) (err error) {
 		switch string(name) {
 		case "@odata.type":
 			id.ODataType, err = r.sym()
@@ -373,150 +337,74 @@ func (r *rd) identity() (*model.Identity, error) {
 		default:
 			err = r.skip()
 		}
-		if err != nil {
-			return nil, err
-		}
-	}
-	return id, r.end()
+		return err
+	})
 }
 
 func (r *rd) mediaStreams() ([]model.MediaStream, error) {
-	if present, err := r.open('['); !present {
-		return nil, err
-	}
-	ms := []model.MediaStream{}
-	for r.more() {
-		if err := checkLen(len(ms), r.lim.MaxItems, "media streams"); err != nil {
-			return nil, err
+	return objects(r, r.lim.MaxItems, "media streams", func(r *rd, m *model.MediaStream, name []byte) (err error) {
+		switch string(name) {
+		case "@odata.type":
+			m.ODataType, err = r.sym()
+		case "mediaType":
+			m.MediaType, err = r.sym()
+		case "sourceId":
+			m.SourceID, err = r.sym()
+		case "direction":
+			m.Direction, err = r.sym()
+		case "label":
+			m.Label, err = r.sym()
+		case "serverMuted":
+			m.ServerMuted, err = r.boolean()
+		default:
+			err = r.skip()
 		}
-		if present, err := r.open('{'); !present {
-			if err == nil {
-				err = typeError('n', "object")
-			}
-			return nil, err
-		}
-		ms = append(ms, model.MediaStream{})
-		m := &ms[len(ms)-1]
-		for r.more() {
-			name, err := r.name()
-			if err != nil {
-				return nil, err
-			}
-			switch string(name) {
-			case "@odata.type":
-				m.ODataType, err = r.sym()
-			case "mediaType":
-				m.MediaType, err = r.sym()
-			case "sourceId":
-				m.SourceID, err = r.sym()
-			case "direction":
-				m.Direction, err = r.sym()
-			case "label":
-				m.Label, err = r.sym()
-			case "serverMuted":
-				m.ServerMuted, err = r.boolean()
-			default:
-				err = r.skip()
-			}
-			if err != nil {
-				return nil, err
-			}
-		}
-		if err := r.end(); err != nil {
-			return nil, err
-		}
-	}
-	return ms, r.end()
+		return err
+	})
 }
 
 func (r *rd) removedState() (*model.RemovedState, error) {
-	if present, err := r.open('{'); !present {
-		return nil, err
-	}
-	rs := new(model.RemovedState)
-	for r.more() {
-		name, err := r.name()
-		if err != nil {
-			return nil, err
-		}
+	return object(r, func(r *rd, rs *model.RemovedState, name []byte) (err error) {
 		switch string(name) {
 		case "reason":
 			rs.Reason, err = r.str()
 		default:
 			err = r.skip()
 		}
-		if err != nil {
-			return nil, err
-		}
-	}
-	return rs, r.end()
+		return err
+	})
 }
 
 // invitees reads an invitationParticipantInfo list: a call's targets or an
 // operation's participants.
 func (r *rd) invitees() ([]model.InvitationParticipantInfo, error) {
-	if present, err := r.open('['); !present {
-		return nil, err
-	}
-	ps := []model.InvitationParticipantInfo{}
-	for r.more() {
-		if err := checkLen(len(ps), r.lim.MaxParticipants, "participants"); err != nil {
-			return nil, err
+	return objects(r, r.lim.MaxParticipants, "participants", func(r *rd, p *model.InvitationParticipantInfo, name []byte) (err error) {
+		switch string(name) {
+		case "@odata.type":
+			p.ODataType, err = r.sym()
+		case "identity":
+			p.Identity, err = r.identitySet()
+		case "endpointType":
+			p.EndpointType, err = r.sym()
+		case "replacesCallId":
+			p.ReplacesCallID, err = r.str()
+		case "participantId":
+			p.ParticipantID, err = r.str()
+		case "hidden":
+			p.Hidden, err = r.boolean()
+		case "languageId":
+			p.LanguageID, err = r.sym()
+		case "region":
+			p.Region, err = r.sym()
+		default:
+			err = r.skip()
 		}
-		if present, err := r.open('{'); !present {
-			if err == nil {
-				err = typeError('n', "object")
-			}
-			return nil, err
-		}
-		ps = append(ps, model.InvitationParticipantInfo{})
-		p := &ps[len(ps)-1]
-		for r.more() {
-			name, err := r.name()
-			if err != nil {
-				return nil, err
-			}
-			switch string(name) {
-			case "@odata.type":
-				p.ODataType, err = r.sym()
-			case "identity":
-				p.Identity, err = r.identitySet()
-			case "endpointType":
-				p.EndpointType, err = r.sym()
-			case "replacesCallId":
-				p.ReplacesCallID, err = r.str()
-			case "participantId":
-				p.ParticipantID, err = r.str()
-			case "hidden":
-				p.Hidden, err = r.boolean()
-			case "languageId":
-				p.LanguageID, err = r.sym()
-			case "region":
-				p.Region, err = r.sym()
-			default:
-				err = r.skip()
-			}
-			if err != nil {
-				return nil, err
-			}
-		}
-		if err := r.end(); err != nil {
-			return nil, err
-		}
-	}
-	return ps, r.end()
+		return err
+	})
 }
 
 func (r *rd) resultInfo() (*model.ResultInfo, error) {
-	if present, err := r.open('{'); !present {
-		return nil, err
-	}
-	ri := new(model.ResultInfo)
-	for r.more() {
-		name, err := r.name()
-		if err != nil {
-			return nil, err
-		}
+	return object(r, func(r *rd, ri *model.ResultInfo, name []byte) (err error) {
 		var n int64
 		switch string(name) {
 		case "@odata.type":
@@ -532,23 +420,12 @@ func (r *rd) resultInfo() (*model.ResultInfo, error) {
 		default:
 			err = r.skip()
 		}
-		if err != nil {
-			return nil, err
-		}
-	}
-	return ri, r.end()
+		return err
+	})
 }
 
 func (r *rd) chatInfo() (*model.ChatInfo, error) {
-	if present, err := r.open('{'); !present {
-		return nil, err
-	}
-	ci := new(model.ChatInfo)
-	for r.more() {
-		name, err := r.name()
-		if err != nil {
-			return nil, err
-		}
+	return object(r, func(r *rd, ci *model.ChatInfo, name []byte) (err error) {
 		switch string(name) {
 		case "@odata.type":
 			ci.ODataType, err = r.sym()
@@ -561,23 +438,12 @@ func (r *rd) chatInfo() (*model.ChatInfo, error) {
 		default:
 			err = r.skip()
 		}
-		if err != nil {
-			return nil, err
-		}
-	}
-	return ci, r.end()
+		return err
+	})
 }
 
 func (r *rd) meetingInfo() (*model.MeetingInfo, error) {
-	if present, err := r.open('{'); !present {
-		return nil, err
-	}
-	mi := new(model.MeetingInfo)
-	for r.more() {
-		name, err := r.name()
-		if err != nil {
-			return nil, err
-		}
+	return object(r, func(r *rd, mi *model.MeetingInfo, name []byte) (err error) {
 		switch string(name) {
 		case "@odata.type":
 			mi.ODataType, err = r.sym()
@@ -592,23 +458,12 @@ func (r *rd) meetingInfo() (*model.MeetingInfo, error) {
 		default:
 			err = r.skip()
 		}
-		if err != nil {
-			return nil, err
-		}
-	}
-	return mi, r.end()
+		return err
+	})
 }
 
 func (r *rd) mediaConfig() (*model.MediaConfig, error) {
-	if present, err := r.open('{'); !present {
-		return nil, err
-	}
-	mc := new(model.MediaConfig)
-	for r.more() {
-		name, err := r.name()
-		if err != nil {
-			return nil, err
-		}
+	return object(r, func(r *rd, mc *model.MediaConfig, name []byte) (err error) {
 		switch string(name) {
 		case "@odata.type":
 			mc.ODataType, err = r.sym()
@@ -621,64 +476,26 @@ func (r *rd) mediaConfig() (*model.MediaConfig, error) {
 		default:
 			err = r.skip()
 		}
-		if err != nil {
-			return nil, err
-		}
-	}
-	return mc, r.end()
+		return err
+	})
 }
 
 func (r *rd) mediaInfos() ([]model.MediaInfo, error) {
-	if present, err := r.open('['); !present {
-		return nil, err
-	}
-	ms := []model.MediaInfo{}
-	for r.more() {
-		if err := checkLen(len(ms), r.lim.MaxItems, "media infos"); err != nil {
-			return nil, err
+	return objects(r, r.lim.MaxItems, "media infos", func(r *rd, m *model.MediaInfo, name []byte) (err error) {
+		switch string(name) {
+		case "uri":
+			m.URI, err = r.str()
+		case "resourceId":
+			m.ResourceID, err = r.str()
+		default:
+			err = r.skip()
 		}
-		if present, err := r.open('{'); !present {
-			if err == nil {
-				err = typeError('n', "object")
-			}
-			return nil, err
-		}
-		var m model.MediaInfo
-		for r.more() {
-			name, err := r.name()
-			if err != nil {
-				return nil, err
-			}
-			switch string(name) {
-			case "uri":
-				m.URI, err = r.str()
-			case "resourceId":
-				m.ResourceID, err = r.str()
-			default:
-				err = r.skip()
-			}
-			if err != nil {
-				return nil, err
-			}
-		}
-		if err := r.end(); err != nil {
-			return nil, err
-		}
-		ms = append(ms, m)
-	}
-	return ms, r.end()
+		return err
+	})
 }
 
 func (r *rd) callOptions() (*model.CallOptions, error) {
-	if present, err := r.open('{'); !present {
-		return nil, err
-	}
-	co := new(model.CallOptions)
-	for r.more() {
-		name, err := r.name()
-		if err != nil {
-			return nil, err
-		}
+	return object(r, func(r *rd, co *model.CallOptions, name []byte) (err error) {
 		switch string(name) {
 		case "@odata.type":
 			co.ODataType, err = r.sym()
@@ -691,33 +508,19 @@ func (r *rd) callOptions() (*model.CallOptions, error) {
 		default:
 			err = r.skip()
 		}
-		if err != nil {
-			return nil, err
-		}
-	}
-	return co, r.end()
+		return err
+	})
 }
 
 // symList reads an array of strings, such as requestedModalities.
 func (r *rd) symList() ([]string, error) {
-	if present, err := r.open('['); !present {
-		return nil, err
-	}
-	ss := []string{}
-	for r.more() {
-		if err := checkLen(len(ss), r.lim.MaxItems, "elements"); err != nil {
-			return nil, err
-		}
+	return arrayOf(r, r.lim.MaxItems, "elements", func(r *rd, s *string) (err error) {
 		if k := r.dec.PeekKind(); k != '"' {
-			return nil, typeError(k, "string")
+			return typeError(k, "string")
 		}
-		s, err := r.sym()
-		if err != nil {
-			return nil, err
-		}
-		ss = append(ss, s)
-	}
-	return ss, r.end()
+		*s, err = r.sym()
+		return err
+	})
 }
 
 // optStr reads a string as a pointer, null as nil.

@@ -167,10 +167,6 @@ func TestMiddlewareHostileTokens(t *testing.T) {
 			called := false
 			h := e.v.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				called = true
-				c, ok := ClaimsFromContext(r.Context())
-				if !ok || c.TenantID == "" || c.Audience != testAppID || c.Issuer == "" || c.ExpiresAt.IsZero() {
-					t.Errorf("claims in context: %+v, %v", c, ok)
-				}
 				w.WriteHeader(http.StatusAccepted)
 			}))
 			req := httptest.NewRequest(http.MethodPost, "/callback", strings.NewReader(`{"value":[]}`))

@@ -1,13 +1,13 @@
 package handlers
 
 import (
-	"context"
 	"mime"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/go-chi/chi/v5/middleware"
+	"github.com/rs/zerolog"
 
 	"github.com/botd/botd/internal/model"
 	"github.com/botd/botd/internal/notify"
@@ -70,7 +70,7 @@ func handleCallback(d Deps) http.Handler {
 		}
 		for i := range batch.Events {
 			ev := &batch.Events[i]
-			result := d.apply(r.Context(), ev)
+			result := d.apply(ev)
 			d.Metrics.notifications.WithLabelValues(changeLabel(ev.ChangeType), ev.Path.Kind.String(), result).Inc()
 			if result != resultRefused {
 				reply.Accepted++
@@ -85,25 +85,30 @@ func handleCallback(d Deps) http.Handler {
 }
 
 // apply applies one event and hands its changes to automation.
-func (d Deps) apply(ctx context.Context, ev *model.Event) string {
-	log := d.Log.With().Str("component", "callback").Str("call_id", ev.CallID()).Int("index", ev.Index).Logger()
+func (d Deps) apply(ev *model.Event) string {
 	// The store hands the changes to automation itself (its Sink), which
 	// queues any Graph request; nothing here waits on Graph.
 	changes, err := d.Store.Apply(ev)
 	if err != nil {
 		// The only refusal is a bounded-memory one; Graph will retry.
-		log.Warn().Err(err).Str("kind", ev.Kind.String()).Msg("notification refused by the call store")
+		itemLog(d.Log.Warn(), ev).Err(err).Str("kind", ev.Kind.String()).Msg("notification refused by the call store")
 		return resultRefused
 	}
 	switch {
 	case ev.Kind == model.EventUnknown:
-		log.Info().Str("odata_type", ev.ODataType).Msg("unknown notification kept")
+		itemLog(d.Log.Info(), ev).Str("odata_type", ev.ODataType).Msg("unknown notification kept")
 		return resultUnknown
 	case len(changes) == 0:
-		log.Debug().Str("kind", ev.Kind.String()).Msg("notification changed nothing")
+		itemLog(d.Log.Debug(), ev).Str("kind", ev.Kind.String()).Msg("notification changed nothing")
 		return resultNoChange
 	}
 	return resultApplied
+}
+
+// itemLog adds an item's identity to a log event. It builds no child
+// logger, so a callback whose items log nothing costs nothing here.
+func itemLog(e *zerolog.Event, ev *model.Event) *zerolog.Event {
+	return e.Str("component", "callback").Str("call_id", ev.CallID()).Int("index", ev.Index)
 }
 
 func changeLabel(c model.ChangeType) string {

@@ -498,5 +498,3 @@ func (v *Verifier) reject(w http.ResponseWriter, r *http.Request, reason Reason)
 	w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 	writeProblem(w, http.StatusUnauthorized, codeUnauthorized, "bearer token refused: "+string(reason))
 }
-
-

@@ -64,24 +64,28 @@ func handleListCalls(d Deps) http.Handler {
 	})
 }
 
+// trackedCall returns the view of the route's call, or answers 404.
+func trackedCall(d Deps, w http.ResponseWriter, r *http.Request) (callstate.CallView, bool) {
+	id := chi.URLParam(r, "callID")
+	v, ok := d.Store.Call(id)
+	if !ok {
+		writeProblem(w, r, errorf(CodeNotFound, "call %q is not tracked", id))
+	}
+	return v, ok
+}
+
 func handleGetCall(d Deps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := chi.URLParam(r, "callID")
-		v, ok := d.Store.Call(id)
-		if !ok {
-			writeProblem(w, r, errorf(CodeNotFound, "call %q is not tracked", id))
-			return
+		if v, ok := trackedCall(d, w, r); ok {
+			writeJSON(w, http.StatusOK, v)
 		}
-		writeJSON(w, http.StatusOK, v)
 	})
 }
 
 func handleListParticipants(d Deps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := chi.URLParam(r, "callID")
-		v, ok := d.Store.Call(id)
+		v, ok := trackedCall(d, w, r)
 		if !ok {
-			writeProblem(w, r, errorf(CodeNotFound, "call %q is not tracked", id))
 			return
 		}
 		ps := v.Participants
@@ -167,8 +171,7 @@ func handleInvite(d Deps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		callID := chi.URLParam(r, "callID")
 		fieldsFrom(r.Context()).callID = callID
-		if _, ok := d.Store.Call(callID); !ok {
-			writeProblem(w, r, errorf(CodeNotFound, "call %q is not tracked", callID))
+		if _, ok := trackedCall(d, w, r); !ok {
 			return
 		}
 		var req graph.InviteRequest

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -92,9 +91,6 @@ var varRef = regexp.MustCompile(`\$\(([A-Za-z_][A-Za-z0-9_]*)\)`)
 // probe paths (requested from a running botd), settings botd reads and can
 // load, grace period, security context, secrets, memory limit, exposure.
 func TestOverlays(t *testing.T) {
-	if _, err := exec.LookPath("kubectl"); err != nil {
-		t.Skip("kubectl is not installed: the manifest tests need `kubectl kustomize` (CI installs it)")
-	}
 	// One running botd answers the probe paths for every overlay.
 	bot := startBotd(t, testEnv()...)
 	probeBotd := func(*testing.T) *botdProc { return bot }

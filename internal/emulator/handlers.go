@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -150,6 +151,11 @@ func (s *Server) record(route Route, r *http.Request, body []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.requests = append(s.requests, rec)
+	if n := len(s.requests) - s.recordCap(); n > 0 {
+		// Capped as maxRecorded says: the oldest go, and are counted.
+		s.requests = slices.Delete(s.requests, 0, n)
+		s.requestsDropped += n
+	}
 	if route == RouteToken {
 		s.fetches++
 	}

@@ -645,6 +645,12 @@ func (s *Server) handleInvite(w http.ResponseWriter, r *http.Request) {
 		s.graphError(w, r, http.StatusBadRequest, "BadRequest", "clientContext exceeds 256 characters")
 		return
 	}
+	if slices.ContainsFunc(body.Participants, func(p model.InvitationParticipantInfo) bool { return p.ParticipantID != "" }) {
+		// Graph (participant: invite, example "Move one participant"): "If
+		// you provide more than one participant in the request body, the
+		// invite API will move only the first one."
+		body.Participants = body.Participants[:1]
+	}
 	op := model.Operation{
 		ODataType:     model.ODataInviteParticipantsOp,
 		Status:        model.OpRunning,

@@ -2,6 +2,7 @@ package emulator
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 )
 
@@ -21,5 +22,18 @@ func TestRequestRecordCapped(t *testing.T) {
 	// The token fetch and five GETs: three dropped.
 	if got := e.s.RequestsDropped(); got != 3 {
 		t.Errorf("RequestsDropped %d, want 3", got)
+	}
+}
+
+// Graph moves only the first participant when participantId is given:
+// the extras are ignored, not refused.
+func TestInviteParticipantIDExtrasIgnored(t *testing.T) {
+	e := newEmu(t, Options{})
+	meeting := e.create(meetingBody)
+	e.established(meeting.ID)
+	op := e.invite(meeting.ID, inviteOf("c",
+		`{"participantId":"7d501bf1-5ee4-4605-ba92-0ae4513c611c","identity":{"user":{"id":"u1"}}}`, user(maryID, "Mary")))
+	if len(op.Participants) != 1 || !strings.Contains(mustJSON(t, op.Participants[0]), "participantId") {
+		t.Errorf("operation participants %s, want only the first", mustJSON(t, op.Participants))
 	}
 }

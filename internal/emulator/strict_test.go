@@ -3,6 +3,7 @@ package emulator
 import (
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/botd/botd/internal/model"
 	"testing"
@@ -54,5 +55,42 @@ func TestInviteUnknownReplacesCallID(t *testing.T) {
 	o, _ := lastWhere(ns, group.ID, func(n note) bool { return n.Kind == model.EventOperation })
 	if o.Operation.Status != model.OpFailed || o.Operation.ResultInfo == nil || o.Operation.ResultInfo.Code != 404 {
 		t.Errorf("operation %s, want failed with 404", o.Body)
+	}
+}
+
+// Inviting someone already in the roster completes without listing or
+// announcing them twice.
+func TestInviteSomeoneAlreadyIn(t *testing.T) {
+	e := newEmu(t, Options{})
+	group := e.create(callTo(user(johnID, "John"), user(maryID, "Mary")))
+	e.established(group.ID)
+	before := len(e.s.Participants(group.ID))
+	rosters := func(ns []note) int {
+		n := 0
+		for _, x := range forCall(ns, group.ID) {
+			if x.Kind == model.EventRoster {
+				n++
+			}
+		}
+		return n
+	}
+	time.Sleep(100 * time.Millisecond)
+	ns0, _ := e.bot.snapshot()
+	e.invite(group.ID, inviteOf("c", user(johnID, "John")))
+	ns := e.bot.waitFor("the operation's end", func(ns []note) bool {
+		_, ok := lastWhere(ns, group.ID, func(n note) bool { return n.Kind == model.EventOperation })
+		return ok
+	})
+	o, _ := lastWhere(ns, group.ID, func(n note) bool { return n.Kind == model.EventOperation })
+	if o.Operation.Status != model.OpCompleted {
+		t.Errorf("operation %s, want completed", o.Body)
+	}
+	time.Sleep(100 * time.Millisecond)
+	ns, _ = e.bot.snapshot()
+	if got := len(e.s.Participants(group.ID)); got != before {
+		t.Errorf("roster has %d entries, want %d", got, before)
+	}
+	if a, b := rosters(ns0), rosters(ns); a != b {
+		t.Errorf("%d roster notifications after the invite, want none", b-a)
 	}
 }

@@ -64,7 +64,6 @@ func TestInviteSomeoneAlreadyIn(t *testing.T) {
 	e := newEmu(t, Options{})
 	group := e.create(callTo(user(johnID, "John"), user(maryID, "Mary")))
 	e.established(group.ID)
-	before := len(e.s.Participants(group.ID))
 	rosters := func(ns []note) int {
 		n := 0
 		for _, x := range forCall(ns, group.ID) {
@@ -74,7 +73,12 @@ func TestInviteSomeoneAlreadyIn(t *testing.T) {
 		}
 		return n
 	}
+	e.bot.waitFor("John and Mary in", func(ns []note) bool {
+		r, ok := lastWhere(ns, group.ID, func(n note) bool { return n.Kind == model.EventRoster })
+		return ok && len(r.Participants) == 3
+	})
 	time.Sleep(100 * time.Millisecond)
+	before := len(e.s.Participants(group.ID))
 	ns0, _ := e.bot.snapshot()
 	e.invite(group.ID, inviteOf("c", user(johnID, "John")))
 	ns := e.bot.waitFor("the operation's end", func(ns []note) bool {

@@ -304,8 +304,6 @@ func TestInviteRules(t *testing.T) {
 		name, call, body, msg string
 	}{
 		{"more than five", group.ID, inviteOf("c", six...), "maximum of 5"},
-		{"participantId with several", meeting.ID, inviteOf("c",
-			`{"participantId":"7d501bf1-5ee4-4605-ba92-0ae4513c611c","identity":{"user":{"id":"u1"}}}`, user(maryID, "Mary")), "participantId"},
 		{"several into a peer-to-peer call", p2p.ID, inviteOf("c", user(johnID, "John"), user(maryID, "Mary")), "only supported for group calls"},
 		{"a second bot into a meeting", meeting.ID, inviteOf("c", bot), "more than one bot"},
 		{"a second bot into a group call", group.ID, inviteOf("c", bot), "more than one bot"},

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -150,6 +151,11 @@ func (s *Server) record(route Route, r *http.Request, body []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.requests = append(s.requests, rec)
+	if n := len(s.requests) - s.recordCap(); n > 0 {
+		// Capped as maxRecorded says: the oldest go, and are counted.
+		s.requests = slices.Delete(s.requests, 0, n)
+		s.requestsDropped += n
+	}
 	if route == RouteToken {
 		s.fetches++
 	}
@@ -638,6 +644,12 @@ func (s *Server) handleInvite(w http.ResponseWriter, r *http.Request) {
 	case utf8.RuneCountInString(body.ClientContext) > 256:
 		s.graphError(w, r, http.StatusBadRequest, "BadRequest", "clientContext exceeds 256 characters")
 		return
+	}
+	if slices.ContainsFunc(body.Participants, func(p model.InvitationParticipantInfo) bool { return p.ParticipantID != "" }) {
+		// Graph (participant: invite, example "Move one participant"): "If
+		// you provide more than one participant in the request body, the
+		// invite API will move only the first one."
+		body.Participants = body.Participants[:1]
 	}
 	op := model.Operation{
 		ODataType:     model.ODataInviteParticipantsOp,

@@ -342,13 +342,17 @@ type Server struct {
 	srv      *http.Server
 	url      string
 	requests []Request
-	scripts  map[Route][]Fault
-	sticky   map[Route]*Fault
-	calls    map[string]*callState
-	order    []string // call ids in creation order
-	tokens   map[string]issuedToken
-	fetches  int
-	issued   int
+	// requestsDropped counts recorded requests dropped to keep the record
+	// within its cap; maxRequests (0: maxRecorded) is that cap.
+	requestsDropped int
+	maxRequests     int
+	scripts         map[Route][]Fault
+	sticky          map[Route]*Fault
+	calls           map[string]*callState
+	order           []string // call ids in creation order
+	tokens          map[string]issuedToken
+	fetches         int
+	issued          int
 	// stopping is set by Close: no timer, worker or delivery starts after.
 	stopping bool
 	// tasks are the pending simulation steps, run by one timer.
@@ -648,6 +652,22 @@ func cloneRequest(r Request) Request {
 	r.Header = r.Header.Clone()
 	r.Body = append([]byte(nil), r.Body...)
 	return r
+}
+
+// recordCap is how many requests the record keeps.
+func (s *Server) recordCap() int {
+	if s.maxRequests > 0 {
+		return s.maxRequests
+	}
+	return maxRecorded
+}
+
+// RequestsDropped counts the oldest recorded requests dropped to keep the
+// record within its cap (10000).
+func (s *Server) RequestsDropped() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.requestsDropped
 }
 
 // TokenFetches counts requests to the token endpoint, failed ones included.

@@ -415,8 +415,6 @@ func inviteProblemLocked(cs *callState, ps []model.InvitationParticipantInfo) st
 		switch {
 		case p.Identity == nil:
 			return "participants[" + strconv.Itoa(i) + "].identity is required."
-		case p.ParticipantID != "" && len(ps) > 1:
-			return "participantId is supported only when inviting one participant."
 		case isBot(p.Identity) && botInCall:
 			return "Inviting more than one bot to a meeting or group call isn't allowed."
 		}
@@ -437,9 +435,29 @@ func (s *Server) startInviteLocked(cs *callState, op model.Operation, several bo
 		after := step
 		switch {
 		case p.ParticipantID != "":
-			// Moving someone who is already in a call: no ringing.
-			o.accepted = true
-			o.source, o.sourcePID = s.findParticipantLocked(p.ParticipantID, cs)
+			// Moving someone who is already in a call: no ringing. Graph
+			// documents no error for a source call or participant it does
+			// not hold; like any invitation that cannot complete, the
+			// operation fails (resultInfo 404) rather than the POST.
+			if p.ReplacesCallID != "" {
+				if src := s.liveCallLocked(p.ReplacesCallID); src != nil && src != cs &&
+					slices.ContainsFunc(src.participants, func(x model.Participant) bool { return x.ID == p.ParticipantID }) {
+					o.source, o.sourcePID = src, p.ParticipantID
+				}
+			} else {
+				o.source, o.sourcePID = s.findParticipantLocked(p.ParticipantID, cs)
+			}
+			o.accepted = o.source != nil
+			if !o.accepted {
+				o.result = resultInfo(model.ResultInfo{Code: 404, Subcode: 0,
+					Message: "Participant " + p.ParticipantID + " not found in the source call."})
+			}
+		case p.ReplacesCallID != "" && s.liveCallLocked(p.ReplacesCallID) == nil:
+			// Undocumented in Graph: the invitation cannot complete, so the
+			// operation fails with 404 (the call is not found), as other
+			// invitations that cannot complete fail their operation.
+			o.result = resultInfo(model.ResultInfo{Code: 404, Subcode: 0,
+				Message: "Call " + p.ReplacesCallID + " to replace not found."})
 		case i == 0 && p.ReplacesCallID != "" && s.liveCallLocked(p.ReplacesCallID) != nil:
 			// The invitee is on the peer-to-peer call being replaced.
 			o.accepted = true
@@ -496,13 +514,21 @@ func (s *Server) finishInviteLocked(cs *callState, op model.Operation, outs []in
 	}
 	var added []model.Participant
 	for _, o := range joined {
+		// The roster keeps one entry per identity: someone already in it
+		// is not listed (or announced) twice.
+		in := func(p model.Participant) bool { return sameIdentity(p.Info.Identity, o.p.Identity) }
+		if slices.ContainsFunc(cs.participants, in) || slices.ContainsFunc(added, in) {
+			continue
+		}
 		added = append(added, s.participantLocked(cs, o.p.Identity, nil))
 	}
 	cs.participants = append(cs.participants, added...)
-	if cs.kind.peerToPeer() {
+	if cs.kind.peerToPeer() && len(added) > 0 {
 		cs.kind = kindGroup
 	}
-	s.notifyRosterLocked(cs, added, nil)
+	if len(added) > 0 {
+		s.notifyRosterLocked(cs, added, nil)
+	}
 	for _, o := range joined {
 		if src := o.source; src != nil && !src.ended {
 			if i := slices.IndexFunc(src.participants, func(p model.Participant) bool { return p.ID == o.sourcePID }); i >= 0 {
@@ -566,4 +592,15 @@ func (s *Server) EndCall(id string, ri *model.ResultInfo) bool {
 	}
 	s.endLocked(cs, r, 0, false)
 	return true
+}
+
+// sameIdentity reports whether two sets name the same user, phone,
+// application or application instance (by id).
+func sameIdentity(a, b *model.IdentitySet) bool {
+	if a == nil || b == nil {
+		return false
+	}
+	same := func(x, y *model.Identity) bool { return x != nil && y != nil && x.ID != "" && x.ID == y.ID }
+	return same(a.User, b.User) || same(a.Phone, b.Phone) ||
+		same(a.Application, b.Application) || same(a.ApplicationInstance, b.ApplicationInstance)
 }

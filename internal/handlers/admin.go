@@ -74,6 +74,18 @@ func trackedCall(d Deps, w http.ResponseWriter, r *http.Request) (callstate.Call
 	return v, ok
 }
 
+// liveCall is trackedCall for the routes that act on a call: a call the
+// store holds as terminated answers 409, since Graph can do nothing more
+// with it.
+func liveCall(d Deps, w http.ResponseWriter, r *http.Request) bool {
+	v, ok := trackedCall(d, w, r)
+	if ok && v.State == model.StateTerminated {
+		writeProblem(w, r, errorf(CodeConflict, "call already terminated"))
+		return false
+	}
+	return ok
+}
+
 func handleGetCall(d Deps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if v, ok := trackedCall(d, w, r); ok {
@@ -171,7 +183,7 @@ func handleInvite(d Deps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		callID := chi.URLParam(r, "callID")
 		fieldsFrom(r.Context()).callID = callID
-		if _, ok := trackedCall(d, w, r); !ok {
+		if !liveCall(d, w, r) {
 			return
 		}
 		var req graph.InviteRequest
@@ -226,6 +238,9 @@ func callAction[T any](d Deps, action string, fill func(*T), send func(ctx conte
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		callID := chi.URLParam(r, "callID")
 		fieldsFrom(r.Context()).callID = callID
+		if !liveCall(d, w, r) {
+			return
+		}
 		body := new(T)
 		if err := decodeBody(r, body); err != nil {
 			writeProblem(w, r, err)
@@ -302,6 +317,9 @@ func handleHangup(d Deps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		callID := chi.URLParam(r, "callID")
 		fieldsFrom(r.Context()).callID = callID
+		if !liveCall(d, w, r) {
+			return
+		}
 		meta, err := d.Graph.Hangup(r.Context(), callID)
 		log := d.Log.With().Str("component", "admin").Str("call_id", callID).Str("client_request_id", meta.ClientRequestID).Logger()
 		if err != nil {

@@ -436,6 +436,8 @@ func TestCallActions(t *testing.T) {
 				state = model.StateIncoming
 			}
 			id := r.emu.PutCall(model.Call{State: state, CallbackURI: r.deps.CallbackURL})
+			// botd acts only on calls it tracks: it hears of this one first.
+			r.mustNotify([]byte(fmt.Sprintf(`{"value":[{"changeType":"updated","resourceUrl":"/communications/calls/%s","resourceData":{"@odata.type":"#microsoft.graph.call","id":"%s","state":"%s"}}]}`, id, id, state)))
 			method := http.MethodPost
 			var body []byte
 			if tc.body != "" {

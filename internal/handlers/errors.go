@@ -109,6 +109,11 @@ func problemFor(err error) Problem {
 		p.Code = CodeUpstreamTimeout
 		p.Detail = "the outcome of the Graph request is unknown; botd will reconcile it by clientContext and will not resend it: " + oue.Error()
 		p.ClientRequestID = oue.ClientRequestID
+	case errors.As(err, &ae) && ae.StatusCode == http.StatusNotFound:
+		// Graph no longer knows what botd named: a call that ended
+		// without botd hearing of it. Not a gateway failure.
+		p.Code, p.Detail = CodeNotFound, "Graph has no such call: "+ae.Message
+		p.GraphStatus, p.GraphCode, p.RequestID, p.ClientRequestID = ae.StatusCode, ae.Code, ae.RequestID, ae.ClientRequestID
 	case errors.As(err, &ae):
 		p.Code, p.Detail = CodeUpstream, "Graph refused the request: "+ae.Message
 		p.GraphStatus, p.GraphCode, p.RequestID, p.ClientRequestID = ae.StatusCode, ae.Code, ae.RequestID, ae.ClientRequestID

@@ -1,0 +1,111 @@
+package handlers
+
+import (
+	"fmt"
+	"net/http"
+	"testing"
+
+	"github.com/botd/botd/internal/model"
+)
+
+// callRoutes is every admin route that names a call and acts on it, with a
+// body Graph would take.
+var callRoutes = []struct {
+	method, path, body string
+}{
+	{http.MethodDelete, "", ""},
+	{http.MethodPost, "/keepAlive", ""},
+	{http.MethodPost, "/participants/invite", `{"participants":[{"identity":{"phone":{"id":"+12345678901"}}}]}`},
+	{http.MethodPost, "/answer", `{}`},
+	{http.MethodPost, "/reject", `{"reason":"busy"}`},
+	{http.MethodPost, "/redirect", `{"targets":[{"identity":{"phone":{"id":"+12345678901"}}}]}`},
+	{http.MethodPost, "/transfer", `{"transferTarget":{"identity":{"user":{"id":"u1"}}}}`},
+}
+
+func (r *rig) track(id string, state model.CallState) {
+	r.t.Helper()
+	r.mustNotify([]byte(fmt.Sprintf(`{"value":[{"changeType":"updated","resourceUrl":"/communications/calls/%s","resourceData":{"@odata.type":"#microsoft.graph.call","id":"%s","state":"%s"}}]}`, id, id, state)))
+}
+
+func bodyOf(s string) []byte {
+	if s == "" {
+		return nil
+	}
+	return []byte(s)
+}
+
+// TestUnknownCallIs404: every route that names a call botd does not track
+// answers 404 not_found, sends nothing to Graph, and never 502.
+func TestUnknownCallIs404(t *testing.T) {
+	r := newRig(t, rigOptions{automation: automation0()})
+	routes := append([]struct{ method, path, body string }{{http.MethodGet, "", ""}, {http.MethodGet, "/participants", ""}}, callRoutes...)
+	for _, rt := range routes {
+		t.Run(rt.method+rt.path, func(t *testing.T) {
+			before := len(r.emu.GraphRequests())
+			rp := r.adminDo(rt.method, "/v1/calls/nope"+rt.path, bodyOf(rt.body))
+			if rp.status != http.StatusNotFound {
+				t.Fatalf("status %d, want 404: %s", rp.status, rp.body)
+			}
+			p := rp.problem(t)
+			if p.Code != CodeNotFound || p.Detail != `call "nope" is not tracked` || p.Instance != "/v1/calls/nope"+rt.path {
+				t.Errorf("problem = %+v", p)
+			}
+			if n := len(r.emu.GraphRequests()); n != before {
+				t.Errorf("Graph got %d requests", n-before)
+			}
+		})
+	}
+}
+
+// TestTerminatedCallIs409: every action on a call the store holds as
+// terminated answers 409 conflict "call already terminated" and sends
+// nothing; the call can still be read.
+func TestTerminatedCallIs409(t *testing.T) {
+	r := newRig(t, rigOptions{automation: automation0()})
+	id := r.emu.PutCall(model.Call{State: model.StateEstablished, CallbackURI: r.deps.CallbackURL})
+	r.track(id, model.StateEstablished)
+	r.track(id, model.StateTerminated)
+	for _, rt := range callRoutes {
+		t.Run(rt.method+rt.path, func(t *testing.T) {
+			before := len(r.emu.GraphRequests())
+			rp := r.adminDo(rt.method, "/v1/calls/"+id+rt.path, bodyOf(rt.body))
+			if rp.status != http.StatusConflict {
+				t.Fatalf("status %d, want 409: %s", rp.status, rp.body)
+			}
+			p := rp.problem(t)
+			if p.Code != CodeConflict || p.Detail != "call already terminated" || p.Title != "Conflict" {
+				t.Errorf("problem = %+v", p)
+			}
+			if n := len(r.emu.GraphRequests()); n != before {
+				t.Errorf("Graph got %d requests", n-before)
+			}
+			if v := r.view(id); len(v.Operations) != 0 || v.State != model.StateTerminated {
+				t.Errorf("state changed: %s, %d operations", v.State, len(v.Operations))
+			}
+		})
+	}
+}
+
+// TestGraphNotFoundIs404: a call botd holds as live that Graph no longer
+// knows answers 404 not_found with Graph's ids, not 502.
+func TestGraphNotFoundIs404(t *testing.T) {
+	r := newRig(t, rigOptions{automation: automation0()})
+	for _, rt := range callRoutes {
+		t.Run(rt.method+rt.path, func(t *testing.T) {
+			// Tracked by botd, unknown to Graph.
+			id := fmt.Sprintf("0000000%d-0000-0000-0000-000000000000", len(r.store.Calls()))
+			r.track(id, model.StateEstablished)
+			rp := r.adminDo(rt.method, "/v1/calls/"+id+rt.path, bodyOf(rt.body))
+			if rp.status != http.StatusNotFound {
+				t.Fatalf("status %d, want 404: %s", rp.status, rp.body)
+			}
+			p := rp.problem(t)
+			if p.Code != CodeNotFound || p.GraphStatus != http.StatusNotFound || p.ClientRequestID == "" {
+				t.Errorf("problem = %+v", p)
+			}
+			if len(r.emu.GraphRequests()) == 0 {
+				t.Error("Graph was not asked")
+			}
+		})
+	}
+}

@@ -270,10 +270,32 @@ func ApplyEnv(fs *flag.FlagSet, prefix string, getenv func(string) string, secre
 				err = fmt.Errorf("%s: invalid value", env)
 				return
 			}
-			err = fmt.Errorf("%s: invalid value %q: %v", env, v, serr)
+			err = valueError(env, v, f, serr)
 		}
 	})
 	return err
+}
+
+// valueError names the form a typed value must take, e.g.
+// BOTD_RETENTION: "10" is not a duration (for example 10m, 90s).
+func valueError(name, v string, f *flag.Flag, serr error) error {
+	if g, ok := f.Value.(flag.Getter); ok {
+		form := ""
+		switch g.Get().(type) {
+		case time.Duration:
+			form = "a duration (for example 10m, 90s)"
+		case bool:
+			form = "true or false"
+		case int, int64, uint, uint64:
+			form = "a whole number"
+		case float64:
+			form = "a number (for example 0.5)"
+		}
+		if form != "" {
+			return fmt.Errorf("%s: %q is not %s", name, v, form)
+		}
+	}
+	return fmt.Errorf("%s: invalid value %q: %v", name, v, serr)
 }
 
 func lookup(getenv func(string) string, name string) (string, bool) {

@@ -193,3 +193,19 @@ func TestPeers(t *testing.T) {
 		}
 	}
 }
+
+func TestTypedValueErrorsNameTheForm(t *testing.T) {
+	for _, tc := range []struct{ k, v, want string }{
+		{"BOTD_RETENTION", "10", `BOTD_RETENTION: "10" is not a duration (for example 10m, 90s)`},
+		{"BOTD_METRICS_OPEN", "yes", `BOTD_METRICS_OPEN: "yes" is not true or false`},
+		{"BOTD_MAX_CALLS", "many", `BOTD_MAX_CALLS: "many" is not a whole number`},
+		{"BOTD_MAX_BODY", "1.5", `BOTD_MAX_BODY: "1.5" is not a whole number`},
+		{"BOTD_EMULATOR_SEED", "x", `BOTD_EMULATOR_SEED: "x" is not a whole number`},
+		{"BOTD_EMULATOR_TIME_SCALE", "fast", `BOTD_EMULATOR_TIME_SCALE: "fast" is not a number (for example 0.5)`},
+	} {
+		_, err := Load(nil, env(with(creds, tc.k, tc.v)), io.Discard)
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("%s=%s: got %v, want %s", tc.k, tc.v, err, tc.want)
+		}
+	}
+}

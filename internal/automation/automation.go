@@ -104,7 +104,7 @@ type metrics struct {
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	f := promauto.With(reg)
-	return &metrics{
+	m := &metrics{
 		actions: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "botd_automation_actions_total",
 			Help: "Automation actions by kind and result (ok, error, outcome_unknown, not_found).",
@@ -123,7 +123,40 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.01, 2.5, 10),
 		}, []string{"action"}),
 	}
+	// Every action's series is exported, at 0, from start.
+	for _, a := range actionKinds {
+		for _, r := range []string{resultOK, resultError, resultOutcomeUnknown, resultNotFound} {
+			m.actions.WithLabelValues(a, r)
+		}
+		for _, r := range []string{refusedQueueFull, refusedShuttingDown} {
+			m.refused.WithLabelValues(a, r)
+		}
+		m.duration.WithLabelValues(a)
+	}
+	return m
 }
+
+// Action kinds: the action label of the automation metrics.
+const (
+	actionAnswer       = "answer"
+	actionReject       = "reject"
+	actionRedirect     = "redirect"
+	actionInvite       = "invite"
+	actionKeepAlive    = "keepalive"
+	actionRosterResync = "roster_resync"
+)
+
+var actionKinds = []string{actionAnswer, actionReject, actionRedirect, actionInvite, actionKeepAlive, actionRosterResync}
+
+// Action results and refusal reasons: the result and reason labels.
+const (
+	resultOK             = "ok"
+	resultError          = "error"
+	resultOutcomeUnknown = "outcome_unknown"
+	resultNotFound       = "not_found"
+	refusedQueueFull     = "queue_full"
+	refusedShuttingDown  = "shutting_down"
+)
 
 // New builds an engine. Start its workers with Run.
 func New(cfg Config, g Graph, s Store, log zerolog.Logger, reg prometheus.Registerer) *Engine {
@@ -203,7 +236,7 @@ func (e *Engine) enqueue(j job) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
-		e.metrics.refused.WithLabelValues(j.kind, "shutting_down").Inc()
+		e.metrics.refused.WithLabelValues(j.kind, refusedShuttingDown).Inc()
 		e.log.Error().Str("call_id", j.callID).Str("action", j.kind).Msg("automation action refused: shutting down")
 		return false
 	}
@@ -214,7 +247,7 @@ func (e *Engine) enqueue(j job) bool {
 		return true
 	default:
 		e.inflight.Done()
-		e.metrics.refused.WithLabelValues(j.kind, "queue_full").Inc()
+		e.metrics.refused.WithLabelValues(j.kind, refusedQueueFull).Inc()
 		e.log.Error().Str("call_id", j.callID).Str("action", j.kind).Int("queue_size", e.cfg.QueueSize).Msg("automation action refused: queue full")
 		return false
 	}
@@ -226,20 +259,20 @@ func (e *Engine) runJob(ctx context.Context, j job) {
 	start := time.Now()
 	err := j.run(ctx)
 	e.metrics.duration.WithLabelValues(j.kind).Observe(time.Since(start).Seconds())
-	result := "ok"
+	result := resultOK
 	log := e.log.With().Str("call_id", j.callID).Str("action", j.kind).Logger()
 	var ae *graph.APIError
 	switch {
 	case err == nil:
 		log.Info().Msg("automation action done")
 	case errors.Is(err, graph.ErrOutcomeUnknown):
-		result = "outcome_unknown"
+		result = resultOutcomeUnknown
 		log.Warn().Err(err).Msg("automation action outcome unknown; reconciling by clientContext")
 	case errors.As(err, &ae) && ae.StatusCode == http.StatusNotFound:
-		result = "not_found"
+		result = resultNotFound
 		log.Warn().Err(err).Msg("automation action: Graph no longer knows the call")
 	default:
-		result = "error"
+		result = resultError
 		log.Error().Err(err).Msg("automation action failed")
 	}
 	e.metrics.actions.WithLabelValues(j.kind, result).Inc()
@@ -281,12 +314,12 @@ func (e *Engine) onIncoming(c *callstate.Change) {
 	case "ignore":
 		e.log.Info().Str("call_id", callID).Msg("incoming call left unanswered (incoming-action=ignore)")
 	case "reject":
-		e.enqueue(job{kind: "reject", callID: callID, run: func(ctx context.Context) error {
+		e.enqueue(job{kind: actionReject, callID: callID, run: func(ctx context.Context) error {
 			_, err := e.graph.Reject(ctx, callID, &graph.RejectRequest{Reason: e.cfg.RejectReason})
 			return wrap("reject", err)
 		}})
 	case "redirect":
-		e.enqueue(job{kind: "redirect", callID: callID, run: func(ctx context.Context) error {
+		e.enqueue(job{kind: actionRedirect, callID: callID, run: func(ctx context.Context) error {
 			_, err := e.graph.Redirect(ctx, callID, &graph.RedirectRequest{
 				Targets:     []model.InvitationParticipantInfo{TargetFor(e.cfg.RedirectTarget)},
 				CallbackURI: e.cfg.CallbackURL,
@@ -294,7 +327,7 @@ func (e *Engine) onIncoming(c *callstate.Change) {
 			return wrap("redirect", err)
 		}})
 	default:
-		e.enqueue(job{kind: "answer", callID: callID, run: func(ctx context.Context) error {
+		e.enqueue(job{kind: actionAnswer, callID: callID, run: func(ctx context.Context) error {
 			_, err := e.graph.Answer(ctx, callID, &graph.AnswerRequest{
 				CallbackURI:        e.cfg.CallbackURL,
 				AcceptedModalities: []string{"audio"},
@@ -309,7 +342,7 @@ func (e *Engine) onIncoming(c *callstate.Change) {
 // that a notification racing the response is matched by clientContext.
 func (e *Engine) invite(callID string, ps []model.InvitationParticipantInfo, attempt int) {
 	clientContext := uuid.NewString()
-	e.enqueue(job{kind: "invite", callID: callID, run: func(ctx context.Context) error {
+	e.enqueue(job{kind: actionInvite, callID: callID, run: func(ctx context.Context) error {
 		if err := e.store.TrackOperation(callID, callstate.OperationRecord{
 			Type: "invite", ClientContext: clientContext, Participants: ps,
 		}); err != nil {
@@ -392,7 +425,7 @@ func (e *Engine) startKeepAlive(callID string) {
 		return
 	}
 	tick := func() {
-		e.enqueue(job{kind: "keepalive", callID: callID, run: func(ctx context.Context) error {
+		e.enqueue(job{kind: actionKeepAlive, callID: callID, run: func(ctx context.Context) error {
 			_, err := e.graph.KeepAlive(ctx, callID)
 			var ae *graph.APIError
 			if errors.As(err, &ae) && ae.StatusCode == http.StatusNotFound {
@@ -427,7 +460,7 @@ func (e *Engine) KeepAlives() int {
 }
 
 func (e *Engine) resync(callID string) {
-	e.enqueue(job{kind: "roster_resync", callID: callID, run: func(ctx context.Context) error {
+	e.enqueue(job{kind: actionRosterResync, callID: callID, run: func(ctx context.Context) error {
 		ps, _, err := e.graph.ListParticipants(ctx, callID)
 		if err != nil {
 			return wrap("list participants", err)

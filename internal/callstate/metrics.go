@@ -1,6 +1,8 @@
 package callstate
 
 import (
+	"sort"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
@@ -116,7 +118,7 @@ func newMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		calls: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "botd_calls",
-			Help: "Calls tracked, by callState (unknown: no call notification yet).",
+			Help: "Calls tracked, by Graph call state (unknown: no call notification yet).",
 		}, []string{"state"}),
 		callsStarted: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "botd_calls_started_total",
@@ -146,7 +148,7 @@ func newMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"reason"}),
 		refused: f.NewCounter(prometheus.CounterOpts{
 			Name: "botd_calls_refused_total",
-			Help: "New calls refused because MaxCalls calls were tracked.",
+			Help: "New calls refused because BOTD_MAX_CALLS calls were tracked.",
 		}),
 		subsDropped: f.NewCounter(prometheus.CounterOpts{
 			Name: "botd_call_subscribers_dropped_total",
@@ -158,7 +160,7 @@ func newMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		swept: f.NewCounter(prometheus.CounterOpts{
 			Name: "botd_calls_swept_total",
-			Help: "Calls removed from memory by Run after their retention.",
+			Help: "Calls removed from memory after their retention (BOTD_RETENTION).",
 		}),
 	}
 	for i, l := range stateLabels {
@@ -188,7 +190,35 @@ func newMetrics(reg prometheus.Registerer) *Metrics {
 	for _, r := range []string{resyncGapTimeout, resyncHoldOverflow} {
 		m.resyncs.WithLabelValues(r)
 	}
+	// Series with fixed labels are exported, at 0, from start.
+	for _, d := range []string{"incoming", "outgoing", "unknown"} {
+		m.callsStarted.WithLabelValues(d)
+	}
+	for _, t := range opTypeLabels() {
+		for _, st := range []string{string(model.OpCompleted), string(model.OpFailed), opLabelTimeout} {
+			m.operations.WithLabelValues(t, st)
+		}
+	}
+	for _, t := range botdSentOpTypes {
+		m.operations.WithLabelValues(t, opLabelSent)
+		m.opLatency.WithLabelValues(t)
+	}
 	return m
+}
+
+// botdSentOpTypes are the operation types botd itself sends and tracks
+// (TrackOperation): only these are counted as sent and timed.
+var botdSentOpTypes = []string{"invite"}
+
+// opTypeLabels are the values of the type label, sorted.
+func opTypeLabels() []string {
+	ts := make([]string, 0, len(knownOpTypes)+1)
+	for t := range knownOpTypes {
+		ts = append(ts, t)
+	}
+	ts = append(ts, "other")
+	sort.Strings(ts)
+	return ts
 }
 
 // knownOpTypes are the operation types counted under their own label; any

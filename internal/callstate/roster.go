@@ -161,6 +161,17 @@ func participantChange(k ChangeKind, p *model.Participant) Change {
 	return Change{Kind: k, Participant: &cp}
 }
 
+// rosterChangeLocked reports a participant who joined or left c, and logs
+// it at info: who is on a call is what an operator follows it by.
+func (s *Store) rosterChangeLocked(c *call, a *applyCtx, k ChangeKind, p *model.Participant) {
+	a.add(participantChange(k, p))
+	msg := "participant joined"
+	if k == ParticipantLeft {
+		msg = "participant left"
+	}
+	c.log.Info().Str("participant_id", p.ID).Str("cause", a.cause()).Msg(msg)
+}
+
 func (s *Store) applyRosterLocked(c *call, a *applyCtx, ev *model.Event) {
 	if c.res.State == model.StateTerminated {
 		s.ignoreLocked(c, a, reasonAfterTerminated)
@@ -206,7 +217,7 @@ func (s *Store) replaceRosterLocked(c *call, a *applyCtx, ps []model.Participant
 		next.add(np, key)
 		switch {
 		case j < 0:
-			a.add(participantChange(ParticipantJoined, &np))
+			s.rosterChangeLocked(c, a, ParticipantJoined, &np)
 		default:
 			matched[j] = true
 			if !participantEqual(&old.ps[j], &np) {
@@ -216,7 +227,7 @@ func (s *Store) replaceRosterLocked(c *call, a *applyCtx, ps []model.Participant
 	}
 	for j := range old.ps {
 		if !matched[j] {
-			a.add(participantChange(ParticipantLeft, &old.ps[j]))
+			s.rosterChangeLocked(c, a, ParticipantLeft, &old.ps[j])
 		}
 	}
 	s.m.participants.Add(float64(next.len() - old.len()))
@@ -230,7 +241,7 @@ func (s *Store) removeParticipantLocked(c *call, a *applyCtx, j int, rs *model.R
 	}
 	c.roster.remove(j)
 	s.m.participants.Dec()
-	a.add(participantChange(ParticipantLeft, &gone))
+	s.rosterChangeLocked(c, a, ParticipantLeft, &gone)
 }
 
 // applyDeltaParticipantLocked applies one participant of a delta roster.
@@ -253,7 +264,7 @@ func (s *Store) applyDeltaParticipantLocked(c *call, a *applyCtx, p *model.Parti
 	case j < 0:
 		c.roster.add(*p, key)
 		s.m.participants.Inc()
-		a.add(participantChange(ParticipantJoined, p))
+		s.rosterChangeLocked(c, a, ParticipantJoined, p)
 	default:
 		np := *p
 		np.ID, key = keepID(&c.roster.ps[j], &np, key)

@@ -154,7 +154,7 @@ func (c *Client) send(ctx context.Context, r request, in, out any, meta *Meta) e
 	start := c.now()
 	res, err := c.do(ctx, r, meta)
 	ev := c.log.Debug().Str("op", r.op).Str("call_id", r.callID).
-		Str("client_request_id", meta.ClientRequestID).Str("request_id", meta.RequestID).
+		Str("client_request_id", meta.ClientRequestID).Str("graph_request_id", meta.RequestID).
 		Int("status", meta.StatusCode).Int("attempts", meta.Attempts).Dur("elapsed", c.now().Sub(start))
 	if err != nil {
 		ev.Err(err).Msg("graph request failed")

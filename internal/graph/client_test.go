@@ -350,8 +350,12 @@ func TestRetry429RetryAfterThenSuccess(t *testing.T) {
 			t.Errorf("%s = %v, want 1", name, got)
 		}
 	}
-	if n := testutil.CollectAndCount(m.latency); n != 1 {
-		t.Errorf("latency series = %d, want 1 (operation=invite)", n)
+	// Every operation's series exists from start; only invite's observed.
+	if n := testutil.CollectAndCount(m.latency); n != len(allOps) {
+		t.Errorf("latency series = %d, want %d (one per operation)", n, len(allOps))
+	}
+	if n := histCount(t, m.latency, OpInvite); n != 2 {
+		t.Errorf("latency{invite} samples = %d, want 2 (the 429 and the retry)", n)
 	}
 }
 

@@ -11,7 +11,10 @@ import (
 	"time"
 )
 
-// Defaults applied by New to zero Config fields.
+// Defaults applied by New to zero Config fields, except DefaultMaxRetries:
+// MaxRetries 0 means no retries, so a caller that wants the default passes
+// DefaultMaxRetries (the config layer's BOTD_GRAPH_MAX_RETRIES default is
+// the same 4).
 const (
 	DefaultRequestTimeout = 10 * time.Second
 	DefaultRetryBudget    = 30 * time.Second
@@ -48,8 +51,10 @@ type Config struct {
 	// RetryBudget bounds the time spent retrying one call (default 30s): no
 	// retry is started whose wait would end past it.
 	RetryBudget time.Duration
-	// MaxRetries is the number of retries after the first attempt (default
-	// 4). A negative value disables retries.
+	// MaxRetries is the number of retries after the first attempt. 0 means
+	// no retries, as BOTD_GRAPH_MAX_RETRIES=0 says; a negative value means
+	// none too. The config layer passes its default (DefaultMaxRetries)
+	// explicitly, so an unset field is not silently turned into retries.
 	MaxRetries int
 	// BackoffInitial and BackoffMax shape the capped exponential backoff
 	// with jitter used when Graph gives no Retry-After (defaults 500ms, 8s).
@@ -138,10 +143,7 @@ func resolveConfig(cfg Config) (resolved, error) {
 	if r.RetryBudget <= 0 {
 		r.RetryBudget = DefaultRetryBudget
 	}
-	switch {
-	case r.MaxRetries == 0:
-		r.MaxRetries = DefaultMaxRetries
-	case r.MaxRetries < 0:
+	if r.MaxRetries < 0 {
 		r.MaxRetries = 0
 	}
 	if r.BackoffInitial <= 0 {

@@ -82,6 +82,7 @@ func newEnv(t *testing.T, opts emulator.Options, mut ...func(*Config)) *env {
 		ClientSecret:   o.ClientSecret,
 		BaseURL:        fg.BaseURL(),
 		TokenURL:       fg.TokenURL(),
+		MaxRetries:     DefaultMaxRetries,
 		BackoffInitial: time.Millisecond,
 		BackoffMax:     4 * time.Millisecond,
 		Sleep:          sl.sleep,

@@ -43,7 +43,57 @@ type metrics struct {
 	tokenErrors    prometheus.Counter
 }
 
+// allOps are the operation label values, pre-initialised so that every
+// series is exported, at 0, from start.
+var allOps = []string{
+	OpCreateCall, OpInvite, OpAnswer, OpReject, OpRedirect, OpTransfer,
+	OpKeepAlive, OpHangup, OpGetCall, OpListParticipants, OpGetOperation,
+}
+
+var allRetryReasons = []string{
+	reasonThrottled, reasonUnavailable, reasonGatewayTimeout, reasonTimeout, reasonConnection, reasonToken,
+}
+
+var allStatusClasses = []string{"2xx", "3xx", "4xx", "5xx", "error"}
+
+// opRules are the validation rules each operation can break (those its
+// Validate function checks), for botd_graph_validation_failures_total.
+var opRules = map[string][]string{
+	OpCreateCall: {RuleRequired, RuleCallbackHTTPS, RuleModality, RuleMediaConfigType, RulePhoneE164,
+		RuleMeetingInfoType, RuleGroupCallMaxTargets},
+	OpInvite: {RuleRequired, RuleIDFormat, RuleInviteMaxParticipants, RuleInviteParticipantID, RulePhoneE164,
+		RuleClientContextMax},
+	OpAnswer: {RuleRequired, RuleIDFormat, RuleCallbackHTTPS, RuleModality, RuleMediaConfigType,
+		RuleParticipantCapacity},
+	OpReject:           {RuleRequired, RuleIDFormat, RuleRejectReason, RuleCallbackHTTPS},
+	OpRedirect:         {RuleRequired, RuleIDFormat, RuleRedirectMaxTargets, RuleRedirectTimeout, RulePhoneE164, RuleCallbackHTTPS},
+	OpTransfer:         {RuleRequired, RuleIDFormat, RulePhoneE164, RuleClientContextMax},
+	OpKeepAlive:        {RuleRequired, RuleIDFormat},
+	OpHangup:           {RuleRequired, RuleIDFormat},
+	OpGetCall:          {RuleRequired, RuleIDFormat},
+	OpListParticipants: {RuleRequired, RuleIDFormat},
+	OpGetOperation:     {RuleRequired, RuleIDFormat},
+}
+
 func newMetrics(reg prometheus.Registerer) *metrics {
+	m := buildMetrics(reg)
+	for _, op := range allOps {
+		for _, sc := range allStatusClasses {
+			m.requests.WithLabelValues(op, sc)
+		}
+		m.latency.WithLabelValues(op)
+		for _, r := range allRetryReasons {
+			m.retries.WithLabelValues(op, r)
+		}
+		m.outcomeUnknown.WithLabelValues(op)
+		for _, r := range opRules[op] {
+			m.validation.WithLabelValues(op, r)
+		}
+	}
+	return m
+}
+
+func buildMetrics(reg prometheus.Registerer) *metrics {
 	f := promauto.With(reg)
 	return &metrics{
 		requests: f.NewCounterVec(prometheus.CounterOpts{

@@ -56,25 +56,6 @@ var allRetryReasons = []string{
 
 var allStatusClasses = []string{"2xx", "3xx", "4xx", "5xx", "error"}
 
-// opRules are the validation rules each operation can break (those its
-// Validate function checks), for botd_graph_validation_failures_total.
-var opRules = map[string][]string{
-	OpCreateCall: {RuleRequired, RuleCallbackHTTPS, RuleModality, RuleMediaConfigType, RulePhoneE164,
-		RuleMeetingInfoType, RuleGroupCallMaxTargets},
-	OpInvite: {RuleRequired, RuleIDFormat, RuleInviteMaxParticipants, RuleInviteParticipantID, RulePhoneE164,
-		RuleClientContextMax},
-	OpAnswer: {RuleRequired, RuleIDFormat, RuleCallbackHTTPS, RuleModality, RuleMediaConfigType,
-		RuleParticipantCapacity},
-	OpReject:           {RuleRequired, RuleIDFormat, RuleRejectReason, RuleCallbackHTTPS},
-	OpRedirect:         {RuleRequired, RuleIDFormat, RuleRedirectMaxTargets, RuleRedirectTimeout, RulePhoneE164, RuleCallbackHTTPS},
-	OpTransfer:         {RuleRequired, RuleIDFormat, RulePhoneE164, RuleClientContextMax},
-	OpKeepAlive:        {RuleRequired, RuleIDFormat},
-	OpHangup:           {RuleRequired, RuleIDFormat},
-	OpGetCall:          {RuleRequired, RuleIDFormat},
-	OpListParticipants: {RuleRequired, RuleIDFormat},
-	OpGetOperation:     {RuleRequired, RuleIDFormat},
-}
-
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := buildMetrics(reg)
 	for _, op := range allOps {
@@ -86,7 +67,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			m.retries.WithLabelValues(op, r)
 		}
 		m.outcomeUnknown.WithLabelValues(op)
-		for _, r := range opRules[op] {
+		for _, r := range allRules {
 			m.validation.WithLabelValues(op, r)
 		}
 	}

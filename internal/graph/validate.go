@@ -35,6 +35,14 @@ const (
 	WarnReplacesCallIDFirstOnly = "invite.replacesCallIdFirstOnly"
 )
 
+// allRules lists every rule above, so that each operation's validation
+// failure series is exported, at 0, from start.
+var allRules = []string{
+	RuleRequired, RuleIDFormat, RuleClientContextMax, RulePhoneE164, RuleInviteMaxParticipants,
+	RuleInviteParticipantID, RuleGroupCallMaxTargets, RuleCallbackHTTPS, RuleModality, RuleMediaConfigType,
+	RuleMeetingInfoType, RuleRejectReason, RuleRedirectMaxTargets, RuleRedirectTimeout, RuleParticipantCapacity,
+}
+
 // Limits from Graph's documentation.
 const (
 	MaxClientContext      = 256 // characters, counted as UTF-16 code units like Graph's .NET strings

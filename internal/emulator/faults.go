@@ -45,6 +45,15 @@ const (
 var FaultKinds = []FaultKind{FaultReorder, FaultDuplicate, FaultDelay, FaultRosterGap, FaultOperation,
 	FaultThrottle, FaultUnavailable, FaultToken}
 
+// faultKindList is FaultKinds as a plain comma list, for error texts.
+func faultKindList() string {
+	names := make([]string, len(FaultKinds))
+	for i, k := range FaultKinds {
+		names[i] = string(k)
+	}
+	return strings.Join(names, ", ")
+}
+
 // FaultRule says how often a fault strikes.
 type FaultRule struct {
 	// Next makes the next N chances fault for certain; they are used up
@@ -160,7 +169,7 @@ func ParseFaults(s string) (map[FaultKind]FaultRule, error) {
 		}
 		kind := FaultKind(strings.TrimSpace(name))
 		if !slices.Contains(FaultKinds, kind) {
-			return nil, fmt.Errorf("fault %q: unknown kind (known: %v)", name, FaultKinds)
+			return nil, fmt.Errorf("fault %q: unknown kind (known: %s)", name, faultKindList())
 		}
 		if _, dup := out[kind]; dup {
 			return nil, fmt.Errorf("fault %q given twice", kind)

@@ -1,8 +1,11 @@
 package emulator
 
 import (
+	"bytes"
 	"strings"
 	"testing"
+
+	"github.com/rs/zerolog"
 )
 
 func TestParseFaults(t *testing.T) {
@@ -51,4 +54,22 @@ func FuzzParseFaults(f *testing.F) {
 			}
 		}
 	})
+}
+
+// The error for an unknown kind lists the known ones as a user writes them.
+func TestParseFaultsUnknownKindText(t *testing.T) {
+	_, err := ParseFaults("reordr=0.1")
+	want := `fault "reordr": unknown kind (known: reorder, duplicate, delay, roster_gap, operation_failed, throttle, unavailable, token)`
+	if err == nil || err.Error() != want {
+		t.Fatalf("got %v\nwant %s", err, want)
+	}
+}
+
+// The seed line names the setting a user sets to repeat a run.
+func TestSeedLogNamesTheSetting(t *testing.T) {
+	var buf bytes.Buffer
+	New(Options{Seed: 7, Log: zerolog.New(&buf)})
+	if !strings.Contains(buf.String(), `"message":"emulator seed (set BOTD_EMULATOR_SEED to repeat this run)"`) || !strings.Contains(buf.String(), `"seed":7`) {
+		t.Fatalf("seed log: %s", buf.String())
+	}
 }

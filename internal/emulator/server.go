@@ -453,7 +453,7 @@ func New(opts Options) *Server {
 	}
 	s.register()
 	opts.Log.Info().Str("component", "emulator").Int64("seed", opts.Seed).Float64("time_scale", opts.TimeScale).
-		Msg("emulator seed (set Options.Seed to repeat this run)")
+		Msg("emulator seed (set BOTD_EMULATOR_SEED to repeat this run)")
 	return s
 }
 

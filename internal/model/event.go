@@ -41,6 +41,40 @@ func (k EventKind) String() string {
 	return "invalid"
 }
 
+// Quirk is one way a notification item departed from Graph's schema that
+// the decoder tolerated: Microsoft's own published examples do these, so
+// they are accepted, logged at debug and counted, never rejected.
+type Quirk uint8
+
+// Quirks, as bits of Event.Quirks.
+const (
+	QuirkNumberAsString   Quirk = 1 << iota // a number member written as a string ("code": "200")
+	QuirkStringAsNumber                     // a string member written as a number
+	QuirkPathWithoutSlash                   // resource or resourceUrl without its leading '/'
+	QuirkIDMismatch                         // resourceData.id disagrees with the path's call id; the path wins
+)
+
+// AllQuirks lists every quirk, for metrics and tests.
+var AllQuirks = []Quirk{QuirkNumberAsString, QuirkStringAsNumber, QuirkPathWithoutSlash, QuirkIDMismatch}
+
+var quirkNames = map[Quirk]string{
+	QuirkNumberAsString:   "number_as_string",
+	QuirkStringAsNumber:   "string_as_number",
+	QuirkPathWithoutSlash: "path_without_slash",
+	QuirkIDMismatch:       "id_mismatch",
+}
+
+// String returns a short, stable, metric-label-safe name of one quirk.
+func (q Quirk) String() string {
+	if n, ok := quirkNames[q]; ok {
+		return n
+	}
+	return "invalid"
+}
+
+// Has reports whether every bit of q2 is set in q.
+func (q Quirk) Has(q2 Quirk) bool { return q&q2 == q2 }
+
 // ResourceKind is what a notification's resource path addresses.
 type ResourceKind uint8
 
@@ -109,6 +143,8 @@ type Event struct {
 	Sessions     []ContentSharingSession
 	// Raw is the item's JSON, kept for unknown events only.
 	Raw []byte
+	// Quirks are the schema departures the decoder tolerated in the item.
+	Quirks Quirk
 }
 
 // CallID returns the id of the call the event belongs to: the path's call id,

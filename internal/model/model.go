@@ -32,6 +32,125 @@ const (
 	ODataResultInfo               = "#microsoft.graph.resultInfo"
 	ODataInviteParticipantsOp     = "#microsoft.graph.inviteParticipantsOperation"
 	ODataCommsOperation           = "#microsoft.graph.commsOperation"
+	ODataMediaPrompt              = "#microsoft.graph.mediaPrompt"
+	ODataMediaInfo                = "#microsoft.graph.mediaInfo"
+	ODataToneInfo                 = "#microsoft.graph.toneInfo"
+	ODataPlayPromptOp             = "#microsoft.graph.playPromptOperation"
+	ODataRecordOp                 = "#microsoft.graph.recordOperation"
+	ODataSubscribeToToneOp        = "#microsoft.graph.subscribeToToneOperation"
+	ODataSendDtmfTonesOp          = "#microsoft.graph.sendDtmfTonesOperation"
+	ODataCancelMediaProcessingOp  = "#microsoft.graph.cancelMediaProcessingOperation"
+	ODataMuteParticipantOp        = "#microsoft.graph.muteParticipantOperation"
+	ODataUnmuteParticipantOp      = "#microsoft.graph.unmuteParticipantOperation"
+	ODataStartHoldMusicOp         = "#microsoft.graph.startHoldMusicOperation"
+	ODataStopHoldMusicOp          = "#microsoft.graph.stopHoldMusicOperation"
+	ODataUpdateRecordingStatusOp  = "#microsoft.graph.updateRecordingStatusOperation"
+)
+
+// Tone is Graph's tone enumeration: a DTMF key (tone0-tone9, star, pound,
+// a-d) or flash.
+type Tone string
+
+// Graph's tone values.
+const (
+	Tone0     Tone = "tone0"
+	Tone1     Tone = "tone1"
+	Tone2     Tone = "tone2"
+	Tone3     Tone = "tone3"
+	Tone4     Tone = "tone4"
+	Tone5     Tone = "tone5"
+	Tone6     Tone = "tone6"
+	Tone7     Tone = "tone7"
+	Tone8     Tone = "tone8"
+	Tone9     Tone = "tone9"
+	ToneStar  Tone = "star"
+	TonePound Tone = "pound"
+	ToneA     Tone = "a"
+	ToneB     Tone = "b"
+	ToneC     Tone = "c"
+	ToneD     Tone = "d"
+	ToneFlash Tone = "flash"
+)
+
+// Tones lists every tone value, in keypad order.
+var Tones = []Tone{
+	Tone0, Tone1, Tone2, Tone3, Tone4, Tone5, Tone6, Tone7, Tone8, Tone9,
+	ToneStar, TonePound, ToneA, ToneB, ToneC, ToneD, ToneFlash,
+}
+
+// Key returns the keypad character of a tone ("1", "*", "#", "A", or "F"
+// for flash), or "" for a value that is not a tone.
+func (t Tone) Key() string {
+	switch {
+	case len(t) == 5 && t[:4] == "tone" && t[4] >= '0' && t[4] <= '9':
+		return string(t[4])
+	case t == ToneStar:
+		return "*"
+	case t == TonePound:
+		return "#"
+	case t == ToneA, t == ToneB, t == ToneC, t == ToneD:
+		return string(t[0] - 'a' + 'A')
+	case t == ToneFlash:
+		return "F"
+	}
+	return ""
+}
+
+// ToneForKey returns the tone of a keypad character ("0"-"9", "*", "#",
+// "A"-"D" in either case, "F" for flash).
+func ToneForKey(k byte) (Tone, bool) {
+	for _, t := range Tones {
+		if key := t.Key(); key[0] == k || (k >= 'a' && k <= 'f' && key[0] == k-'a'+'A') {
+			return t, true
+		}
+	}
+	return "", false
+}
+
+// ToneInfo is Graph's toneInfo: one key press, as a call update carries it
+// after subscribeToTone. SequenceID numbers the presses of a call.
+type ToneInfo struct {
+	ODataType  string `json:"@odata.type,omitempty"`
+	SequenceID int64  `json:"sequenceId"`
+	Tone       Tone   `json:"tone"`
+}
+
+// RecordingStatus is Graph's recordingStatus, as updateRecordingStatus
+// sets it.
+type RecordingStatus string
+
+// Graph's recordingStatus values a bot may set.
+const (
+	RecordingNotRecording RecordingStatus = "notRecording"
+	RecordingRecording    RecordingStatus = "recording"
+	RecordingFailed       RecordingStatus = "failed"
+)
+
+// RecordingStatuses lists the values updateRecordingStatus accepts.
+var RecordingStatuses = []RecordingStatus{RecordingNotRecording, RecordingRecording, RecordingFailed}
+
+// ScreenSharingRole is Graph's screenSharingRole.
+type ScreenSharingRole string
+
+// Graph's screenSharingRole values.
+const (
+	ScreenSharingViewer ScreenSharingRole = "viewer"
+	ScreenSharingSharer ScreenSharingRole = "sharer"
+)
+
+// ScreenSharingRoles lists every screenSharingRole value.
+var ScreenSharingRoles = []ScreenSharingRole{ScreenSharingViewer, ScreenSharingSharer}
+
+// Completion reasons of media operations that botd acts on. Graph has
+// more (recordCompletionReason lists ten); they are kept as sent.
+const (
+	CompletedSuccessfully    = "completedSuccessfully"  // playPrompt, sendDtmfTones
+	MediaOperationCanceled   = "mediaOperationCanceled" // playPrompt, sendDtmfTones
+	RecordOperationCanceled  = "operationCanceled"      // recordResponse
+	RecordStopToneDetected   = "stopToneDetected"
+	RecordMaxDurationReached = "maxRecordDurationReached"
+	RecordInitialSilence     = "initialSilenceTimeout"
+	RecordMaxSilence         = "maxSilenceTimeout"
 )
 
 // CallState is Graph's callState enumeration.
@@ -212,10 +331,20 @@ type MeetingInfo struct {
 	Passcode                     *string      `json:"passcode,omitempty"`
 }
 
-// MediaInfo is Graph's mediaInfo (a prefetched prompt).
+// MediaInfo is Graph's mediaInfo: an audio file (a prefetched or played
+// prompt). ResourceID is the bot's own unique id for the file, by which
+// Graph caches it.
 type MediaInfo struct {
+	ODataType  string `json:"@odata.type,omitempty"`
 	URI        string `json:"uri,omitempty"`
 	ResourceID string `json:"resourceId,omitempty"`
+}
+
+// MediaPrompt is Graph's mediaPrompt: one audio file played by
+// playPrompt, recordResponse or startHoldMusic.
+type MediaPrompt struct {
+	ODataType string     `json:"@odata.type,omitempty"`
+	MediaInfo *MediaInfo `json:"mediaInfo,omitempty"`
 }
 
 // MediaConfig is Graph's mediaConfig in either form: serviceHostedMediaConfig
@@ -255,6 +384,9 @@ type Call struct {
 	MeetingInfo         *MeetingInfo                `json:"meetingInfo,omitempty"`
 	CallOptions         *CallOptions                `json:"callOptions,omitempty"`
 	ResultInfo          *ResultInfo                 `json:"resultInfo,omitempty"`
+	// ToneInfo is set on the call update Graph sends for a key press after
+	// subscribeToTone.
+	ToneInfo *ToneInfo `json:"toneInfo,omitempty"`
 }
 
 // Operation is Graph's commsOperation and its subtypes
@@ -266,6 +398,14 @@ type Operation struct {
 	ClientContext string                      `json:"clientContext,omitempty"`
 	ResultInfo    *ResultInfo                 `json:"resultInfo,omitempty"`
 	Participants  []InvitationParticipantInfo `json:"participants,omitempty"`
+	// CompletionReason is set by playPromptOperation, recordOperation and
+	// sendDtmfTonesOperation once they finish.
+	CompletionReason string `json:"completionReason,omitempty"`
+	// RecordingLocation and RecordingAccessToken are set by a completed
+	// recordOperation. The token is a secret: never log it, and show it
+	// only masked.
+	RecordingLocation    string `json:"recordingLocation,omitempty"`
+	RecordingAccessToken string `json:"recordingAccessToken,omitempty"`
 }
 
 // ContentSharingSession is Graph's contentSharingSession.

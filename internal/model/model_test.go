@@ -1,0 +1,43 @@
+package model
+
+import "testing"
+
+func TestToneKeys(t *testing.T) {
+	var keys string
+	for _, tone := range Tones {
+		keys += tone.Key()
+		got, ok := ToneForKey(tone.Key()[0])
+		if !ok || got != tone {
+			t.Errorf("ToneForKey(%q) = %q, %v; want %q", tone.Key(), got, ok, tone)
+		}
+	}
+	if keys != "0123456789*#ABCDF" {
+		t.Fatalf("keys %q", keys)
+	}
+	if got, ok := ToneForKey('b'); !ok || got != ToneB {
+		t.Fatalf("lower-case b: %q %v", got, ok)
+	}
+	for _, k := range []byte("xE$ ") {
+		if _, ok := ToneForKey(k); ok {
+			t.Errorf("ToneForKey(%q) accepted", k)
+		}
+	}
+	if Tone("tone10").Key() != "" || Tone("").Key() != "" {
+		t.Fatal("non-tones have keys")
+	}
+}
+
+func TestQuirkNames(t *testing.T) {
+	seen := map[string]bool{}
+	var all Quirk
+	for _, q := range AllQuirks {
+		if q.String() == "invalid" || seen[q.String()] {
+			t.Fatalf("quirk %d name %q", q, q.String())
+		}
+		seen[q.String()] = true
+		all |= q
+	}
+	if !all.Has(QuirkIDMismatch|QuirkNumberAsString) || Quirk(0).Has(QuirkIDMismatch) {
+		t.Fatal("Has")
+	}
+}

@@ -38,6 +38,7 @@ type call struct {
 	ops           []*OperationView
 	sessions      []model.ContentSharingSession
 	endedSessions []string // ids of recently ended sessions, bounded
+	tones         tones
 
 	// outbox holds changes not yet handed to Sink and subscribers;
 	// delivering is set while a goroutine hands them over.
@@ -131,6 +132,14 @@ func (s *Store) applyCallLocked(c *call, a *applyCtx, ev *model.Event) {
 		// A deleted call is over, whatever state the payload names.
 		s.setStateLocked(c, a, model.StateTerminated, res, "")
 		return
+	}
+	if res.ToneInfo != nil {
+		// A key press rides on a call update; it is news of its own, not
+		// part of the call resource.
+		s.toneLocked(c, a, res.ToneInfo)
+		trimmed := *res
+		trimmed.ToneInfo = nil
+		res = &trimmed
 	}
 	switch {
 	case res.State == "":
@@ -334,6 +343,7 @@ func (c *call) viewLocked() CallView {
 		Participants:           append([]model.Participant{}, c.roster.ps...),
 		Operations:             make([]OperationView, 0, len(c.ops)),
 		ContentSharingSessions: append([]model.ContentSharingSession{}, c.sessions...),
+		Tones:                  append([]ToneView{}, c.tones.list...),
 		Transitions:            c.transitionsLocked(),
 		RosterNeedsResync:      c.needsResync,
 		RosterSequenceNumber:   c.delta.seq,

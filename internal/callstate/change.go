@@ -26,6 +26,7 @@ const (
 	ContentSharingStarted            // Session started (or was first seen)
 	ContentSharingUpdated            // Session changed
 	ContentSharingEnded              // Session ended
+	ToneReceived                     // Tone: a key press, once per sequenceId
 	numChangeKinds
 )
 
@@ -45,6 +46,7 @@ var changeKindNames = [...]string{
 	ContentSharingStarted: "content_sharing_started",
 	ContentSharingUpdated: "content_sharing_updated",
 	ContentSharingEnded:   "content_sharing_ended",
+	ToneReceived:          "tone_received",
 }
 
 // String returns a stable snake_case name, safe as a metric label.
@@ -76,6 +78,7 @@ type Change struct {
 	Participant *model.Participant           `json:"participant,omitempty"`
 	Operation   *OperationView               `json:"operation,omitempty"`
 	Session     *model.ContentSharingSession `json:"session,omitempty"`
+	Tone        *ToneView                    `json:"tone,omitempty"`
 	// Reason says why, where there is more to say than the kind: the reason
 	// given to MarkTerminated or FailOperation, "timeout", "gap_timeout"...
 	Reason string `json:"reason,omitempty"`

@@ -15,6 +15,7 @@ const (
 	DefaultMaxTransitions       = 64
 	DefaultMaxCalls             = 10000
 	DefaultMaxOperationsPerCall = 256
+	DefaultMaxTonesPerCall      = 64
 )
 
 // minCheckInterval keeps Run from spinning when timeouts are configured tiny.
@@ -48,6 +49,9 @@ type Config struct {
 	// finished one is evicted to make room; when all are pending the new one
 	// is refused.
 	MaxOperationsPerCall int
+	// MaxTonesPerCall bounds each call's list of key presses (oldest
+	// dropped).
+	MaxTonesPerCall int
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 	// Sink, when set, is called outside every lock with every batch of
@@ -86,6 +90,7 @@ func (c Config) withDefaults() (Config, error) {
 		{"MaxTransitions", &c.MaxTransitions, DefaultMaxTransitions},
 		{"MaxCalls", &c.MaxCalls, DefaultMaxCalls},
 		{"MaxOperationsPerCall", &c.MaxOperationsPerCall, DefaultMaxOperationsPerCall},
+		{"MaxTonesPerCall", &c.MaxTonesPerCall, DefaultMaxTonesPerCall},
 	}
 	for _, i := range ints {
 		if *i.v < 0 {

@@ -34,6 +34,8 @@ const (
 	reasonUnknownSession
 	reasonSessionEnded
 	reasonTooManySessions
+	reasonDuplicateTone
+	reasonStaleTone
 	numReasons
 )
 
@@ -58,6 +60,8 @@ var reasonNames = [numReasons]string{
 	reasonUnknownSession:        "unknown_session",
 	reasonSessionEnded:          "session_ended",
 	reasonTooManySessions:       "too_many_sessions",
+	reasonDuplicateTone:         "duplicate_tone",
+	reasonStaleTone:             "stale_tone",
 }
 
 func (r reason) String() string { return reasonNames[r] }
@@ -221,16 +225,19 @@ func opTypeLabels() []string {
 	return ts
 }
 
-// knownOpTypes are the operation types counted under their own label; any
-// other counts as "other".
-var knownOpTypes = map[string]bool{
-	"invite": true, "answer": true, "reject": true, "redirect": true, "transfer": true,
-	"hangup": true, "keepAlive": true, "mute": true, "unmute": true, "playPrompt": true,
-	"recordResponse": true, "cancelMediaProcessing": true, "subscribeToTone": true,
-	"sendDtmfTones": true, "updateRecordingStatus": true, "changeScreenSharingRole": true,
-	"addLargeGalleryView": true, "startHoldMusic": true, "stopHoldMusic": true,
-	"operation": true,
-}
+// knownOpTypes are the operation types counted under their own label: those
+// Graph's notifications name (opTypesByOData) and the actions that answer
+// with no operation (botdActions). Any other counts as "other".
+var knownOpTypes = func() map[string]bool {
+	m := map[string]bool{}
+	for _, t := range opTypesByOData {
+		m[t] = true
+	}
+	for _, t := range botdActions {
+		m[t] = true
+	}
+	return m
+}()
 
 func opTypeLabel(t string) string {
 	if knownOpTypes[t] {

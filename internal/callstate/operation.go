@@ -27,6 +27,10 @@ var opTypesByOData = map[string]string{
 	"changeScreenSharingRoleOperation": "changeScreenSharingRole",
 }
 
+// botdActions are the operation types of actions Graph answers with no
+// commsOperation (a 202 or 204), tracked by botd all the same.
+var botdActions = []string{"answer", "reject", "redirect", "transfer", "hangup", "keepAlive", "removeParticipant"}
+
 // opTypeFromOData returns the type for an operation's @odata.type: a known
 // name, else the type name itself (metrics count it as "other").
 func opTypeFromOData(t string) string {
@@ -168,7 +172,21 @@ func (s *Store) finishOpLocked(c *call, a *applyCtx, op *OperationView, status m
 		ev = c.log.Warn()
 	}
 	ev.Str("op_id", op.ID).Str("op_type", op.Type).Str("status", string(status)).
-		Str("reason", why).Str("cause", a.cause()).Msg("operation finished")
+		Str("reason", why).Str("completion_reason", op.CompletionReason).Str("cause", a.cause()).Msg("operation finished")
+}
+
+// mergeMediaResult copies what a media operation's payload says of its
+// result into op; absent members keep what op has.
+func mergeMediaResult(op *OperationView, o *model.Operation) {
+	if o.CompletionReason != "" {
+		op.CompletionReason = o.CompletionReason
+	}
+	if o.RecordingLocation != "" {
+		op.RecordingLocation = o.RecordingLocation
+	}
+	if o.RecordingAccessToken != "" {
+		op.RecordingAccessToken = Secret(o.RecordingAccessToken)
+	}
 }
 
 // finalStatus is the final status an operation payload says, if any: a
@@ -227,6 +245,9 @@ func (s *Store) applyOperationLocked(c *call, a *applyCtx, ev *model.Event) {
 	}
 	if len(op.Participants) == 0 {
 		op.Participants = o.Participants
+	}
+	if !op.Status.Final() {
+		mergeMediaResult(op, o)
 	}
 	switch {
 	case op.Status.Final() && final:
@@ -327,6 +348,8 @@ func (s *Store) OperationSent(callID, clientContext string, op *model.Operation)
 		if placeholder.Status.Final() && !rec.Status.Final() {
 			rec.Status, rec.ResultInfo = placeholder.Status, placeholder.ResultInfo
 			rec.CompletedAt, rec.FailureReason = placeholder.CompletedAt, placeholder.FailureReason
+			rec.CompletionReason, rec.RecordingLocation = placeholder.CompletionReason, placeholder.RecordingLocation
+			rec.RecordingAccessToken = placeholder.RecordingAccessToken
 		}
 		c.removeOpLocked(placeholder)
 	case rec == nil && placeholder != nil:
@@ -344,6 +367,9 @@ func (s *Store) OperationSent(callID, clientContext string, op *model.Operation)
 	}
 	if len(op.Participants) > 0 {
 		rec.Participants = op.Participants
+	}
+	if !rec.Status.Final() {
+		mergeMediaResult(rec, op)
 	}
 	status := normalizeStatus(op.Status)
 	switch {

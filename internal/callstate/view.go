@@ -27,6 +27,9 @@ type CallView struct {
 	Participants           []model.Participant               `json:"participants"`
 	Operations             []OperationView                   `json:"operations"`
 	ContentSharingSessions []model.ContentSharingSession     `json:"contentSharingSessions"`
+	// Tones are the key presses received after subscribeToTone, by
+	// sequenceId, the newest MaxTonesPerCall.
+	Tones []ToneView `json:"tones"`
 	Transitions            []Transition                      `json:"transitions"`
 	RosterNeedsResync      bool                              `json:"rosterNeedsResync"`
 	// RosterSequenceNumber is the sequenceNumber of the last delta roster
@@ -89,4 +92,46 @@ type OperationView struct {
 	CreatedAt     time.Time `json:"createdAt"`
 	CompletedAt   time.Time `json:"completedAt,omitzero"`
 	FailureReason string    `json:"failureReason,omitempty"`
+	// CompletionReason, RecordingLocation and RecordingAccessToken are the
+	// results of media operations (playPrompt, recordResponse,
+	// sendDtmfTones), as Graph's final notification gives them.
+	CompletionReason     string `json:"completionReason,omitempty"`
+	RecordingLocation    string `json:"recordingLocation,omitempty"`
+	RecordingAccessToken Secret `json:"recordingAccessToken,omitempty"`
+}
+
+// ToneView is one key press received on a call.
+type ToneView struct {
+	Tone       model.Tone `json:"tone"`
+	Key        string     `json:"key"` // the keypad character: 0-9, *, #, A-D, F (flash)
+	SequenceID int64      `json:"sequenceId"`
+	At         time.Time  `json:"at"`
+}
+
+// Secret is a value that must not be shown: it marshals (JSON, text, and
+// so zerolog's Interface) masked, and prints masked with %v and %s. Reveal
+// returns the value itself, for the code that uses it.
+type Secret string
+
+// Masked is the shown form: "****" and, for a long value, its last four
+// characters.
+func (s Secret) Masked() string {
+	if len(s) < 16 {
+		return "****"
+	}
+	return "****" + string(s[len(s)-4:])
+}
+
+// Reveal returns the secret value.
+func (s Secret) Reveal() string { return string(s) }
+
+// String masks.
+func (s Secret) String() string { return s.Masked() }
+
+// MarshalText masks; an empty secret stays empty.
+func (s Secret) MarshalText() ([]byte, error) {
+	if s == "" {
+		return nil, nil
+	}
+	return []byte(s.Masked()), nil
 }

@@ -29,9 +29,9 @@ type CallView struct {
 	ContentSharingSessions []model.ContentSharingSession     `json:"contentSharingSessions"`
 	// Tones are the key presses received after subscribeToTone, by
 	// sequenceId, the newest MaxTonesPerCall.
-	Tones []ToneView `json:"tones"`
-	Transitions            []Transition                      `json:"transitions"`
-	RosterNeedsResync      bool                              `json:"rosterNeedsResync"`
+	Tones             []ToneView   `json:"tones"`
+	Transitions       []Transition `json:"transitions"`
+	RosterNeedsResync bool         `json:"rosterNeedsResync"`
 	// RosterSequenceNumber is the sequenceNumber of the last delta roster
 	// applied (0 before the first).
 	RosterSequenceNumber int64     `json:"rosterSequenceNumber"`

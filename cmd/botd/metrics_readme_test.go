@@ -76,7 +76,9 @@ func scrapeHelp(t *testing.T, b *botd) map[string]string {
 // user can find each one (and dashboards show 0, not "no data").
 func TestREADMEMetricsExportedFromStart(t *testing.T) {
 	want := readmeMetrics(t)
-	b := start(t, nil)
+	// With an admin token, as in production: botd_admin_auth_failures_total
+	// exists only then.
+	b := start(t, map[string]string{"BOTD_ADMIN_TOKEN": "metrics-readme-test-token-0123456789abcdef"})
 	got := scrapeHelp(t, b)
 	var missing []string
 	for _, n := range want {

@@ -71,35 +71,18 @@ func scrapeHelp(t *testing.T, b *botd) map[string]string {
 	return help
 }
 
-// readmeMetricsKnownGaps are README metrics that internal/handlers does not
-// export before traffic yet: its vecs get a series only on the first
-// request. internal/handlers is another change's; remove each entry once
-// handlers pre-initialises it (the test fails when one is exported, so that
-// this list cannot go stale).
-var readmeMetricsKnownGaps = map[string]bool{
-	"botd_callback_requests_total":  true, // internal/handlers/metrics.go
-	"botd_callback_documents_total": true, // internal/handlers/metrics.go
-	"botd_notifications_total":      true, // internal/handlers/metrics.go
-	"botd_admin_requests_total":     true, // internal/handlers/metrics.go
-	"botd_forward_requests_total":   true, // internal/handlers/forward.go
-}
-
 // TestREADMEMetricsExportedFromStart: every metric in the README's metrics
 // table is on /metrics right after start, before any traffic, so that a new
 // user can find each one (and dashboards show 0, not "no data").
 func TestREADMEMetricsExportedFromStart(t *testing.T) {
 	want := readmeMetrics(t)
-	b := start(t, nil)
+	// With an admin token, as in production: botd_admin_auth_failures_total
+	// exists only then.
+	b := start(t, map[string]string{"BOTD_ADMIN_TOKEN": "metrics-readme-test-token-0123456789abcdef"})
 	got := scrapeHelp(t, b)
 	var missing []string
 	for _, n := range want {
-		if _, ok := got[n]; ok {
-			if readmeMetricsKnownGaps[n] {
-				t.Errorf("%s is exported from start now: remove it from readmeMetricsKnownGaps", n)
-			}
-			continue
-		}
-		if !readmeMetricsKnownGaps[n] {
+		if _, ok := got[n]; !ok {
 			missing = append(missing, n)
 		}
 	}

@@ -74,7 +74,7 @@ func NewAdminAuth(token string, log zerolog.Logger, reg prometheus.Registerer) (
 				Str("method", r.Method).
 				Str("remote_addr", r.RemoteAddr).
 				Msg("admin request refused")
-			writeProblem(w, http.StatusUnauthorized, codeUnauthorized, "admin API requires a valid bearer token")
+			writeProblem(w, r, http.StatusUnauthorized, codeUnauthorized, "admin API requires a valid bearer token")
 		})
 	}, nil
 }

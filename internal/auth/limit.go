@@ -38,7 +38,7 @@ func Limit(maxInFlight int, retryAfter time.Duration, reg prometheus.Registerer)
 			default:
 				limited.Inc()
 				w.Header().Set("Retry-After", secs)
-				writeProblem(w, http.StatusServiceUnavailable, codeUnavailable, "too many requests in progress; retry later")
+				writeProblem(w, r, http.StatusServiceUnavailable, codeUnavailable, "too many requests in progress; retry later")
 				return
 			}
 			defer func() { <-slots }()

@@ -10,11 +10,12 @@ import (
 // layer answered. auth cannot import handlers (handlers imports auth), so
 // the few lines are repeated here.
 type problem struct {
-	Type   string `json:"type"`
-	Title  string `json:"title"`
-	Status int    `json:"status"`
-	Detail string `json:"detail"`
-	Code   string `json:"code"`
+	Type     string `json:"type"`
+	Title    string `json:"title"`
+	Status   int    `json:"status"`
+	Detail   string `json:"detail,omitempty"`
+	Instance string `json:"instance,omitempty"`
+	Code     string `json:"code"`
 }
 
 const (
@@ -22,13 +23,16 @@ const (
 	codeUnavailable  = "unavailable"
 )
 
-func writeProblem(w http.ResponseWriter, status int, code, detail string) {
+// writeProblem answers with a problem whose instance is the request path,
+// as internal/handlers' problems have it.
+func writeProblem(w http.ResponseWriter, r *http.Request, status int, code, detail string) {
 	p := problem{
-		Type:   "about:blank", // as internal/handlers: the status and code say which problem
-		Title:  http.StatusText(status),
-		Status: status,
-		Detail: detail,
-		Code:   code,
+		Type:     "about:blank", // as internal/handlers: the status and code say which problem
+		Title:    http.StatusText(status),
+		Status:   status,
+		Detail:   detail,
+		Instance: r.URL.Path,
+		Code:     code,
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/problem+json")

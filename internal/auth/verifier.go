@@ -492,9 +492,9 @@ func (v *Verifier) reject(w http.ResponseWriter, r *http.Request, reason Reason)
 	// RFC 6750 section 3.1: no error code when no credentials came.
 	if reason == ReasonMissing {
 		w.Header().Set("WWW-Authenticate", `Bearer`)
-		writeProblem(w, http.StatusUnauthorized, codeUnauthorized, "missing bearer token")
+		writeProblem(w, r, http.StatusUnauthorized, codeUnauthorized, "missing bearer token")
 		return
 	}
 	w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
-	writeProblem(w, http.StatusUnauthorized, codeUnauthorized, "bearer token refused: "+string(reason))
+	writeProblem(w, r, http.StatusUnauthorized, codeUnauthorized, "bearer token refused: "+string(reason))
 }

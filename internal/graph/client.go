@@ -335,12 +335,20 @@ func (c *Client) url(path string) string { return c.cfg.base + path }
 
 // refuse counts and wraps a validation failure.
 func (c *Client) refuse(op, action string, err error) error {
+	c.CountRefusal(op, err)
+	return fmt.Errorf("%s: %w", action, err)
+}
+
+// CountRefusal counts err in botd_graph_validation_failures_total under op
+// when it is a *ValidationError, so that a request the admin API refuses
+// by Graph's rules before it reaches the client is counted as the client
+// counts its own. Other errors are not counted.
+func (c *Client) CountRefusal(op string, err error) {
 	var ve *ValidationError
 	if errors.As(err, &ve) {
 		c.m.validation.WithLabelValues(op, ve.Rule).Inc()
 		c.log.Debug().Str("op", op).Str("rule", ve.Rule).Str("field", ve.Field).Msg("graph request refused by validation")
 	}
-	return fmt.Errorf("%s: %w", action, err)
 }
 
 // sameService reports whether u is under the client's base URL, so that a

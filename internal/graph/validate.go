@@ -28,6 +28,9 @@ const (
 	RuleRedirectMaxTargets    = "redirect.maxTargets"
 	RuleRedirectTimeout       = "redirect.timeout"
 	RuleParticipantCapacity   = "answer.participantCapacity"
+	// RuleCallbackOwn is the admin API's: a create-call callbackUri that
+	// is not botd's own, so botd would not hear of the call.
+	RuleCallbackOwn = "callbackUri.own"
 
 	// WarnReplacesCallIDFirstOnly is not an error: Graph reads only the
 	// first participant of an invite that replaces a call. The request is
@@ -41,6 +44,7 @@ var allRules = []string{
 	RuleRequired, RuleIDFormat, RuleClientContextMax, RulePhoneE164, RuleInviteMaxParticipants,
 	RuleInviteParticipantID, RuleGroupCallMaxTargets, RuleCallbackHTTPS, RuleModality, RuleMediaConfigType,
 	RuleMeetingInfoType, RuleRejectReason, RuleRedirectMaxTargets, RuleRedirectTimeout, RuleParticipantCapacity,
+	RuleCallbackOwn,
 }
 
 // Limits from Graph's documentation.

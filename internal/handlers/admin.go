@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"reflect"
 	"strconv"
+	"strings"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
@@ -39,6 +41,9 @@ type Graph interface {
 	Transfer(ctx context.Context, callID string, req *graph.TransferRequest) (graph.Meta, error)
 	KeepAlive(ctx context.Context, callID string) (graph.Meta, error)
 	Hangup(ctx context.Context, callID string) (graph.Meta, error)
+	// CountRefusal counts a request the admin API refused by a validation
+	// rule under op, in the Graph client's validation metric.
+	CountRefusal(op string, err error)
 }
 
 // listReply is Graph's collection shape.
@@ -115,7 +120,7 @@ func handleListParticipants(d Deps) http.Handler {
 func handleCreateCall(d Deps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var call model.Call
-		if err := decodeBody(r, &call); err != nil {
+		if err := decodeBody(r, &call, true); err != nil {
 			writeProblem(w, r, err)
 			return
 		}
@@ -124,7 +129,10 @@ func handleCreateCall(d Deps) http.Handler {
 			call.CallbackURI = d.CallbackURL
 		case d.CallbackURL:
 		default:
-			writeProblem(w, r, errorf(CodeUnprocessable, "callbackUri %q is not botd's own (%s): botd must receive the call's notifications to track it; leave it out", call.CallbackURI, d.CallbackURL))
+			d.refuse(w, r, graph.OpCreateCall, &graph.ValidationError{
+				Rule: graph.RuleCallbackOwn, Field: "callbackUri",
+				Message: fmt.Sprintf("%q is not botd's own (%s): botd must receive the call's notifications to track it; leave it out", call.CallbackURI, d.CallbackURL),
+			})
 			return
 		}
 		if call.ODataType == "" {
@@ -142,7 +150,7 @@ func handleCreateCall(d Deps) http.Handler {
 			call.TenantID = d.TenantID
 		}
 		if err := graph.ValidateCall(&call); err != nil {
-			writeProblem(w, r, err)
+			d.refuse(w, r, graph.OpCreateCall, err)
 			return
 		}
 		created, meta, err := d.Graph.CreateCall(r.Context(), &call)
@@ -169,7 +177,7 @@ func handleCreateCall(d Deps) http.Handler {
 			writeProblem(w, r, err)
 			return
 		}
-		log.Info().Str("call_id", created.ID).Str("request_id", meta.RequestID).Msg("call created")
+		log.Info().Str("call_id", created.ID).Str("graph_request_id", meta.RequestID).Msg("call created")
 		v, _ := d.Store.Call(created.ID)
 		w.Header().Set("Location", "/v1/calls/"+created.ID)
 		writeJSON(w, http.StatusCreated, v)
@@ -187,7 +195,7 @@ func handleInvite(d Deps) http.Handler {
 			return
 		}
 		var req graph.InviteRequest
-		if err := decodeBody(r, &req); err != nil {
+		if err := decodeBody(r, &req, true); err != nil {
 			writeProblem(w, r, err)
 			return
 		}
@@ -195,7 +203,7 @@ func handleInvite(d Deps) http.Handler {
 			req.ClientContext = uuid.NewString()
 		}
 		if err := graph.ValidateInvite(&req); err != nil {
-			writeProblem(w, r, err)
+			d.refuse(w, r, graph.OpInvite, err)
 			return
 		}
 		log := d.Log.With().Str("component", "admin").Str("call_id", callID).Str("client_context", req.ClientContext).Logger()
@@ -233,8 +241,22 @@ func handleInvite(d Deps) http.Handler {
 	})
 }
 
+// refuse answers a request refused by a validation rule before it reached
+// the Graph client, and counts it as the client counts its own refusals.
+func (d Deps) refuse(w http.ResponseWriter, r *http.Request, op string, err error) {
+	d.Graph.CountRefusal(op, err)
+	writeProblem(w, r, err)
+}
+
+// Whether a call action needs a body: an empty one is a 400 where it does,
+// and the zero value (Graph's defaults, botd's fill) where it does not.
+const (
+	bodyRequired = true
+	bodyOptional = false
+)
+
 // callAction is a call-control request with a body of type T.
-func callAction[T any](d Deps, action string, fill func(*T), send func(ctx context.Context, callID string, body *T) (graph.Meta, error)) http.Handler {
+func callAction[T any](d Deps, action string, needBody bool, fill func(*T), send func(ctx context.Context, callID string, body *T) (graph.Meta, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		callID := chi.URLParam(r, "callID")
 		fieldsFrom(r.Context()).callID = callID
@@ -242,7 +264,7 @@ func callAction[T any](d Deps, action string, fill func(*T), send func(ctx conte
 			return
 		}
 		body := new(T)
-		if err := decodeBody(r, body); err != nil {
+		if err := decodeBody(r, body, needBody); err != nil {
 			writeProblem(w, r, err)
 			return
 		}
@@ -266,7 +288,7 @@ func callAction[T any](d Deps, action string, fill func(*T), send func(ctx conte
 }
 
 func handleAnswer(d Deps) http.Handler {
-	return callAction(d, "answer", func(b *graph.AnswerRequest) {
+	return callAction(d, "answer", bodyOptional, func(b *graph.AnswerRequest) {
 		if b.CallbackURI == "" {
 			b.CallbackURI = d.CallbackURL
 		}
@@ -282,13 +304,13 @@ func handleAnswer(d Deps) http.Handler {
 }
 
 func handleReject(d Deps) http.Handler {
-	return callAction(d, "reject", nil, func(ctx context.Context, id string, b *graph.RejectRequest) (graph.Meta, error) {
+	return callAction(d, "reject", bodyOptional, nil, func(ctx context.Context, id string, b *graph.RejectRequest) (graph.Meta, error) {
 		return d.Graph.Reject(ctx, id, b)
 	})
 }
 
 func handleRedirect(d Deps) http.Handler {
-	return callAction(d, "redirect", func(b *graph.RedirectRequest) {
+	return callAction(d, "redirect", bodyRequired, func(b *graph.RedirectRequest) {
 		if b.CallbackURI == "" {
 			b.CallbackURI = d.CallbackURL
 		}
@@ -298,7 +320,7 @@ func handleRedirect(d Deps) http.Handler {
 }
 
 func handleTransfer(d Deps) http.Handler {
-	return callAction(d, "transfer", nil, func(ctx context.Context, id string, b *graph.TransferRequest) (graph.Meta, error) {
+	return callAction(d, "transfer", bodyRequired, nil, func(ctx context.Context, id string, b *graph.TransferRequest) (graph.Meta, error) {
 		return d.Graph.Transfer(ctx, id, b)
 	})
 }
@@ -308,7 +330,7 @@ func handleTransfer(d Deps) http.Handler {
 type emptyBody struct{}
 
 func handleKeepAlive(d Deps) http.Handler {
-	return callAction(d, "keepAlive", nil, func(ctx context.Context, id string, _ *emptyBody) (graph.Meta, error) {
+	return callAction(d, "keepAlive", bodyOptional, nil, func(ctx context.Context, id string, _ *emptyBody) (graph.Meta, error) {
 		return d.Graph.KeepAlive(ctx, id)
 	})
 }
@@ -332,15 +354,22 @@ func handleHangup(d Deps) http.Handler {
 	})
 }
 
+// errEmptyBody answers a request that needs a body and came without one.
+var errEmptyBody = errorf(CodeInvalid, "the request body is empty")
+
 // decodeBody decodes a JSON request body strictly: the content type must be
 // JSON, unknown fields are reported by name, and trailing data is refused. An
-// empty body decodes to the zero value.
-func decodeBody(r *http.Request, v any) error {
+// empty (or all-space) body is refused when required, and otherwise decodes
+// to the zero value.
+func decodeBody(r *http.Request, v any, required bool) error {
 	body, err := readBody(r)
 	if err != nil {
 		return err
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
+		if required {
+			return errEmptyBody
+		}
 		return nil
 	}
 	if !isJSON(r.Header.Get("Content-Type")) {
@@ -357,6 +386,9 @@ func decodeBody(r *http.Request, v any) error {
 	return nil
 }
 
+// jsonError says what is wrong with a body in JSON's and Graph's words,
+// never Go's: a type error names the field by its JSON path and the type
+// expected the way the API documents it.
 func jsonError(err error) error {
 	var se *json.SyntaxError
 	var te *json.UnmarshalTypeError
@@ -364,9 +396,110 @@ func jsonError(err error) error {
 	case errors.As(err, &se):
 		return fmt.Errorf("syntax error at byte %d: %v", se.Offset, se)
 	case errors.As(err, &te):
-		return fmt.Errorf("field %q must be %s, got %s", te.Field, te.Type, te.Value)
+		got := jsonValueName(te.Value)
+		if te.Field == "" {
+			return fmt.Errorf("the body must be %s, got %s", jsonTypeName(te.Type), got)
+		}
+		return fmt.Errorf("%q must be %s, got %s", te.Field, jsonTypeName(te.Type), got)
 	}
 	return err
+}
+
+// modelPkg is the package whose structs are Graph resources, named as
+// Graph names them (model.InvitationParticipantInfo is an
+// invitationParticipantInfo).
+var modelPkg = reflect.TypeFor[model.Call]().PkgPath()
+
+// jsonTypeName is t as JSON sees it, with an article: "a string",
+// "a number", "true or false", "an object", "an array of X", and a Graph
+// resource for a struct of internal/model.
+func jsonTypeName(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Pointer:
+		return jsonTypeName(t.Elem())
+	case reflect.Slice, reflect.Array:
+		return "an array of " + jsonPlural(t.Elem())
+	case reflect.Struct:
+		if name := resourceName(t); name != "" {
+			return article(name) + " " + name
+		}
+		return "an object"
+	case reflect.Map:
+		return "an object"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr,
+		reflect.Float32, reflect.Float64:
+		return "a number"
+	}
+	return "a JSON value"
+}
+
+// jsonPlural names the elements of an array: "invitationParticipantInfo"
+// for Graph resources, as Graph's documentation does, else "strings",
+// "numbers", "booleans", "objects" or "arrays".
+func jsonPlural(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		if name := resourceName(t); name != "" {
+			return name
+		}
+		return "objects"
+	case reflect.Map:
+		return "objects"
+	case reflect.Slice, reflect.Array:
+		return "arrays"
+	case reflect.String:
+		return "strings"
+	case reflect.Bool:
+		return "booleans"
+	case reflect.Interface:
+		return "JSON values"
+	}
+	return "numbers"
+}
+
+// resourceName is a model struct's Graph name, its Go name with the first
+// letter lowered; "" for any other type.
+func resourceName(t reflect.Type) string {
+	if t.PkgPath() != modelPkg || t.Name() == "" {
+		return ""
+	}
+	n := t.Name()
+	return strings.ToLower(n[:1]) + n[1:]
+}
+
+func article(word string) string {
+	if strings.ContainsRune("aeiouAEIOU", rune(word[0])) {
+		return "an"
+	}
+	return "a"
+}
+
+// jsonValueName is the JSON value encoding/json found ("string", "number",
+// "number 1e999", "bool", "array", "object"), with an article.
+func jsonValueName(v string) string {
+	switch {
+	case v == "string":
+		return "a string"
+	case v == "number" || strings.HasPrefix(v, "number "):
+		return "a number"
+	case v == "bool":
+		return "a boolean"
+	case v == "array":
+		return "an array"
+	case v == "object":
+		return "an object"
+	case v == "null":
+		return "null"
+	}
+	return v
 }
 
 // validCallID answers 404 for a call id that no notification could carry:
@@ -396,7 +529,7 @@ func adminMetrics(m *Metrics) func(http.Handler) http.Handler {
 			if sw.status == 0 {
 				sw.status = http.StatusOK
 			}
-			m.adminRequests.WithLabelValues(routePattern(r), r.Method, strconv.Itoa(sw.status)).Inc()
+			m.adminRequests.WithLabelValues(routePattern(r), methodLabel(r.Method), strconv.Itoa(sw.status)).Inc()
 		})
 	}
 }

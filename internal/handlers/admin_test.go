@@ -276,7 +276,7 @@ func TestAdminErrors(t *testing.T) {
 		{"unknown field", http.MethodPost, "/v1/calls", setJSON(t, p2p, "colour", "blue"), http.StatusBadRequest, ""},
 		{"wrong type", http.MethodPost, "/v1/calls", setJSON(t, p2p, "targets", "john"), http.StatusBadRequest, ""},
 		{"trailing data", http.MethodPost, "/v1/calls", append(append([]byte{}, p2p...), []byte(" {}")...), http.StatusBadRequest, ""},
-		{"foreign callbackUri", http.MethodPost, "/v1/calls", setJSON(t, p2p, "callbackUri", "https://evil.example/cb"), http.StatusUnprocessableEntity, ""},
+		{"foreign callbackUri", http.MethodPost, "/v1/calls", setJSON(t, p2p, "callbackUri", "https://evil.example/cb"), http.StatusUnprocessableEntity, "callbackUri.own"},
 		{"no targets", http.MethodPost, "/v1/calls", setJSON(t, p2p, "targets", []any{}), http.StatusUnprocessableEntity, "required"},
 		{"bad phone", http.MethodPost, "/v1/calls", setJSON(t, p2p, "targets", []any{map[string]any{"identity": map[string]any{"phone": map[string]any{"id": "12345"}}}}), http.StatusUnprocessableEntity, "phone.e164"},
 		{"six group targets", http.MethodPost, "/v1/calls", setJSON(t, p2p, "targets", sixUsers()), http.StatusUnprocessableEntity, "groupCall.maxTargets"},
@@ -284,7 +284,8 @@ func TestAdminErrors(t *testing.T) {
 		{"invite long clientContext", http.MethodPost, "/v1/calls/" + known + "/participants/invite", setJSON(t, seed(t, "001_13_request.json"), "clientContext", strings.Repeat("x", 257)), http.StatusUnprocessableEntity, "clientContext.maxLength"},
 		{"invite six", http.MethodPost, "/v1/calls/" + known + "/participants/invite", []byte(`{"participants":` + string(mustJSON(sixUsers())) + `}`), http.StatusUnprocessableEntity, "invite.maxParticipants"},
 		{"invite move two", http.MethodPost, "/v1/calls/" + known + "/participants/invite", []byte(`{"participants":[{"participantId":"p1","identity":{"user":{"id":"u1"}}},{"identity":{"user":{"id":"u2"}}}]}`), http.StatusUnprocessableEntity, "invite.participantIdSingle"},
-		{"invite wrong content type", http.MethodPost, "/v1/calls/" + known + "/participants/invite", nil, http.StatusUnprocessableEntity, "required"},
+		{"invite empty body", http.MethodPost, "/v1/calls/" + known + "/participants/invite", nil, http.StatusBadRequest, ""},
+		{"invite no participants", http.MethodPost, "/v1/calls/" + known + "/participants/invite", []byte(`{}`), http.StatusUnprocessableEntity, "required"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -297,6 +298,10 @@ func TestAdminErrors(t *testing.T) {
 			p := rp.problem(t)
 			if tc.rule != "" && p.Rule != tc.rule {
 				t.Errorf("rule = %q, want %q (%s)", p.Rule, tc.rule, p.Detail)
+			}
+			// The README: every 422 names its rule and field.
+			if rp.status == http.StatusUnprocessableEntity && (p.Rule == "" || p.Field == "") {
+				t.Errorf("422 without rule or field: %s", rp.body)
 			}
 			if n := len(r.emu.GraphRequests()); n != before {
 				t.Errorf("Graph got %d requests", n-before)

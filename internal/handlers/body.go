@@ -20,6 +20,15 @@ func readBody(r *http.Request) ([]byte, error) {
 	return body, nil
 }
 
+// requirePost is postOnly as middleware.
+func requirePost(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if postOnly(w, r) {
+			next.ServeHTTP(w, r)
+		}
+	})
+}
+
 // postOnly answers 405 with Allow: POST to any other method, and reports
 // whether the request may go on. Graph only ever posts notifications.
 func postOnly(w http.ResponseWriter, r *http.Request) bool {

@@ -54,17 +54,17 @@ func handleCallback(d Deps) http.Handler {
 		}
 		batch, err := d.Decoder.Decode(body)
 		if err != nil {
-			d.Metrics.callbackDocuments.WithLabelValues("rejected").Inc()
+			d.Metrics.callbackDocuments.WithLabelValues(documentRejected).Inc()
 			log.Info().Err(err).Str("request_id", middleware.GetReqID(r.Context())).Msg("callback body rejected")
 			writeProblem(w, r, err)
 			return
 		}
-		d.Metrics.callbackDocuments.WithLabelValues("accepted").Inc()
+		d.Metrics.callbackDocuments.WithLabelValues(documentAccepted).Inc()
 
 		reply := callbackReply{}
 		fields := fieldsFrom(r.Context())
 		for _, ie := range batch.Rejected {
-			d.Metrics.notifications.WithLabelValues("invalid", "invalid", resultRejected).Inc()
+			d.Metrics.notifications.WithLabelValues(invalidLabel, invalidLabel, resultRejected).Inc()
 			log.Warn().Int("index", ie.Index).Str("reason", ie.Reason).Msg("notification item rejected")
 			reply.Rejected = append(reply.Rejected, ItemProblem{Index: ie.Index, Reason: ie.Reason})
 		}
@@ -116,7 +116,7 @@ func changeLabel(c model.ChangeType) string {
 	case model.ChangeCreated, model.ChangeUpdated, model.ChangeDeleted:
 		return string(c)
 	}
-	return "other"
+	return changeOther
 }
 
 func isJSON(ct string) bool {

@@ -32,6 +32,16 @@ type Cluster struct {
 	Client *http.Client
 }
 
+// Forward results, the "result" label of botd_forward_requests_total.
+const (
+	forwardForwarded = "forwarded"
+	forwardFailed    = "failed"
+	forwardLoop      = "loop"
+	forwardLocal     = "local"
+)
+
+var allForwardResults = []string{forwardForwarded, forwardFailed, forwardLoop, forwardLocal}
+
 // forwardMetrics counts forwarded notifications.
 type forwardMetrics struct {
 	requests *prometheus.CounterVec
@@ -61,14 +71,14 @@ func handleInstanceCallback(d Deps, local http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		owner := chi.URLParam(r, "instance")
 		if owner == d.Cluster.Self || d.Cluster.PeerURL == nil {
-			d.Metrics.forward.requests.WithLabelValues("local").Inc()
+			d.Metrics.forward.requests.WithLabelValues(forwardLocal).Inc()
 			local.ServeHTTP(w, r)
 			return
 		}
 		if by := r.Header.Get(ForwardedHeader); by != "" {
 			// Forwarded to us, yet not ours: the replicas disagree on
 			// who is who. Never forward a second time.
-			d.Metrics.forward.requests.WithLabelValues("loop").Inc()
+			d.Metrics.forward.requests.WithLabelValues(forwardLoop).Inc()
 			log.Error().Str("owner", owner).Str("forwarded_by", by).Msg("forwarded notification for another instance; not forwarding again")
 			w.Header().Set("Retry-After", "1")
 			writeProblem(w, r, errorf(CodeUnavailable, "notification for instance %q was forwarded here by %q, which is not that instance", owner, by))
@@ -86,13 +96,13 @@ func handleInstanceCallback(d Deps, local http.Handler) http.Handler {
 		status, header, respBody, err := d.forward(r.Context(), owner, r, body)
 		d.Metrics.forward.latency.Observe(time.Since(start).Seconds())
 		if err != nil {
-			d.Metrics.forward.requests.WithLabelValues("failed").Inc()
+			d.Metrics.forward.requests.WithLabelValues(forwardFailed).Inc()
 			log.Error().Err(err).Str("owner", owner).Msg("forwarding a notification to its owner failed")
 			w.Header().Set("Retry-After", "1")
 			writeProblem(w, r, &Error{Code: CodeUnavailable, Message: fmt.Sprintf("owner instance %q is unreachable", owner), Err: err})
 			return
 		}
-		d.Metrics.forward.requests.WithLabelValues("forwarded").Inc()
+		d.Metrics.forward.requests.WithLabelValues(forwardForwarded).Inc()
 		log.Debug().Str("owner", owner).Int("status", status).Msg("notification forwarded")
 		for _, k := range []string{"Content-Type", "Retry-After", "WWW-Authenticate"} {
 			if v := header.Get(k); v != "" {

@@ -1,8 +1,13 @@
 package handlers
 
 import (
+	"net/http"
+	"strconv"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/botd/botd/internal/model"
 )
 
 // Metrics are the HTTP surface's metrics. Labels are status codes, route
@@ -17,8 +22,102 @@ type Metrics struct {
 	forward           *forwardMetrics
 }
 
-// NewMetrics registers the handlers' metrics on reg.
+// The label values of the handlers' metrics. Every fixed combination is
+// set at 0 from start, from these lists, so that each series is on
+// /metrics before any traffic.
+var (
+	// callbackCodes are the statuses the callback answers: 202, the
+	// errors of its table in the README, auth's 401 and 503 (limit,
+	// forwarding), 500 (a panic) and 504 (the handler timeout).
+	callbackCodes = []int{
+		http.StatusAccepted, http.StatusBadRequest, http.StatusUnauthorized, http.StatusMethodNotAllowed,
+		http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType, http.StatusInternalServerError,
+		http.StatusServiceUnavailable, http.StatusGatewayTimeout,
+	}
+	allDocumentResults = []string{documentAccepted, documentRejected}
+	// allItemResults are the results of a decoded item; a rejected item has
+	// no change type or resource, and is counted as invalid, invalid.
+	allItemResults  = []string{resultApplied, resultNoChange, resultRefused, resultUnknown}
+	allChangeLabels = []string{string(model.ChangeCreated), string(model.ChangeUpdated), string(model.ChangeDeleted), changeOther}
+	// adminCodes are the statuses of the admin API: its successes and
+	// every Code's.
+	adminCodes = append([]int{http.StatusOK, http.StatusCreated, http.StatusAccepted}, codeStatuses()...)
+	// adminMethods are the methods the method label takes; any other is
+	// "other", so that a client cannot mint series.
+	adminMethods = []string{
+		http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace,
+	}
+)
+
+const (
+	documentAccepted = "accepted"
+	documentRejected = "rejected"
+	changeOther      = "other"
+	invalidLabel     = "invalid"
+	methodOther      = "other"
+)
+
+// allResourceLabels are model.ResourceKind's names, in order, up to the
+// first kind with none.
+func allResourceLabels() []string {
+	var out []string
+	for k := model.ResourceKind(0); k.String() != "invalid"; k++ {
+		out = append(out, k.String())
+	}
+	return out
+}
+
+func codeStatuses() []int {
+	var out []int
+	for _, st := range codeStatus {
+		out = append(out, st)
+	}
+	return out
+}
+
+// methodLabel is r's method, or "other" for a method not in adminMethods.
+func methodLabel(method string) string {
+	for _, m := range adminMethods {
+		if m == method {
+			return m
+		}
+	}
+	return methodOther
+}
+
+// NewMetrics registers the handlers' metrics on reg, each fixed series at 0.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := buildMetrics(reg)
+	for _, c := range callbackCodes {
+		m.callbackRequests.WithLabelValues(strconv.Itoa(c))
+	}
+	for _, r := range allDocumentResults {
+		m.callbackDocuments.WithLabelValues(r)
+	}
+	m.notifications.WithLabelValues(invalidLabel, invalidLabel, resultRejected)
+	for _, ct := range allChangeLabels {
+		for _, res := range allResourceLabels() {
+			for _, r := range allItemResults {
+				m.notifications.WithLabelValues(ct, res, r)
+			}
+		}
+	}
+	for _, r := range allForwardResults {
+		m.forward.requests.WithLabelValues(r)
+	}
+	return m
+}
+
+// initAdminRoute sets the admin request series of one route at 0, for
+// every admin status.
+func (m *Metrics) initAdminRoute(route, method string) {
+	for _, c := range adminCodes {
+		m.adminRequests.WithLabelValues(route, methodLabel(method), strconv.Itoa(c))
+	}
+}
+
+func buildMetrics(reg prometheus.Registerer) *Metrics {
 	f := promauto.With(reg)
 	return &Metrics{
 		callbackRequests: f.NewCounterVec(prometheus.CounterOpts{

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -52,7 +53,7 @@ func accessLog(log zerolog.Logger, listener string) func(http.Handler) http.Hand
 				Str("method", r.Method).
 				Str("route", routePattern(r)).
 				Int("status", status).
-				Dur("latency", time.Since(start)).
+				Float64("latency_ms", float64(time.Since(start).Microseconds())/1000).
 				Int("bytes", ww.BytesWritten())
 			if f.items > 0 || f.rejected > 0 {
 				ev = ev.Int("items", f.items).Int("rejected", f.rejected)
@@ -70,10 +71,19 @@ func accessLog(log zerolog.Logger, listener string) func(http.Handler) http.Hand
 func routePattern(r *http.Request) string {
 	if rc := chi.RouteContext(r.Context()); rc != nil {
 		if p := rc.RoutePattern(); p != "" {
-			return p
+			return cleanPattern(p)
 		}
 	}
 	return "unmatched"
+}
+
+// cleanPattern drops a sub-router's trailing slash: /v1/calls/ and
+// /v1/calls are one route, as chi.Walk and a request see it.
+func cleanPattern(p string) string {
+	if len(p) > 1 {
+		return strings.TrimSuffix(p, "/")
+	}
+	return p
 }
 
 // recoverer turns a panic into a logged 500 problem.

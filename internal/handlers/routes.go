@@ -64,7 +64,9 @@ func Public(d Deps) http.Handler {
 	r.MethodNotAllowed(handleMethodNotAllowed())
 	r.Get("/livez", handleLive())
 	r.Group(func(r chi.Router) {
-		r.Use(callbackMetrics(d.Metrics))
+		// The method is checked before authentication: a GET carries no
+		// token, and its answer is 405 with Allow: POST, not 401.
+		r.Use(callbackMetrics(d.Metrics), requirePost)
 		for _, mw := range []func(http.Handler) http.Handler{d.CallbackAuth, d.CallbackLimit} {
 			if mw != nil {
 				r.Use(mw)
@@ -115,5 +117,15 @@ func Admin(d Deps) http.Handler {
 			})
 		})
 	})
+	initAdminMetrics(d.Metrics, r)
 	return r
+}
+
+// initAdminMetrics sets the admin request series of every route of the
+// router at 0, so that they are on /metrics before any traffic.
+func initAdminMetrics(m *Metrics, r chi.Routes) {
+	_ = chi.Walk(r, func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
+		m.initAdminRoute(cleanPattern(route), method)
+		return nil
+	})
 }

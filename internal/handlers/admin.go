@@ -124,15 +124,8 @@ func handleCreateCall(d Deps) http.Handler {
 			writeProblem(w, r, err)
 			return
 		}
-		switch call.CallbackURI {
-		case "":
-			call.CallbackURI = d.CallbackURL
-		case d.CallbackURL:
-		default:
-			d.refuse(w, r, graph.OpCreateCall, &graph.ValidationError{
-				Rule: graph.RuleCallbackOwn, Field: "callbackUri",
-				Message: fmt.Sprintf("%q is not botd's own (%s): botd must receive the call's notifications to track it; leave it out", call.CallbackURI, d.CallbackURL),
-			})
+		if err := d.ownCallback(&call.CallbackURI); err != nil {
+			d.refuse(w, r, graph.OpCreateCall, err)
 			return
 		}
 		if call.ODataType == "" {
@@ -241,6 +234,23 @@ func handleInvite(d Deps) http.Handler {
 	})
 }
 
+// ownCallback fills botd's own callbackUri where a body has none, and
+// refuses another one: botd must receive the call's notifications to track
+// it.
+func (d Deps) ownCallback(uri *string) error {
+	switch *uri {
+	case "":
+		*uri = d.CallbackURL
+	case d.CallbackURL:
+	default:
+		return &graph.ValidationError{
+			Rule: graph.RuleCallbackOwn, Field: "callbackUri",
+			Message: fmt.Sprintf("%q is not botd's own (%s): botd must receive the call's notifications to track it; leave it out", *uri, d.CallbackURL),
+		}
+	}
+	return nil
+}
+
 // refuse answers a request refused by a validation rule before it reached
 // the Graph client, and counts it as the client counts its own refusals.
 func (d Deps) refuse(w http.ResponseWriter, r *http.Request, op string, err error) {
@@ -256,7 +266,9 @@ const (
 )
 
 // callAction is a call-control request with a body of type T.
-func callAction[T any](d Deps, action string, needBody bool, fill func(*T), send func(ctx context.Context, callID string, body *T) (graph.Meta, error)) http.Handler {
+// fill completes the body with botd's defaults; an error refuses it as a
+// validation failure of the operation op.
+func callAction[T any](d Deps, action, op string, needBody bool, fill func(*T) error, send func(ctx context.Context, callID string, body *T) (graph.Meta, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		callID := chi.URLParam(r, "callID")
 		fieldsFrom(r.Context()).callID = callID
@@ -269,7 +281,10 @@ func callAction[T any](d Deps, action string, needBody bool, fill func(*T), send
 			return
 		}
 		if fill != nil {
-			fill(body)
+			if err := fill(body); err != nil {
+				d.refuse(w, r, op, err)
+				return
+			}
 		}
 		meta, err := send(r.Context(), callID, body)
 		log := d.Log.With().Str("component", "admin").Str("call_id", callID).Str("action", action).Str("client_request_id", meta.ClientRequestID).Logger()
@@ -288,39 +303,35 @@ func callAction[T any](d Deps, action string, needBody bool, fill func(*T), send
 }
 
 func handleAnswer(d Deps) http.Handler {
-	return callAction(d, "answer", bodyOptional, func(b *graph.AnswerRequest) {
-		if b.CallbackURI == "" {
-			b.CallbackURI = d.CallbackURL
-		}
+	return callAction(d, "answer", graph.OpAnswer, bodyOptional, func(b *graph.AnswerRequest) error {
 		if b.MediaConfig == nil {
 			b.MediaConfig = &model.MediaConfig{ODataType: model.ODataServiceHostedMediaConfig}
 		}
 		if len(b.AcceptedModalities) == 0 {
 			b.AcceptedModalities = []string{"audio"}
 		}
+		return d.ownCallback(&b.CallbackURI)
 	}, func(ctx context.Context, id string, b *graph.AnswerRequest) (graph.Meta, error) {
 		return d.Graph.Answer(ctx, id, b)
 	})
 }
 
 func handleReject(d Deps) http.Handler {
-	return callAction(d, "reject", bodyOptional, nil, func(ctx context.Context, id string, b *graph.RejectRequest) (graph.Meta, error) {
+	return callAction(d, "reject", graph.OpReject, bodyOptional, nil, func(ctx context.Context, id string, b *graph.RejectRequest) (graph.Meta, error) {
 		return d.Graph.Reject(ctx, id, b)
 	})
 }
 
 func handleRedirect(d Deps) http.Handler {
-	return callAction(d, "redirect", bodyRequired, func(b *graph.RedirectRequest) {
-		if b.CallbackURI == "" {
-			b.CallbackURI = d.CallbackURL
-		}
+	return callAction(d, "redirect", graph.OpRedirect, bodyRequired, func(b *graph.RedirectRequest) error {
+		return d.ownCallback(&b.CallbackURI)
 	}, func(ctx context.Context, id string, b *graph.RedirectRequest) (graph.Meta, error) {
 		return d.Graph.Redirect(ctx, id, b)
 	})
 }
 
 func handleTransfer(d Deps) http.Handler {
-	return callAction(d, "transfer", bodyRequired, nil, func(ctx context.Context, id string, b *graph.TransferRequest) (graph.Meta, error) {
+	return callAction(d, "transfer", graph.OpTransfer, bodyRequired, nil, func(ctx context.Context, id string, b *graph.TransferRequest) (graph.Meta, error) {
 		return d.Graph.Transfer(ctx, id, b)
 	})
 }
@@ -330,7 +341,7 @@ func handleTransfer(d Deps) http.Handler {
 type emptyBody struct{}
 
 func handleKeepAlive(d Deps) http.Handler {
-	return callAction(d, "keepAlive", bodyOptional, nil, func(ctx context.Context, id string, _ *emptyBody) (graph.Meta, error) {
+	return callAction(d, "keepAlive", graph.OpKeepAlive, bodyOptional, nil, func(ctx context.Context, id string, _ *emptyBody) (graph.Meta, error) {
 		return d.Graph.KeepAlive(ctx, id)
 	})
 }

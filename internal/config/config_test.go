@@ -1,6 +1,8 @@
 package config
 
 import (
+	"errors"
+	"flag"
 	"io"
 	"os"
 	"path/filepath"
@@ -206,6 +208,50 @@ func TestTypedValueErrorsNameTheForm(t *testing.T) {
 		_, err := Load(nil, env(with(creds, tc.k, tc.v)), io.Discard)
 		if err == nil || err.Error() != tc.want {
 			t.Errorf("%s=%s: got %v, want %s", tc.k, tc.v, err, tc.want)
+		}
+	}
+}
+
+func TestFlagErrorsAreOneLineWordedAsEnv(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-retention", "10"}, `-retention: "10" is not a duration (for example 10m, 90s)`},
+		{[]string{"-max-calls=many"}, `-max-calls: "many" is not a whole number`},
+		{[]string{"-metrics-open=yes"}, `-metrics-open: "yes" is not true or false`},
+		{[]string{"-nope"}, `flag provided but not defined: -nope`},
+		{[]string{"stray"}, `unexpected arguments: ["stray"]`},
+	} {
+		var out strings.Builder
+		_, err := Load(tc.args, env(nil), &out)
+		var ue *UsageError
+		if !errors.As(err, &ue) || err.Error() != tc.want || out.Len() != 0 {
+			t.Errorf("%q: %T %v (output %q), want UsageError %s", tc.args, err, err, out.String(), tc.want)
+		}
+	}
+	var out strings.Builder
+	if _, err := Load([]string{"-h"}, env(nil), &out); !errors.Is(err, flag.ErrHelp) || !strings.HasPrefix(out.String(), "Usage: botd") {
+		t.Errorf("-h: %v, %q", err, out.String())
+	}
+}
+
+func TestUnknownEnv(t *testing.T) {
+	got := UnknownEnv([]string{"BOTD_LISTNE=:8080", "BOTD_LISTEN=:1", "BOTD_CLIENT_SECRET_FILE=/s", "PATH=/bin", "BOTD_QQQQQQQQQQ=1", "BOTD_RETENTON"}, KnownEnv())
+	want := []string{
+		"unknown environment variable BOTD_LISTNE; did you mean BOTD_LISTEN?",
+		"unknown environment variable BOTD_QQQQQQQQQQ",
+		"unknown environment variable BOTD_RETENTON; did you mean BOTD_RETENTION?",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	for _, tc := range []struct {
+		a, b string
+		d    int
+	}{{"", "", 0}, {"abc", "", 3}, {"kitten", "sitting", 3}, {"BOTD_LISTNE", "BOTD_LISTEN", 2}, {"flaw", "lawn", 2}} {
+		if d := editDistance(tc.a, tc.b); d != tc.d {
+			t.Errorf("editDistance(%q, %q) = %d, want %d", tc.a, tc.b, d, tc.d)
 		}
 	}
 }

@@ -3,12 +3,19 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
+	"net"
 	"os"
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/botd/botd/internal/callstate"
 	"github.com/botd/botd/internal/config"
+	"github.com/botd/botd/internal/emulator"
+	"github.com/botd/botd/internal/model"
 )
 
 // environOf is the environment env stands for, as os.Environ lists it.
@@ -46,6 +53,7 @@ func TestHelp(t *testing.T) {
 			"\nReplicas:\n", "\nLogging:\n",
 			"\nGraph:\n",
 			"  -client-secret string\n        BOTD_CLIENT_SECRET or BOTD_CLIENT_SECRET_FILE\n",
+			"  -graph string\n        BOTD_GRAPH\n        point botd at a standalone Graph emulator",
 			"\nCall store:\n  -retention duration\n        BOTD_RETENTION, default 10m0s\n",
 			"\nSecurity:\n", "  -metrics-open\n        BOTD_METRICS_OPEN, default true\n",
 			"\nAutomation:\n", "\nEmulator mode:\n  -emulator-listen string\n",
@@ -102,6 +110,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"emulator", "-nope"}, nil, 2, "botd: flag provided but not defined: -nope\nRun 'botd emulator -h' for usage.\n"},
 		{[]string{"emulator", "-seed", "x"}, nil, 2, "botd: -seed: \"x\" is not a whole number\nRun 'botd emulator -h' for usage.\n"},
 		{nil, map[string]string{"BOTD_RETENTION": "10"}, 1, "botd: config: BOTD_RETENTION: \"10\" is not a duration (for example 10m, 90s)\n"},
+		{[]string{"emulator", "-bot-callback", "x"}, nil, 1, "botd: BOTD_EMULATOR_BOT_CALLBACK: \"x\" is not an http(s) URL\n"},
+		{nil, map[string]string{"BOTD_GRAPH": "x"}, 1, "botd: config: BOTD_GRAPH: \"x\" must be emulator:<URL>, e.g. emulator:http://127.0.0.1:7070\n"},
 	} {
 		code, out, errOut := runCLI(context.Background(), tc.args, tc.env)
 		if code != tc.code || errOut != tc.want || out != "" {
@@ -128,7 +138,7 @@ func TestUnknownEnvWarned(t *testing.T) {
 	}
 	// Every name botd or botd emulator reads is known.
 	var environ []string
-	for _, k := range []string{"BOTD_CLIENT_SECRET_FILE", "BOTD_ADMIN_TOKEN_FILE", "BOTD_EMULATOR_BOT_CALLBACK", "BOTD_EMULATOR_CLIENT_SECRET_FILE", "BOTD_EMULATOR_LISTEN", "BOTD_EMULATOR_TIME_SCALE", "BOTD_INBOUND_AUTH", "OTHER_X"} {
+	for _, k := range []string{"BOTD_GRAPH", "BOTD_CLIENT_SECRET_FILE", "BOTD_ADMIN_TOKEN_FILE", "BOTD_EMULATOR_BOT_CALLBACK", "BOTD_EMULATOR_CLIENT_SECRET_FILE", "BOTD_EMULATOR_LISTEN", "BOTD_EMULATOR_TIME_SCALE", "BOTD_INBOUND_AUTH", "OTHER_X"} {
 		environ = append(environ, k+"=1")
 	}
 	if w := config.UnknownEnv(environ, knownEnv()); len(w) != 0 {
@@ -159,6 +169,116 @@ func TestConsoleLogHasNoColourOffTerminal(t *testing.T) {
 		defer f.Close()
 		if isTerminal(f) {
 			t.Error("/dev/null is not a terminal")
+		}
+	}
+}
+
+// startStandaloneEmulator runs "botd emulator" through run on a kernel
+// chosen port and returns the env line it prints for a botd.
+func startStandaloneEmulator(t *testing.T, args ...string) map[string]string {
+	t.Helper()
+	logs := newLogSink()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, append([]string{"emulator", "-listen", "127.0.0.1:0", "-time-scale", e2eTimeScale}, args...),
+			func(string) string { return "" }, nil, logs, logs)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			t.Error("emulator did not stop")
+		}
+	})
+	const prefix = "point a botd at this emulator: "
+	l := logs.wait(t, "env line", func(m map[string]any) bool { s, _ := m["message"].(string); return strings.HasPrefix(s, prefix) })
+	env := map[string]string{}
+	for _, kv := range strings.Fields(strings.TrimPrefix(l["message"].(string), prefix)) {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	if l["env"] != strings.TrimPrefix(l["message"].(string), prefix) {
+		t.Errorf("env field %v", l["env"])
+	}
+	return env
+}
+
+// TestGraphIsStandaloneEmulator: a botd started with the line "botd
+// emulator" prints talks to that emulator, with callback authentication
+// on: an outgoing call it creates becomes established, and an incoming
+// call rings it.
+func TestGraphIsStandaloneEmulator(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	env := startStandaloneEmulator(t, "-bot-callback", fmt.Sprintf("http://127.0.0.1:%d/api/calls", port))
+	root, ok := strings.CutPrefix(env["BOTD_GRAPH"], "emulator:http://127.0.0.1:")
+	if !ok || root == "" || env["BOTD_PUBLIC_URL"] != fmt.Sprintf("http://127.0.0.1:%d", port) || env["BOTD_LISTEN"] != fmt.Sprintf(":%d", port) || len(env) != 3 {
+		t.Fatalf("env line %v", env)
+	}
+	env["BOTD_INSTANCE"] = "botd-0"
+	b := start(t, env)
+	cfg := b.logs.wait(t, "effective config", func(m map[string]any) bool { return m["message"] == "effective config" })
+	c := cfg["config"].(map[string]any)
+	if cfg["emulator"] != false || c["BOTD_INBOUND_AUTH"] != "on" || c["BOTD_TENANT_ID"] != emulator.DefaultTenantID || c["BOTD_CLIENT_ID"] != emulator.DefaultClientID ||
+		c["BOTD_GRAPH_BASE_URL"] != "http://127.0.0.1:"+root+"/v1.0" ||
+		c["BOTD_TOKEN_URL"] != "http://127.0.0.1:"+root+"/"+emulator.DefaultTenantID+"/oauth2/v2.0/token" ||
+		c["BOTD_AUTH_METADATA_URL"] != "http://127.0.0.1:"+root+"/v1/.well-known/OpenIdConfiguration" {
+		t.Fatalf("effective config %v (emulator %v)", c, cfg["emulator"])
+	}
+	if strings.Contains(b.logs.String(), `"emulator serving"`) {
+		t.Fatal("botd started its own emulator")
+	}
+	bot := &e2eBot{botd: b, incoming: "http://127.0.0.1:" + root + "/emulator/incoming"}
+	established := func(v *callstate.CallView) error {
+		switch v.State {
+		case model.StateEstablished:
+			return nil
+		case model.StateTerminated:
+			return fmt.Errorf("%w: terminated %+v", errE2EStop, v.ResultInfo)
+		}
+		return fmt.Errorf("state %s", v.State)
+	}
+	raw, err := os.ReadFile("../../examples/create-p2p-service-media.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body map[string]any
+	if err := json.Unmarshal(raw, &body); err != nil {
+		t.Fatal(err)
+	}
+	v := e2eCreateCall(t, bot, body)
+	e2eWaitCall(t, bot, v.ID, "established", established)
+
+	code, out, err := e2eDo("POST", bot.incoming, map[string]any{"from": map[string]any{"user": e2eCaller, "displayName": "Megan Bowen"}})
+	if err != nil || code != 201 {
+		t.Fatalf("emulator incoming = %d %v: %s", code, err, out)
+	}
+	var rung model.Call
+	if err := json.Unmarshal(out, &rung); err != nil || rung.ID == "" {
+		t.Fatalf("incoming answer %s: %v", out, err)
+	}
+	e2eWaitTracked(t, bot, rung.ID)
+	e2eWaitCall(t, bot, rung.ID, "answered and established", established)
+	if strings.Contains(b.logs.String(), "inbound authentication is OFF") {
+		t.Fatal("callback authentication is off")
+	}
+}
+
+func TestBotEnvFor(t *testing.T) {
+	for _, tc := range []struct{ callback, want string }{
+		{"http://127.0.0.1:8080/api/calls", "BOTD_PUBLIC_URL=http://127.0.0.1:8080"},
+		{"http://localhost:8081/hooks/calls/", "BOTD_PUBLIC_URL=http://localhost:8081 BOTD_CALLBACK_PATH=/hooks/calls BOTD_LISTEN=:8081"},
+		{"https://bot.contoso.com/api/calls", "BOTD_PUBLIC_URL=https://bot.contoso.com BOTD_LISTEN=:443"},
+	} {
+		env, err := botEnvFor(tc.callback)
+		if got := strings.Join(env, " "); err != nil || got != tc.want {
+			t.Errorf("%s: %q %v, want %q", tc.callback, got, err, tc.want)
 		}
 	}
 }

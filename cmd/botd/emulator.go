@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
+	"strings"
 
 	"github.com/rs/zerolog"
 
@@ -48,7 +50,7 @@ func runEmulator(ctx context.Context, args []string, getenv func(string) string,
 	fs, o := emulatorFlags()
 	if err := config.Parse(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(stdout, "Usage: botd emulator [flags]\n\nbotd emulator serves the Graph calling emulator on its own, for a botd\nelsewhere.\nEvery flag is also read from its BOTD_EMULATOR_* environment variable.\n\nFlags:\n")
+			fmt.Fprint(stdout, "Usage: botd emulator [flags]\n\nbotd emulator serves the Graph calling emulator on its own, for a botd\nelsewhere: it prints the BOTD_GRAPH line that points a botd at it.\nEvery flag is also read from its BOTD_EMULATOR_* environment variable.\n\nFlags:\n")
 			config.UsageFlags(stdout, fs, emulatorEnvPrefix, emulatorSecrets)
 		}
 		return err
@@ -70,6 +72,12 @@ func runEmulator(ctx context.Context, args []string, getenv func(string) string,
 	if err != nil {
 		return fmt.Errorf("BOTD_EMULATOR_LOG_LEVEL: %w", err)
 	}
+	var botEnv []string
+	if *o.botCallback != "" {
+		if botEnv, err = botEnvFor(*o.botCallback); err != nil {
+			return fmt.Errorf("BOTD_EMULATOR_BOT_CALLBACK: %w", err)
+		}
+	}
 	log := zerolog.New(stdout).Level(level).With().Timestamp().Str("service", "botd-emulator").Logger()
 	warnUnknownEnv(log, environ)
 	s, err := emulator.StartOn(emulator.Options{
@@ -85,6 +93,44 @@ func runEmulator(ctx context.Context, args []string, getenv func(string) string,
 		Str("token_url", s.TokenURL()).Str("openid_configuration", s.OpenIDConfigURL()).
 		Str("incoming", s.URL()+"/emulator/incoming").Msg("emulator listening")
 
+	// The line to paste into the shell of the botd that uses this emulator.
+	env := []string{config.EnvName("graph") + "=emulator:" + s.URL()}
+	if *o.tenant != emulator.DefaultTenantID {
+		env = append(env, config.EnvName("tenant-id")+"="+*o.tenant)
+	}
+	if *o.client != emulator.DefaultClientID {
+		env = append(env, config.EnvName("client-id")+"="+*o.client)
+	}
+	if *o.secret != emulator.DefaultClientSecret {
+		env = append(env, config.EnvName("client-secret")+"=<this emulator's -client-secret>")
+	}
+	env = append(env, botEnv...)
+	log.Info().Str("env", strings.Join(env, " ")).Msg("point a botd at this emulator: " + strings.Join(env, " "))
+	if *o.botCallback == "" {
+		log.Info().Msg("incoming calls (POST /emulator/incoming) ring no bot: start the emulator with -bot-callback, e.g. -bot-callback http://127.0.0.1:8080/api/calls")
+	}
 	<-ctx.Done()
 	return nil
+}
+
+// botEnvFor returns the settings that make a botd serve the webhook
+// callback: its public URL, and its callback path and listener when they
+// are not botd's defaults.
+func botEnvFor(callback string) ([]string, error) {
+	u, err := url.Parse(callback)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("%q is not an http(s) URL", callback)
+	}
+	env := []string{config.EnvName("public-url") + "=" + u.Scheme + "://" + u.Host}
+	if p := strings.TrimRight(u.Path, "/"); p != "" && p != "/api/calls" {
+		env = append(env, config.EnvName("callback-path")+"="+p)
+	}
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+	}
+	if port != "8080" {
+		env = append(env, config.EnvName("listen")+"=:"+port)
+	}
+	return env, nil
 }

@@ -64,6 +64,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
+	if cfg.Graph != "" {
+		log.Info().Str("graph", cfg.Graph).Str("graph_url", cfg.GraphBaseURL).Str("auth_metadata_url", cfg.AuthMetadataURL).
+			Msg("Graph is a standalone emulator (BOTD_GRAPH), not an embedded one")
+	}
 	if cfg.Emulator {
 		log.Warn().Str("mode", "emulator").
 			Msg("emulator mode: no Graph credentials set (BOTD_CLIENT_ID, BOTD_CLIENT_SECRET, BOTD_TENANT_ID), so botd talks to its embedded Graph emulator on loopback")

@@ -15,6 +15,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/botd/botd/internal/emulator"
 )
 
 // EnvPrefix is the prefix of every environment variable botd reads.
@@ -50,6 +52,7 @@ type Config struct {
 	TenantID         string
 	ClientID         string // the bot's app id
 	ClientSecret     string
+	Graph            string // emulator:<URL>: a standalone "botd emulator" is Graph
 	GraphBaseURL     string
 	TokenURL         string
 	GraphTimeout     time.Duration
@@ -128,7 +131,7 @@ func settings() []setting {
 		s("listen", ":8080", "public listener address (Graph callbacks, /livez)", func(c *Config) *string { return &c.Listen }),
 		s("admin-listen", "127.0.0.1:9090", "admin listener address (admin API, /metrics, /livez, /readyz)", func(c *Config) *string { return &c.AdminListen }),
 		s("callback-path", "/api/calls", "path Graph posts notifications to", func(c *Config) *string { return &c.CallbackPath }),
-		s("public-url", "", "URL Graph reaches botd on, e.g. https://bot.contoso.com (default: http://127.0.0.1:<port> in emulator mode)", func(c *Config) *string { return &c.PublicURL }),
+		s("public-url", "", "URL Graph reaches botd on, e.g. https://bot.contoso.com (default: http://127.0.0.1:<port> in emulator mode and with BOTD_GRAPH)", func(c *Config) *string { return &c.PublicURL }),
 		setting{name: "max-body", usage: "largest callback body accepted, in bytes", bind: func(fs *flag.FlagSet, c *Config) {
 			fs.Int64Var(&c.MaxBody, "max-body", 1<<20, "largest callback body accepted, in bytes")
 		}},
@@ -150,6 +153,7 @@ func settings() []setting {
 		s("tenant-id", "", "Azure AD tenant id of the bot's app registration", func(c *Config) *string { return &c.TenantID }),
 		s("client-id", "", "the bot's app (client) id", func(c *Config) *string { return &c.ClientID }),
 		secret(s("client-secret", "", "the bot's client secret (or BOTD_CLIENT_SECRET_FILE)", func(c *Config) *string { return &c.ClientSecret })),
+		s("graph", "", "point botd at a standalone Graph emulator (botd emulator) instead of Graph: emulator:<URL>, e.g. emulator:http://127.0.0.1:7070; sets the Graph, token and signing-key URLs and the emulator's tenant, client id and secret, each unless set", func(c *Config) *string { return &c.Graph }),
 		s("graph-base-url", "", "Graph base URL; overrides the cloud preset", func(c *Config) *string { return &c.GraphBaseURL }),
 		s("token-url", "", "OAuth2 token URL; overrides the cloud preset", func(c *Config) *string { return &c.TokenURL }),
 		d("graph-timeout", 10*time.Second, "deadline of one Graph request attempt", func(c *Config) *time.Duration { return &c.GraphTimeout }),
@@ -247,11 +251,42 @@ func Load(args []string, getenv func(string) string, helpOut io.Writer) (Config,
 	if err := ApplyEnv(fs, EnvPrefix, getenv, secrets); err != nil {
 		return Config{}, err
 	}
+	if err := c.applyGraph(); err != nil {
+		return Config{}, err
+	}
 	c.Emulator = c.ClientID == "" && c.ClientSecret == "" && c.TenantID == ""
 	if err := c.Validate(); err != nil {
 		return Config{}, err
 	}
 	return c, nil
+}
+
+// applyGraph resolves Graph=emulator:<URL>: a standalone "botd emulator"
+// at URL serves Graph, the token endpoint and the callbacks' signing keys,
+// and accepts its default credentials. Settings given explicitly win.
+func (c *Config) applyGraph() error {
+	if c.Graph == "" {
+		return nil
+	}
+	root, ok := strings.CutPrefix(c.Graph, "emulator:")
+	u, err := url.Parse(root)
+	if !ok || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("%s: %q must be emulator:<URL>, e.g. emulator:http://127.0.0.1:7070", EnvName("graph"), c.Graph)
+	}
+	root = strings.TrimRight(root, "/")
+	def := func(p *string, v string) {
+		if *p == "" {
+			*p = v
+		}
+	}
+	def(&c.TenantID, emulator.DefaultTenantID)
+	def(&c.ClientID, emulator.DefaultClientID)
+	def(&c.ClientSecret, emulator.DefaultClientSecret)
+	def(&c.GraphBaseURL, root+"/v1.0")
+	def(&c.TokenURL, root+"/"+c.TenantID+"/oauth2/v2.0/token")
+	def(&c.AuthMetadataURL, root+"/v1/.well-known/OpenIdConfiguration")
+	return nil
 }
 
 // KnownEnv lists every environment variable botd's settings read: each
@@ -532,7 +567,7 @@ func (c *Config) Validate() error {
 		case c.Emulator && !IsLoopbackHost(u.Hostname()):
 			bad("public-url", "emulator mode (no BOTD_CLIENT_ID/BOTD_CLIENT_SECRET/BOTD_TENANT_ID) only serves loopback; set credentials to use a public URL")
 		}
-	} else if !c.Emulator {
+	} else if !c.Emulator && c.Graph == "" {
 		bad("public-url", "required when Graph credentials are set: Graph must reach botd's callback")
 	}
 	if !c.Emulator {

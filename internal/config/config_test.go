@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/botd/botd/internal/emulator"
 )
 
 func env(m map[string]string) func(string) string {
@@ -233,6 +235,32 @@ func TestFlagErrorsAreOneLineWordedAsEnv(t *testing.T) {
 	var out strings.Builder
 	if _, err := Load([]string{"-h"}, env(nil), &out); !errors.Is(err, flag.ErrHelp) || !strings.HasPrefix(out.String(), "Usage: botd") {
 		t.Errorf("-h: %v, %q", err, out.String())
+	}
+}
+
+func TestGraphEmulator(t *testing.T) {
+	c, err := Load([]string{"-graph", "emulator:http://127.0.0.1:7070/"}, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Emulator || c.TenantID != emulator.DefaultTenantID || c.ClientID != emulator.DefaultClientID || c.ClientSecret != emulator.DefaultClientSecret ||
+		c.GraphBaseURL != "http://127.0.0.1:7070/v1.0" || c.TokenURL != "http://127.0.0.1:7070/fake-tenant/oauth2/v2.0/token" ||
+		c.AuthMetadataURL != "http://127.0.0.1:7070/v1/.well-known/OpenIdConfiguration" || c.InboundAuth != "on" || c.PublicURL != "" {
+		t.Fatalf("config %+v", c)
+	}
+	// What is set explicitly wins.
+	c, err = Load(nil, env(map[string]string{"BOTD_GRAPH": "emulator:http://127.0.0.1:7070", "BOTD_TENANT_ID": "t-9", "BOTD_CLIENT_ID": "app-9", "BOTD_TOKEN_URL": "http://127.0.0.1:1/token"}), io.Discard)
+	if err != nil || c.TenantID != "t-9" || c.ClientID != "app-9" || c.ClientSecret != emulator.DefaultClientSecret || c.TokenURL != "http://127.0.0.1:1/token" {
+		t.Fatalf("explicit settings: %+v %v", c, err)
+	}
+	for _, bad := range []string{"x", "http://127.0.0.1:7070", "emulator:", "emulator:ftp://h", "emulator:http://h:1/path", "graph:https://graph.microsoft.com"} {
+		_, err := Load(nil, env(map[string]string{"BOTD_GRAPH": bad}), io.Discard)
+		if want := `BOTD_GRAPH: "` + bad + `" must be emulator:<URL>, e.g. emulator:http://127.0.0.1:7070`; err == nil || err.Error() != want {
+			t.Errorf("%q: %v, want %s", bad, err, want)
+		}
+	}
+	if _, err := Load(nil, env(map[string]string{"BOTD_GRAPH": "emulator:http://emu.example.com"}), io.Discard); err == nil || !strings.Contains(err.Error(), "BOTD_GRAPH_BASE_URL: must be an https URL") {
+		t.Errorf("plain http off loopback: %v", err)
 	}
 }
 

@@ -18,7 +18,7 @@ func TestEmulatorSubcommand(t *testing.T) {
 	done := make(chan error, 1)
 	env := map[string]string{"BOTD_EMULATOR_SEED": "42", "BOTD_EMULATOR_FAULTS": "duplicate=0.5"}
 	go func() {
-		done <- run(ctx, []string{"emulator", "-listen", "127.0.0.1:0"}, func(k string) string { return env[k] }, logs, io.Discard)
+		done <- run(ctx, []string{"emulator", "-listen", "127.0.0.1:0"}, func(k string) string { return env[k] }, environOf(env), logs, io.Discard)
 	}()
 	l := logs.wait(t, "emulator listening", func(m map[string]any) bool { return m["message"] == "emulator listening" })
 	seedLine := logs.wait(t, "seed", func(m map[string]any) bool { _, ok := m["seed"]; return ok })
@@ -44,7 +44,7 @@ func TestEmulatorSubcommand(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("emulator did not stop")
 	}
-	err := run(context.Background(), []string{"emulator", "-faults", "sneeze=1"}, func(string) string { return "" }, io.Discard, io.Discard)
+	err := run(context.Background(), []string{"emulator", "-faults", "sneeze=1"}, func(string) string { return "" }, nil, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "BOTD_EMULATOR_FAULTS") {
 		t.Errorf("bad faults: %v", err)
 	}

@@ -5,15 +5,18 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/mattn/go-isatty"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/rs/zerolog"
@@ -32,19 +35,39 @@ import (
 // run is botd: it reads the config, wires every component, serves until ctx
 // ends, then shuts down in order. It is the only place that knows every
 // concrete type; tests call it directly on port 0.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) > 0 && args[0] == "emulator" {
-		return runEmulator(ctx, args[1:], getenv, stdout, stderr)
+// environ lists the environment, to warn of unknown BOTD_* variables; -h
+// writes the usage to stdout.
+func run(ctx context.Context, args []string, getenv func(string) string, environ func() []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "emulator":
+			return runEmulator(ctx, args[1:], getenv, environ, stdout)
+		case "version":
+			if len(args) > 1 {
+				return &config.UsageError{Err: fmt.Errorf("version: unexpected arguments %q", args[1:])}
+			}
+			_, err := fmt.Fprintf(stdout, "botd %s (%s)\n", version, runtime.Version())
+			return err
+		}
 	}
-	cfg, err := config.Load(args, getenv, stderr)
+	cfg, err := config.Load(args, getenv, stdout)
+	var usage *config.UsageError
+	if errors.Is(err, flag.ErrHelp) || errors.As(err, &usage) {
+		return err
+	}
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
 	log := newLogger(cfg, stdout)
+	warnUnknownEnv(log, environ)
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
+	if cfg.Graph != "" {
+		log.Info().Str("graph", cfg.Graph).Str("graph_url", cfg.GraphBaseURL).Str("auth_metadata_url", cfg.AuthMetadataURL).
+			Msg("Graph is a standalone emulator (BOTD_GRAPH), not an embedded one")
+	}
 	if cfg.Emulator {
 		log.Warn().Str("mode", "emulator").
 			Msg("emulator mode: no Graph credentials set (BOTD_CLIENT_ID, BOTD_CLIENT_SECRET, BOTD_TENANT_ID), so botd talks to its embedded Graph emulator on loopback")
@@ -351,9 +374,40 @@ func newLogger(cfg config.Config, out io.Writer) zerolog.Logger {
 		level = zerolog.InfoLevel
 	}
 	if cfg.LogFormat == "console" {
-		out = zerolog.ConsoleWriter{Out: out, TimeFormat: time.RFC3339}
+		out = zerolog.ConsoleWriter{Out: out, TimeFormat: time.RFC3339, NoColor: !isTerminal(out)}
 	}
 	return zerolog.New(out).Level(level).With().Timestamp().Str("service", "botd").Logger()
+}
+
+// isTerminal reports whether w is a terminal, where colours are wanted.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd()))
+}
+
+// knownEnv is every BOTD_* variable botd and botd emulator read.
+func knownEnv() []string {
+	known := config.KnownEnv()
+	fs, _ := emulatorFlags()
+	fs.VisitAll(func(f *flag.Flag) {
+		env := emulatorEnvPrefix + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		known = append(known, env)
+		if emulatorSecrets[f.Name] {
+			known = append(known, env+"_FILE")
+		}
+	})
+	return known
+}
+
+// warnUnknownEnv logs each BOTD_* variable that nothing reads, as a typo
+// would be.
+func warnUnknownEnv(log zerolog.Logger, environ func() []string) {
+	if environ == nil {
+		return
+	}
+	for _, w := range config.UnknownEnv(environ(), knownEnv()) {
+		log.Warn().Msg(w)
+	}
 }
 
 // logConfig logs the effective config once, secrets masked.

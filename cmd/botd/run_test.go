@@ -112,7 +112,9 @@ func start(t *testing.T, env map[string]string) *botd {
 	logs := newLogSink()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, nil, func(k string) string { return base[k] }, logs, io.Discard) }()
+	go func() {
+		done <- run(ctx, nil, func(k string) string { return base[k] }, environOf(base), logs, io.Discard)
+	}()
 	addr := func(listener string) string {
 		l := logs.wait(t, listener+" listening", func(m map[string]any) bool {
 			return m["message"] == "listening" && m["listener"] == listener
@@ -227,12 +229,12 @@ func TestBadConfigStopsBotd(t *testing.T) {
 		{map[string]string{"BOTD_ADMIN_LISTEN": "0.0.0.0:9090"}, "BOTD_ADMIN_TOKEN"},
 		{map[string]string{"BOTD_CLIENT_ID": "a", "BOTD_CLIENT_SECRET": "b", "BOTD_TENANT_ID": "c", "BOTD_PUBLIC_URL": "https://bot.contoso.com", "BOTD_INBOUND_AUTH": "off"}, "BOTD_INBOUND_AUTH"},
 	} {
-		err := run(context.Background(), nil, func(k string) string { return tc.env[k] }, io.Discard, io.Discard)
+		err := run(context.Background(), nil, func(k string) string { return tc.env[k] }, environOf(tc.env), io.Discard, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("env %v: error %v, want it to name %s", tc.env, err, tc.want)
 		}
 	}
-	err := run(context.Background(), []string{"-no-such-flag"}, func(string) string { return "" }, io.Discard, io.Discard)
+	err := run(context.Background(), []string{"-no-such-flag"}, func(string) string { return "" }, nil, io.Discard, io.Discard)
 	if err == nil {
 		t.Error("an unknown flag must stop botd")
 	}

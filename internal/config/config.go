@@ -15,6 +15,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/botd/botd/internal/emulator"
 )
 
 // EnvPrefix is the prefix of every environment variable botd reads.
@@ -50,6 +52,7 @@ type Config struct {
 	TenantID         string
 	ClientID         string // the bot's app id
 	ClientSecret     string
+	Graph            string // emulator:<URL>: a standalone "botd emulator" is Graph
 	GraphBaseURL     string
 	TokenURL         string
 	GraphTimeout     time.Duration
@@ -94,10 +97,12 @@ type Config struct {
 	Emulator bool
 }
 
-// setting describes one field: its flag name, default and help.
+// setting describes one field: its flag name, default and help, and the
+// area of botd it belongs to, which groups it in the usage text.
 type setting struct {
 	name  string
 	usage string
+	area  string
 	bind  func(fs *flag.FlagSet, c *Config)
 	// secret settings may also be read from BOTD_<NAME>_FILE and are
 	// masked when logged.
@@ -115,58 +120,64 @@ func settings() []setting {
 		return setting{name: name, usage: usage, bind: func(fs *flag.FlagSet, c *Config) { fs.IntVar(p(c), name, def, usage) }}
 	}
 	secret := func(st setting) setting { st.secret = true; return st }
-	return []setting{
+	var out []setting
+	area := func(name string, sts ...setting) {
+		for _, st := range sts {
+			st.area = name
+			out = append(out, st)
+		}
+	}
+	area("Listeners",
 		s("listen", ":8080", "public listener address (Graph callbacks, /livez)", func(c *Config) *string { return &c.Listen }),
 		s("admin-listen", "127.0.0.1:9090", "admin listener address (admin API, /metrics, /livez, /readyz)", func(c *Config) *string { return &c.AdminListen }),
 		s("callback-path", "/api/calls", "path Graph posts notifications to", func(c *Config) *string { return &c.CallbackPath }),
-		s("public-url", "", "URL Graph reaches botd on, e.g. https://bot.contoso.com (default: http://127.0.0.1:<port> in emulator mode)", func(c *Config) *string { return &c.PublicURL }),
-		{name: "max-body", usage: "largest callback body accepted, in bytes", bind: func(fs *flag.FlagSet, c *Config) {
+		s("public-url", "", "URL Graph reaches botd on, e.g. https://bot.contoso.com (default: http://127.0.0.1:<port> in emulator mode and with BOTD_GRAPH)", func(c *Config) *string { return &c.PublicURL }),
+		setting{name: "max-body", usage: "largest callback body accepted, in bytes", bind: func(fs *flag.FlagSet, c *Config) {
 			fs.Int64Var(&c.MaxBody, "max-body", 1<<20, "largest callback body accepted, in bytes")
 		}},
 		d("shutdown-timeout", 15*time.Second, "time to finish in-flight callbacks and outbound work on SIGTERM", func(c *Config) *time.Duration { return &c.ShutdownTimeout }),
-		d("ready-timeout", 2*time.Second, "time /readyz may spend checking a Graph token", func(c *Config) *time.Duration { return &c.ReadyTimeout }),
+		d("ready-timeout", 2*time.Second, "time /readyz may spend checking a Graph token", func(c *Config) *time.Duration { return &c.ReadyTimeout }))
+	area("Replicas",
 		s("instance", "", "this replica's instance name, a DNS label (default: the host name, which is the pod name under a StatefulSet)", func(c *Config) *string { return &c.Instance }),
 		s("peer-domain", "", "DNS domain of the headless Service of the replicas, e.g. botd-peers.calls.svc.cluster.local; a notification for another instance's call is forwarded to {instance}.{peer-domain}. Empty: one replica, no forwarding", func(c *Config) *string { return &c.PeerDomain }),
 		s("peers", "", "static peer list, instance=http://host:port comma separated, for replicas without a headless Service (it wins over BOTD_PEER_DOMAIN)", func(c *Config) *string { return &c.Peers }),
 		i("peer-port", 0, "public port of the peer replicas (default: this replica's public port)", func(c *Config) *int { return &c.PeerPort }),
 		d("forward-timeout", 5*time.Second, "deadline of one notification forwarded to its owner replica", func(c *Config) *time.Duration { return &c.ForwardTimeout }),
-		d("drain-timeout", 0, "on SIGTERM, how long botd keeps serving its live calls (readiness false) before it shuts down; 0 shuts down at once", func(c *Config) *time.Duration { return &c.DrainTimeout }),
+		d("drain-timeout", 0, "on SIGTERM, how long botd keeps serving its live calls (readiness false) before it shuts down; 0 shuts down at once", func(c *Config) *time.Duration { return &c.DrainTimeout }))
+	area("Logging",
 		s("log-level", "info", "debug, info, warn or error", func(c *Config) *string { return &c.LogLevel }),
-		s("log-format", "json", "json or console", func(c *Config) *string { return &c.LogFormat }),
+		s("log-format", "json", "json or console", func(c *Config) *string { return &c.LogFormat }))
 
+	area("Graph",
 		s("cloud", "global", "Graph cloud preset: global, usgov (L4) or dod (L5)", func(c *Config) *string { return &c.Cloud }),
 		s("tenant-id", "", "Azure AD tenant id of the bot's app registration", func(c *Config) *string { return &c.TenantID }),
 		s("client-id", "", "the bot's app (client) id", func(c *Config) *string { return &c.ClientID }),
 		secret(s("client-secret", "", "the bot's client secret (or BOTD_CLIENT_SECRET_FILE)", func(c *Config) *string { return &c.ClientSecret })),
+		s("graph", "", "point botd at a standalone Graph emulator (botd emulator) instead of Graph: emulator:<URL>, e.g. emulator:http://127.0.0.1:7070; sets the Graph, token and signing-key URLs and the emulator's tenant, client id and secret, each unless set", func(c *Config) *string { return &c.Graph }),
 		s("graph-base-url", "", "Graph base URL; overrides the cloud preset", func(c *Config) *string { return &c.GraphBaseURL }),
 		s("token-url", "", "OAuth2 token URL; overrides the cloud preset", func(c *Config) *string { return &c.TokenURL }),
 		d("graph-timeout", 10*time.Second, "deadline of one Graph request attempt", func(c *Config) *time.Duration { return &c.GraphTimeout }),
 		d("graph-retry-budget", 30*time.Second, "total time one Graph call may spend retrying", func(c *Config) *time.Duration { return &c.GraphRetryBudget }),
 		i("graph-max-retries", 4, "retries of one Graph call on 429/503/504", func(c *Config) *int { return &c.GraphMaxRetries }),
-		s("bot-name", "botd", "display name of the bot in create-call source identities", func(c *Config) *string { return &c.BotName }),
+		s("bot-name", "botd", "display name of the bot in create-call source identities", func(c *Config) *string { return &c.BotName }))
 
+	area("Call store",
 		d("retention", 10*time.Minute, "how long terminated calls stay visible before they are swept", func(c *Config) *time.Duration { return &c.Retention }),
 		d("operation-timeout", 2*time.Minute, "an operation with no result after this is failed with reason timeout", func(c *Config) *time.Duration { return &c.OperationTimeout }),
 		d("delta-gap-timeout", 10*time.Second, "a delta-roster gap not filled by then triggers a roster resync", func(c *Config) *time.Duration { return &c.DeltaGapTimeout }),
-		i("max-calls", 10000, "most calls tracked at once; a new call over it is refused", func(c *Config) *int { return &c.MaxCalls }),
+		i("max-calls", 10000, "most calls tracked at once; a new call over it is refused", func(c *Config) *int { return &c.MaxCalls }))
 
+	area("Security",
 		s("inbound-auth", "on", "authenticate Graph callbacks (on, or off: allowed only for a loopback public listener or in emulator mode)", func(c *Config) *string { return &c.InboundAuth }),
 		s("auth-metadata-url", "", "OpenID configuration whose jwks_uri lists the keys Graph signs callbacks with (default: the cloud's preset; the emulator's in emulator mode)", func(c *Config) *string { return &c.AuthMetadataURL }),
 		s("auth-issuers", "", "comma list of accepted callback token issuers (default: the cloud's preset)", func(c *Config) *string { return &c.AuthIssuers }),
 		s("auth-allowed-tenants", "", "comma list of tenant ids whose callbacks are accepted (default: any tenant; the token must name one)", func(c *Config) *string { return &c.AuthAllowedTenants }),
 		secret(s("admin-token", "", "bearer token the admin API requires (or BOTD_ADMIN_TOKEN_FILE); required when the admin listener is not on loopback", func(c *Config) *string { return &c.AdminToken })),
-		{name: "metrics-open", usage: "serve /metrics without the admin token, for scrapers", bind: func(fs *flag.FlagSet, c *Config) {
+		setting{name: "metrics-open", usage: "serve /metrics without the admin token, for scrapers", bind: func(fs *flag.FlagSet, c *Config) {
 			fs.BoolVar(&c.MetricsOpen, "metrics-open", true, "serve /metrics without the admin token, for scrapers")
 		}},
-		i("max-inflight", 256, "callbacks handled at once; more get 503 with Retry-After", func(c *Config) *int { return &c.MaxInflight }),
-		s("emulator-listen", "127.0.0.1:7070", "emulator mode: where the embedded emulator serves Graph, its token endpoint and POST /emulator/incoming (loopback only)", func(c *Config) *string { return &c.EmulatorListen }),
-		{name: "emulator-seed", usage: "emulator mode: seed of every random decision (0 picks one and logs it), so a run can be repeated", bind: func(fs *flag.FlagSet, c *Config) {
-			fs.Int64Var(&c.EmulatorSeed, "emulator-seed", 0, "emulator mode: seed of every random decision (0 picks one and logs it), so a run can be repeated")
-		}},
-		{name: "emulator-time-scale", usage: "emulator mode: multiplies every emulator delay (0.01 makes a 15 s ring 150 ms)", bind: func(fs *flag.FlagSet, c *Config) {
-			fs.Float64Var(&c.EmulatorTimeScale, "emulator-time-scale", 1, "emulator mode: multiplies every emulator delay (0.01 makes a 15 s ring 150 ms)")
-		}},
-		s("emulator-faults", "", "emulator mode: faults to inject, as kind=probability or kind=probability/next, comma separated; kinds: reorder, duplicate, delay, roster_gap, operation_failed, throttle, unavailable, token", func(c *Config) *string { return &c.EmulatorFaults }),
+		i("max-inflight", 256, "callbacks handled at once; more get 503 with Retry-After", func(c *Config) *int { return &c.MaxInflight }))
+	area("Automation",
 		s("incoming-action", "answer", "what botd does with an incoming call: answer, reject, redirect or ignore", func(c *Config) *string { return &c.IncomingAction }),
 		s("reject-reason", "busy", "reject reason when incoming-action=reject: none, busy or forbidden", func(c *Config) *string { return &c.RejectReason }),
 		s("redirect-target", "", "E.164 number or user id incoming calls are redirected to when incoming-action=redirect", func(c *Config) *string { return &c.RedirectTarget }),
@@ -175,8 +186,17 @@ func settings() []setting {
 		d("invite-retry-backoff", 2*time.Second, "first wait before retrying a failed invite (doubles each time)", func(c *Config) *time.Duration { return &c.InviteRetryBackoff }),
 		d("keepalive-interval", 15*time.Minute, "keepAlive period for established calls (Graph ends calls after 45m without one)", func(c *Config) *time.Duration { return &c.KeepAliveInterval }),
 		i("workers", 8, "workers running outbound Graph actions", func(c *Config) *int { return &c.Workers }),
-		i("queue-size", 4096, "outbound actions that may wait for a worker", func(c *Config) *int { return &c.QueueSize }),
-	}
+		i("queue-size", 4096, "outbound actions that may wait for a worker", func(c *Config) *int { return &c.QueueSize }))
+	area("Emulator mode",
+		s("emulator-listen", "127.0.0.1:7070", "emulator mode: where the embedded emulator serves Graph, its token endpoint and POST /emulator/incoming (loopback only)", func(c *Config) *string { return &c.EmulatorListen }),
+		setting{name: "emulator-seed", usage: "emulator mode: seed of every random decision (0 picks one and logs it), so a run can be repeated", bind: func(fs *flag.FlagSet, c *Config) {
+			fs.Int64Var(&c.EmulatorSeed, "emulator-seed", 0, "emulator mode: seed of every random decision (0 picks one and logs it), so a run can be repeated")
+		}},
+		setting{name: "emulator-time-scale", usage: "emulator mode: multiplies every emulator delay (0.01 makes a 15 s ring 150 ms)", bind: func(fs *flag.FlagSet, c *Config) {
+			fs.Float64Var(&c.EmulatorTimeScale, "emulator-time-scale", 1, "emulator mode: multiplies every emulator delay (0.01 makes a 15 s ring 150 ms)")
+		}},
+		s("emulator-faults", "", "emulator mode: faults to inject, as kind=probability or kind=probability/next, comma separated; kinds: reorder, duplicate, delay, roster_gap, operation_failed, throttle, unavailable, token", func(c *Config) *string { return &c.EmulatorFaults }))
+	return out
 }
 
 // EnvName returns the environment variable for a flag name.
@@ -185,7 +205,7 @@ func EnvName(flagName string) string {
 }
 
 // Setting is one documented setting, for the README and tests.
-type Setting struct{ Flag, Env, Default, Usage string }
+type Setting struct{ Flag, Env, Default, Usage, Area string }
 
 // Settings lists every setting with its default, in declaration order.
 func Settings() []Setting {
@@ -195,9 +215,9 @@ func Settings() []Setting {
 	for _, st := range settings() {
 		st.bind(fs, &c)
 		f := fs.Lookup(st.name)
-		out = append(out, Setting{Flag: st.name, Env: EnvName(st.name), Default: f.DefValue, Usage: st.usage})
+		out = append(out, Setting{Flag: st.name, Env: EnvName(st.name), Default: f.DefValue, Usage: st.usage, Area: st.area})
 		if st.secret {
-			out = append(out, Setting{Flag: "", Env: EnvName(st.name) + "_FILE", Usage: "file holding " + EnvName(st.name)})
+			out = append(out, Setting{Flag: "", Env: EnvName(st.name) + "_FILE", Usage: "file holding " + EnvName(st.name), Area: st.area})
 		}
 	}
 	return out
@@ -205,20 +225,24 @@ func Settings() []Setting {
 
 // Load reads the config from args (without the program name) and the
 // environment given by getenv, applies defaults, and validates it. A flag
-// given on the command line wins over its environment variable.
-func Load(args []string, getenv func(string) string, errOut io.Writer) (Config, error) {
+// given on the command line wins over its environment variable. On -h or
+// -help it writes the usage to helpOut and returns flag.ErrHelp; a bad
+// flag is a *UsageError.
+func Load(args []string, getenv func(string) string, helpOut io.Writer) (Config, error) {
 	var c Config
 	fs := flag.NewFlagSet("botd", flag.ContinueOnError)
-	fs.SetOutput(errOut)
 	sts := settings()
 	for _, st := range sts {
 		st.bind(fs, &c)
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := Parse(fs, args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			Usage(helpOut)
+		}
 		return Config{}, err
 	}
 	if fs.NArg() > 0 {
-		return Config{}, fmt.Errorf("unexpected arguments: %q", fs.Args())
+		return Config{}, &UsageError{Err: fmt.Errorf("unexpected arguments: %q", fs.Args())}
 	}
 	secrets := map[string]bool{}
 	for _, st := range sts {
@@ -227,11 +251,225 @@ func Load(args []string, getenv func(string) string, errOut io.Writer) (Config, 
 	if err := ApplyEnv(fs, EnvPrefix, getenv, secrets); err != nil {
 		return Config{}, err
 	}
+	if err := c.applyGraph(); err != nil {
+		return Config{}, err
+	}
 	c.Emulator = c.ClientID == "" && c.ClientSecret == "" && c.TenantID == ""
 	if err := c.Validate(); err != nil {
 		return Config{}, err
 	}
 	return c, nil
+}
+
+// applyGraph resolves Graph=emulator:<URL>: a standalone "botd emulator"
+// at URL serves Graph, the token endpoint and the callbacks' signing keys,
+// and accepts its default credentials. Settings given explicitly win.
+func (c *Config) applyGraph() error {
+	if c.Graph == "" {
+		return nil
+	}
+	root, ok := strings.CutPrefix(c.Graph, "emulator:")
+	u, err := url.Parse(root)
+	if !ok || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("%s: %q must be emulator:<URL>, e.g. emulator:http://127.0.0.1:7070", EnvName("graph"), c.Graph)
+	}
+	root = strings.TrimRight(root, "/")
+	def := func(p *string, v string) {
+		if *p == "" {
+			*p = v
+		}
+	}
+	def(&c.TenantID, emulator.DefaultTenantID)
+	def(&c.ClientID, emulator.DefaultClientID)
+	def(&c.ClientSecret, emulator.DefaultClientSecret)
+	def(&c.GraphBaseURL, root+"/v1.0")
+	def(&c.TokenURL, root+"/"+c.TenantID+"/oauth2/v2.0/token")
+	def(&c.AuthMetadataURL, root+"/v1/.well-known/OpenIdConfiguration")
+	return nil
+}
+
+// KnownEnv lists every environment variable botd's settings read: each
+// setting's, and the _FILE of each secret.
+func KnownEnv() []string {
+	var out []string
+	for _, s := range Settings() {
+		out = append(out, s.Env)
+	}
+	return out
+}
+
+// UnknownEnv returns a warning for each BOTD_* variable of environ
+// ("NAME=value" entries) that is not in known, naming the closest known
+// name when it is a few edits away.
+func UnknownEnv(environ, known []string) []string {
+	isKnown := map[string]bool{}
+	for _, k := range known {
+		isKnown[k] = true
+	}
+	var out []string
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, EnvPrefix) || isKnown[name] {
+			continue
+		}
+		best, bestD := "", 4
+		for _, k := range known {
+			if d := editDistance(name, k); d < bestD || (d == bestD && best != "" && k < best) {
+				best, bestD = k, d
+			}
+		}
+		if best != "" {
+			out = append(out, fmt.Sprintf("unknown environment variable %s; did you mean %s?", name, best))
+		} else {
+			out = append(out, "unknown environment variable "+name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// editDistance is the Levenshtein distance of a and b, in bytes.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// UsageError is a bad command line: an unknown flag, a bad flag value or
+// a stray argument. main tells it from a runtime error by its exit code.
+type UsageError struct{ Err error }
+
+func (e *UsageError) Error() string { return e.Err.Error() }
+func (e *UsageError) Unwrap() error { return e.Err }
+
+// Parse parses args into fs without printing anything: on -h or -help it
+// returns flag.ErrHelp, on a bad flag or value a *UsageError with one line,
+// the value's error worded as for its environment variable, e.g.
+// -retention: "10" is not a duration (for example 10m, 90s).
+func Parse(fs *flag.FlagSet, args []string) error {
+	var valErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		orig := *f
+		f.Value = &checkedValue{Value: f.Value, set: func(v string, err error) error {
+			valErr = valueError("-"+orig.Name, v, &orig, err)
+			return valErr
+		}}
+	})
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	err := fs.Parse(args)
+	switch {
+	case err == nil || errors.Is(err, flag.ErrHelp):
+		return err
+	case valErr != nil:
+		return &UsageError{Err: valErr}
+	}
+	return &UsageError{Err: err}
+}
+
+// checkedValue is a flag value whose Set failures are worded by set.
+type checkedValue struct {
+	flag.Value
+	set func(v string, err error) error
+}
+
+func (v *checkedValue) Set(s string) error {
+	if err := v.Value.Set(s); err != nil {
+		return v.set(s, err)
+	}
+	return nil
+}
+
+func (v *checkedValue) Get() any {
+	if g, ok := v.Value.(flag.Getter); ok {
+		return g.Get()
+	}
+	return v.Value.String()
+}
+
+func (v *checkedValue) IsBoolFlag() bool {
+	b, ok := v.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
+}
+
+// Usage writes botd's usage: its subcommands, then every setting by area,
+// with its environment variable and default.
+func Usage(w io.Writer) {
+	fs := flag.NewFlagSet("botd", flag.ContinueOnError)
+	var c Config
+	b := &strings.Builder{}
+	b.WriteString(`Usage: botd [flags]
+       botd <subcommand> [flags]
+
+botd is a Microsoft Teams calling bot server. Every flag is also read from
+its BOTD_* environment variable; a flag on the command line wins.
+
+Subcommands:
+  emulator   run the standalone Graph calling emulator, for a botd elsewhere
+             (botd emulator -h)
+  version    print botd's version
+`)
+	area := ""
+	for _, st := range settings() {
+		st.bind(fs, &c)
+		f := fs.Lookup(st.name)
+		if st.area != area {
+			area = st.area
+			fmt.Fprintf(b, "\n%s:\n", area)
+		}
+		writeFlag(b, f, EnvName(st.name), st.secret)
+	}
+	_, _ = io.WriteString(w, b.String())
+}
+
+// UsageFlags writes the flags of fs the way Usage does, each with the
+// environment variable prefix + its name; secrets also name the _FILE.
+func UsageFlags(w io.Writer, fs *flag.FlagSet, prefix string, secrets map[string]bool) {
+	b := &strings.Builder{}
+	fs.VisitAll(func(f *flag.Flag) {
+		writeFlag(b, f, prefix+strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_")), secrets[f.Name])
+	})
+	_, _ = io.WriteString(w, b.String())
+}
+
+func writeFlag(b *strings.Builder, f *flag.Flag, env string, secret bool) {
+	if cv, ok := f.Value.(*checkedValue); ok { // parsed: show the value's own type
+		g := *f
+		g.Value = cv.Value
+		f = &g
+	}
+	kind, usage := flag.UnquoteUsage(f)
+	fmt.Fprintf(b, "  -%s", f.Name)
+	if kind != "" {
+		fmt.Fprintf(b, " %s", kind)
+	}
+	fmt.Fprintf(b, "\n        %s", env)
+	if secret {
+		fmt.Fprintf(b, " or %s_FILE", env)
+	}
+	if f.DefValue != "" {
+		def := f.DefValue
+		if kind == "string" {
+			def = fmt.Sprintf("%q", def)
+		}
+		fmt.Fprintf(b, ", default %s", def)
+	}
+	fmt.Fprintf(b, "\n        %s\n", usage)
 }
 
 // ApplyEnv sets every flag of fs not given on the command line from the
@@ -329,7 +567,7 @@ func (c *Config) Validate() error {
 		case c.Emulator && !IsLoopbackHost(u.Hostname()):
 			bad("public-url", "emulator mode (no BOTD_CLIENT_ID/BOTD_CLIENT_SECRET/BOTD_TENANT_ID) only serves loopback; set credentials to use a public URL")
 		}
-	} else if !c.Emulator {
+	} else if !c.Emulator && c.Graph == "" {
 		bad("public-url", "required when Graph credentials are set: Graph must reach botd's callback")
 	}
 	if !c.Emulator {

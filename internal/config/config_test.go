@@ -1,12 +1,16 @@
 package config
 
 import (
+	"errors"
+	"flag"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/botd/botd/internal/emulator"
 )
 
 func env(m map[string]string) func(string) string {
@@ -206,6 +210,76 @@ func TestTypedValueErrorsNameTheForm(t *testing.T) {
 		_, err := Load(nil, env(with(creds, tc.k, tc.v)), io.Discard)
 		if err == nil || err.Error() != tc.want {
 			t.Errorf("%s=%s: got %v, want %s", tc.k, tc.v, err, tc.want)
+		}
+	}
+}
+
+func TestFlagErrorsAreOneLineWordedAsEnv(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-retention", "10"}, `-retention: "10" is not a duration (for example 10m, 90s)`},
+		{[]string{"-max-calls=many"}, `-max-calls: "many" is not a whole number`},
+		{[]string{"-metrics-open=yes"}, `-metrics-open: "yes" is not true or false`},
+		{[]string{"-nope"}, `flag provided but not defined: -nope`},
+		{[]string{"stray"}, `unexpected arguments: ["stray"]`},
+	} {
+		var out strings.Builder
+		_, err := Load(tc.args, env(nil), &out)
+		var ue *UsageError
+		if !errors.As(err, &ue) || err.Error() != tc.want || out.Len() != 0 {
+			t.Errorf("%q: %T %v (output %q), want UsageError %s", tc.args, err, err, out.String(), tc.want)
+		}
+	}
+	var out strings.Builder
+	if _, err := Load([]string{"-h"}, env(nil), &out); !errors.Is(err, flag.ErrHelp) || !strings.HasPrefix(out.String(), "Usage: botd") {
+		t.Errorf("-h: %v, %q", err, out.String())
+	}
+}
+
+func TestGraphEmulator(t *testing.T) {
+	c, err := Load([]string{"-graph", "emulator:http://127.0.0.1:7070/"}, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Emulator || c.TenantID != emulator.DefaultTenantID || c.ClientID != emulator.DefaultClientID || c.ClientSecret != emulator.DefaultClientSecret ||
+		c.GraphBaseURL != "http://127.0.0.1:7070/v1.0" || c.TokenURL != "http://127.0.0.1:7070/fake-tenant/oauth2/v2.0/token" ||
+		c.AuthMetadataURL != "http://127.0.0.1:7070/v1/.well-known/OpenIdConfiguration" || c.InboundAuth != "on" || c.PublicURL != "" {
+		t.Fatalf("config %+v", c)
+	}
+	// What is set explicitly wins.
+	c, err = Load(nil, env(map[string]string{"BOTD_GRAPH": "emulator:http://127.0.0.1:7070", "BOTD_TENANT_ID": "t-9", "BOTD_CLIENT_ID": "app-9", "BOTD_TOKEN_URL": "http://127.0.0.1:1/token"}), io.Discard)
+	if err != nil || c.TenantID != "t-9" || c.ClientID != "app-9" || c.ClientSecret != emulator.DefaultClientSecret || c.TokenURL != "http://127.0.0.1:1/token" {
+		t.Fatalf("explicit settings: %+v %v", c, err)
+	}
+	for _, bad := range []string{"x", "http://127.0.0.1:7070", "emulator:", "emulator:ftp://h", "emulator:http://h:1/path", "graph:https://graph.microsoft.com"} {
+		_, err := Load(nil, env(map[string]string{"BOTD_GRAPH": bad}), io.Discard)
+		if want := `BOTD_GRAPH: "` + bad + `" must be emulator:<URL>, e.g. emulator:http://127.0.0.1:7070`; err == nil || err.Error() != want {
+			t.Errorf("%q: %v, want %s", bad, err, want)
+		}
+	}
+	if _, err := Load(nil, env(map[string]string{"BOTD_GRAPH": "emulator:http://emu.example.com"}), io.Discard); err == nil || !strings.Contains(err.Error(), "BOTD_GRAPH_BASE_URL: must be an https URL") {
+		t.Errorf("plain http off loopback: %v", err)
+	}
+}
+
+func TestUnknownEnv(t *testing.T) {
+	got := UnknownEnv([]string{"BOTD_LISTNE=:8080", "BOTD_LISTEN=:1", "BOTD_CLIENT_SECRET_FILE=/s", "PATH=/bin", "BOTD_QQQQQQQQQQ=1", "BOTD_RETENTON"}, KnownEnv())
+	want := []string{
+		"unknown environment variable BOTD_LISTNE; did you mean BOTD_LISTEN?",
+		"unknown environment variable BOTD_QQQQQQQQQQ",
+		"unknown environment variable BOTD_RETENTON; did you mean BOTD_RETENTION?",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	for _, tc := range []struct {
+		a, b string
+		d    int
+	}{{"", "", 0}, {"abc", "", 3}, {"kitten", "sitting", 3}, {"BOTD_LISTNE", "BOTD_LISTEN", 2}, {"flaw", "lawn", 2}} {
+		if d := editDistance(tc.a, tc.b); d != tc.d {
+			t.Errorf("editDistance(%q, %q) = %d, want %d", tc.a, tc.b, d, tc.d)
 		}
 	}
 }

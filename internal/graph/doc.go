@@ -1,7 +1,10 @@
 // Package graph is botd's typed client for Microsoft Graph cloud
 // communications: create call, invite participants, answer, reject,
-// redirect, transfer, keepAlive, hang up, and the reads (call,
-// participants, operation).
+// redirect, transfer, keepAlive, hang up, the service-hosted media and
+// participant actions (playPrompt, recordResponse, subscribeToTone,
+// sendDtmfTones, cancelMediaProcessing, mute and unmute, mute or remove a
+// participant, hold music, updateRecordingStatus, changeScreenSharingRole),
+// and the reads (call, participants, operation).
 //
 // It owns talking to Graph over HTTP: the client-credentials token (one
 // cached token source per client), validating request bodies before anything

@@ -19,6 +19,20 @@ const (
 	OpGetCall          = "get_call"
 	OpListParticipants = "list_participants"
 	OpGetOperation     = "get_operation"
+
+	OpPlayPrompt              = "play_prompt"
+	OpRecordResponse          = "record_response"
+	OpSubscribeToTone         = "subscribe_to_tone"
+	OpSendDtmfTones           = "send_dtmf_tones"
+	OpCancelMediaProcessing   = "cancel_media_processing"
+	OpMute                    = "mute"
+	OpUnmute                  = "unmute"
+	OpMuteParticipant         = "mute_participant"
+	OpRemoveParticipant       = "remove_participant"
+	OpStartHoldMusic          = "start_hold_music"
+	OpStopHoldMusic           = "stop_hold_music"
+	OpUpdateRecordingStatus   = "update_recording_status"
+	OpChangeScreenSharingRole = "change_screen_sharing_role"
 )
 
 // Retry reasons: the "reason" label of botd_graph_retries_total.
@@ -48,6 +62,9 @@ type metrics struct {
 var allOps = []string{
 	OpCreateCall, OpInvite, OpAnswer, OpReject, OpRedirect, OpTransfer,
 	OpKeepAlive, OpHangup, OpGetCall, OpListParticipants, OpGetOperation,
+	OpPlayPrompt, OpRecordResponse, OpSubscribeToTone, OpSendDtmfTones, OpCancelMediaProcessing,
+	OpMute, OpUnmute, OpMuteParticipant, OpRemoveParticipant, OpStartHoldMusic, OpStopHoldMusic,
+	OpUpdateRecordingStatus, OpChangeScreenSharingRole,
 }
 
 var allRetryReasons = []string{

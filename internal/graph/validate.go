@@ -1,9 +1,11 @@
 package graph
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"unicode/utf16"
 
@@ -32,6 +34,18 @@ const (
 	// is not botd's own, so botd would not hear of the call.
 	RuleCallbackOwn = "callbackUri.own"
 
+	// Media and participant actions (media.go).
+	RulePromptsMax           = "prompts.maxCount"
+	RulePromptURI            = "prompt.uri"
+	RuleRecordInitialSilence = "record.initialSilenceTimeout"
+	RuleRecordMaxSilence     = "record.maxSilenceTimeout"
+	RuleRecordMaxDuration    = "record.maxRecordDuration"
+	RuleToneValue            = "tone.value"
+	RuleDtmfMaxTones         = "dtmf.maxTones"
+	RuleDtmfDelay            = "dtmf.delayBetweenTones"
+	RuleRecordingStatus      = "recordingStatus.value"
+	RuleScreenSharingRole    = "screenSharingRole.value"
+
 	// WarnReplacesCallIDFirstOnly is not an error: Graph reads only the
 	// first participant of an invite that replaces a call. The request is
 	// sent as written and a warning is logged.
@@ -45,6 +59,8 @@ var allRules = []string{
 	RuleInviteParticipantID, RuleGroupCallMaxTargets, RuleCallbackHTTPS, RuleModality, RuleMediaConfigType,
 	RuleMeetingInfoType, RuleRejectReason, RuleRedirectMaxTargets, RuleRedirectTimeout, RuleParticipantCapacity,
 	RuleCallbackOwn,
+	RulePromptsMax, RulePromptURI, RuleRecordInitialSilence, RuleRecordMaxSilence, RuleRecordMaxDuration,
+	RuleToneValue, RuleDtmfMaxTones, RuleDtmfDelay, RuleRecordingStatus, RuleScreenSharingRole,
 }
 
 // Limits from Graph's documentation.
@@ -123,12 +139,17 @@ func checkE164(field, number string) *ValidationError {
 // for loopback hosts (localhost, 127.0.0.0/8, ::1) so a bot can be run
 // locally behind a tunnel or against the fake Graph.
 func checkCallbackURI(field, raw string) *ValidationError {
+	return checkHTTPSURL(RuleCallbackHTTPS, field, raw)
+}
+
+// checkHTTPSURL is checkCallbackURI's test under the given rule.
+func checkHTTPSURL(rule, field, raw string) *ValidationError {
 	if raw == "" {
 		return required(field)
 	}
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" || u.Opaque != "" {
-		return verr(RuleCallbackHTTPS, field, "must be an absolute https URL")
+		return verr(rule, field, "must be an absolute https URL")
 	}
 	switch strings.ToLower(u.Scheme) {
 	case "https":
@@ -137,9 +158,9 @@ func checkCallbackURI(field, raw string) *ValidationError {
 		if isLoopbackHost(u.Hostname()) {
 			return nil
 		}
-		return verr(RuleCallbackHTTPS, field, "must be https (http only for loopback hosts)")
+		return verr(rule, field, "must be https (http only for loopback hosts)")
 	}
-	return verr(RuleCallbackHTTPS, field, "must be an absolute https URL")
+	return verr(rule, field, "must be an absolute https URL")
 }
 
 // checkClientContext enforces Graph's 256-character limit.
@@ -442,6 +463,340 @@ func ValidateTransfer(req *TransferRequest) error {
 	}
 	if e := checkClientContext("clientContext", req.ClientContext); e != nil {
 		return e
+	}
+	return nil
+}
+
+// Limits of the media and participant actions, from Graph's v1.0 pages
+// (learn.microsoft.com/graph/api/call-playprompt, call-record,
+// call-senddtmftones) unless marked defensive.
+const (
+	MaxPlayPrompts   = 20  // playPrompt: "The maximum supported MediaPrompt collection size is 20."
+	MaxRecordPrompts = 1   // recordResponse: "The maximum supported mediaPrompt collection size is 1."
+	MinRecordSeconds = 1   // recordResponse initialSilenceTimeoutInSeconds, maxSilenceTimeoutInSeconds and
+	MaxRecordSeconds = 120 // maxRecordDurationInSeconds: Min = 1, Max = 120 (default 5 each)
+	// MaxDtmfTones and MaxDtmfDelayMs are defensive: Graph documents no
+	// bound on sendDtmfTones' tones or delayBetweenTonesMs. A longer string
+	// than 100 keys or a pause over 10 s between them is a bug, not a dial
+	// plan.
+	MaxDtmfTones   = 100
+	MaxDtmfDelayMs = 10000
+)
+
+// PlayPromptRequest is the body of POST /communications/calls/{id}/playPrompt.
+type PlayPromptRequest struct {
+	Prompts       []model.MediaPrompt `json:"prompts"`
+	ClientContext string              `json:"clientContext,omitempty"`
+}
+
+// RecordResponseRequest is the body of POST
+// /communications/calls/{id}/recordResponse. Nil pointers are left out, so
+// Graph applies its defaults (bargeInAllowed false, each timeout 5 s,
+// playBeep true).
+//
+// StopTones are model tones; on the wire they are the keypad characters
+// Graph's page shows ("stopTones": ["#", "1", "*"]), and decoding accepts
+// either form.
+type RecordResponseRequest struct {
+	Prompts                        []model.MediaPrompt `json:"prompts,omitempty"`
+	BargeInAllowed                 *bool               `json:"bargeInAllowed,omitempty"`
+	InitialSilenceTimeoutInSeconds *int32              `json:"initialSilenceTimeoutInSeconds,omitempty"`
+	MaxSilenceTimeoutInSeconds     *int32              `json:"maxSilenceTimeoutInSeconds,omitempty"`
+	MaxRecordDurationInSeconds     *int32              `json:"maxRecordDurationInSeconds,omitempty"`
+	PlayBeep                       *bool               `json:"playBeep,omitempty"`
+	StopTones                      []model.Tone        `json:"stopTones,omitempty"`
+	ClientContext                  string              `json:"clientContext,omitempty"`
+}
+
+// recordResponsePlain has RecordResponseRequest's fields without its
+// methods.
+type recordResponsePlain RecordResponseRequest
+
+// MarshalJSON writes stopTones as keypad characters (Tone.Key); a value
+// that is not a tone is written as it is.
+func (r RecordResponseRequest) MarshalJSON() ([]byte, error) {
+	w := struct {
+		recordResponsePlain
+		StopTones []string `json:"stopTones,omitempty"`
+	}{recordResponsePlain: recordResponsePlain(r)}
+	for _, t := range r.StopTones {
+		k := t.Key()
+		if k == "" {
+			k = string(t)
+		}
+		w.StopTones = append(w.StopTones, k)
+	}
+	return json.Marshal(w)
+}
+
+// UnmarshalJSON reads stopTones as keypad characters ("#", "1") or tone
+// names ("pound", "tone1"); anything else is kept for validation to refuse.
+func (r *RecordResponseRequest) UnmarshalJSON(b []byte) error {
+	var w struct {
+		recordResponsePlain
+		StopTones []string `json:"stopTones"`
+	}
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	*r = RecordResponseRequest(w.recordResponsePlain)
+	r.StopTones = nil
+	if w.StopTones != nil {
+		r.StopTones = make([]model.Tone, len(w.StopTones))
+		for i, s := range w.StopTones {
+			r.StopTones[i] = model.Tone(s)
+			if len(s) == 1 {
+				if t, ok := model.ToneForKey(s[0]); ok {
+					r.StopTones[i] = t
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// SubscribeToToneRequest is the body of POST
+// /communications/calls/{id}/subscribeToTone.
+type SubscribeToToneRequest struct {
+	ClientContext string `json:"clientContext,omitempty"`
+}
+
+// SendDtmfTonesRequest is the body of POST
+// /communications/calls/{id}/sendDtmfTones. Tones go by name ("tone1",
+// "pound"), as Graph's page shows.
+type SendDtmfTonesRequest struct {
+	Tones               []model.Tone `json:"tones"`
+	DelayBetweenTonesMs *int32       `json:"delayBetweenTonesMs,omitempty"`
+	ClientContext       string       `json:"clientContext,omitempty"`
+}
+
+// CancelMediaProcessingRequest is the body of POST
+// /communications/calls/{id}/cancelMediaProcessing.
+type CancelMediaProcessingRequest struct {
+	ClientContext string `json:"clientContext,omitempty"`
+}
+
+// MuteRequest is the body of POST /communications/calls/{id}/mute and
+// /unmute (the bot itself) and of .../participants/{id}/mute.
+type MuteRequest struct {
+	ClientContext string `json:"clientContext,omitempty"`
+}
+
+// StartHoldMusicRequest is the body of POST
+// /communications/calls/{id}/participants/{id}/startHoldMusic. Without
+// CustomPrompt Graph plays its own music.
+type StartHoldMusicRequest struct {
+	CustomPrompt  *model.MediaPrompt `json:"customPrompt,omitempty"`
+	ClientContext string             `json:"clientContext,omitempty"`
+}
+
+// StopHoldMusicRequest is the body of POST
+// /communications/calls/{id}/participants/{id}/stopHoldMusic.
+type StopHoldMusicRequest struct {
+	ClientContext string `json:"clientContext,omitempty"`
+}
+
+// UpdateRecordingStatusRequest is the body of POST
+// /communications/calls/{id}/updateRecordingStatus.
+type UpdateRecordingStatusRequest struct {
+	Status        model.RecordingStatus `json:"status"`
+	ClientContext string                `json:"clientContext,omitempty"`
+}
+
+// ChangeScreenSharingRoleRequest is the body of POST
+// /communications/calls/{id}/changeScreenSharingRole.
+type ChangeScreenSharingRoleRequest struct {
+	Role model.ScreenSharingRole `json:"role"`
+}
+
+// checkPrompt requires mediaInfo with an absolute https uri (http for
+// loopback hosts). resourceId is optional: Graph's mediaInfo page calls it
+// "Optional", a cache key, and its startHoldMusic example has none.
+func checkPrompt(field string, p *model.MediaPrompt) *ValidationError {
+	if p == nil {
+		return required(field)
+	}
+	if p.MediaInfo == nil {
+		return required(field + ".mediaInfo")
+	}
+	return checkHTTPSURL(RulePromptURI, field+".mediaInfo.uri", p.MediaInfo.URI)
+}
+
+func checkPrompts(field string, ps []model.MediaPrompt, max int) *ValidationError {
+	if n := len(ps); n > max {
+		return verr(RulePromptsMax, field, "at most %d prompts, got %d", max, n)
+	}
+	for i := range ps {
+		if e := checkPrompt(fmt.Sprintf("%s[%d]", field, i), &ps[i]); e != nil {
+			return e
+		}
+	}
+	return nil
+}
+
+func checkTones(field string, ts []model.Tone) *ValidationError {
+	for i, t := range ts {
+		if !slices.Contains(model.Tones, t) {
+			return verr(RuleToneValue, fmt.Sprintf("%s[%d]", field, i), "unknown tone %q (want one of %s)", truncate(string(t), 40), oneOf(model.Tones))
+		}
+	}
+	return nil
+}
+
+func checkSeconds(rule, field string, v *int32) *ValidationError {
+	if v != nil && (*v < MinRecordSeconds || *v > MaxRecordSeconds) {
+		return verr(rule, field, "must be %d to %d seconds, got %d", MinRecordSeconds, MaxRecordSeconds, *v)
+	}
+	return nil
+}
+
+// oneOf lists an enumeration model owns, for error messages.
+func oneOf[T ~string](vs []T) string {
+	s := make([]string, len(vs))
+	for i, v := range vs {
+		s[i] = string(v)
+	}
+	return strings.Join(s, ", ")
+}
+
+// validated returns e as an error, nil when e is nil (not a typed nil).
+func validated(e *ValidationError) error {
+	if e != nil {
+		return e
+	}
+	return nil
+}
+
+// ValidatePlayPrompt checks a playPrompt body: 1 to 20 prompts, each with
+// mediaInfo and an https uri; clientContext at most 256 characters.
+func ValidatePlayPrompt(req *PlayPromptRequest) error {
+	if req == nil || len(req.Prompts) == 0 {
+		return required("prompts")
+	}
+	if e := checkPrompts("prompts", req.Prompts, MaxPlayPrompts); e != nil {
+		return e
+	}
+	return validated(checkClientContext("clientContext", req.ClientContext))
+}
+
+// ValidateRecordResponse checks a recordResponse body: at most one prompt
+// (mediaInfo with an https uri), each timeout 1 to 120 seconds when set,
+// stopTones that are tones, clientContext at most 256 characters.
+func ValidateRecordResponse(req *RecordResponseRequest) error {
+	return validated(validateRecordResponse(req))
+}
+
+func validateRecordResponse(req *RecordResponseRequest) *ValidationError {
+	if req == nil {
+		return required("recordResponse")
+	}
+	if e := checkPrompts("prompts", req.Prompts, MaxRecordPrompts); e != nil {
+		return e
+	}
+	if e := checkSeconds(RuleRecordInitialSilence, "initialSilenceTimeoutInSeconds", req.InitialSilenceTimeoutInSeconds); e != nil {
+		return e
+	}
+	if e := checkSeconds(RuleRecordMaxSilence, "maxSilenceTimeoutInSeconds", req.MaxSilenceTimeoutInSeconds); e != nil {
+		return e
+	}
+	if e := checkSeconds(RuleRecordMaxDuration, "maxRecordDurationInSeconds", req.MaxRecordDurationInSeconds); e != nil {
+		return e
+	}
+	if e := checkTones("stopTones", req.StopTones); e != nil {
+		return e
+	}
+	return checkClientContext("clientContext", req.ClientContext)
+}
+
+// ValidateSubscribeToTone checks a subscribeToTone body (clientContext
+// length); a nil body is an empty one.
+func ValidateSubscribeToTone(req *SubscribeToToneRequest) error {
+	if req == nil {
+		return nil
+	}
+	return validated(checkClientContext("clientContext", req.ClientContext))
+}
+
+// ValidateSendDtmfTones checks a sendDtmfTones body: 1 to 100 tones, each a
+// tone; delayBetweenTonesMs 0 to 10000 when set; clientContext length.
+func ValidateSendDtmfTones(req *SendDtmfTonesRequest) error {
+	if req == nil || len(req.Tones) == 0 {
+		return required("tones")
+	}
+	if n := len(req.Tones); n > MaxDtmfTones {
+		return verr(RuleDtmfMaxTones, "tones", "at most %d tones, got %d", MaxDtmfTones, n)
+	}
+	if e := checkTones("tones", req.Tones); e != nil {
+		return e
+	}
+	if d := req.DelayBetweenTonesMs; d != nil && (*d < 0 || *d > MaxDtmfDelayMs) {
+		return verr(RuleDtmfDelay, "delayBetweenTonesMs", "must be 0 to %d ms, got %d", MaxDtmfDelayMs, *d)
+	}
+	return validated(checkClientContext("clientContext", req.ClientContext))
+}
+
+// ValidateCancelMediaProcessing checks a cancelMediaProcessing body
+// (clientContext length); a nil body is an empty one.
+func ValidateCancelMediaProcessing(req *CancelMediaProcessingRequest) error {
+	if req == nil {
+		return nil
+	}
+	return validated(checkClientContext("clientContext", req.ClientContext))
+}
+
+// ValidateMute checks a mute or unmute body (clientContext length); a nil
+// body is an empty one.
+func ValidateMute(req *MuteRequest) error {
+	if req == nil {
+		return nil
+	}
+	return validated(checkClientContext("clientContext", req.ClientContext))
+}
+
+// ValidateStartHoldMusic checks a startHoldMusic body: customPrompt, when
+// set, has mediaInfo with an https uri; clientContext length. A nil body is
+// an empty one.
+func ValidateStartHoldMusic(req *StartHoldMusicRequest) error {
+	if req == nil {
+		return nil
+	}
+	if req.CustomPrompt != nil {
+		if e := checkPrompt("customPrompt", req.CustomPrompt); e != nil {
+			return e
+		}
+	}
+	return validated(checkClientContext("clientContext", req.ClientContext))
+}
+
+// ValidateStopHoldMusic checks a stopHoldMusic body (clientContext length);
+// a nil body is an empty one.
+func ValidateStopHoldMusic(req *StopHoldMusicRequest) error {
+	if req == nil {
+		return nil
+	}
+	return validated(checkClientContext("clientContext", req.ClientContext))
+}
+
+// ValidateUpdateRecordingStatus checks an updateRecordingStatus body: status
+// is notRecording, recording or failed; clientContext length.
+func ValidateUpdateRecordingStatus(req *UpdateRecordingStatusRequest) error {
+	if req == nil || req.Status == "" {
+		return required("status")
+	}
+	if !slices.Contains(model.RecordingStatuses, req.Status) {
+		return verr(RuleRecordingStatus, "status", "must be one of %s, got %q", oneOf(model.RecordingStatuses), truncate(string(req.Status), 40))
+	}
+	return validated(checkClientContext("clientContext", req.ClientContext))
+}
+
+// ValidateChangeScreenSharingRole checks a changeScreenSharingRole body:
+// role is viewer or sharer.
+func ValidateChangeScreenSharingRole(req *ChangeScreenSharingRoleRequest) error {
+	if req == nil || req.Role == "" {
+		return required("role")
+	}
+	if !slices.Contains(model.ScreenSharingRoles, req.Role) {
+		return verr(RuleScreenSharingRole, "role", "must be one of %s, got %q", oneOf(model.ScreenSharingRoles), truncate(string(req.Role), 40))
 	}
 	return nil
 }

@@ -12,7 +12,6 @@ import (
 	"strings"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/google/uuid"
 
 	"github.com/botd/botd/internal/callstate"
 	"github.com/botd/botd/internal/graph"
@@ -41,6 +40,20 @@ type Graph interface {
 	Transfer(ctx context.Context, callID string, req *graph.TransferRequest) (graph.Meta, error)
 	KeepAlive(ctx context.Context, callID string) (graph.Meta, error)
 	Hangup(ctx context.Context, callID string) (graph.Meta, error)
+
+	PlayPrompt(ctx context.Context, callID string, req *graph.PlayPromptRequest) (*model.Operation, graph.Meta, error)
+	RecordResponse(ctx context.Context, callID string, req *graph.RecordResponseRequest) (*model.Operation, graph.Meta, error)
+	SubscribeToTone(ctx context.Context, callID string, req *graph.SubscribeToToneRequest) (*model.Operation, graph.Meta, error)
+	SendDtmfTones(ctx context.Context, callID string, req *graph.SendDtmfTonesRequest) (*model.Operation, graph.Meta, error)
+	CancelMediaProcessing(ctx context.Context, callID string, req *graph.CancelMediaProcessingRequest) (*model.Operation, graph.Meta, error)
+	Mute(ctx context.Context, callID string, req *graph.MuteRequest) (*model.Operation, graph.Meta, error)
+	Unmute(ctx context.Context, callID string, req *graph.MuteRequest) (*model.Operation, graph.Meta, error)
+	UpdateRecordingStatus(ctx context.Context, callID string, req *graph.UpdateRecordingStatusRequest) (*model.Operation, graph.Meta, error)
+	ChangeScreenSharingRole(ctx context.Context, callID string, req *graph.ChangeScreenSharingRoleRequest) (graph.Meta, error)
+	MuteParticipant(ctx context.Context, callID, participantID string, req *graph.MuteRequest) (*model.Operation, graph.Meta, error)
+	StartHoldMusic(ctx context.Context, callID, participantID string, req *graph.StartHoldMusicRequest) (*model.Operation, graph.Meta, error)
+	StopHoldMusic(ctx context.Context, callID, participantID string, req *graph.StopHoldMusicRequest) (*model.Operation, graph.Meta, error)
+	RemoveParticipant(ctx context.Context, callID, participantID string) (graph.Meta, error)
 	// CountRefusal counts a request the admin API refused by a validation
 	// rule under op, in the Graph client's validation metric.
 	CountRefusal(op string, err error)
@@ -174,63 +187,6 @@ func handleCreateCall(d Deps) http.Handler {
 		v, _ := d.Store.Call(created.ID)
 		w.Header().Set("Location", "/v1/calls/"+created.ID)
 		writeJSON(w, http.StatusCreated, v)
-	})
-}
-
-// handleInvite invites participants into a tracked call. The operation is
-// recorded before the request is sent, so Graph's notification completes it
-// even when it races the response; it answers 202 with the operation.
-func handleInvite(d Deps) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		callID := chi.URLParam(r, "callID")
-		fieldsFrom(r.Context()).callID = callID
-		if !liveCall(d, w, r) {
-			return
-		}
-		var req graph.InviteRequest
-		if err := decodeBody(r, &req, true); err != nil {
-			writeProblem(w, r, err)
-			return
-		}
-		if req.ClientContext == "" {
-			req.ClientContext = uuid.NewString()
-		}
-		if err := graph.ValidateInvite(&req); err != nil {
-			d.refuse(w, r, graph.OpInvite, err)
-			return
-		}
-		log := d.Log.With().Str("component", "admin").Str("call_id", callID).Str("client_context", req.ClientContext).Logger()
-		if err := d.Store.TrackOperation(callID, callstate.OperationRecord{
-			Type: "invite", ClientContext: req.ClientContext, Participants: req.Participants,
-		}); err != nil {
-			writeProblem(w, r, err)
-			return
-		}
-		op, meta, err := d.Graph.Invite(r.Context(), callID, &req)
-		log = log.With().Str("client_request_id", meta.ClientRequestID).Logger()
-		switch {
-		case err == nil:
-		case errors.Is(err, graph.ErrOutcomeUnknown):
-			log.Warn().Err(err).Msg("invite outcome unknown; waiting for its notification")
-			writeProblem(w, r, err)
-			return
-		default:
-			var ri *model.ResultInfo
-			var ae *graph.APIError
-			if errors.As(err, &ae) {
-				ri = &model.ResultInfo{Code: int32(ae.StatusCode), Message: ae.Code}
-			}
-			d.Store.FailOperation(callID, req.ClientContext, ri, err.Error())
-			log.Warn().Err(err).Msg("invite failed")
-			writeProblem(w, r, err)
-			return
-		}
-		d.Store.OperationSent(callID, req.ClientContext, op)
-		log.Info().Str("op_id", op.ID).Msg("invite sent")
-		if op.ClientContext == "" {
-			op.ClientContext = req.ClientContext
-		}
-		writeJSON(w, http.StatusAccepted, op)
 	})
 }
 

@@ -107,7 +107,7 @@ func Admin(d Deps) http.Handler {
 				r.Use(validCallID)
 				r.Get("/", handleGetCall(d).ServeHTTP)
 				r.Delete("/", handleHangup(d).ServeHTTP)
-				r.Post("/participants/invite", handleInvite(d).ServeHTTP)
+				operationRoutes(r, d)
 				r.Get("/participants", handleListParticipants(d).ServeHTTP)
 				r.Post("/answer", handleAnswer(d).ServeHTTP)
 				r.Post("/reject", handleReject(d).ServeHTTP)

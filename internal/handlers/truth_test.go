@@ -20,6 +20,25 @@ var callRoutes = []struct {
 	{http.MethodPost, "/reject", `{"reason":"busy"}`},
 	{http.MethodPost, "/redirect", `{"targets":[{"identity":{"phone":{"id":"+12345678901"}}}]}`},
 	{http.MethodPost, "/transfer", `{"transferTarget":{"identity":{"user":{"id":"u1"}}}}`},
+	{http.MethodPost, "/playPrompt", `{"prompts":[{"@odata.type":"#microsoft.graph.mediaPrompt","mediaInfo":{"uri":"https://cdn.contoso.com/beep.wav","resourceId":"r1"}}]}`},
+	{http.MethodPost, "/recordResponse", `{"prompts":[{"mediaInfo":{"uri":"https://cdn.contoso.com/beep.wav"}}],"maxRecordDurationInSeconds":10}`},
+	{http.MethodPost, "/subscribeToTone", ""},
+	{http.MethodPost, "/sendDtmfTones", `{"tones":["tone1","pound"]}`},
+	{http.MethodPost, "/cancelMediaProcessing", ""},
+	{http.MethodPost, "/mute", ""},
+	{http.MethodPost, "/unmute", `{}`},
+	{http.MethodPost, "/updateRecordingStatus", `{"status":"recording"}`},
+	{http.MethodPost, "/changeScreenSharingRole", `{"role":"viewer"}`},
+}
+
+// participantRoutes are the admin routes that name a participant of a call.
+var participantRoutes = []struct {
+	method, path, body string
+}{
+	{http.MethodPost, "/participants/p1/mute", ""},
+	{http.MethodPost, "/participants/p1/startHoldMusic", ""},
+	{http.MethodPost, "/participants/p1/stopHoldMusic", `{"clientContext":"cc"}`},
+	{http.MethodDelete, "/participants/p1", ""},
 }
 
 func (r *rig) track(id string, state model.CallState) {
@@ -39,6 +58,7 @@ func bodyOf(s string) []byte {
 func TestUnknownCallIs404(t *testing.T) {
 	r := newRig(t, rigOptions{automation: automation0()})
 	routes := append([]struct{ method, path, body string }{{http.MethodGet, "", ""}, {http.MethodGet, "/participants", ""}}, callRoutes...)
+	routes = append(routes, participantRoutes...)
 	for _, rt := range routes {
 		t.Run(rt.method+rt.path, func(t *testing.T) {
 			before := len(r.emu.GraphRequests())
@@ -65,7 +85,7 @@ func TestTerminatedCallIs409(t *testing.T) {
 	id := r.emu.PutCall(model.Call{State: model.StateEstablished, CallbackURI: r.deps.CallbackURL})
 	r.track(id, model.StateEstablished)
 	r.track(id, model.StateTerminated)
-	for _, rt := range callRoutes {
+	for _, rt := range append(callRoutes[:len(callRoutes):len(callRoutes)], participantRoutes...) {
 		t.Run(rt.method+rt.path, func(t *testing.T) {
 			before := len(r.emu.GraphRequests())
 			rp := r.adminDo(rt.method, "/v1/calls/"+id+rt.path, bodyOf(rt.body))
@@ -105,6 +125,33 @@ func TestGraphNotFoundIs404(t *testing.T) {
 			}
 			if len(r.emu.GraphRequests()) == 0 {
 				t.Error("Graph was not asked")
+			}
+		})
+	}
+}
+
+// TestUnknownParticipantIs404: a participant route naming someone not in
+// the call's roster answers 404 and sends nothing; one in the roster is
+// sent to Graph.
+func TestUnknownParticipantIs404(t *testing.T) {
+	r := newRig(t, rigOptions{automation: automation0()})
+	id := r.emu.PutCall(model.Call{State: model.StateEstablished, CallbackURI: r.deps.CallbackURL})
+	r.track(id, model.StateEstablished)
+	for _, rt := range participantRoutes {
+		t.Run(rt.method+rt.path, func(t *testing.T) {
+			before := len(r.emu.GraphRequests())
+			rp := r.adminDo(rt.method, "/v1/calls/"+id+rt.path, bodyOf(rt.body))
+			if rp.status != http.StatusNotFound {
+				t.Fatalf("status %d, want 404: %s", rp.status, rp.body)
+			}
+			if p := rp.problem(t); p.Code != CodeNotFound || p.Detail != `participant "p1" is not in call "`+id+`"` {
+				t.Errorf("problem = %+v", p)
+			}
+			if n := len(r.emu.GraphRequests()); n != before {
+				t.Errorf("Graph got %d requests", n-before)
+			}
+			if v := r.view(id); len(v.Operations) != 0 {
+				t.Errorf("%d operations recorded", len(v.Operations))
 			}
 		})
 	}

@@ -116,18 +116,27 @@ func (s *Server) notifyMediaOpLocked(cs *callState, op model.Operation) {
 	s.sendLocked(cs, itemLocked(cs, model.ChangeDeleted, "/operations/"+op.ID, d))
 }
 
-// completeOpLocked marks op completed, stores it and posts its end.
-// Callers hold s.mu.
-func (s *Server) completeOpLocked(cs *callState, op model.Operation) {
+// completeOpLocked marks op completed, stores it and posts its end. An
+// injected FaultOperation makes it fail instead (status failed, resultInfo
+// 500/9999, no completion reason or recording); it then reports false,
+// and the action has no effect. Callers hold s.mu.
+func (s *Server) completeOpLocked(cs *callState, op model.Operation) bool {
 	op.Status = model.OpCompleted
 	if op.ResultInfo == nil {
 		r := resultInfo(resultActionCompleted)
 		op.ResultInfo = &r
 	}
+	ok := true
+	if !cs.ended && s.injectLocked(FaultOperation, cs.faultRNG) {
+		r := resultInfo(resultOperationFault)
+		op.Status, op.ResultInfo, ok = model.OpFailed, &r, false
+		op.CompletionReason, op.RecordingLocation, op.RecordingAccessToken = "", "", ""
+	}
 	s.updateOpLocked(cs, op)
 	if !cs.ended {
 		s.notifyMediaOpLocked(cs, op)
 	}
+	return ok && !cs.ended
 }
 
 // opBody is the part every media request body shares.
@@ -291,8 +300,9 @@ func (s *Server) handleSubscribeToTone(w http.ResponseWriter, r *http.Request) {
 		func(cs *callState, op model.Operation) string {
 			s.storeOpLocked(cs, op)
 			s.afterLocked(s.step(), func() {
-				cs.toneSubscribed = true
-				s.completeOpLocked(cs, op)
+				if s.completeOpLocked(cs, op) {
+					cs.toneSubscribed = true
+				}
 			})
 			return ""
 		})
@@ -378,12 +388,18 @@ func (s *Server) finishMediaLocked(cs *callState, run *mediaRun, reason string) 
 		r = resultInfo(resultActionCanceled)
 	}
 	op.ResultInfo = &r
+	var rec *recording
 	if run.kind == mediaRecord && !canceled {
-		rec := s.newRecordingLocked()
+		rec = s.newRecordingLocked()
 		op.RecordingLocation = s.url + "/emulator/recordings/" + rec.id
 		op.RecordingAccessToken = rec.token
 	}
-	s.completeOpLocked(cs, op)
+	if !s.completeOpLocked(cs, op) {
+		if rec != nil {
+			delete(s.recordings, rec.id)
+		}
+		return
+	}
 	if run.kind == mediaPlay && reason == model.CompletedSuccessfully {
 		s.pressScriptedTonesLocked(cs)
 	}
@@ -526,8 +542,9 @@ func (s *Server) muteSelf(w http.ResponseWriter, r *http.Request, muted bool) {
 		func(cs *callState, op model.Operation) string {
 			s.storeOpLocked(cs, op)
 			s.afterLocked(s.step(), func() {
-				s.completeOpLocked(cs, op)
-				s.setMutedLocked(cs, cs.call.MyParticipantID, muted)
+				if s.completeOpLocked(cs, op) {
+					s.setMutedLocked(cs, cs.call.MyParticipantID, muted)
+				}
 			})
 			return ""
 		})
@@ -543,8 +560,9 @@ func (s *Server) handleMuteParticipant(w http.ResponseWriter, r *http.Request) {
 			}
 			s.storeOpLocked(cs, op)
 			s.afterLocked(s.step(), func() {
-				s.completeOpLocked(cs, op)
-				s.setMutedLocked(cs, pid, true)
+				if s.completeOpLocked(cs, op) {
+					s.setMutedLocked(cs, pid, true)
+				}
 			})
 			return ""
 		})
@@ -598,8 +616,11 @@ func (s *Server) handleStartHoldMusic(w http.ResponseWriter, r *http.Request) {
 		cs.held = pid
 		s.storeOpLocked(cs, op)
 		s.afterLocked(s.step(), func() {
-			s.completeOpLocked(cs, op)
-			s.setHoldLocked(cs, pid, true)
+			if s.completeOpLocked(cs, op) {
+				s.setHoldLocked(cs, pid, true)
+			} else if cs.held == pid {
+				cs.held = ""
+			}
 		})
 		return ""
 	})
@@ -619,8 +640,11 @@ func (s *Server) handleStopHoldMusic(w http.ResponseWriter, r *http.Request) {
 			cs.held = ""
 			s.storeOpLocked(cs, op)
 			s.afterLocked(s.step(), func() {
-				s.completeOpLocked(cs, op)
-				s.setHoldLocked(cs, pid, false)
+				if s.completeOpLocked(cs, op) {
+					s.setHoldLocked(cs, pid, false)
+				} else if cs.held == "" && participantIndexLocked(cs, pid) >= 0 {
+					cs.held = pid // still on hold
+				}
 			})
 			return ""
 		})
@@ -645,8 +669,9 @@ func (s *Server) handleUpdateRecordingStatus(w http.ResponseWriter, r *http.Requ
 		s.storeOpLocked(cs, op)
 		st := body.Status
 		s.afterLocked(s.step(), func() {
-			cs.recordingStatus = st
-			s.completeOpLocked(cs, op)
+			if s.completeOpLocked(cs, op) {
+				cs.recordingStatus = st
+			}
 		})
 		return ""
 	})

@@ -496,3 +496,24 @@ func TestOperationsPerCallBounded(t *testing.T) {
 		t.Errorf("the oldest kept is not readable")
 	}
 }
+
+// An injected FaultOperation fails a media operation, which then has no
+// effect.
+func TestMediaOperationFault(t *testing.T) {
+	e := newEmu(t, Options{})
+	c, _ := e.johnCall()
+	e.s.SetFaultRule(FaultOperation, FaultRule{Next: 2})
+	op := e.action(c.ID, "/playPrompt", onePrompt, http.StatusOK, model.ODataPlayPromptOp)
+	_, d := e.opEnd(c.ID, op.ID)
+	ri, _ := d["resultInfo"].(map[string]any)
+	if d["status"] != "failed" || d["completionReason"] != nil || ri["code"] != float64(500) {
+		t.Errorf("operation %v, want failed 500", d)
+	}
+	op = e.action(c.ID, "/subscribeToTone", `{"clientContext":"ctx-1"}`, http.StatusOK, model.ODataSubscribeToToneOp)
+	if _, d := e.opEnd(c.ID, op.ID); d["status"] != "failed" {
+		t.Errorf("subscribeToTone %v, want failed", d)
+	}
+	if v := e.emuCalls()[0]; v.ToneSubscribed {
+		t.Errorf("a failed subscribeToTone subscribed")
+	}
+}

@@ -2,13 +2,19 @@
 // service for tests and local runs. It answers the client-credentials token
 // endpoint and the calls API (create call, invite, answer, reject,
 // redirect, transfer, keepAlive, delete, get call, list participants, get
-// operation) with Graph's response shapes, status codes, Location headers
+// operation, and the media and participant actions: playPrompt,
+// recordResponse, subscribeToTone, sendDtmfTones, cancelMediaProcessing,
+// mute, unmute, updateRecordingStatus, changeScreenSharingRole, participant
+// mute, remove, startHoldMusic and stopHoldMusic) with Graph's response shapes, status codes, Location headers
 // and error bodies, and then behaves like Graph afterwards: it posts signed
 // commsNotifications to each call's callbackUri in the sequences Graph
 // sends (establishing, established, roster, operation results,
 // terminating, terminated), simulates the people being called (who answer,
 // decline or never pick up), rings the bot with incoming calls on request
-// (POST /emulator/incoming), ends calls that miss their keepAlive, and
+// (POST /emulator/incoming), presses keys for people scripted over HTTP
+// (PUT /emulator/people/{key}), serves recorded responses, lists what it
+// received and holds (/emulator/requests, /emulator/calls), ends calls that
+// miss their keepAlive, and
 // serves the OpenID configuration and JWKS a bot needs to verify the
 // callbacks' JWTs.
 //

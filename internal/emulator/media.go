@@ -296,7 +296,7 @@ func (s *Server) handleRecordResponse(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleSubscribeToTone(w http.ResponseWriter, r *http.Request) {
 	var body opBody
-	s.opAction(w, r, http.StatusOK, model.ODataSubscribeToToneOp, &body, func() string { return body.ClientContext }, body.problemFn(&body),
+	s.opAction(w, r, http.StatusOK, model.ODataSubscribeToToneOp, &body, func() string { return body.ClientContext }, ctxCheck(&body),
 		func(cs *callState, op model.Operation) string {
 			s.storeOpLocked(cs, op)
 			s.afterLocked(s.step(), func() {
@@ -308,8 +308,8 @@ func (s *Server) handleSubscribeToTone(w http.ResponseWriter, r *http.Request) {
 		})
 }
 
-// problemFn defers opBody.problem until the body is decoded.
-func (opBody) problemFn(b *opBody) func() string { return func() string { return b.problem() } }
+// ctxCheck checks a decoded opBody, for opAction.
+func ctxCheck(b *opBody) func() string { return func() string { return b.problem() } }
 
 func (s *Server) handleSendDtmfTones(w http.ResponseWriter, r *http.Request) {
 	var body struct {
@@ -348,7 +348,7 @@ func (s *Server) handleSendDtmfTones(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleCancelMediaProcessing(w http.ResponseWriter, r *http.Request) {
 	var body opBody
-	s.opAction(w, r, http.StatusOK, model.ODataCancelMediaProcessingOp, &body, func() string { return body.ClientContext }, body.problemFn(&body),
+	s.opAction(w, r, http.StatusOK, model.ODataCancelMediaProcessingOp, &body, func() string { return body.ClientContext }, ctxCheck(&body),
 		func(cs *callState, op model.Operation) string {
 			s.storeOpLocked(cs, op)
 			// What runs now is cancelled, in the order it was started; then
@@ -538,7 +538,7 @@ func (s *Server) muteSelf(w http.ResponseWriter, r *http.Request, muted bool) {
 	if !muted {
 		typ = model.ODataUnmuteParticipantOp
 	}
-	s.opAction(w, r, http.StatusOK, typ, &body, func() string { return body.ClientContext }, body.problemFn(&body),
+	s.opAction(w, r, http.StatusOK, typ, &body, func() string { return body.ClientContext }, ctxCheck(&body),
 		func(cs *callState, op model.Operation) string {
 			s.storeOpLocked(cs, op)
 			s.afterLocked(s.step(), func() {
@@ -553,7 +553,7 @@ func (s *Server) muteSelf(w http.ResponseWriter, r *http.Request, muted bool) {
 func (s *Server) handleMuteParticipant(w http.ResponseWriter, r *http.Request) {
 	var body opBody
 	pid := r.PathValue("pid")
-	s.opAction(w, r, http.StatusOK, model.ODataMuteParticipantOp, &body, func() string { return body.ClientContext }, body.problemFn(&body),
+	s.opAction(w, r, http.StatusOK, model.ODataMuteParticipantOp, &body, func() string { return body.ClientContext }, ctxCheck(&body),
 		func(cs *callState, op model.Operation) string {
 			if participantIndexLocked(cs, pid) < 0 {
 				return errNoParticipant
@@ -629,7 +629,7 @@ func (s *Server) handleStartHoldMusic(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleStopHoldMusic(w http.ResponseWriter, r *http.Request) {
 	var body opBody
 	pid := r.PathValue("pid")
-	s.opAction(w, r, http.StatusAccepted, model.ODataStopHoldMusicOp, &body, func() string { return body.ClientContext }, body.problemFn(&body),
+	s.opAction(w, r, http.StatusAccepted, model.ODataStopHoldMusicOp, &body, func() string { return body.ClientContext }, ctxCheck(&body),
 		func(cs *callState, op model.Operation) string {
 			switch {
 			case participantIndexLocked(cs, pid) < 0:

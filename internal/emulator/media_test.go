@@ -136,6 +136,8 @@ func TestSendDtmfTonesAndValidation(t *testing.T) {
 		{"/updateRecordingStatus", `{"status":"paused"}`, `status "paused" must be notRecording, recording or failed`},
 		{"/changeScreenSharingRole", `{"role":"owner"}`, `role "owner" must be viewer or sharer`},
 		{"/subscribeToTone", `{`, "invalid request body: unexpected end of JSON input"},
+		{"/subscribeToTone", `{"clientContext":"` + strings.Repeat("x", 257) + `"}`, "clientContext exceeds 256 characters"},
+		{"/playPrompt", `{"clientContext":"` + strings.Repeat("x", 257) + `"}`, "clientContext exceeds 256 characters"},
 	}
 	for _, b := range bad {
 		a := e.graph(http.MethodPost, "/communications/calls/"+c.ID+b.path, b.body)
@@ -419,6 +421,21 @@ func TestPeopleScriptsOverHTTP(t *testing.T) {
 	}
 	if a := send(t, http.MethodDelete, e.s.URL()+"/emulator/people/%2B15550001234", "", "", ""); a.status != http.StatusNotFound {
 		t.Errorf("DELETE again: %d %s", a.status, a.body)
+	}
+	// SetPerson is the same in Go, and checks as strictly.
+	if err := e.s.SetPerson("+15550001234", PersonScript{Tones: "9z"}); err == nil || err.Error() != `tones: "z" at 1 is not a key (0-9, *, #, A-D, F)` {
+		t.Errorf("SetPerson bad tones: %v", err)
+	}
+	if err := e.s.SetPerson("bad key", PersonScript{}); err == nil {
+		t.Errorf("SetPerson accepted a bad key")
+	}
+	if err := e.s.SetPerson(maryID, PersonScript{Answer: AnswerBusy}); err != nil {
+		t.Fatal(err)
+	}
+	c = e.create(callTo(user(maryID, "Mary")))
+	ns = e.bot.waitFor("terminated", terminatedCall(c.ID))
+	if end, _ := lastWhere(ns, c.ID, isTerminated); end.Call.ResultInfo.Code != ResultBusy.Code {
+		t.Errorf("SetPerson busy: %+v", end.Call.ResultInfo)
 	}
 	// Without a script the number-suffix rules apply again.
 	c = e.create(callTo(phone("+15550000000")))

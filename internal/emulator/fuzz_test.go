@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"reflect"
 	"testing"
+
+	"github.com/botd/botd/internal/model"
 )
 
 func TestParseIncoming(t *testing.T) {
@@ -62,4 +64,38 @@ func normal(ic IncomingCall) IncomingCall {
 		ic.Modalities = nil
 	}
 	return ic
+}
+
+// FuzzParsePersonScript: the parser never panics, and whatever it accepts
+// has valid tones and durations and survives a round trip (SetPerson's
+// path).
+func FuzzParsePersonScript(f *testing.F) {
+	for _, s := range []string{
+		`{"answer":"accept","answerAfter":"1s","tones":"1#","tonesAfter":"500ms"}`, `{}`, `{"tones":"*0aF"}`,
+		`{"answer":"maybe"}`, `{"tones":"x"}`, `{"answerAfter":"-1s"}`, `{"x":1}`, `{} {}`, `null`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		sc, err := parsePersonScript(b)
+		if err != nil {
+			return
+		}
+		for i := 0; i < len(sc.tones); i++ {
+			if _, ok := model.ToneForKey(sc.tones[i]); !ok {
+				t.Fatalf("accepted key %q", sc.tones[i])
+			}
+		}
+		if sc.answerAfter < 0 || sc.tonesAfter < 0 {
+			t.Fatalf("negative durations %v %v", sc.answerAfter, sc.tonesAfter)
+		}
+		again, err := json.Marshal(sc.raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc2, err := parsePersonScript(again)
+		if err != nil || !reflect.DeepEqual(sc, sc2) {
+			t.Fatalf("round trip: %+v -> %s -> %+v, %v", sc, again, sc2, err)
+		}
+	})
 }

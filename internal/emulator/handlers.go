@@ -38,6 +38,25 @@ func (s *Server) register() {
 	s.handle("POST "+calls+"/{id}/participants/invite", RouteInvite, s.handleInvite)
 	s.handle("GET "+calls+"/{id}/participants", RouteListParticipants, s.handleListParticipants)
 	s.handle("GET "+calls+"/{id}/operations/{opId}", RouteGetOperation, s.handleGetOperation)
+	s.handle("POST "+calls+"/{id}/playPrompt", RoutePlayPrompt, s.handlePlayPrompt)
+	s.handle("POST "+calls+"/{id}/recordResponse", RouteRecordResponse, s.handleRecordResponse)
+	s.handle("POST "+calls+"/{id}/subscribeToTone", RouteSubscribeToTone, s.handleSubscribeToTone)
+	s.handle("POST "+calls+"/{id}/sendDtmfTones", RouteSendDtmfTones, s.handleSendDtmfTones)
+	s.handle("POST "+calls+"/{id}/cancelMediaProcessing", RouteCancelMediaProcessing, s.handleCancelMediaProcessing)
+	s.handle("POST "+calls+"/{id}/mute", RouteMute, s.handleMute)
+	s.handle("POST "+calls+"/{id}/unmute", RouteUnmute, s.handleUnmute)
+	s.handle("POST "+calls+"/{id}/updateRecordingStatus", RouteUpdateRecordingStatus, s.handleUpdateRecordingStatus)
+	s.handle("POST "+calls+"/{id}/changeScreenSharingRole", RouteChangeScreenSharingRole, s.handleChangeScreenSharingRole)
+	s.handle("POST "+calls+"/{id}/participants/{pid}/mute", RouteMuteParticipant, s.handleMuteParticipant)
+	s.handle("DELETE "+calls+"/{id}/participants/{pid}", RouteRemoveParticipant, s.handleRemoveParticipant)
+	s.handle("POST "+calls+"/{id}/participants/{pid}/startHoldMusic", RouteStartHoldMusic, s.handleStartHoldMusic)
+	s.handle("POST "+calls+"/{id}/participants/{pid}/stopHoldMusic", RouteStopHoldMusic, s.handleStopHoldMusic)
+	s.handle("GET /emulator/recordings/{id}", RouteRecording, s.handleRecording)
+	s.handle("GET /emulator/people", RoutePeople, s.handleListPeople)
+	s.handle("PUT /emulator/people/{key}", RoutePeople, s.handlePutPerson)
+	s.handle("DELETE /emulator/people/{key}", RoutePeople, s.handleDeletePerson)
+	s.handle("GET /emulator/requests", RouteRequests, s.handleRequests)
+	s.handle("GET /emulator/calls", RouteCalls, s.handleCalls)
 	s.handle("GET "+openIDPath, RouteOpenID, s.handleOpenID)
 	s.handle("GET "+jwksPath, RouteJWKS, s.handleJWKS)
 	s.handle("GET /v1/.well-known/keys", RouteJWKS, s.handleJWKS)
@@ -132,11 +151,10 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 func (w *statusWriter) status() int { return w.code }
 
 func (s *Server) record(route Route, r *http.Request, body []byte) {
-	if route == RouteToken {
-		body = redactSecret(body)
-	}
+	body = redactBody(route, body)
 	rec := Request{
 		Route:           route,
+		Pattern:         r.Pattern,
 		Method:          r.Method,
 		Path:            r.URL.RequestURI(),
 		Header:          r.Header.Clone(),
@@ -147,6 +165,10 @@ func (s *Server) record(route Route, r *http.Request, body []byte) {
 	// The token route sees the client secret in the form or in Basic auth.
 	if _, _, ok := r.BasicAuth(); ok {
 		rec.Header.Set("Authorization", "Basic [REDACTED]")
+	}
+	// A recording's bearer token is its recordingAccessToken.
+	if route == RouteRecording && rec.Header.Get("Authorization") != "" {
+		rec.Header.Set("Authorization", "Bearer [REDACTED]")
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -159,15 +181,6 @@ func (s *Server) record(route Route, r *http.Request, body []byte) {
 	if route == RouteToken {
 		s.fetches++
 	}
-}
-
-func redactSecret(body []byte) []byte {
-	form, err := url.ParseQuery(string(body))
-	if err != nil || !form.Has("client_secret") {
-		return body
-	}
-	form.Set("client_secret", "[REDACTED]")
-	return []byte(form.Encode())
 }
 
 // authorized checks the bearer token against the issued ones.
@@ -663,7 +676,7 @@ func (s *Server) handleInvite(w http.ResponseWriter, r *http.Request) {
 			return false
 		}
 		op.ID = s.newIDLocked()
-		cs.operations[op.ID] = op
+		s.storeOpLocked(cs, op)
 		s.startInviteLocked(cs, op, len(body.Participants) > 1)
 		return true
 	})

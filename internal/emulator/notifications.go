@@ -36,6 +36,7 @@ type callUpdate struct {
 	ChatInfo    *model.ChatInfo    `json:"chatInfo,omitempty"`
 	MeetingInfo *model.MeetingInfo `json:"meetingInfo,omitempty"`
 	ResultInfo  *model.ResultInfo  `json:"resultInfo,omitempty"`
+	ToneInfo    *model.ToneInfo    `json:"toneInfo,omitempty"`
 	ID          string             `json:"id"`
 }
 
@@ -84,7 +85,7 @@ func (s *Server) notifyCallLocked(cs *callState, ct model.ChangeType) {
 // state notification. Callers hold s.mu.
 func (s *Server) sendCallLocked(cs *callState, c model.Call, ct model.ChangeType) {
 	u := callUpdate{ODataType: model.ODataCall, State: c.State, Direction: c.Direction, CallChainID: c.CallChainID,
-		ChatInfo: c.ChatInfo, MeetingInfo: c.MeetingInfo, ResultInfo: c.ResultInfo, ID: c.ID}
+		ChatInfo: c.ChatInfo, MeetingInfo: c.MeetingInfo, ResultInfo: c.ResultInfo, ToneInfo: c.ToneInfo, ID: c.ID}
 	s.sendLocked(cs, itemLocked(cs, ct, "", u))
 }
 

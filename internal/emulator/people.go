@@ -91,11 +91,14 @@ type decision struct {
 }
 
 // decideLocked decides how the person with identity id answers a ring from
-// call cs: People, then PeopleByID, then the phone conventions, then bots
+// call cs: a script of PUT /emulator/people, then People, then PeopleByID, then the phone conventions, then bots
 // (which answer at once), then the seeded default. Callers hold s.mu.
 func (s *Server) decideLocked(cs *callState, id *model.IdentitySet) decision {
 	var b Behaviour
-	if s.opts.People != nil && id != nil {
+	if sc, ok := s.scriptForLocked(id); ok {
+		b = Behaviour{Answer: sc.answer, After: sc.answerAfter}
+	}
+	if b.Answer == AnswerDefault && s.opts.People != nil && id != nil {
 		b = s.opts.People(*id)
 	}
 	if b.Answer == AnswerDefault && id != nil {

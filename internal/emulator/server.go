@@ -2,13 +2,19 @@
 // service for tests and local runs. It answers the client-credentials token
 // endpoint and the calls API (create call, invite, answer, reject,
 // redirect, transfer, keepAlive, delete, get call, list participants, get
-// operation) with Graph's response shapes, status codes, Location headers
+// operation, and the media and participant actions: playPrompt,
+// recordResponse, subscribeToTone, sendDtmfTones, cancelMediaProcessing,
+// mute, unmute, updateRecordingStatus, changeScreenSharingRole, participant
+// mute, remove, startHoldMusic and stopHoldMusic) with Graph's response shapes, status codes, Location headers
 // and error bodies, and then behaves like Graph afterwards: it posts signed
 // commsNotifications to each call's callbackUri in the sequences Graph
 // sends (establishing, established, roster, operation results,
 // terminating, terminated), simulates the people being called (who answer,
 // decline or never pick up), rings the bot with incoming calls on request
-// (POST /emulator/incoming), ends calls that miss their keepAlive, and
+// (POST /emulator/incoming), presses keys for people scripted over HTTP
+// (PUT /emulator/people/{key}), serves recorded responses, lists what it
+// received and holds (/emulator/requests, /emulator/calls), ends calls that
+// miss their keepAlive, and
 // serves the OpenID configuration and JWKS a bot needs to verify the
 // callbacks' JWTs.
 //
@@ -68,14 +74,35 @@ const (
 	RouteOpenID           Route = "openid_configuration"
 	RouteJWKS             Route = "jwks"
 	RouteIncoming         Route = "emulator_incoming"
-	RouteUnknown          Route = "unknown" // no route matched
+
+	RoutePlayPrompt              Route = "play_prompt"
+	RouteRecordResponse          Route = "record_response"
+	RouteSubscribeToTone         Route = "subscribe_to_tone"
+	RouteSendDtmfTones           Route = "send_dtmf_tones"
+	RouteCancelMediaProcessing   Route = "cancel_media_processing"
+	RouteMute                    Route = "mute"
+	RouteUnmute                  Route = "unmute"
+	RouteUpdateRecordingStatus   Route = "update_recording_status"
+	RouteChangeScreenSharingRole Route = "change_screen_sharing_role"
+	RouteMuteParticipant         Route = "mute_participant"
+	RouteRemoveParticipant       Route = "remove_participant"
+	RouteStartHoldMusic          Route = "start_hold_music"
+	RouteStopHoldMusic           Route = "stop_hold_music"
+	// Emulator-only routes: recordings (bearer recordingAccessToken),
+	// scripted people, the request record and the calls held.
+	RouteRecording Route = "emulator_recording"
+	RoutePeople    Route = "emulator_people"
+	RouteRequests  Route = "emulator_requests"
+	RouteCalls     Route = "emulator_calls"
+	RouteUnknown   Route = "unknown" // no route matched
 )
 
 // graph reports whether the route is part of Graph's calls API, which
 // needs a bearer token and can be throttled.
 func (r Route) graph() bool {
 	switch r {
-	case RouteToken, RouteOpenID, RouteJWKS, RouteIncoming, RouteUnknown:
+	case RouteToken, RouteOpenID, RouteJWKS, RouteIncoming, RouteUnknown,
+		RouteRecording, RoutePeople, RouteRequests, RouteCalls:
 		return false
 	}
 	return true
@@ -219,6 +246,16 @@ type Timing struct {
 	// RetryBackoff is the wait before the first delivery retry, doubled for
 	// each further one (default 500 ms).
 	RetryBackoff time.Duration
+	// Prompt is how long one prompt of playPrompt or recordResponse plays
+	// (default 2 s).
+	Prompt time.Duration
+	// Tone is how long sendDtmfTones takes per tone, before its
+	// delayBetweenTonesMs (default 100 ms).
+	Tone time.Duration
+	// TonesAfter is how long a scripted person waits after a prompt before
+	// pressing their first key, when the script gives no tonesAfter
+	// (default 500 ms).
+	TonesAfter time.Duration
 	// RetryAfter is the Retry-After of FaultThrottle answers, in whole
 	// seconds and not scaled, since it is the client's wait (default 1 s).
 	RetryAfter time.Duration
@@ -239,6 +276,9 @@ func (t *Timing) withDefaults() {
 	def(&t.FaultDelay, 5*time.Second)
 	def(&t.ReorderHold, 10*time.Second)
 	def(&t.RetryBackoff, 500*time.Millisecond)
+	def(&t.Prompt, 2*time.Second)
+	def(&t.Tone, 100*time.Millisecond)
+	def(&t.TonesAfter, 500*time.Millisecond)
 	if t.RetryAfter < 0 {
 		t.RetryAfter = 0
 	} else if t.RetryAfter == 0 {
@@ -275,11 +315,17 @@ type Event struct {
 
 // Request is one request the emulator received, as recorded.
 type Request struct {
-	Route           Route
-	Method          string
-	Path            string // escaped path and query as received
-	Header          http.Header
-	Body            []byte // token requests have client_secret redacted
+	Route Route
+	// Pattern is the route's mux pattern, e.g.
+	// "POST /{version}/communications/calls/{id}/playPrompt".
+	Pattern string
+	Method  string
+	Path    string // escaped path and query as received
+	Header  http.Header
+	// Body is as received, with secrets redacted: client_secret and
+	// client_assertion of token requests, any recordingAccessToken (or
+	// client_secret, client_assertion) member of a JSON body.
+	Body            []byte
 	ClientRequestID string
 	CallID          string // the {id} path value, unescaped, if any
 }
@@ -369,6 +415,12 @@ type Server struct {
 	outboxes map[string]*outbox
 	stats    DeliveryStats
 	sent     []Delivery
+	// recordings are served at /emulator/recordings/{id}; recordingOrder
+	// bounds them, oldest first.
+	recordings     map[string]*recording
+	recordingOrder []string
+	// people are the scripts of PUT /emulator/people/{key}.
+	people map[string]personScript
 
 	closeOnce sync.Once
 }

@@ -52,6 +52,20 @@ type callState struct {
 	// accepted counts those who did; lastFailure is the latest refusal.
 	pending, accepted int
 	lastFailure       model.ResultInfo
+
+	// opOrder lists operation ids oldest first, to bound operations.
+	opOrder []string
+	// media are the running playPrompt, recordResponse and sendDtmfTones
+	// operations, in the order they started.
+	media []*mediaRun
+	// toneSubscribed is set by subscribeToTone; toneSeq is the last
+	// toneInfo sequenceId sent.
+	toneSubscribed bool
+	toneSeq        int64
+	// held is the participant on hold music, if any.
+	held              string
+	recordingStatus   model.RecordingStatus
+	screenSharingRole model.ScreenSharingRole
 }
 
 // newCallLocked stores a new call. Callers hold s.mu.
@@ -504,7 +518,7 @@ func (s *Server) finishInviteLocked(cs *callState, op model.Operation, outs []in
 		}
 		op.ResultInfo = failure
 	}
-	cs.operations[op.ID] = op
+	s.updateOpLocked(cs, op)
 	if cs.ended {
 		return
 	}

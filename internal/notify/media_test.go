@@ -209,3 +209,31 @@ func TestMediaExamples(t *testing.T) {
 		t.Errorf("mediaWant has %d rows for %d files", len(mediaWant), len(files))
 	}
 }
+
+// TestMediaExamplesCrossCheckStdlib: the quirk-free examples decode as
+// encoding/json decodes them, so the new members are read as the model's
+// JSON tags name them.
+func TestMediaExamplesCrossCheckStdlib(t *testing.T) {
+	for _, name := range mediaFiles(t) {
+		if mediaWant[name].Quirks != 0 {
+			continue
+		}
+		t.Run(name, func(t *testing.T) {
+			body, err := os.ReadFile(filepath.Join("testdata", "media", name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := NewDecoder(DefaultLimits()).Decode(body)
+			if err != nil {
+				t.Fatalf("Decode: %v", err)
+			}
+			want, err := stdDecode(body)
+			if err != nil {
+				t.Fatalf("stdDecode: %v", err)
+			}
+			if !reflect.DeepEqual(b.Events, want) {
+				t.Errorf("Decode and encoding/json disagree:\n got %+v\nwant %+v", b.Events, want)
+			}
+		})
+	}
+}

@@ -48,6 +48,7 @@ func (st *state) release() {
 type item struct {
 	index       int
 	reason      string // first problem found, if any
+	quirks      model.Quirk
 	changeType  model.ChangeType
 	resource    string
 	resourceURL string
@@ -213,6 +214,7 @@ func (st *state) readItem(body []byte, it *item) error {
 		return notJSON(err)
 	}
 	start := a.dec.InputOffset() - 1
+	a.quirks = 0
 	for a.more() {
 		name, err := a.name()
 		if err != nil {
@@ -263,6 +265,7 @@ func (st *state) readItem(body []byte, it *item) error {
 		return notJSON(err)
 	}
 	it.raw = body[start:a.dec.InputOffset()]
+	it.quirks = a.quirks
 	if it.reason == "" && it.changeType == "" {
 		it.fail("changeType: missing")
 	}

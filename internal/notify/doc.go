@@ -16,4 +16,17 @@
 // copy or an interned constant, never a slice of the request body: the call
 // store keeps events for hours, and a string that aliased the body would
 // pin the whole body in memory.
+//
+// Microsoft's own published notification examples are not all strictly
+// typed, so the decoder tolerates four departures, applies the item anyway
+// and notes each on Event.Quirks for internal/handlers to count and log:
+// an integer written as a string holding a plain integer within the same
+// bounds ("code": "200", QuirkNumberAsString); a number where the schema
+// says string, kept as its literal text (QuirkStringAsNumber; not for
+// resourceData's @odata.type or the enumerations botd checks: changeType,
+// call state, operation status, tone, modalities); a
+// resource or resourceUrl without its leading '/' (QuirkPathWithoutSlash);
+// and a call resourceData whose id disagrees with the path's call id, where
+// the path wins (QuirkIDMismatch). Anything else of the wrong type is still
+// an item error, and every limit applies to the tolerated forms too.
 package notify

@@ -17,23 +17,30 @@ func (st *state) interpret(it *item, b *Batch) {
 		Resource:    it.resource,
 		ResourceURL: it.resourceURL,
 		CallbackURI: it.callbackURI,
+		Quirks:      it.quirks,
 	}
 	// resourceUrl is the current form and wins; the legacy resource must
 	// agree with it, so that the two can never name different calls.
 	havePath := false
 	if it.resourceURL != "" {
-		p, err := ParseResourcePath(it.resourceURL)
+		p, noSlash, err := parsePath(it.resourceURL, true)
 		if err != nil {
 			it.fail("resourceUrl: %v", err)
 			return
 		}
 		ev.Path, havePath = p, true
+		if noSlash {
+			ev.Quirks |= model.QuirkPathWithoutSlash
+		}
 	}
 	if it.resource != "" {
-		p, err := ParseResourcePath(it.resource)
+		p, noSlash, err := parsePath(it.resource, true)
 		if err != nil {
 			it.fail("resource: %v", err)
 			return
+		}
+		if noSlash {
+			ev.Quirks |= model.QuirkPathWithoutSlash
 		}
 		switch {
 		case !havePath:
@@ -61,13 +68,17 @@ func (st *state) interpret(it *item, b *Batch) {
 			it.fail("%s", st.res.reason(err))
 			return
 		}
+		ev.Quirks |= st.res.quirks
 	}
 
 	if ev.Call != nil && ev.Call.ID != "" {
 		switch {
 		case havePath && ev.Call.ID != ev.Path.CallID:
-			it.fail("resourceData: call id %s differs from the path's call id", quoteTrunc([]byte(ev.Call.ID)))
-			return
+			// The path is what Graph routes by and what the resource
+			// and resourceUrl agree on; a disagreeing id in the body
+			// does not move the event to another call.
+			ev.Call.ID = ev.Path.CallID
+			ev.Quirks |= model.QuirkIDMismatch
 		case !havePath && !validID(ev.Call.ID):
 			it.fail("resourceData: call id %s is not a valid id", quoteTrunc([]byte(ev.Call.ID)))
 			return
@@ -182,6 +193,11 @@ func (r *rd) peekType() (string, error) {
 			return "", err
 		}
 		if string(name) == "@odata.type" {
+			// The type decides what the item is: unlike other strings,
+			// a number is not taken for one.
+			if k := r.dec.PeekKind(); k == '0' {
+				return "", typeError(k, "string")
+			}
 			return r.sym()
 		}
 		if err := r.skip(); err != nil {

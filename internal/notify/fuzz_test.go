@@ -18,9 +18,11 @@ var fuzzLimits = Limits{MaxDepth: 12, MaxItems: 8, MaxParticipants: 4, MaxString
 
 func FuzzDecode(f *testing.F) {
 	files, _ := filepath.Glob(filepath.Join("..", "..", "testdata", "seeds", "*.json"))
-	if len(files) == 0 {
+	media, _ := filepath.Glob(filepath.Join("testdata", "media", "*.json"))
+	if len(files) == 0 || len(media) == 0 {
 		f.Fatal("no seed payloads")
 	}
+	files = append(files, media...)
 	for _, name := range files {
 		b, err := os.ReadFile(name)
 		if err != nil {
@@ -38,6 +40,17 @@ func FuzzDecode(f *testing.F) {
 		string(doc(`{"changeType":"updated","resourceData":{"@odata.type":"#microsoft.graph.call","id":"a"}}`)),
 		string(doc(`{"changeType":"updated","resourceUrl":"/app/calls/a/participants","resourceData":[{"@odata.type":"#microsoft.graph.deltaParticipants","sequenceNumber":3,"participants":[{"id":"p","removedState":{"reason":"x"},"rosterSequenceNumber":3}]}]}`)),
 		`{"x":` + nest("[", "]", 11) + `,"value":[]}`,
+		// Media shapes and the quirks Microsoft's examples show, and the
+		// hostile variants next to them.
+		string(doc(callItem(`"toneInfo":{"@odata.type":"#microsoft.graph.toneInfo","sequenceId":1,"tone":"tone1"}`))),
+		string(doc(callItem(`"toneInfo":{"sequenceId":"2","tone":"Pound"}`), callItem(`"toneInfo":{"tone":"tone10","sequenceId":-1}`))),
+		string(doc(opItem(model.ODataRecordOp, `"status":"completed","completionReason":"maxRecordDurationReached","recordingLocation":"https://file.location/x","recordingAccessToken":"t","resultInfo":{"code":200,"subcode":8515}`))),
+		string(doc(opItem(model.ODataSendDtmfTonesOp, `"completionReason":7,"resultInfo":{"code":"200","subcode":"5001"}`))),
+		string(doc(callItem(`"resultInfo":{"code":"20x","subcode":"99999999999"}`), callItem(`"resultInfo":{"code":"-0","subcode":"007"}`))),
+		string(doc(callItem(`"subject":1.5e300,"resultInfo":{"code":"` + strings.Repeat("9", 300) + `"}`))),
+		string(doc(`{"changeType":"deleted","resourceUrl":"communications/calls/a/operations/b","resourceData":{"@odata.type":"#microsoft.graph.startHoldMusicOperation","status":"completed"}}`)),
+		string(doc(`{"changeType":"updated","resource":"app/calls/a","resourceUrl":"communications/calls/a","resourceData":{"@odata.type":"#microsoft.graph.call","id":"b"}}`)),
+		string(doc(`{"changeType":"updated","resourceUrl":"/communications/calls/a","resourceData":{"@odata.type":5,"id":7}}`)),
 		`{"value":[{"changeType":"updated","resourceUrl":"/communications/calls/a","resourceData":{"@odata.type":"#microsoft.graph.call","subject":"\u00e9\ud83d\ude00\\\"\\\\"}}]}`,
 	} {
 		f.Add([]byte(s))
@@ -157,6 +170,18 @@ func checkEvent(t *testing.T, ev *model.Event) {
 			t.Fatalf("operation status %q", op.Status)
 		}
 	}
+	if ev.Quirks >= 1<<len(model.AllQuirks) {
+		t.Fatalf("quirks %b", ev.Quirks)
+	}
+	noSlash := ev.ResourceURL != "" && ev.ResourceURL[0] != '/' || ev.Resource != "" && ev.Resource[0] != '/'
+	if noSlash != ev.Quirks.Has(model.QuirkPathWithoutSlash) {
+		t.Fatalf("resourceUrl %q, resource %q with quirks %b", ev.ResourceURL, ev.Resource, ev.Quirks)
+	}
+	if ev.Call != nil && ev.Call.ToneInfo != nil {
+		if ti := ev.Call.ToneInfo; ti.Tone != "" && ti.Tone.Key() == "" || ti.SequenceID < 0 {
+			t.Fatalf("toneInfo %+v", ti)
+		}
+	}
 	if n := len(ev.Participants); n > fuzzLimits.MaxParticipants {
 		t.Fatalf("%d participants", n)
 	}
@@ -183,16 +208,33 @@ func FuzzParseResourcePath(f *testing.F) {
 		"/app/calls/a/participants/p", "/app/calls/a/participants", "/communications/calls/a/audioRoutingGroups/g",
 		"/communications/calls/../x", "/communications/calls/a/..", "/communications/calls/%2e%2e/x", "/app/calls//x",
 		"/communications/calls/a?b", "/communications/calls/" + strings.Repeat("x", 200), "", "/", "//", "/app/calls/.",
+		"communications/calls/e141b67c-90fd-455d-858b-b48a40b9cc8d/operations/0fe0623f-d628-42ed-b4bd-8ac290072cc5",
+		"app/calls/a/participants", "communications/calls/../x", "calls/x", "https://graph.microsoft.com/v1.0/communications/calls/x",
 	} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, p string) {
 		rp, err := ParseResourcePath(p)
+		if lp, noSlash, lerr := parsePath(p, true); lerr == nil && noSlash {
+			// A lenient success without '/' is exactly a strict
+			// success with one (bar the length bound, which counts p).
+			if sp, serr := ParseResourcePath("/" + p); len(p) < maxPathLen && (serr != nil || sp != lp) {
+				t.Fatalf("%q parsed leniently to %+v, but with '/' to %+v, %v", p, lp, sp, serr)
+			}
+		}
 		if err != nil {
 			if rp != (model.ResourcePath{}) {
 				t.Fatalf("%+v with error %v", rp, err)
 			}
 			return
+		}
+		// Without its '/', the same path parses leniently to the same
+		// result; nothing else does.
+		if lp, noSlash, lerr := parsePath(p[1:], true); len(p) > 1 && p[1] != '/' && (lerr != nil || !noSlash || lp != rp) {
+			t.Fatalf("%q parsed to %+v, but leniently without its '/' to %+v, %v, %v", p, rp, lp, noSlash, lerr)
+		}
+		if lp, noSlash, lerr := parsePath(p, true); lerr != nil || noSlash || lp != rp {
+			t.Fatalf("%q parsed to %+v, but leniently to %+v, %v, %v", p, rp, lp, noSlash, lerr)
 		}
 		checkID(t, rp.CallID)
 		if strings.Contains(rp.CallID, "/") {

@@ -32,15 +32,40 @@ const (
 // no Graph communications id uses them, and ids go back into outbound
 // Graph URLs. The CallID and SubID returned are substrings of p.
 func ParseResourcePath(p string) (model.ResourcePath, error) {
-	var rp model.ResourcePath
+	rp, _, err := parsePath(p, false)
+	return rp, err
+}
+
+// parsePath is ParseResourcePath that, when lenient, also accepts a path
+// without its leading '/' ("communications/calls/{id}", as some of
+// Microsoft's own examples write it) and then reports noSlash. It accepts
+// such a p exactly when ParseResourcePath accepts "/"+p, with the same
+// result, except that the 1024-byte bound still counts p alone.
+func parsePath(p string, lenient bool) (rp model.ResourcePath, noSlash bool, err error) {
 	switch {
 	case p == "":
-		return rp, pathError(p, "empty path")
+		return rp, false, pathError(p, "empty path")
 	case len(p) > maxPathLen:
-		return rp, pathError(p, fmt.Sprintf("longer than %d bytes", maxPathLen))
-	case p[0] != '/':
-		return rp, pathError(p, "does not start with '/'")
+		return rp, false, pathError(p, fmt.Sprintf("longer than %d bytes", maxPathLen))
+	case p[0] != '/' && !lenient:
+		return rp, false, pathError(p, "does not start with '/'")
 	}
+	rest := p
+	if p[0] == '/' {
+		rest = p[1:]
+	} else {
+		noSlash = true
+	}
+	rp, err = parseSegments(p, rest)
+	if err != nil {
+		return model.ResourcePath{}, false, err
+	}
+	return rp, noSlash, nil
+}
+
+// parseSegments parses rest, the path p after its leading '/' if any.
+func parseSegments(p, rest string) (model.ResourcePath, error) {
+	var rp model.ResourcePath
 	for i := 0; i < len(p); i++ {
 		if !idByte(p[i]) && p[i] != '/' {
 			return rp, pathError(p, fmt.Sprintf("byte %q at offset %d is not allowed", p[i:i+1], i))
@@ -48,7 +73,7 @@ func ParseResourcePath(p string) (model.ResourcePath, error) {
 	}
 	var segs [8]string
 	n := 0
-	for rest := p[1:]; ; {
+	for {
 		seg, tail, more := strings.Cut(rest, "/")
 		if err := checkSegment(seg); err != nil {
 			return rp, pathError(p, err.Error())

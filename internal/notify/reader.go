@@ -7,6 +7,8 @@ import (
 	"strconv"
 
 	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/botd/botd/internal/model"
 )
 
 // rd is a jsontext.Decoder over an in-memory buffer plus the scratch space
@@ -20,6 +22,9 @@ type rd struct {
 	vals   []byte // unescaped string values
 	names  []byte // unescaped member names
 	scrMax int
+	// quirks are the schema departures tolerated since the last reset (the
+	// doc reader's are reset per item by readItem).
+	quirks model.Quirk
 }
 
 // trusted are the options for the second pass over a resourceData value the
@@ -32,6 +37,7 @@ var trusted = []jsontext.Options{
 func (r *rd) reset(b []byte, opts ...jsontext.Options) {
 	r.src = *bytes.NewBuffer(b)
 	r.dec.Reset(&r.src, opts...)
+	r.quirks = 0
 }
 
 // release drops every reference to the caller's bytes, so that a pooled
@@ -182,9 +188,36 @@ func (r *rd) checkStringLen(b []byte) error {
 	return nil
 }
 
-// str reads a string into a fresh copy; null is "".
+// text reads a string, unescaped, or a null, within MaxStringLen. Where
+// the schema says string, Microsoft's own examples at times write a number
+// ("id": 7): text accepts one, as its literal text, and notes
+// QuirkStringAsNumber. The bytes are valid until the next read.
+func (r *rd) text() (b []byte, null bool, err error) {
+	if r.dec.PeekKind() != '0' {
+		return r.bytesOrNull()
+	}
+	if b, err = r.number(); err != nil {
+		return nil, false, err
+	}
+	r.quirks |= model.QuirkStringAsNumber
+	return b, false, nil
+}
+
+// number reads a JSON number's literal text within MaxStringLen.
+func (r *rd) number() ([]byte, error) {
+	v, err := r.dec.ReadValue()
+	if err != nil {
+		return nil, err
+	}
+	if err := r.checkStringLen(v); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// str reads a string (or a number, see text) into a fresh copy; null is "".
 func (r *rd) str() (string, error) {
-	b, _, err := r.bytesOrNull()
+	b, _, err := r.text()
 	if err != nil || len(b) == 0 {
 		return "", err
 	}
@@ -194,8 +227,13 @@ func (r *rd) str() (string, error) {
 // sym reads a string that usually is one of a small known set (an OData
 // type, an enumeration value) and returns the interned constant for it,
 // allocating only for a value botd has not seen before. An interned value
-// costs no memory, so only other values count against MaxStringLen.
+// costs no memory, so only other values count against MaxStringLen. A
+// number is taken as its literal text, as text does.
 func (r *rd) sym() (string, error) {
+	if r.dec.PeekKind() == '0' {
+		b, _, err := r.text()
+		return string(b), err
+	}
 	b, _, err := r.rawOrNull()
 	if err != nil || len(b) == 0 {
 		return "", err
@@ -239,7 +277,11 @@ func (r *rd) optBool() (*bool, error) {
 
 var errNotInteger = errors.New("not an integer")
 
-// integer reads an integer within [lo, hi]; null is 0.
+// integer reads an integer within [lo, hi]; null is 0. Microsoft's own
+// examples at times quote a number ("code": "200"): a string holding a
+// plain integer (optional '-', no leading zeros, no sign, space, fraction
+// or exponent) within the same bounds and within MaxStringLen is accepted
+// and notes QuirkNumberAsString; any other string is an error.
 func (r *rd) integer(lo, hi int64) (int64, error) {
 	switch k := r.dec.PeekKind(); k {
 	case '0':
@@ -252,12 +294,35 @@ func (r *rd) integer(lo, hi int64) (int64, error) {
 			return 0, semErrorf("number %s is not an integer in [%d, %d]", quoteTrunc(v), lo, hi)
 		}
 		return n, nil
+	case '"':
+		b, _, err := r.bytesOrNull()
+		if err != nil {
+			return 0, err
+		}
+		n, err := parseInt(b)
+		if err != nil || !plainInt(b) || n < lo || n > hi {
+			return 0, semErrorf("string %s is not an integer in [%d, %d]", quoteTrunc(b), lo, hi)
+		}
+		r.quirks |= model.QuirkNumberAsString
+		return n, nil
 	case 'n', 0:
 		_, err := r.dec.ReadToken()
 		return 0, err
 	default:
 		return 0, typeError(k, "integer")
 	}
+}
+
+// plainInt reports whether b, which parseInt accepted, is written as JSON
+// writes an integer: no leading zeros, no "-0"... except "0" itself.
+func plainInt(b []byte) bool {
+	if len(b) > 0 && b[0] == '-' {
+		b = b[1:]
+		if len(b) == 1 && b[0] == '0' {
+			return false
+		}
+	}
+	return len(b) == 1 || b[0] != '0'
 }
 
 // parseInt parses a JSON number that must be a plain integer (no fraction,

@@ -120,6 +120,8 @@ func (r *rd) call() (*model.Call, error) {
 			c.CallOptions, err = r.callOptions()
 		case "resultInfo":
 			c.ResultInfo, err = r.resultInfo()
+		case "toneInfo":
+			c.ToneInfo, err = r.toneInfo()
 		default:
 			err = r.skip()
 		}
@@ -142,6 +144,12 @@ func (r *rd) operation() (*model.Operation, error) {
 			op.ResultInfo, err = r.resultInfo()
 		case "participants":
 			op.Participants, err = r.invitees()
+		case "completionReason":
+			op.CompletionReason, err = r.sym()
+		case "recordingLocation":
+			op.RecordingLocation, err = r.str()
+		case "recordingAccessToken":
+			op.RecordingAccessToken, err = r.str()
 		default:
 			err = r.skip()
 		}
@@ -424,6 +432,24 @@ func (r *rd) resultInfo() (*model.ResultInfo, error) {
 	})
 }
 
+// toneInfo reads the key press a call update carries after
+// subscribeToTone.
+func (r *rd) toneInfo() (*model.ToneInfo, error) {
+	return object(r, func(r *rd, ti *model.ToneInfo, name []byte) (err error) {
+		switch string(name) {
+		case "@odata.type":
+			ti.ODataType, err = r.sym()
+		case "sequenceId":
+			ti.SequenceID, err = r.integer(0, math.MaxInt64)
+		case "tone":
+			ti.Tone, err = enumMember(r, model.Tones, "tone")
+		default:
+			err = r.skip()
+		}
+		return err
+	})
+}
+
 func (r *rd) chatInfo() (*model.ChatInfo, error) {
 	return object(r, func(r *rd, ci *model.ChatInfo, name []byte) (err error) {
 		switch string(name) {
@@ -483,6 +509,8 @@ func (r *rd) mediaConfig() (*model.MediaConfig, error) {
 func (r *rd) mediaInfos() ([]model.MediaInfo, error) {
 	return objects(r, r.lim.MaxItems, "media infos", func(r *rd, m *model.MediaInfo, name []byte) (err error) {
 		switch string(name) {
+		case "@odata.type":
+			m.ODataType, err = r.sym()
 		case "uri":
 			m.URI, err = r.str()
 		case "resourceId":
@@ -523,9 +551,9 @@ func (r *rd) symList() ([]string, error) {
 	})
 }
 
-// optStr reads a string as a pointer, null as nil.
+// optStr reads a string (or a number, see text) as a pointer, null as nil.
 func (r *rd) optStr() (*string, error) {
-	b, null, err := r.bytesOrNull()
+	b, null, err := r.text()
 	if err != nil || null {
 		return nil, err
 	}

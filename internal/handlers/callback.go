@@ -70,6 +70,7 @@ func handleCallback(d Deps) http.Handler {
 		}
 		for i := range batch.Events {
 			ev := &batch.Events[i]
+			d.countQuirks(ev)
 			result := d.apply(ev)
 			d.Metrics.notifications.WithLabelValues(changeLabel(ev.ChangeType), ev.Path.Kind.String(), result).Inc()
 			if result != resultRefused {
@@ -107,6 +108,20 @@ func (d Deps) apply(ev *model.Event) string {
 
 // itemLog adds an item's identity to a log event. It builds no child
 // logger, so a callback whose items log nothing costs nothing here.
+// countQuirks counts, and logs at debug, each way an item departed from
+// Graph's schema that the decoder tolerated.
+func (d Deps) countQuirks(ev *model.Event) {
+	if ev.Quirks == 0 {
+		return
+	}
+	for _, q := range model.AllQuirks {
+		if ev.Quirks.Has(q) {
+			d.Metrics.quirks.WithLabelValues(q.String()).Inc()
+			itemLog(d.Log.Debug(), ev).Str("quirk", q.String()).Msg("notification item tolerated")
+		}
+	}
+}
+
 func itemLog(e *zerolog.Event, ev *model.Event) *zerolog.Event {
 	return e.Str("component", "callback").Str("call_id", ev.CallID()).Int("index", ev.Index)
 }

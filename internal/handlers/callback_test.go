@@ -304,3 +304,30 @@ func TestMetricsEndpoint(t *testing.T) {
 }
 
 var _ = os.ReadFile
+
+// TestQuirksToleratedAndCounted: Microsoft's own variants (a path without
+// its '/', result codes as strings, a data id that disagrees with the
+// path) apply to the path's call, and each is counted and logged at debug.
+func TestQuirksToleratedAndCounted(t *testing.T) {
+	r := newRig(t, rigOptions{automation: automation0()})
+	body := []byte(`{"value":[{"changeType":"updated","resourceUrl":"communications/calls/q-1","resourceData":{"@odata.type":"#microsoft.graph.call","id":"q-2","state":"established","resultInfo":{"code":"200","subcode":"5001"}}}]}`)
+	r.mustNotify(body)
+	v := r.view("q-1")
+	if v.State != model.StateEstablished || v.ResultInfo == nil || v.ResultInfo.Subcode != 5001 {
+		t.Fatalf("view %+v", v)
+	}
+	if rp := r.adminDo(http.MethodGet, "/v1/calls/q-2", nil); rp.status != http.StatusNotFound {
+		t.Fatalf("the data's id was tracked: %d", rp.status)
+	}
+	for _, q := range []string{"path_without_slash", "number_as_string", "id_mismatch"} {
+		if got := testutil.ToFloat64(r.deps.Metrics.quirks.WithLabelValues(q)); got != 1 {
+			t.Errorf("quirk %s counted %v, want 1", q, got)
+		}
+		if !strings.Contains(r.logs.String(), `"quirk":"`+q+`"`) {
+			t.Errorf("quirk %s not logged", q)
+		}
+	}
+	if got := testutil.ToFloat64(r.deps.Metrics.quirks.WithLabelValues("string_as_number")); got != 0 {
+		t.Errorf("string_as_number counted %v", got)
+	}
+}

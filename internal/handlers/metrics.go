@@ -17,6 +17,7 @@ type Metrics struct {
 	callbackLatency   prometheus.Histogram
 	callbackDocuments *prometheus.CounterVec
 	notifications     *prometheus.CounterVec
+	quirks            *prometheus.CounterVec
 	adminRequests     *prometheus.CounterVec
 	ready             prometheus.Gauge
 	forward           *forwardMetrics
@@ -96,6 +97,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.callbackDocuments.WithLabelValues(r)
 	}
 	m.notifications.WithLabelValues(invalidLabel, invalidLabel, resultRejected)
+	for _, q := range model.AllQuirks {
+		m.quirks.WithLabelValues(q.String())
+	}
 	for _, ct := range allChangeLabels {
 		for _, res := range allResourceLabels() {
 			for _, r := range allItemResults {
@@ -137,6 +141,10 @@ func buildMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "botd_notifications_total",
 			Help: "Notification items by change type, resource kind and result (applied, no_change, rejected, refused, unknown).",
 		}, []string{"change_type", "resource", "result"}),
+		quirks: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "botd_notification_quirks_total",
+			Help: "Notification items applied although they departed from Graph's schema as Microsoft's own examples do, by quirk: number_as_string, string_as_number, path_without_slash, id_mismatch (the path's call id won).",
+		}, []string{"quirk"}),
 		adminRequests: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "botd_admin_requests_total",
 			Help: "Admin API requests by route pattern, method and status code.",

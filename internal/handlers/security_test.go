@@ -204,7 +204,6 @@ func TestHostileRequests(t *testing.T) {
 		{"path with ..", "POST", cb, okHdr, item("/communications/calls/../calls/c-1", call), 202, ""},
 		{"encoded traversal", "POST", cb, okHdr, item("/communications/calls/%2e%2e/c-1", call), 202, ""},
 		{"10 KB id", "POST", cb, okHdr, item("/communications/calls/"+id10k, call), 202, ""},
-		{"call id in the data differs from the path", "POST", cb, okHdr, item("/communications/calls/c-1", `{"@odata.type":"#microsoft.graph.call","id":"c-2","state":"established"}`), 202, ""},
 		{"unknown prefix", "POST", cb, okHdr, item("/me/calls/c-1", call), 202, ""},
 		// The admin API.
 		{"admin without token", "GET", ad + "/v1/calls", admin(""), nil, 401, ""},

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -214,5 +215,66 @@ func TestE2ETonesUnderFaults(t *testing.T) {
 	})
 	if got := e2eMetric(t, b, "botd_call_changes_total", "kind", "tone_received"); got != 4 {
 		t.Errorf("tone_received counted %v, want 4", got)
+	}
+}
+
+// mediaExamples maps each examples/ body of a media or participant action
+// to its admin route ("{pid}": the person's participant id), as the
+// README's examples paragraph says.
+var mediaExamples = []struct{ file, method, route string }{
+	{"subscribe-to-tone.json", http.MethodPost, "/subscribeToTone"},
+	{"play-prompt.json", http.MethodPost, "/playPrompt"},
+	{"record-response.json", http.MethodPost, "/recordResponse"},
+	{"send-dtmf-tones.json", http.MethodPost, "/sendDtmfTones"},
+	{"cancel-media-processing.json", http.MethodPost, "/cancelMediaProcessing"},
+	{"mute.json", http.MethodPost, "/mute"},
+	{"unmute.json", http.MethodPost, "/unmute"},
+	{"update-recording-status.json", http.MethodPost, "/updateRecordingStatus"},
+	{"participant-mute.json", http.MethodPost, "/participants/{pid}/mute"},
+	{"start-hold-music.json", http.MethodPost, "/participants/{pid}/startHoldMusic"},
+	{"stop-hold-music.json", http.MethodPost, "/participants/{pid}/stopHoldMusic"},
+	{"change-screen-sharing-role.json", http.MethodPost, "/changeScreenSharingRole"},
+}
+
+// TestE2EMediaExamples: every media and participant body in examples/,
+// pasted as is into its admin route, is accepted and its operation
+// finishes without failing.
+func TestE2EMediaExamples(t *testing.T) {
+	b := e2eStartEmbedded(t, nil)
+	const number = "+14255550125"
+	v := e2eMediaCall(t, b, number, "")
+	pid := e2ePhone(&v, number).ID
+	files, _ := filepath.Glob("../../examples/*.json")
+	listed := map[string]bool{}
+	for _, ex := range mediaExamples {
+		listed[ex.file] = true
+		raw, err := os.ReadFile(filepath.Join("../../examples", ex.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body map[string]any
+		if err := json.Unmarshal(raw, &body); err != nil {
+			t.Fatalf("%s: %v", ex.file, err)
+		}
+		path := "/v1/calls/" + v.ID + strings.ReplaceAll(ex.route, "{pid}", pid)
+		op := e2eOperate(t, b, ex.method, path, body)
+		e2eWaitCall(t, b, v.ID, ex.file+" finished", func(v *callstate.CallView) error {
+			o := e2eOp(v, op.ClientContext)
+			switch {
+			case o == nil:
+				return fmt.Errorf("no operation %s", op.ClientContext)
+			case o.Status == model.OpFailed:
+				return fmt.Errorf("%w: %s failed: %+v", errE2EStop, ex.file, o)
+			case o.Status != model.OpCompleted:
+				return fmt.Errorf("%s is %s", ex.file, o.Status)
+			}
+			return nil
+		})
+	}
+	for _, f := range files {
+		name := filepath.Base(f)
+		if !listed[name] && !strings.HasPrefix(name, "create-") && !strings.HasPrefix(name, "join-meeting-") && !strings.HasPrefix(name, "invite-") {
+			t.Errorf("examples/%s is not tried by any test", name)
+		}
 	}
 }

@@ -166,6 +166,14 @@ func promptsProblem(ps []model.MediaPrompt, required bool) string {
 	return ""
 }
 
+func stopTones(keys []string) []model.Tone {
+	out := make([]model.Tone, len(keys))
+	for i, k := range keys {
+		out[i] = model.ParseTone(k)
+	}
+	return out
+}
+
 func tonesProblem(field string, ts []model.Tone) string {
 	for i, t := range ts {
 		if !slices.Contains(model.Tones, t) {
@@ -252,7 +260,7 @@ func (s *Server) handleRecordResponse(w http.ResponseWriter, r *http.Request) {
 		MaxSilenceTimeout     *int                `json:"maxSilenceTimeoutInSeconds"`
 		MaxRecordDuration     *int                `json:"maxRecordDurationInSeconds"`
 		PlayBeep              bool                `json:"playBeep"`
-		StopTones             []model.Tone        `json:"stopTones"`
+		StopTones             []string            `json:"stopTones"` // keypad characters, as Graph's page writes them, or tone names
 	}
 	s.opAction(w, r, http.StatusOK, model.ODataRecordOp, &body, func() string { return body.ClientContext }, func() string {
 		if p := body.problem(); p != "" {
@@ -270,10 +278,10 @@ func (s *Server) handleRecordResponse(w http.ResponseWriter, r *http.Request) {
 				return f.name + " must be at least 1"
 			}
 		}
-		return tonesProblem("stopTones", body.StopTones)
+		return tonesProblem("stopTones", stopTones(body.StopTones))
 	}, func(cs *callState, op model.Operation) string {
 		s.storeOpLocked(cs, op)
-		run := &mediaRun{op: op, kind: mediaRecord, stopTones: body.StopTones}
+		run := &mediaRun{op: op, kind: mediaRecord, stopTones: stopTones(body.StopTones)}
 		cs.media = append(cs.media, run)
 		maxDur := defaultRecordSeconds
 		if body.MaxRecordDuration != nil {

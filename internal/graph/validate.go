@@ -544,12 +544,7 @@ func (r *RecordResponseRequest) UnmarshalJSON(b []byte) error {
 	if w.StopTones != nil {
 		r.StopTones = make([]model.Tone, len(w.StopTones))
 		for i, s := range w.StopTones {
-			r.StopTones[i] = model.Tone(s)
-			if len(s) == 1 {
-				if t, ok := model.ToneForKey(s[0]); ok {
-					r.StopTones[i] = t
-				}
-			}
+			r.StopTones[i] = model.ParseTone(s)
 		}
 	}
 	return nil

@@ -107,6 +107,18 @@ func ToneForKey(k byte) (Tone, bool) {
 	return "", false
 }
 
+// ParseTone reads a tone as Graph's pages write it: a keypad character
+// ("#", "1", as recordResponse's stopTones) or a tone name ("pound",
+// "tone1"). Anything else is returned as is, for validation to refuse.
+func ParseTone(s string) Tone {
+	if len(s) == 1 {
+		if t, ok := ToneForKey(s[0]); ok {
+			return t
+		}
+	}
+	return Tone(s)
+}
+
 // ToneInfo is Graph's toneInfo: one key press, as a call update carries it
 // after subscribeToTone. SequenceID numbers the presses of a call.
 type ToneInfo struct {

@@ -41,3 +41,11 @@ func TestQuirkNames(t *testing.T) {
 		t.Fatal("Has")
 	}
 }
+
+func TestParseTone(t *testing.T) {
+	for in, want := range map[string]Tone{"#": TonePound, "1": Tone1, "*": ToneStar, "pound": TonePound, "tone1": Tone1, "x": "x", "##": "##"} {
+		if got := ParseTone(in); got != want {
+			t.Errorf("ParseTone(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -46,8 +46,9 @@ type Config struct {
 	ClientSecret string
 	// ClientCertificateFile is a PEM file holding the application's
 	// certificate and its RSA private key (unencrypted PKCS#1 or PKCS#8).
-	// It is read once, by New; each token request then sends a fresh
-	// client assertion signed with the key (RS256, x5t and x5t#S256 naming
+	// New reads it (and fails on a file it cannot use); it is read again
+	// when it changes (a rotated certificate). Each token request sends a
+	// fresh client assertion signed with the key (RS256, x5t and x5t#S256 naming
 	// the certificate, aud the token URL, iss and sub the client id,
 	// valid 10 minutes).
 	ClientCertificateFile string
@@ -59,8 +60,8 @@ type Config struct {
 	FederatedTokenFile string
 
 	// MaxTenants bounds the tenants with a cached token source (default
-	// 100, the default tenant included; the least recently used other
-	// tenant is evicted).
+	// 100, the default tenant included, which is never evicted; at least
+	// one other tenant is cached; the least recently used is evicted).
 	MaxTenants int
 
 	// BaseURL overrides the preset's Graph base, e.g.

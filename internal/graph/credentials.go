@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -39,13 +40,22 @@ const (
 type credential struct {
 	kind   credentialKind
 	secret string
-	// certificate
+	// certificate: mu guards cert, which is loaded again when the file
+	// changes (a rotated certificate)
+	mu   sync.Mutex
+	cert *certKey
+	// federated, or the certificate's PEM
+	file string
+	now  func() time.Time
+}
+
+// certKey is a loaded certificate and its key.
+type certKey struct {
 	key     *rsa.PrivateKey
 	x5t     string // base64url SHA-1 thumbprint of the certificate's DER
 	x5tS256 string
-	// federated
-	file string
-	now  func() time.Time
+	modTime time.Time
+	size    int64
 }
 
 // checkCredentials requires exactly one credential.
@@ -71,12 +81,11 @@ func checkCredentials(cfg Config) error {
 func loadCredential(cfg Config, now func() time.Time) (*credential, error) {
 	switch {
 	case cfg.ClientCertificateFile != "":
-		c, err := loadCertificate(cfg.ClientCertificateFile)
+		ck, err := loadCertificate(cfg.ClientCertificateFile)
 		if err != nil {
 			return nil, err
 		}
-		c.now = now
-		return c, nil
+		return &credential{kind: credCertificate, cert: ck, file: cfg.ClientCertificateFile, now: now}, nil
 	case cfg.FederatedTokenFile != "":
 		c := &credential{kind: credFederated, file: cfg.FederatedTokenFile, now: now}
 		if _, err := c.federatedToken(); err != nil {
@@ -87,7 +96,13 @@ func loadCredential(cfg Config, now func() time.Time) (*credential, error) {
 	return &credential{kind: credSecret, secret: cfg.ClientSecret, now: now}, nil
 }
 
-func loadCertificate(path string) (*credential, error) {
+// loadCertificate reads the PEM file: the first certificate (the rest is
+// its chain) and the RSA private key that belongs to it.
+func loadCertificate(path string) (*certKey, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("client certificate file: %w", err)
+	}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("client certificate file: %w", err)
@@ -146,12 +161,35 @@ func loadCertificate(path string) (*credential, error) {
 	}
 	s1 := sha1.Sum(cert.Raw)
 	s256 := sha256.Sum256(cert.Raw)
-	return &credential{
-		kind:    credCertificate,
+	return &certKey{
 		key:     key,
 		x5t:     base64.RawURLEncoding.EncodeToString(s1[:]),
 		x5tS256: base64.RawURLEncoding.EncodeToString(s256[:]),
+		modTime: fi.ModTime(),
+		size:    fi.Size(),
 	}, nil
+}
+
+// currentCert returns the certificate, loading the file again when it
+// changed since (size or modification time): a rotated certificate is
+// used from the next token request on. A file that fails to load then
+// fails the token request, with the error New would give.
+func (c *credential) currentCert() (*certKey, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	fi, err := os.Stat(c.file)
+	if err != nil {
+		return nil, fmt.Errorf("client certificate file: %w", err)
+	}
+	if fi.Size() == c.cert.size && fi.ModTime().Equal(c.cert.modTime) {
+		return c.cert, nil
+	}
+	ck, err := loadCertificate(c.file)
+	if err != nil {
+		return nil, err
+	}
+	c.cert = ck
+	return ck, nil
 }
 
 // apply sets the credential on one token request's config.
@@ -184,6 +222,10 @@ func (c *credential) apply(cc *clientcredentials.Config) error {
 // signAssertion builds Entra ID's certificate client assertion for one
 // token request to tokenURL.
 func (c *credential) signAssertion(clientID, tokenURL string) (string, error) {
+	ck, err := c.currentCert()
+	if err != nil {
+		return "", err
+	}
 	now := c.now()
 	t := jwt.NewWithClaims(jwt.SigningMethodRS256, jwt.RegisteredClaims{
 		Issuer:    clientID,
@@ -194,9 +236,9 @@ func (c *credential) signAssertion(clientID, tokenURL string) (string, error) {
 		NotBefore: jwt.NewNumericDate(now),
 		ExpiresAt: jwt.NewNumericDate(now.Add(assertionLifetime)),
 	})
-	t.Header["x5t"] = c.x5t
-	t.Header["x5t#S256"] = c.x5tS256
-	s, err := t.SignedString(c.key)
+	t.Header["x5t"] = ck.x5t
+	t.Header["x5t#S256"] = ck.x5tS256
+	s, err := t.SignedString(ck.key)
 	if err != nil {
 		return "", errors.New("sign client assertion failed")
 	}

@@ -276,3 +276,47 @@ func assertNotLogged(t *testing.T, logs string, fgs ...*emulator.Server) {
 		t.Error("nothing logged: the check proves nothing")
 	}
 }
+
+// TestCertificateFileRotation: a rewritten certificate file is used from
+// the next token request on.
+func TestCertificateFileRotation(t *testing.T) {
+	a, b := newTestCert(t), newTestCert(t)
+	path := writeFile(t, "cert.pem", a.certPEM, a.keyPEM)
+	e := newEnv(t, emulator.Options{ClientCertificate: a.cert, TokenTTL: time.Second}, func(c *Config) {
+		c.ClientSecret = ""
+		c.ClientCertificateFile = path
+	})
+	id := e.fg.PutCall(model.Call{State: model.StateEstablished})
+	if _, err := e.c.KeepAlive(bg, id); err != nil {
+		t.Fatal(err)
+	}
+	rewrite := func(parts ...[]byte) {
+		t.Helper()
+		if err := os.WriteFile(path, append(append([]byte(nil), parts[0]...), parts[1]...), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		later := time.Now().Add(time.Minute)
+		if err := os.Chtimes(path, later, later); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rewrite(b.certPEM, b.keyPEM)
+	// The emulator still knows a only: b's assertion is refused, which
+	// shows b was used.
+	_, err := e.c.KeepAlive(bg, id)
+	var te *TokenError
+	if !errors.As(err, &te) || te.StatusCode != 401 {
+		t.Fatalf("after rotation to an unregistered certificate: %v, want 401", err)
+	}
+	signedBy := func(i int, k *rsa.PrivateKey) bool {
+		_, err := jwt.Parse(tokenForm(t, e.fg, i).Get("client_assertion"), func(*jwt.Token) (any, error) { return &k.PublicKey, nil })
+		return err == nil
+	}
+	if !signedBy(0, a.key) || !signedBy(1, b.key) {
+		t.Error("assertions not signed by the certificate of the time")
+	}
+	rewrite(b.certPEM, []byte("garbage"))
+	if _, err := e.c.KeepAlive(bg, id); err == nil || !strings.Contains(err.Error(), "client certificate file") {
+		t.Errorf("broken rotated file: %v", err)
+	}
+}

@@ -64,10 +64,10 @@ func (s *fetchingSource) Token() (*oauth2.Token, error) {
 }
 
 // CheckToken reports whether an access token of the default tenant can be
-// had, for readiness. It
-// uses the client's cached token source, so it costs a token request only
-// when the cached token has expired. It returns when ctx ends even if the
-// token endpoint is slow (the fetch itself is bounded by RequestTimeout).
+// had, for readiness. It uses that tenant's cached token source, so it
+// costs a token request only when the cached token has expired. It returns
+// when ctx ends even if the token endpoint is slow (the fetch itself is
+// bounded by RequestTimeout).
 func (c *Client) CheckToken(ctx context.Context) error {
 	done := make(chan error, 1)
 	go func() {

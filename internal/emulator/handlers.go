@@ -338,8 +338,9 @@ func callURL(r *http.Request, id string) string {
 }
 
 func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
-	if r.PathValue("tenant") != s.opts.TenantID {
-		oauthError(w, http.StatusBadRequest, "invalid_request", "AADSTS90002: Tenant '"+r.PathValue("tenant")+"' not found.")
+	tenant := r.PathValue("tenant")
+	if !s.acceptsTenant(tenant) {
+		oauthError(w, http.StatusBadRequest, "invalid_request", "AADSTS90002: Tenant '"+tenant+"' not found.")
 		return
 	}
 	if err := r.ParseForm(); err != nil {
@@ -359,15 +360,16 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		oauthError(w, http.StatusBadRequest, "unauthorized_client", "AADSTS700016: Application not found in the directory.")
 		return
 	}
-	if secret != s.opts.ClientSecret {
-		oauthError(w, http.StatusUnauthorized, "invalid_client", "AADSTS7000215: Invalid client secret provided.")
+	// The secret, or a certificate or federated client assertion.
+	if bad := s.checkCredential(r, id, secret); bad != nil {
+		oauthError(w, bad.status, bad.code, bad.desc)
 		return
 	}
 	if !strings.HasSuffix(r.PostForm.Get("scope"), "/.default") {
 		oauthError(w, http.StatusBadRequest, "invalid_scope", "AADSTS1002012: The provided value for scope is not valid; client credentials need {resource}/.default.")
 		return
 	}
-	tok := "fake-" + uuid.NewString()
+	tok := newAccessToken(tenant) // TokenTenant reads the tenant back
 	ttl := s.opts.TokenTTL
 	s.mu.Lock()
 	s.tokens[tok] = issuedToken{expiry: s.opts.Now().Add(ttl)}

@@ -36,6 +36,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/x509"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -132,6 +133,15 @@ type Options struct {
 	// also the bot's application id: the audience of callback JWTs and the
 	// id of the bot's identity in calls.
 	TenantID, ClientID, ClientSecret string
+	// Tenants are further tenants the token endpoint issues tokens for
+	// (a multi-tenant bot); TokenTenant tells which tenant a token is of.
+	Tenants []string
+	// ClientCertificate, if set, lets the token endpoint accept a
+	// certificate client assertion (private_key_jwt) signed by its key.
+	ClientCertificate *x509.Certificate
+	// FederatedIssuerKey, if set, lets the token endpoint accept a
+	// federated client assertion (workload identity) signed by it.
+	FederatedIssuerKey *rsa.PublicKey
 	// TokenTTL is the expires_in of issued tokens (default 1h, whole
 	// seconds, at least 1s). Graph routes refuse a token past its expiry
 	// with 401.

@@ -19,7 +19,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	"golang.org/x/oauth2"
-	"golang.org/x/oauth2/clientcredentials"
 )
 
 // maxResponseBody bounds what is read of any Graph response.
@@ -53,8 +52,11 @@ type Meta struct {
 	Attempts        int
 }
 
-// New builds a Client: one HTTP client wrapped around one long-lived,
-// caching client-credentials token source. It fetches no token yet.
+// New builds a Client: one HTTP client whose transport adds the bearer
+// token of the request's tenant (WithTenant; default cfg.TenantID), from
+// one long-lived, caching client-credentials token source per tenant
+// (at most cfg.MaxTenants). It reads the credential files but fetches no
+// token yet.
 func New(cfg Config, log zerolog.Logger, reg prometheus.Registerer) (*Client, error) {
 	r, err := resolveConfig(cfg)
 	if err != nil {
@@ -76,20 +78,33 @@ func New(cfg Config, log zerolog.Logger, reg prometheus.Registerer) (*Client, er
 	if c.sleep == nil {
 		c.sleep = sleepTimer
 	}
-	cc := &clientcredentials.Config{
-		ClientID:     cfg.ClientID,
-		ClientSecret: cfg.ClientSecret,
-		TokenURL:     r.tokenURL,
-		Scopes:       []string{r.scope},
-		// Entra ID takes the secret in the form body. Naming the style
-		// also avoids auto-detection, which on failure asks twice.
-		AuthStyle: oauth2.AuthStyleInParams,
+	cred, err := loadCredential(cfg, time.Now)
+	if err != nil {
+		return nil, fmt.Errorf("graph client: %w", err)
 	}
 	tokenHTTP := &http.Client{Transport: base, Timeout: r.RequestTimeout, CheckRedirect: noRedirect}
 	tokenCtx := context.WithValue(context.Background(), oauth2.HTTPClient, tokenHTTP)
-	c.tokens = oauth2.ReuseTokenSource(nil, &fetchingSource{cc: cc, ctx: tokenCtx, m: c.m, log: c.log})
+	newEntry := func(tenant string) (*tenantEntry, error) {
+		tokenURL, err := c.cfg.tokenURLFor(tenant)
+		if err != nil {
+			return nil, err
+		}
+		ts := oauth2.ReuseTokenSource(nil, &fetchingSource{
+			clientID: cfg.ClientID, tokenURL: tokenURL, scope: r.scope, cred: cred,
+			ctx: tokenCtx, m: c.m, log: c.log.With().Str("tenant", tenant).Logger(),
+		})
+		return &tenantEntry{key: tenant, ts: ts, rt: &oauth2.Transport{Source: ts, Base: base}}, nil
+	}
+	def, err := newEntry(strings.ToLower(r.TenantID))
+	if err != nil {
+		return nil, fmt.Errorf("graph client: %w", err)
+	}
+	sources := newTokenSources(def, r.MaxTenants, newTokenSourcesGauge(reg), newEntry)
+	c.tokens = sources
 	c.http = &http.Client{
-		Transport: &oauth2.Transport{Source: c.tokens, Base: base},
+		// One cached token source per tenant, picked by the request
+		// context's tenant (WithTenant).
+		Transport: &tenantTransport{sources: sources},
 		// The bearer token is added on every hop, so never follow one.
 		CheckRedirect: noRedirect,
 	}

@@ -21,6 +21,7 @@ const (
 	DefaultMaxRetries     = 4
 	DefaultBackoffInitial = 500 * time.Millisecond
 	DefaultBackoffMax     = 8 * time.Second
+	DefaultMaxTenants     = 100
 )
 
 // Config configures a Client. Only the credentials are required; the rest
@@ -32,16 +33,46 @@ type Config struct {
 	// the calls API is not offered there.
 	Cloud string
 
-	TenantID     string
-	ClientID     string
+	// TenantID is the default tenant: the one CheckToken asks a token
+	// for, and the one a request whose context names no tenant (see
+	// WithTenant) acts in.
+	TenantID string
+	ClientID string
+
+	// Credentials: exactly one of ClientSecret, ClientCertificateFile and
+	// FederatedTokenFile.
+	//
+	// ClientSecret is the application's client secret.
 	ClientSecret string
+	// ClientCertificateFile is a PEM file holding the application's
+	// certificate and its RSA private key (unencrypted PKCS#1 or PKCS#8).
+	// New reads it (and fails on a file it cannot use); it is read again
+	// when it changes (a rotated certificate). Each token request sends a
+	// fresh client assertion signed with the key (RS256, x5t and x5t#S256 naming
+	// the certificate, aud the token URL, iss and sub the client id,
+	// valid 10 minutes).
+	ClientCertificateFile string
+	// FederatedTokenFile is a file holding a JWT from a trusted issuer
+	// (AZURE_FEDERATED_TOKEN_FILE, as Azure workload identity projects it
+	// into a Kubernetes pod). It is read again on every token request, so
+	// that the kubelet's rotation is picked up, and sent as the client
+	// assertion.
+	FederatedTokenFile string
+
+	// MaxTenants bounds the tenants with a cached token source (default
+	// 100, the default tenant included, which is never evicted; at least
+	// one other tenant is cached; the least recently used is evicted).
+	MaxTenants int
 
 	// BaseURL overrides the preset's Graph base, e.g.
 	// https://graph.microsoft.com/v1.0. Plain http is accepted for loopback
 	// hosts only (a fake Graph in tests).
 	BaseURL string
 	// TokenURL overrides the preset's
-	// {login}/{tenant}/oauth2/v2.0/token.
+	// {login}/{tenant}/oauth2/v2.0/token. The URL of another tenant than
+	// TenantID is derived from it: a literal "{tenant}" placeholder is
+	// replaced by the tenant id; without one, the first path segment equal
+	// to TenantID is; an override with neither serves TenantID only.
 	TokenURL string
 	// Scope defaults to the preset's Graph origin + "/.default".
 	Scope string
@@ -70,14 +101,16 @@ type Config struct {
 }
 
 // String renders the config with the client secret masked, so that an
-// accidental %v never leaks it.
+// accidental %v never leaks it. The credential files are named, never
+// their content.
 func (c Config) String() string {
 	secret := ""
 	if c.ClientSecret != "" {
 		secret = "[REDACTED]"
 	}
-	return fmt.Sprintf("graph.Config{Cloud:%q TenantID:%q ClientID:%q ClientSecret:%q BaseURL:%q TokenURL:%q Scope:%q RequestTimeout:%s RetryBudget:%s MaxRetries:%d}",
-		c.Cloud, c.TenantID, c.ClientID, secret, c.BaseURL, c.TokenURL, c.Scope, c.RequestTimeout, c.RetryBudget, c.MaxRetries)
+	return fmt.Sprintf("graph.Config{Cloud:%q TenantID:%q ClientID:%q ClientSecret:%q ClientCertificateFile:%q FederatedTokenFile:%q MaxTenants:%d BaseURL:%q TokenURL:%q Scope:%q RequestTimeout:%s RetryBudget:%s MaxRetries:%d}",
+		c.Cloud, c.TenantID, c.ClientID, secret, c.ClientCertificateFile, c.FederatedTokenFile, c.MaxTenants,
+		c.BaseURL, c.TokenURL, c.Scope, c.RequestTimeout, c.RetryBudget, c.MaxRetries)
 }
 
 // Cloud is a national cloud preset: where Graph and the token endpoint live.
@@ -119,9 +152,16 @@ type resolved struct {
 	Config
 	cloud    Cloud
 	base     string // Graph base URL, no trailing slash
-	tokenURL string
-	scope    string
+	tokenURL string // the default tenant's
+	// tokenTemplate is the token URL with "{tenant}" where the tenant id
+	// goes; empty when an override names no tenant (only the default
+	// tenant is served then).
+	tokenTemplate string
+	scope         string
 }
+
+// tenantPlaceholder is the TokenURL placeholder replaced by a tenant id.
+const tenantPlaceholder = "{tenant}"
 
 func resolveConfig(cfg Config) (resolved, error) {
 	cloud, err := ResolveCloud(cfg.Cloud)
@@ -132,10 +172,21 @@ func resolveConfig(cfg Config) (resolved, error) {
 	switch {
 	case cfg.ClientID == "":
 		return resolved{}, errors.New("client id is required")
-	case cfg.ClientSecret == "":
-		return resolved{}, errors.New("client secret is required")
 	case cfg.TenantID == "" && cfg.TokenURL == "":
 		return resolved{}, errors.New("tenant id is required")
+	case cfg.TenantID == "" && strings.Contains(cfg.TokenURL, tenantPlaceholder):
+		return resolved{}, errors.New("tenant id is required with a {tenant} token URL")
+	}
+	if err := checkCredentials(cfg); err != nil {
+		return resolved{}, err
+	}
+	if cfg.TenantID != "" {
+		if err := ValidTenantID(cfg.TenantID); err != nil {
+			return resolved{}, err
+		}
+	}
+	if r.MaxTenants <= 0 {
+		r.MaxTenants = DefaultMaxTenants
 	}
 	if r.RequestTimeout <= 0 {
 		r.RequestTimeout = DefaultRequestTimeout
@@ -163,9 +214,10 @@ func resolveConfig(cfg Config) (resolved, error) {
 	if err := checkServiceURL("base URL", r.base); err != nil {
 		return resolved{}, err
 	}
+	r.tokenTemplate = tokenTemplate(cloud, cfg.TokenURL, cfg.TenantID)
 	r.tokenURL = cfg.TokenURL
-	if r.tokenURL == "" {
-		r.tokenURL = cloud.LoginBaseURL + "/" + url.PathEscape(cfg.TenantID) + "/oauth2/v2.0/token"
+	if r.tokenTemplate != "" {
+		r.tokenURL = strings.ReplaceAll(r.tokenTemplate, tenantPlaceholder, url.PathEscape(cfg.TenantID))
 	}
 	if err := checkServiceURL("token URL", r.tokenURL); err != nil {
 		return resolved{}, err

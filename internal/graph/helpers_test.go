@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -86,6 +87,7 @@ func newEnv(t *testing.T, opts emulator.Options, mut ...func(*Config)) *env {
 		BackoffInitial: time.Millisecond,
 		BackoffMax:     4 * time.Millisecond,
 		Sleep:          sl.sleep,
+		Transport:      tokenForms.transport(http.DefaultTransport.(*http.Transport).Clone()),
 	}
 	for _, m := range mut {
 		m(&cfg)

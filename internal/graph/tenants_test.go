@@ -2,6 +2,8 @@ package graph
 
 import (
 	"errors"
+	"io"
+	"net/http"
 	"net/url"
 	"strings"
 	"sync"
@@ -202,13 +204,47 @@ func gaugeValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 // tokenForm returns the form of the i-th recorded token request.
 func tokenForm(t *testing.T, fg *emulator.Server, i int) url.Values {
 	t.Helper()
-	rs := fg.Requests(emulator.RouteToken)
-	if len(rs) <= i {
-		t.Fatalf("%d token requests, want more than %d", len(rs), i)
+	fs := tokenForms.of(fg.URL())
+	if len(fs) <= i {
+		t.Fatalf("%d token requests, want more than %d", len(fs), i)
 	}
-	f, err := url.ParseQuery(string(rs[i].Body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return f
+	return fs[i]
 }
+
+// tokenForms are the token request forms clients built by newEnv sent, by
+// the origin they went to: the emulator's record redacts assertions and
+// secrets, so the tests that check them read what went on the wire.
+var tokenForms = &formCapture{byOrigin: map[string][]url.Values{}}
+
+type formCapture struct {
+	mu       sync.Mutex
+	byOrigin map[string][]url.Values
+}
+
+func (c *formCapture) of(origin string) []url.Values {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]url.Values(nil), c.byOrigin[origin]...)
+}
+
+// transport records the form of every token request it carries.
+func (c *formCapture) transport(base http.RoundTripper) http.RoundTripper {
+	return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		if strings.HasSuffix(r.URL.Path, "/oauth2/v2.0/token") && r.GetBody != nil {
+			if body, err := r.GetBody(); err == nil {
+				b, _ := io.ReadAll(body)
+				if f, err := url.ParseQuery(string(b)); err == nil {
+					c.mu.Lock()
+					origin := r.URL.Scheme + "://" + r.URL.Host
+					c.byOrigin[origin] = append(c.byOrigin[origin], f)
+					c.mu.Unlock()
+				}
+			}
+		}
+		return base.RoundTrip(r)
+	})
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

@@ -136,6 +136,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 
 	gc, err := graph.New(graph.Config{
 		Cloud: cfg.Cloud, TenantID: cfg.TenantID, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret,
+		ClientCertificateFile: cfg.ClientCertificateFile, FederatedTokenFile: cfg.FederatedTokenFile, MaxTenants: cfg.GraphMaxTenants,
 		BaseURL: cfg.GraphBaseURL, TokenURL: cfg.TokenURL,
 		RequestTimeout: cfg.GraphTimeout, RetryBudget: cfg.GraphRetryBudget, MaxRetries: cfg.GraphMaxRetries,
 	}, log, reg)

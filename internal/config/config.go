@@ -52,6 +52,11 @@ type Config struct {
 	TenantID         string
 	ClientID         string // the bot's app id
 	ClientSecret     string
+	// ClientCertificateFile and FederatedTokenFile are the credentials
+	// without a secret: exactly one of the three is set.
+	ClientCertificateFile string
+	FederatedTokenFile    string
+	GraphMaxTenants       int
 	Graph            string // emulator:<URL>: a standalone "botd emulator" is Graph
 	GraphBaseURL     string
 	TokenURL         string
@@ -153,6 +158,9 @@ func settings() []setting {
 		s("tenant-id", "", "Azure AD tenant id of the bot's app registration", func(c *Config) *string { return &c.TenantID }),
 		s("client-id", "", "the bot's app (client) id", func(c *Config) *string { return &c.ClientID }),
 		secret(s("client-secret", "", "the bot's client secret (or BOTD_CLIENT_SECRET_FILE)", func(c *Config) *string { return &c.ClientSecret })),
+		s("client-certificate-file", "", "PEM file with the bot's certificate and its RSA private key: token requests carry a client assertion signed with it, instead of a client secret", func(c *Config) *string { return &c.ClientCertificateFile }),
+		s("federated-token-file", "", "file holding a federated token (Azure workload identity projects one and names it in AZURE_FEDERATED_TOKEN_FILE, the default when no other credential is set), read on each token request, instead of a client secret", func(c *Config) *string { return &c.FederatedTokenFile }),
+		i("graph-max-tenants", 100, "tenants whose Graph tokens are cached at once; each call is acted on with a token for its own tenant (BOTD_TENANT_ID for calls botd creates without one)", func(c *Config) *int { return &c.GraphMaxTenants }),
 		s("graph", "", "point botd at a standalone Graph emulator (botd emulator) instead of Graph: emulator:<URL>, e.g. emulator:http://127.0.0.1:7070; sets the Graph, token and signing-key URLs and the emulator's tenant, client id and secret, each unless set", func(c *Config) *string { return &c.Graph }),
 		s("graph-base-url", "", "Graph base URL; overrides the cloud preset", func(c *Config) *string { return &c.GraphBaseURL }),
 		s("token-url", "", "OAuth2 token URL; overrides the cloud preset", func(c *Config) *string { return &c.TokenURL }),
@@ -254,11 +262,30 @@ func Load(args []string, getenv func(string) string, helpOut io.Writer) (Config,
 	if err := c.applyGraph(); err != nil {
 		return Config{}, err
 	}
-	c.Emulator = c.ClientID == "" && c.ClientSecret == "" && c.TenantID == ""
+	if c.FederatedTokenFile == "" && c.ClientSecret == "" && c.ClientCertificateFile == "" && c.ClientID != "" {
+		c.FederatedTokenFile = getenv(AzureFederatedTokenFile)
+	}
+	c.Emulator = c.ClientID == "" && c.TenantID == "" && c.credentials() == 0
 	if err := c.Validate(); err != nil {
 		return Config{}, err
 	}
 	return c, nil
+}
+
+// AzureFederatedTokenFile is the variable Azure workload identity names
+// its projected token file in.
+const AzureFederatedTokenFile = "AZURE_FEDERATED_TOKEN_FILE"
+
+// credentials counts the Graph credentials set: a secret, a certificate,
+// a federated token file.
+func (c *Config) credentials() int {
+	n := 0
+	for _, v := range []string{c.ClientSecret, c.ClientCertificateFile, c.FederatedTokenFile} {
+		if v != "" {
+			n++
+		}
+	}
+	return n
 }
 
 // applyGraph resolves Graph=emulator:<URL>: a standalone "botd emulator"
@@ -282,7 +309,9 @@ func (c *Config) applyGraph() error {
 	}
 	def(&c.TenantID, emulator.DefaultTenantID)
 	def(&c.ClientID, emulator.DefaultClientID)
-	def(&c.ClientSecret, emulator.DefaultClientSecret)
+	if c.credentials() == 0 {
+		c.ClientSecret = emulator.DefaultClientSecret
+	}
 	def(&c.GraphBaseURL, root+"/v1.0")
 	def(&c.TokenURL, root+"/"+c.TenantID+"/oauth2/v2.0/token")
 	def(&c.AuthMetadataURL, root+"/v1/.well-known/OpenIdConfiguration")
@@ -574,8 +603,12 @@ func (c *Config) Validate() error {
 		if c.ClientID == "" {
 			bad("client-id", "required when any Graph credential is set")
 		}
-		if c.ClientSecret == "" {
-			bad("client-secret", "required when any Graph credential is set (or BOTD_CLIENT_SECRET_FILE)")
+		switch c.credentials() {
+		case 0:
+			bad("client-secret", "a credential is required when any Graph setting is: BOTD_CLIENT_SECRET (or BOTD_CLIENT_SECRET_FILE), BOTD_CLIENT_CERTIFICATE_FILE or BOTD_FEDERATED_TOKEN_FILE")
+		case 1:
+		default:
+			bad("client-secret", "set only one of BOTD_CLIENT_SECRET, BOTD_CLIENT_CERTIFICATE_FILE and BOTD_FEDERATED_TOKEN_FILE")
 		}
 		if c.TenantID == "" {
 			bad("tenant-id", "required when any Graph credential is set")
@@ -652,6 +685,9 @@ func (c *Config) Validate() error {
 	}
 	if c.KeepAliveInterval >= 45*time.Minute {
 		bad("keepalive-interval", "must be under 45m: Graph ends a call that has had no keepAlive for 45 minutes")
+	}
+	if c.GraphMaxTenants < 1 || c.GraphMaxTenants > 100000 {
+		bad("graph-max-tenants", "must be between 1 and 100000")
 	}
 	if c.GraphMaxRetries < 0 || c.GraphMaxRetries > 20 {
 		bad("graph-max-retries", "must be between 0 and 20")

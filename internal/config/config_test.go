@@ -283,3 +283,37 @@ func TestUnknownEnv(t *testing.T) {
 		}
 	}
 }
+
+// Credentials: exactly one of secret, certificate and federated token
+// file; Azure workload identity's file is the default when none is set.
+func TestCredentialForms(t *testing.T) {
+	cert := with(creds, "BOTD_CLIENT_SECRET", "", "BOTD_CLIENT_CERTIFICATE_FILE", "/etc/botd/cert.pem")
+	c, err := Load(nil, env(cert), io.Discard)
+	if err != nil || c.Emulator || c.ClientCertificateFile != "/etc/botd/cert.pem" || c.ClientSecret != "" {
+		t.Fatalf("certificate: %+v %v", c, err)
+	}
+	fed := with(creds, "BOTD_CLIENT_SECRET", "", AzureFederatedTokenFile, "/var/run/secrets/azure/tokens/azure-identity-token")
+	c, err = Load(nil, env(fed), io.Discard)
+	if err != nil || c.FederatedTokenFile != "/var/run/secrets/azure/tokens/azure-identity-token" {
+		t.Fatalf("federated default: %+v %v", c, err)
+	}
+	// A secret wins over the default: the projected file is not a second
+	// credential when the user chose one.
+	c, err = Load(nil, env(with(creds, AzureFederatedTokenFile, "/x")), io.Discard)
+	if err != nil || c.FederatedTokenFile != "" {
+		t.Fatalf("secret and the Azure file: %+v %v", c, err)
+	}
+	_, err = Load(nil, env(with(creds, "BOTD_CLIENT_CERTIFICATE_FILE", "/etc/botd/cert.pem")), io.Discard)
+	if want := "BOTD_CLIENT_SECRET: set only one of BOTD_CLIENT_SECRET, BOTD_CLIENT_CERTIFICATE_FILE and BOTD_FEDERATED_TOKEN_FILE"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("two credentials: %v", err)
+	}
+	_, err = Load(nil, env(with(creds, "BOTD_CLIENT_SECRET", "")), io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "a credential is required") {
+		t.Fatalf("no credential: %v", err)
+	}
+	// A certificate alone is not emulator mode: it needs the rest.
+	_, err = Load(nil, env(map[string]string{"BOTD_CLIENT_CERTIFICATE_FILE": "/c.pem"}), io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "BOTD_CLIENT_ID") {
+		t.Fatalf("certificate alone: %v", err)
+	}
+}

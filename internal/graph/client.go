@@ -159,6 +159,13 @@ type response struct {
 // send runs r and decodes a 2xx body into out (when out is not nil and
 // the body is not empty). meta must carry the client-request-id to send.
 func (c *Client) send(ctx context.Context, r request, in, out any, meta *Meta) error {
+	if t := TenantFromContext(ctx); t != "" {
+		if err := ValidTenantID(t); err != nil {
+			// A tenant id ends up in the token URL: refused before any
+			// request, and not a token error.
+			return fmt.Errorf("%s: %w", r.action, err)
+		}
+	}
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {

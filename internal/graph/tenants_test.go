@@ -131,8 +131,9 @@ func TestBadTenantRefusedBeforeAnyRequest(t *testing.T) {
 	e := newEnv(t, emulator.Options{})
 	for _, bad := range []string{"a/b", "../x", "x y", "common", "t%2Fx", "x?y", "-x", "a..b", strings.Repeat("a", 254)} {
 		_, meta, err := e.c.CreateCall(WithTenant(bg, bad), validCall())
-		if !errors.Is(err, ErrInvalidTenant) || Retryable(err) || meta.Attempts != 1 {
-			t.Errorf("tenant %q: err %v after %d attempts, want ErrInvalidTenant, not retried", bad, err, meta.Attempts)
+		var te *TokenError
+		if !errors.Is(err, ErrInvalidTenant) || errors.As(err, &te) || Retryable(err) || meta.Attempts != 0 {
+			t.Errorf("tenant %q: err %v after %d attempts, want ErrInvalidTenant, no attempt, not a token error", bad, err, meta.Attempts)
 		}
 	}
 	if n := len(e.fg.Requests()); n != 0 {
@@ -248,3 +249,17 @@ func (c *formCapture) transport(base http.RoundTripper) http.RoundTripper {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// A create-call body's tenantId is checked like a tenant from the context.
+func TestCreateCallTenantIDRule(t *testing.T) {
+	c := validCall()
+	c.TenantID = "a/b"
+	var ve *ValidationError
+	if err := ValidateCall(c); !errors.As(err, &ve) || ve.Rule != RuleTenantID || ve.Field != "tenantId" {
+		t.Fatalf("ValidateCall = %v", err)
+	}
+	c.TenantID = tenantA
+	if err := ValidateCall(c); err != nil {
+		t.Fatal(err)
+	}
+}

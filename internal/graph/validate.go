@@ -45,6 +45,7 @@ const (
 	RuleDtmfDelay            = "dtmf.delayBetweenTones"
 	RuleRecordingStatus      = "recordingStatus.value"
 	RuleScreenSharingRole    = "screenSharingRole.value"
+	RuleTenantID             = "tenantId.format"
 
 	// WarnReplacesCallIDFirstOnly is not an error: Graph reads only the
 	// first participant of an invite that replaces a call. The request is
@@ -60,7 +61,7 @@ var allRules = []string{
 	RuleMeetingInfoType, RuleRejectReason, RuleRedirectMaxTargets, RuleRedirectTimeout, RuleParticipantCapacity,
 	RuleCallbackOwn,
 	RulePromptsMax, RulePromptURI, RuleRecordInitialSilence, RuleRecordMaxSilence, RuleRecordMaxDuration,
-	RuleToneValue, RuleDtmfMaxTones, RuleDtmfDelay, RuleRecordingStatus, RuleScreenSharingRole,
+	RuleTenantID, RuleToneValue, RuleDtmfMaxTones, RuleDtmfDelay, RuleRecordingStatus, RuleScreenSharingRole,
 }
 
 // Limits from Graph's documentation.
@@ -279,6 +280,11 @@ func validateCall(call *model.Call) *ValidationError {
 	}
 	if e := checkModalities("requestedModalities", call.RequestedModalities); e != nil {
 		return e
+	}
+	if call.TenantID != "" {
+		if err := ValidTenantID(call.TenantID); err != nil {
+			return verr(RuleTenantID, "tenantId", "%v", err)
+		}
 	}
 	if e := checkMediaConfig("mediaConfig", call.MediaConfig); e != nil {
 		return e

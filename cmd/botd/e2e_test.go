@@ -82,6 +82,9 @@ func e2eStartExternal(t *testing.T, opts emulator.Options, env map[string]string
 	ln.Close()
 	public := "http://" + listen
 	opts.TenantID, opts.ClientID, opts.ClientSecret = "e2e-tenant", "00000000-0000-4000-8000-0000000000e2", "e2e-secret"
+	if opts.Tenants == nil {
+		opts.Tenants = []string{emulator.AnyTenant} // the seeds name their own tenantId
+	}
 	opts.BotCallbackURL = public + "/api/calls"
 	emu, err := emulator.Start(opts)
 	if err != nil {

@@ -23,9 +23,9 @@ const emulatorEnvPrefix = "BOTD_EMULATOR_"
 var emulatorSecrets = map[string]bool{"client-secret": true}
 
 type emulatorOpts struct {
-	listen, tenant, client, secret, botCallback, faults, logLevel *string
-	seed                                                          *int64
-	scale                                                         *float64
+	listen, tenant, tenants, client, secret, botCallback, faults, logLevel *string
+	seed                                                                   *int64
+	scale                                                                  *float64
 }
 
 // emulatorFlags are botd emulator's flags, the one list of them.
@@ -34,6 +34,7 @@ func emulatorFlags() (*flag.FlagSet, emulatorOpts) {
 	var o emulatorOpts
 	o.listen = fs.String("listen", "127.0.0.1:7070", "address the emulator serves Graph, its token endpoint, OpenID configuration and /emulator/incoming on")
 	o.tenant = fs.String("tenant-id", emulator.DefaultTenantID, "tenant id the token endpoint accepts")
+	o.tenants = fs.String("tenants", emulator.AnyTenant, "further tenants the token endpoint issues tokens for, as a multi-tenant app's: a comma list, or * for any")
 	o.client = fs.String("client-id", emulator.DefaultClientID, "client id the token endpoint accepts: the bot's app id, audience of the callbacks' tokens")
 	o.secret = fs.String("client-secret", emulator.DefaultClientSecret, "client secret the token endpoint accepts (or BOTD_EMULATOR_CLIENT_SECRET_FILE)")
 	o.botCallback = fs.String("bot-callback", "", "the bot's registered calling webhook, where incoming calls ring, e.g. http://127.0.0.1:8080/api/calls")
@@ -81,7 +82,7 @@ func runEmulator(ctx context.Context, args []string, getenv func(string) string,
 	log := zerolog.New(stdout).Level(level).With().Timestamp().Str("service", "botd-emulator").Logger()
 	warnUnknownEnv(log, environ)
 	s, err := emulator.StartOn(emulator.Options{
-		TenantID: *o.tenant, ClientID: *o.client, ClientSecret: *o.secret,
+		TenantID: *o.tenant, Tenants: config.List(*o.tenants), ClientID: *o.client, ClientSecret: *o.secret,
 		BotCallbackURL: *o.botCallback, Seed: *o.seed, TimeScale: *o.scale, Faults: rules,
 		Log: log,
 	}, *o.listen)

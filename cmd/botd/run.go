@@ -115,6 +115,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 		}
 		emu, err = emulator.StartOn(emulator.Options{
 			TenantID: cfg.TenantID, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret,
+			// A call's tenantId (Microsoft's examples name their own) gets
+			// a token for that tenant, as a multi-tenant app's would.
+			Tenants: []string{emulator.AnyTenant},
 			BotName: cfg.BotName,
 			// Incoming calls ring the bot's registered webhook: the
 			// callback path with no instance, as Teams would.
@@ -330,6 +333,7 @@ func security(ctx context.Context, log zerolog.Logger, cfg *config.Config, emu *
 		MetadataURL:    metadataURL,
 		Issuers:        issuers,
 		AllowedTenants: config.List(cfg.AuthAllowedTenants),
+		OnVerified:     func(r *http.Request, c *auth.Claims) { handlers.RecordTenant(r, c.TenantID) },
 	}, log, reg)
 	if err != nil {
 		return sec, fmt.Errorf("inbound auth: %w", err)

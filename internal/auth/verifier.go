@@ -68,6 +68,10 @@ type VerifierConfig struct {
 	// FetchTimeout, its own transport, and at most 3 redirects, each to
 	// https.
 	HTTPClient *http.Client
+	// OnVerified, when set, is called by Middleware with each admitted
+	// request and its token's claims, before the request goes on: the
+	// callback handler keeps the tenant without a copy of the request.
+	OnVerified func(r *http.Request, c *Claims)
 	// Now is the clock for exp, nbf, the cache and the unknown-kid rate
 	// limit. Default time.Now. Timers (periodic refresh) use the runtime's
 	// clock.
@@ -454,17 +458,18 @@ func (v *Verifier) refreshForUnknownKID(ctx context.Context) bool {
 
 // Middleware admits a request only with a valid callback token. It reads
 // the Authorization header and nothing else: on failure the body is never
-// touched and next is not called. The request goes on unchanged: nothing
-// downstream needs the claims, and putting them in its context would cost
-// every callback a copy of the request.
+// touched and next is not called. The request goes on unchanged: putting
+// the claims in its context would cost every callback a copy of the
+// request, so VerifierConfig.OnVerified hands them over instead.
 func (v *Verifier) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var err error
+		var claims Claims
 		switch vals := r.Header.Values("Authorization"); len(vals) {
 		case 0:
 			_, err = v.Verify(r.Context(), "")
 		case 1:
-			_, err = v.Verify(r.Context(), vals[0])
+			claims, err = v.Verify(r.Context(), vals[0])
 		default:
 			// Two credentials: which one a proxy would check is anyone's guess.
 			err = v.fail(ReasonMalformed)
@@ -477,6 +482,9 @@ func (v *Verifier) Middleware(next http.Handler) http.Handler {
 			}
 			v.reject(w, r, reason)
 			return
+		}
+		if v.cfg.OnVerified != nil {
+			v.cfg.OnVerified(r, &claims)
 		}
 		next.ServeHTTP(w, r)
 	})

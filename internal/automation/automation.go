@@ -44,6 +44,7 @@ type Store interface {
 	FailOperation(callID, clientContext string, result *model.ResultInfo, reason string) []callstate.Change
 	MarkTerminated(callID, reason string) []callstate.Change
 	ReplaceRoster(callID string, ps []model.Participant) []callstate.Change
+	Tenant(callID string) string
 }
 
 // Config is automation's behaviour.
@@ -256,6 +257,8 @@ func (e *Engine) enqueue(j job) bool {
 func (e *Engine) runJob(ctx context.Context, j job) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.ActionTimeout)
 	defer cancel()
+	// Graph is asked with a token for the call's own tenant.
+	ctx = graph.WithTenant(ctx, e.store.Tenant(j.callID))
 	start := time.Now()
 	err := j.run(ctx)
 	e.metrics.duration.WithLabelValues(j.kind).Observe(time.Since(start).Seconds())

@@ -102,6 +102,9 @@ func (s *Store) applyLocked(c *call, a *applyCtx, ev *model.Event) {
 	if ev.CallbackURI != "" && (c.res.CallbackURI == "" || !staleLocked(c, ev)) {
 		c.res.CallbackURI = ev.CallbackURI
 	}
+	if c.res.TenantID == "" && ev.TenantID != "" {
+		c.res.TenantID = ev.TenantID
+	}
 	switch ev.Kind {
 	case model.EventCall:
 		s.applyCallLocked(c, a, ev)

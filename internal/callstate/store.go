@@ -344,6 +344,17 @@ func (s *Store) Call(id string) (CallView, bool) {
 	return c.viewLocked(), true
 }
 
+// Tenant returns the tenant of call id: its tenantId, or the tenant of
+// the callback token of its notifications; "" when unknown.
+func (s *Store) Tenant(id string) string {
+	c, _, err := s.lockCall(id, lockExisting, time.Time{})
+	if err != nil {
+		return ""
+	}
+	defer c.mu.Unlock()
+	return c.res.TenantID
+}
+
 // Calls lists every tracked call, oldest first (ties by id).
 func (s *Store) Calls() []CallSummary {
 	cs := s.allCalls(nil)

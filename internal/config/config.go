@@ -48,22 +48,22 @@ type Config struct {
 	LogFormat string
 
 	// Graph client.
-	Cloud            string
-	TenantID         string
-	ClientID         string // the bot's app id
-	ClientSecret     string
+	Cloud        string
+	TenantID     string
+	ClientID     string // the bot's app id
+	ClientSecret string
 	// ClientCertificateFile and FederatedTokenFile are the credentials
 	// without a secret: exactly one of the three is set.
 	ClientCertificateFile string
 	FederatedTokenFile    string
 	GraphMaxTenants       int
-	Graph            string // emulator:<URL>: a standalone "botd emulator" is Graph
-	GraphBaseURL     string
-	TokenURL         string
-	GraphTimeout     time.Duration
-	GraphRetryBudget time.Duration
-	GraphMaxRetries  int
-	BotName          string
+	Graph                 string // emulator:<URL>: a standalone "botd emulator" is Graph
+	GraphBaseURL          string
+	TokenURL              string
+	GraphTimeout          time.Duration
+	GraphRetryBudget      time.Duration
+	GraphMaxRetries       int
+	BotName               string
 
 	// Call store.
 	Retention        time.Duration

@@ -134,7 +134,8 @@ type Options struct {
 	// id of the bot's identity in calls.
 	TenantID, ClientID, ClientSecret string
 	// Tenants are further tenants the token endpoint issues tokens for
-	// (a multi-tenant bot); TokenTenant tells which tenant a token is of.
+	// (a multi-tenant bot), or AnyTenant for every one; TokenTenant tells
+	// which tenant a token is of.
 	Tenants []string
 	// ClientCertificate, if set, lets the token endpoint accept a
 	// certificate client assertion (private_key_jwt) signed by its key.

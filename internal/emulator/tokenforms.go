@@ -52,9 +52,13 @@ func (s *Server) RequestTenant(r Request) string {
 func newAccessToken(tenant string) string { return "fake-" + uuid.NewString() + "." + tenant }
 
 // acceptsTenant reports whether the token endpoint serves tenant.
+// AnyTenant in Options.Tenants makes the token endpoint issue tokens for
+// any tenant: a multi-tenant app consented in every tenant.
+const AnyTenant = "*"
+
 func (s *Server) acceptsTenant(tenant string) bool {
 	eq := func(t string) bool { return strings.EqualFold(t, tenant) }
-	return eq(s.opts.TenantID) || slices.ContainsFunc(s.opts.Tenants, eq)
+	return eq(s.opts.TenantID) || slices.ContainsFunc(s.opts.Tenants, func(t string) bool { return t == AnyTenant || eq(t) })
 }
 
 // tokenRefusal is how the token endpoint refuses a credential.

@@ -28,6 +28,7 @@ type Store interface {
 	TrackOperation(callID string, op callstate.OperationRecord) error
 	OperationSent(callID, clientContext string, op *model.Operation) []callstate.Change
 	FailOperation(callID, clientContext string, result *model.ResultInfo, reason string) []callstate.Change
+	Tenant(callID string) string
 }
 
 // Graph is the part of the Graph client the admin API drives.
@@ -159,7 +160,7 @@ func handleCreateCall(d Deps) http.Handler {
 			d.refuse(w, r, graph.OpCreateCall, err)
 			return
 		}
-		created, meta, err := d.Graph.CreateCall(r.Context(), &call)
+		created, meta, err := d.Graph.CreateCall(graph.WithTenant(r.Context(), call.TenantID), &call)
 		log := d.Log.With().Str("component", "admin").Str("client_request_id", meta.ClientRequestID).Logger()
 		if err != nil {
 			log.Warn().Err(err).Msg("create call failed")
@@ -188,6 +189,12 @@ func handleCreateCall(d Deps) http.Handler {
 		w.Header().Set("Location", "/v1/calls/"+created.ID)
 		writeJSON(w, http.StatusCreated, v)
 	})
+}
+
+// tenantCtx is ctx for a Graph request on callID: with a token for the
+// call's tenant (BOTD_TENANT_ID when the call names none).
+func (d Deps) tenantCtx(ctx context.Context, callID string) context.Context {
+	return graph.WithTenant(ctx, d.Store.Tenant(callID))
 }
 
 // ownCallback fills botd's own callbackUri where a body has none, and
@@ -242,7 +249,7 @@ func callAction[T any](d Deps, action, op string, needBody bool, fill func(*T) e
 				return
 			}
 		}
-		meta, err := send(r.Context(), callID, body)
+		meta, err := send(d.tenantCtx(r.Context(), callID), callID, body)
 		log := d.Log.With().Str("component", "admin").Str("call_id", callID).Str("action", action).Str("client_request_id", meta.ClientRequestID).Logger()
 		if err != nil {
 			log.Warn().Err(err).Msg("call action failed")
@@ -309,7 +316,7 @@ func handleHangup(d Deps) http.Handler {
 		if !liveCall(d, w, r) {
 			return
 		}
-		meta, err := d.Graph.Hangup(r.Context(), callID)
+		meta, err := d.Graph.Hangup(d.tenantCtx(r.Context(), callID), callID)
 		log := d.Log.With().Str("component", "admin").Str("call_id", callID).Str("client_request_id", meta.ClientRequestID).Logger()
 		if err != nil {
 			log.Warn().Err(err).Msg("hang up failed")

@@ -70,6 +70,7 @@ func handleCallback(d Deps) http.Handler {
 		}
 		for i := range batch.Events {
 			ev := &batch.Events[i]
+			ev.TenantID = fields.tenant
 			d.countQuirks(ev)
 			result := d.apply(ev)
 			d.Metrics.notifications.WithLabelValues(changeLabel(ev.ChangeType), ev.Path.Kind.String(), result).Inc()

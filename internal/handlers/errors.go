@@ -101,6 +101,7 @@ func problemFor(err error) Problem {
 		ve  *graph.ValidationError
 		ae  *graph.APIError
 		oue *graph.OutcomeUnknownError
+		te  *graph.TokenError
 	)
 	switch {
 	case errors.As(err, &ve):
@@ -117,6 +118,8 @@ func problemFor(err error) Problem {
 	case errors.As(err, &ae):
 		p.Code, p.Detail = CodeUpstream, "Graph refused the request: "+ae.Message
 		p.GraphStatus, p.GraphCode, p.RequestID, p.ClientRequestID = ae.StatusCode, ae.Code, ae.RequestID, ae.ClientRequestID
+	case errors.Is(err, graph.ErrInvalidTenant):
+		p.Code, p.Detail, p.Rule, p.Field = CodeUnprocessable, err.Error(), graph.RuleTenantID, "tenantId"
 	case errors.Is(err, callstate.ErrTooManyCalls):
 		p.Code, p.Detail = CodeUnavailable, err.Error()
 	case errors.Is(err, callstate.ErrUnknownCall):
@@ -126,6 +129,12 @@ func problemFor(err error) Problem {
 		p.Code, p.Detail = CodeInvalid, err.Error()
 	case errors.As(err, &he):
 		p.Code, p.Detail = he.Code, he.Error()
+	case errors.As(err, &te):
+		// The token endpoint's answer says nothing secret (TokenError keeps
+		// only its code and first line); a tenant the app is not consented
+		// in ends here.
+		p.Code, p.Detail = CodeUpstream, "botd could not get a Graph token: "+te.Error()
+		p.GraphStatus = te.StatusCode
 	}
 	p.Status = codeStatus[p.Code]
 	p.Title = http.StatusText(p.Status)

@@ -18,6 +18,15 @@ type logFields struct {
 	items    int
 	rejected int
 	callID   string
+	// tenant is the tid of the request's verified callback token.
+	tenant string
+}
+
+// RecordTenant keeps the tenant of a verified callback token for the
+// callback handler, which gives it to the calls the notifications name. It
+// is the inbound verifier's OnVerified hook.
+func RecordTenant(r *http.Request, tenantID string) {
+	fieldsFrom(r.Context()).tenant = tenantID
 }
 
 type logFieldsKey struct{}

@@ -88,7 +88,7 @@ func (a opAction[T]) handler(d Deps) http.HandlerFunc {
 		}
 		log := d.Log.With().Str("component", "admin").Str("call_id", callID).Str("op_type", a.typ).
 			Str("client_context", cc).Str("participant_id", pid).Logger()
-		op, meta, err := a.send(r.Context(), callID, pid, body)
+		op, meta, err := a.send(graph.WithTenant(r.Context(), v.TenantID), callID, pid, body)
 		log = log.With().Str("client_request_id", meta.ClientRequestID).Str("graph_request_id", meta.RequestID).Logger()
 		switch {
 		case err == nil:

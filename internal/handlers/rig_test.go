@@ -72,7 +72,7 @@ func newRig(t *testing.T, o rigOptions) *rig {
 	r := &rig{t: t, reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
 	log := zerolog.New(r.logs)
 
-	eo := emulator.Options{TenantID: "tenant-1", ClientID: "app-1", ClientSecret: "secret-1"}
+	eo := emulator.Options{TenantID: "tenant-1", ClientID: "app-1", ClientSecret: "secret-1", Tenants: []string{emulator.AnyTenant}}
 	if o.secure != nil {
 		eo.SigningKey = o.secure.key
 	}

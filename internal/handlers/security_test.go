@@ -65,6 +65,7 @@ func (s *security) setup(t *testing.T, r *rig, log zerolog.Logger) {
 
 	v, err := auth.NewVerifier(auth.VerifierConfig{
 		Audience: "app-1", MetadataURL: r.emu.OpenIDConfigURL(), AllowedTenants: s.tenants,
+		OnVerified: func(req *http.Request, c *auth.Claims) { RecordTenant(req, c.TenantID) }, // as cmd/botd wires it
 	}, log, r.reg)
 	if err != nil {
 		t.Fatal(err)

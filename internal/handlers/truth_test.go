@@ -5,6 +5,10 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/botd/botd/internal/callstate"
+
 	"github.com/botd/botd/internal/model"
 )
 
@@ -154,5 +158,82 @@ func TestUnknownParticipantIs404(t *testing.T) {
 				t.Errorf("%d operations recorded", len(v.Operations))
 			}
 		})
+	}
+}
+
+// TestEachCallItsTenantsToken: two calls of two tenants (their create-call
+// tenantId) are each acted on with a token for their own tenant, and each
+// tenant's token is fetched once for all the requests of its lifetime; a
+// call whose notifications name no tenant takes the callback token's tid.
+func TestEachCallItsTenantsToken(t *testing.T) {
+	r := newRig(t, rigOptions{automation: automation0()})
+	const tenantA, tenantB = "3f7c9a10-1b2c-4d3e-8f40-5a6b7c8d9e01", "contoso.onmicrosoft.com"
+	p2p := withoutCallback(t, seed(t, "003_01_request.json"))
+	ids := map[string]string{}
+	before := r.emu.TokenFetches()
+	for _, tenant := range []string{tenantA, tenantB} {
+		rp := r.adminDo(http.MethodPost, "/v1/calls", setJSON(t, p2p, "tenantId", tenant))
+		if rp.status != http.StatusCreated {
+			t.Fatalf("create for %s = %d: %s", tenant, rp.status, rp.body)
+		}
+		var v callstate.CallView
+		rp.decode(t, &v)
+		ids[v.ID] = tenant
+	}
+	fetches := r.emu.TokenFetches()
+	if fetches-before != 2 {
+		t.Errorf("%d token fetches for two tenants' creates, want 2", fetches-before)
+	}
+	for round := 0; round < 3; round++ {
+		for id := range ids {
+			if rp := r.adminDo(http.MethodPost, "/v1/calls/"+id+"/keepAlive", nil); rp.status != http.StatusOK {
+				t.Fatalf("keepAlive %s = %d: %s", id, rp.status, rp.body)
+			}
+		}
+	}
+	if n := r.emu.TokenFetches(); n != fetches {
+		t.Errorf("%d more token fetches for 6 keepAlives: tokens are not cached per tenant", n-fetches)
+	}
+	seen := map[string]int{}
+	for _, req := range r.emu.GraphRequests() {
+		want, ok := ids[req.CallID]
+		if !ok {
+			continue
+		}
+		if got := r.emu.RequestTenant(req); got != want {
+			t.Errorf("%s %s carried a token of tenant %q, want %q", req.Method, req.Path, got, want)
+		}
+		seen[want]++
+	}
+	if seen[tenantA] != 3 || seen[tenantB] != 3 {
+		t.Errorf("keepAlives per tenant %v, want 3 each", seen)
+	}
+
+}
+
+// TestCallTakesCallbackTenant: a call whose notifications name no tenantId
+// takes the tid of the callback token that carried them, and is acted on
+// with that tenant's token.
+func TestCallTakesCallbackTenant(t *testing.T) {
+	sec := newSecurity(t)
+	r := newRig(t, rigOptions{automation: automation0(), secure: sec})
+	const tid = "fabrikam.onmicrosoft.com"
+	r.emu.PutCall(model.Call{ID: "t-1", State: model.StateEstablished})
+	tok := sec.sign(t, jwt.SigningMethodRS256, sec.key, with(sec.claims(), "tid", tid), sec.kid)
+	body := []byte(`{"value":[{"changeType":"updated","resourceUrl":"/communications/calls/t-1","resourceData":{"@odata.type":"#microsoft.graph.call","state":"established"}}]}`)
+	h := http.Header{"Content-Type": {"application/json"}, "Authorization": {"Bearer " + tok}}
+	if rp := send(t, http.MethodPost, r.public.URL+"/api/calls", h, body); rp.status != http.StatusAccepted {
+		t.Fatalf("callback = %d: %s", rp.status, rp.body)
+	}
+	if v := r.view("t-1"); v.TenantID != tid {
+		t.Fatalf("tenantId %q, want the token's %q", v.TenantID, tid)
+	}
+	rp := send(t, http.MethodPost, r.admin.URL+"/v1/calls/t-1/keepAlive", http.Header{"Authorization": {"Bearer " + sec.adminToken}}, nil)
+	if rp.status != http.StatusOK {
+		t.Fatalf("keepAlive = %d: %s", rp.status, rp.body)
+	}
+	reqs := r.emu.GraphRequests()
+	if last := reqs[len(reqs)-1]; last.CallID != "t-1" || r.emu.RequestTenant(last) != tid {
+		t.Fatalf("keepAlive went with a token of %q", r.emu.RequestTenant(last))
 	}
 }

@@ -145,6 +145,10 @@ type Event struct {
 	Raw []byte
 	// Quirks are the schema departures the decoder tolerated in the item.
 	Quirks Quirk
+	// TenantID is the tenant (tid) of the callback token that carried the
+	// item, set by the callback handler when inbound auth is on. A call
+	// without a tenantId of its own takes it.
+	TenantID string
 }
 
 // CallID returns the id of the call the event belongs to: the path's call id,

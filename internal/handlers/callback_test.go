@@ -331,3 +331,50 @@ func TestQuirksToleratedAndCounted(t *testing.T) {
 		t.Errorf("string_as_number counted %v", got)
 	}
 }
+
+// TestMicrosoftMediaNotificationsApply: every notification example of
+// Microsoft's pages for the media and participant actions is accepted
+// whole by the callback and applied to its call: operations finish with
+// their completionReason, a key press lands in the call's tones.
+func TestMicrosoftMediaNotificationsApply(t *testing.T) {
+	r := newRig(t, rigOptions{automation: automation0()})
+	files, _ := filepath.Glob(filepath.Join("..", "notify", "testdata", "media", "*.json"))
+	if len(files) < 15 {
+		t.Fatalf("%d media examples, want 15", len(files))
+	}
+	for _, f := range files {
+		body, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rp := r.notify(body)
+		var reply callbackReply
+		rp.decode(t, &reply)
+		if rp.status != http.StatusAccepted || len(reply.Rejected) != 0 || reply.Accepted == 0 {
+			t.Errorf("%s: %d %s", filepath.Base(f), rp.status, rp.body)
+		}
+	}
+	var reasons, tones []string
+	for _, c := range r.store.Calls() {
+		v := r.view(c.ID)
+		for _, op := range v.Operations {
+			reasons = append(reasons, op.Type+":"+string(op.Status)+":"+op.CompletionReason)
+		}
+		for _, tn := range v.Tones {
+			tones = append(tones, string(tn.Tone))
+		}
+	}
+	got := strings.Join(reasons, ",")
+	// The sendDtmfTones page shows three endings of one operation: the
+	// first wins, the others are repeats. The stopHoldMusic page reuses the
+	// startHoldMusic page's call and operation ids: a repeat too.
+	for _, want := range []string{"playPrompt:completed:", "sendDtmfTones:completed:completedSuccessfully",
+		"recordResponse:failed:operationCanceled", "startHoldMusic:completed:"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("completion reasons %s lack %s", got, want)
+		}
+	}
+	if strings.Join(tones, ",") != "tone1" {
+		t.Errorf("tones %v, want the subscribeToTone page's tone1", tones)
+	}
+}

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/botd/botd/internal/testkit"
 )
 
 // repoRoot is the module root, relative to this package's directory (go
@@ -107,7 +109,7 @@ type botdProc struct {
 	readErr  chan struct{} // closed when stdout reaches EOF
 	exited   bool
 	exitErr  error
-	stderr   *lockedBuffer
+	stderr   *testkit.Buffer
 	waitOnce sync.Once
 }
 
@@ -126,7 +128,7 @@ func testEnv(extra ...string) []string {
 func startBotd(t *testing.T, env ...string) *botdProc {
 	t.Helper()
 	bin := botdBinary(t)
-	p := &botdProc{ready: make(chan struct{}), readErr: make(chan struct{}), stderr: &lockedBuffer{}}
+	p := &botdProc{ready: make(chan struct{}), readErr: make(chan struct{}), stderr: &testkit.Buffer{}}
 	p.cmd = exec.Command(bin)
 	p.cmd.Env = env
 	p.cmd.Stderr = p.stderr
@@ -277,22 +279,4 @@ func post(t *testing.T, url string, body []byte) (int, string) {
 		t.Fatalf("POST %s: read body: %v", url, err)
 	}
 	return res.StatusCode, string(b)
-}
-
-// lockedBuffer is a goroutine-safe buffer for a child's stderr.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

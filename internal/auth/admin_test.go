@@ -11,6 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rs/zerolog"
+
+	"github.com/botd/botd/internal/testkit"
 )
 
 const adminToken = "s3cr3t-Adm1n.T0ken_value~with+all/chars=="
@@ -34,7 +36,7 @@ func TestAdminAuth(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			reg := prometheus.NewRegistry()
-			logs := &syncBuffer{}
+			logs := &testkit.Buffer{}
 			mw, err := NewAdminAuth(adminToken, zerolog.New(logs), reg)
 			if err != nil {
 				t.Fatal(err)

@@ -1,7 +1,6 @@
 package auth
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
@@ -21,6 +20,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rs/zerolog"
+
+	"github.com/botd/botd/internal/testkit"
 )
 
 // Distinctive values, so the log test can look for them.
@@ -155,7 +156,7 @@ type testEnv struct {
 	clk   *clock
 	reg   *prometheus.Registry
 	v     *Verifier
-	log   *syncBuffer
+	log   *testkit.Buffer
 	calls atomic.Int64 // uncached verifications
 }
 
@@ -166,7 +167,7 @@ func newEnv(t testing.TB, mutate func(*VerifierConfig)) *testEnv {
 		fm:  newFakeMicrosoft(t, jwk(kidA, &keyA().PublicKey)),
 		clk: newClock(),
 		reg: prometheus.NewRegistry(),
-		log: &syncBuffer{},
+		log: &testkit.Buffer{},
 	}
 	cfg := VerifierConfig{
 		Audience:    testAppID,
@@ -247,24 +248,6 @@ func unsigned(t testing.TB, header, claims map[string]any) string {
 		t.Fatal(err)
 	}
 	return base64.RawURLEncoding.EncodeToString(h) + "." + base64.RawURLEncoding.EncodeToString(c) + "."
-}
-
-// syncBuffer is a log sink safe for concurrent writers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // tripwireBody fails the test if anything reads it.

@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/botd/botd/internal/model"
+	"github.com/botd/botd/internal/testkit"
 )
 
 func start(t *testing.T, opts Options) *Server {
@@ -603,13 +604,7 @@ func TestConcurrentUse(t *testing.T) {
 // does (no assertion on how long it took).
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	for i := 0; i < 10000; i++ {
-		if cond() {
-			return
-		}
-		time.Sleep(time.Millisecond)
-	}
-	t.Fatal("condition never held")
+	testkit.Eventually(t, "condition", cond)
 }
 
 func TestStartFuncAndLog(t *testing.T) {

@@ -1,7 +1,6 @@
 package graph
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/botd/botd/internal/emulator"
+	"github.com/botd/botd/internal/testkit"
 )
 
 // sleeps is the injected Sleep: it records each wait and returns at once,
@@ -40,31 +40,13 @@ func (s *sleeps) waits() []time.Duration {
 	return append([]time.Duration(nil), s.d...)
 }
 
-// syncBuffer is a log sink safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 type env struct {
 	fg     *emulator.Server
 	c      *Client
 	cfg    Config
 	reg    *prometheus.Registry
 	sleeps *sleeps
-	logs   *syncBuffer
+	logs   *testkit.Buffer
 }
 
 // newEnv starts a fake Graph and a client configured against it (config
@@ -92,7 +74,7 @@ func newEnv(t *testing.T, opts emulator.Options, mut ...func(*Config)) *env {
 	for _, m := range mut {
 		m(&cfg)
 	}
-	logs := &syncBuffer{}
+	logs := &testkit.Buffer{}
 	reg := prometheus.NewRegistry()
 	c, err := New(cfg, zerolog.New(logs).Level(zerolog.DebugLevel), reg)
 	if err != nil {

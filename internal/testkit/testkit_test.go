@@ -1,0 +1,29 @@
+package testkit
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+)
+
+func TestBufferConcurrent(t *testing.T) {
+	var b Buffer
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); fmt.Fprint(&b, "x") }()
+	}
+	wg.Wait()
+	if b.String() != "xxxxxxxx" {
+		t.Fatalf("%q", b.String())
+	}
+}
+
+func TestEventually(t *testing.T) {
+	var n atomic.Int32
+	Eventually(t, "three polls", func() bool { return n.Add(1) >= 3 })
+	if n.Load() != 3 {
+		t.Fatalf("polled %d times", n.Load())
+	}
+}

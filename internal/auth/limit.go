@@ -22,11 +22,10 @@ import (
 //
 // Limit panics if maxInFlight < 1: that is a wiring error, not a runtime condition.
 //
-// chi's middleware.Throttle does the counting but not the answer: it
-// replies with a text/plain body (not RFC 9457), counts nothing, and its
-// backlog option makes a request over the limit wait, which a callback
-// from Graph should not (Graph retries a 503 on its own schedule). So the
-// semaphore stays here, nine lines of it.
+// chi's middleware.Throttle (with no backlog) does the counting but not
+// the answer: it replies with a text/plain body, not the RFC 9457 problem
+// every other botd error is, and counts nothing. So the semaphore stays
+// here, a few lines of it.
 func Limit(maxInFlight int, retryAfter time.Duration, reg prometheus.Registerer) func(http.Handler) http.Handler {
 	if maxInFlight < 1 {
 		panic("auth.Limit: maxInFlight must be at least 1")

@@ -7,15 +7,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/MicahParks/jwkset"
 	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/botd/botd/internal/netx"
 )
 
 // maxDocBytes bounds the OpenID metadata and the JWKS. Microsoft's are a few
@@ -209,18 +209,10 @@ func checkFetchURL(raw string) error {
 	switch {
 	case u.Scheme == "https":
 		return nil
-	case u.Scheme == "http" && isLoopback(u.Hostname()):
+	case u.Scheme == "http" && netx.IsLoopbackHost(u.Hostname()):
 		return nil
 	}
 	return errors.New("must be https (plain http only to a loopback host)")
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // defaultClient is bounded in time and redirects: it never follows one to a

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -13,6 +12,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/botd/botd/internal/netx"
 )
 
 // DeliveryStats counts what happened to the notifications the emulator
@@ -287,10 +288,7 @@ func (s *Server) allowedCallback(u string) bool {
 		return false
 	}
 	host := pu.Hostname()
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+	if netx.IsLoopbackHost(host) {
 		return true
 	}
 	for _, h := range s.opts.CallbackHosts {

@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/botd/botd/internal/netx"
 )
 
 // Defaults applied by New to zero Config fields, except DefaultMaxRetries:
@@ -241,20 +242,10 @@ func checkServiceURL(what, raw string) error {
 	case "https":
 		return nil
 	case "http":
-		if isLoopbackHost(u.Hostname()) {
+		if netx.IsLoopbackHost(u.Hostname()) {
 			return nil
 		}
 		return fmt.Errorf("%s %q: plain http is allowed for loopback hosts only", what, raw)
 	}
 	return fmt.Errorf("%s %q: scheme must be https", what, raw)
-}
-
-// isLoopbackHost reports whether host is localhost or a loopback IP
-// (127.0.0.0/8, ::1).
-func isLoopbackHost(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }

@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/botd/botd/internal/model"
+	"github.com/botd/botd/internal/netx"
 )
 
 func FuzzParseErrorBody(f *testing.F) {
@@ -117,7 +118,7 @@ func FuzzCheckCallbackURI(f *testing.F) {
 		switch strings.ToLower(u.Scheme) {
 		case "https":
 		case "http":
-			if !isLoopbackHost(u.Hostname()) {
+			if !netx.IsLoopbackHost(u.Hostname()) {
 				t.Fatalf("accepted plain http to %q", u.Hostname())
 			}
 		default:

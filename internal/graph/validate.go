@@ -10,6 +10,7 @@ import (
 	"unicode/utf16"
 
 	"github.com/botd/botd/internal/model"
+	"github.com/botd/botd/internal/netx"
 )
 
 // Validation rule names (ValidationError.Rule). They are stable: the admin
@@ -156,7 +157,7 @@ func checkHTTPSURL(rule, field, raw string) *ValidationError {
 	case "https":
 		return nil
 	case "http":
-		if isLoopbackHost(u.Hostname()) {
+		if netx.IsLoopbackHost(u.Hostname()) {
 			return nil
 		}
 		return verr(rule, field, "must be https (http only for loopback hosts)")

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
-	"regexp"
 	"slices"
 	"strings"
 	"unicode/utf16"
@@ -126,12 +125,10 @@ func required(field string) *ValidationError {
 	return verr(RuleRequired, field, "is required")
 }
 
-var e164 = regexp.MustCompile(`^\+[1-9]\d{1,14}$`)
-
 // checkE164 refuses a phone number that is not E.164 (+, country code,
 // at most 15 digits in all).
 func checkE164(field, number string) *ValidationError {
-	if !e164.MatchString(number) {
+	if !model.IsE164(number) {
 		return verr(RulePhoneE164, field, "phone number %q is not E.164 (e.g. +12345678901)", truncate(number, 40))
 	}
 	return nil

@@ -213,6 +213,21 @@ const (
 // Final reports whether the status is completed or failed.
 func (s OperationStatus) Final() bool { return s == OpCompleted || s == OpFailed }
 
+// IsE164 reports whether s is a phone number in E.164 form, as Graph's
+// phone identities need it: '+', a country code not starting with 0, and
+// at most 15 digits in all.
+func IsE164(s string) bool {
+	if len(s) < 3 || len(s) > 16 || s[0] != '+' || s[1] == '0' {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
 // Identity is Graph's identity: one user, application, phone and so on.
 type Identity struct {
 	ODataType        string `json:"@odata.type,omitempty"`

@@ -49,3 +49,14 @@ func TestParseTone(t *testing.T) {
 		}
 	}
 }
+
+func TestIsE164(t *testing.T) {
+	for s, want := range map[string]bool{
+		"+12345678901": true, "+44": true, "+123456789012345": true,
+		"+1234567890123456": false, "+0123": false, "12345": false, "+1": false, "+12a4": false, "": false, "+": false, "+ 123": false,
+	} {
+		if got := IsE164(s); got != want {
+			t.Errorf("IsE164(%q) = %v, want %v", s, got, want)
+		}
+	}
+}

@@ -788,7 +788,7 @@ func TestResolveCloud(t *testing.T) {
 		"dod":    {Name: "dod", GraphBaseURL: "https://dod-graph.microsoft.us/v1.0", LoginBaseURL: "https://login.microsoftonline.us"},
 	} {
 		got, err := ResolveCloud(name)
-		if err != nil || got != want {
+		if err != nil || got.Name != want.Name || got.GraphBaseURL != want.GraphBaseURL || got.LoginBaseURL != want.LoginBaseURL {
 			t.Errorf("ResolveCloud(%q) = %+v, %v", name, got, err)
 		}
 	}

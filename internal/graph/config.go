@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/botd/botd/internal/cloud"
 	"github.com/botd/botd/internal/netx"
 )
 
@@ -114,39 +115,18 @@ func (c Config) String() string {
 		c.BaseURL, c.TokenURL, c.Scope, c.RequestTimeout, c.RetryBudget, c.MaxRetries)
 }
 
-// Cloud is a national cloud preset: where Graph and the token endpoint live.
-type Cloud struct {
-	Name         string
-	GraphBaseURL string // e.g. https://graph.microsoft.com/v1.0
-	LoginBaseURL string // e.g. https://login.microsoftonline.com
-}
+// Cloud is a national cloud preset: where Graph and the token endpoint
+// live. internal/cloud owns the list.
+type Cloud = cloud.Cloud
 
 // ErrCloudUnsupported is returned by ResolveCloud for a known cloud that
 // the Graph calls API does not serve.
-var ErrCloudUnsupported = errors.New("cloud not supported by the Graph calls API")
-
-var clouds = map[string]Cloud{
-	"global": {Name: "global", GraphBaseURL: "https://graph.microsoft.com/v1.0", LoginBaseURL: "https://login.microsoftonline.com"},
-	"usgov":  {Name: "usgov", GraphBaseURL: "https://graph.microsoft.us/v1.0", LoginBaseURL: "https://login.microsoftonline.us"},
-	"dod":    {Name: "dod", GraphBaseURL: "https://dod-graph.microsoft.us/v1.0", LoginBaseURL: "https://login.microsoftonline.us"},
-}
+var ErrCloudUnsupported = cloud.ErrUnsupported
 
 // ResolveCloud returns the preset for name ("" means global). "china" (the
 // cloud operated by 21Vianet) is refused with ErrCloudUnsupported: the
 // cloud-communications calls API is not available there.
-func ResolveCloud(name string) (Cloud, error) {
-	key := strings.ToLower(strings.TrimSpace(name))
-	if key == "" {
-		key = "global"
-	}
-	if c, ok := clouds[key]; ok {
-		return c, nil
-	}
-	if key == "china" {
-		return Cloud{}, fmt.Errorf("cloud %q: %w (Microsoft Graph operated by 21Vianet has no cloud communications)", name, ErrCloudUnsupported)
-	}
-	return Cloud{}, fmt.Errorf("unknown cloud %q (want global, usgov or dod)", name)
-}
+func ResolveCloud(name string) (Cloud, error) { return cloud.Lookup(name) }
 
 // resolved is a Config with defaults applied and URLs checked.
 type resolved struct {

@@ -196,7 +196,7 @@ func loadJSON(t testing.TB, name string, v any) {
 func loadOperation(t testing.TB, name string) *model.Operation {
 	var op model.Operation
 	loadJSON(t, name, &op)
-	op.Status = normalizeStatus(op.Status)
+	op.Status = op.Status.Normalize()
 	return &op
 }
 
@@ -270,7 +270,7 @@ func loadEvents(t testing.TB, name string) []*model.Event {
 			ev.Kind = model.EventOperation
 			ev.Operation = new(model.Operation)
 			must(t, json.Unmarshal(data, ev.Operation))
-			ev.Operation.Status = normalizeStatus(ev.Operation.Status)
+			ev.Operation.Status = ev.Operation.Status.Normalize()
 		default:
 			ev.Kind = model.EventUnknown
 		}

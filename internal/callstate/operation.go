@@ -3,8 +3,6 @@ package callstate
 import (
 	"fmt"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/botd/botd/internal/model"
 )
@@ -42,16 +40,6 @@ func opTypeFromOData(t string) string {
 		return "operation"
 	}
 	return name
-}
-
-// normalizeStatus lower-cases the first letter: Graph's responses say
-// "Running" where its enumeration says "running".
-func normalizeStatus(s model.OperationStatus) model.OperationStatus {
-	r, n := utf8.DecodeRuneInString(string(s))
-	if n == 0 || !unicode.IsUpper(r) {
-		return s
-	}
-	return model.OperationStatus(string(unicode.ToLower(r)) + string(s)[n:])
 }
 
 // notAnOperationID lists path segments that stand where an operation id
@@ -193,7 +181,7 @@ func mergeMediaResult(op *OperationView, o *model.Operation) {
 // deleted operation is over, failed if it says so or its result is an
 // error code.
 func finalStatus(ct model.ChangeType, op *model.Operation) (model.OperationStatus, bool) {
-	status := normalizeStatus(op.Status)
+	status := op.Status.Normalize()
 	if ct != model.ChangeDeleted && !status.Final() {
 		return status, false
 	}
@@ -371,7 +359,7 @@ func (s *Store) OperationSent(callID, clientContext string, op *model.Operation)
 	if !rec.Status.Final() {
 		mergeMediaResult(rec, op)
 	}
-	status := normalizeStatus(op.Status)
+	status := op.Status.Normalize()
 	switch {
 	case rec.Status.Final():
 		// The notification won the race; its status stays.

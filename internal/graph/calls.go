@@ -86,24 +86,8 @@ func (c *Client) Invite(ctx context.Context, callID string, req *InviteRequest) 
 	if err != nil {
 		return nil, meta, err
 	}
-	op.Status = normaliseStatus(op.Status)
+	op.Status = op.Status.Normalize()
 	return &op, meta, nil
-}
-
-// normaliseStatus maps Graph's operation status, which some responses
-// capitalise ("Running"), to model's values; an unknown value is kept.
-func normaliseStatus(s model.OperationStatus) model.OperationStatus {
-	switch strings.ToLower(string(s)) {
-	case "notstarted":
-		return model.OpNotStarted
-	case "running":
-		return model.OpRunning
-	case "completed":
-		return model.OpCompleted
-	case "failed":
-		return model.OpFailed
-	}
-	return s
 }
 
 // action posts a body to /communications/calls/{id}/{verb} and expects a
@@ -231,6 +215,6 @@ func (c *Client) GetOperation(ctx context.Context, callID, opID string) (*model.
 	if err != nil {
 		return nil, meta, err
 	}
-	op.Status = normaliseStatus(op.Status)
+	op.Status = op.Status.Normalize()
 	return &op, meta, nil
 }

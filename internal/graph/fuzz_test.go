@@ -168,12 +168,12 @@ func FuzzNormaliseStatus(f *testing.F) {
 	}
 	known := map[model.OperationStatus]bool{model.OpNotStarted: true, model.OpRunning: true, model.OpCompleted: true, model.OpFailed: true}
 	f.Fuzz(func(t *testing.T, s string) {
-		got := normaliseStatus(model.OperationStatus(s))
+		got := model.OperationStatus(s).Normalize()
 		if !known[got] && got != model.OperationStatus(s) {
-			t.Fatalf("normaliseStatus(%q) = %q: unknown values must be kept", s, got)
+			t.Fatalf("%q.Normalize() = %q: unknown values must be kept", s, got)
 		}
 		if known[got] && !strings.EqualFold(string(got), s) {
-			t.Fatalf("normaliseStatus(%q) = %q", s, got)
+			t.Fatalf("%q.Normalize() = %q", s, got)
 		}
 	})
 }

@@ -62,7 +62,7 @@ func (c *Client) operation(ctx context.Context, r opRequest) (*model.Operation, 
 	if err != nil {
 		return nil, meta, err
 	}
-	op.Status = normaliseStatus(op.Status)
+	op.Status = op.Status.Normalize()
 	if op.ID == "" {
 		op.ID = operationIDFromLocation(meta.Location)
 	}

@@ -9,6 +9,8 @@
 // admin API can show users the shapes they know from Graph's documentation.
 package model
 
+import "strings"
+
 // OData type names botd dispatches on or writes into request bodies.
 const (
 	ODataCommsNotifications       = "#microsoft.graph.commsNotifications"
@@ -209,6 +211,21 @@ const (
 	OpCompleted  OperationStatus = "completed"
 	OpFailed     OperationStatus = "failed"
 )
+
+// OperationStatuses lists every operationStatus value.
+var OperationStatuses = []OperationStatus{OpNotStarted, OpRunning, OpCompleted, OpFailed}
+
+// Normalize returns the status as Graph's enumeration spells it, matching
+// case-insensitively ("Running" becomes "running"); an unknown value is
+// returned as is.
+func (s OperationStatus) Normalize() OperationStatus {
+	for _, v := range OperationStatuses {
+		if strings.EqualFold(string(s), string(v)) {
+			return v
+		}
+	}
+	return s
+}
 
 // Final reports whether the status is completed or failed.
 func (s OperationStatus) Final() bool { return s == OpCompleted || s == OpFailed }

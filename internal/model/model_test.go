@@ -60,3 +60,13 @@ func TestIsE164(t *testing.T) {
 		}
 	}
 }
+
+func TestOperationStatusNormalize(t *testing.T) {
+	for in, want := range map[OperationStatus]OperationStatus{
+		"Running": OpRunning, "NOTSTARTED": OpNotStarted, "completed": OpCompleted, "Failed": OpFailed, "Weird": "Weird", "": "",
+	} {
+		if got := in.Normalize(); got != want {
+			t.Errorf("%q.Normalize() = %q, want %q", in, got, want)
+		}
+	}
+}

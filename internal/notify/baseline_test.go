@@ -101,7 +101,7 @@ func stdDecode(body []byte) ([]model.Event, error) {
 				return nil, fmt.Errorf("value[%d]: %w", i, err)
 			}
 			ev.ODataType = ev.Operation.ODataType
-			if st, ok := enumFold(strings.ToLower(string(ev.Operation.Status)), opStatuses); ok {
+			if st, ok := enumFold(strings.ToLower(string(ev.Operation.Status)), model.OperationStatuses); ok {
 				ev.Operation.Status = st
 			}
 		default:

@@ -82,7 +82,6 @@ func enumFold[T ~string](s string, set []T) (T, bool) {
 
 var (
 	changeTypes = []model.ChangeType{model.ChangeCreated, model.ChangeUpdated, model.ChangeDeleted}
-	opStatuses  = []model.OperationStatus{model.OpNotStarted, model.OpRunning, model.OpCompleted, model.OpFailed}
 )
 
 // isOperationType reports whether an @odata.type names commsOperation or one

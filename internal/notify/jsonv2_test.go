@@ -76,7 +76,7 @@ func newV2Decoder(l Limits) *v2Decoder {
 			return v2Enum(d, dec, v, model.CallStates, "call state")
 		}),
 		json.UnmarshalFromFunc(func(dec *jsontext.Decoder, v *model.OperationStatus) error {
-			return v2Enum(d, dec, v, opStatuses, "operation status")
+			return v2Enum(d, dec, v, model.OperationStatuses, "operation status")
 		}),
 		json.UnmarshalFromFunc(func(dec *jsontext.Decoder, v *model.Tone) error {
 			return v2Enum(d, dec, v, model.Tones, "tone")

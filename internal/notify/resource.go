@@ -137,7 +137,7 @@ func (r *rd) operation() (*model.Operation, error) {
 		case "id":
 			op.ID, err = r.str()
 		case "status":
-			op.Status, err = enumMember(r, opStatuses, "operation status")
+			op.Status, err = enumMember(r, model.OperationStatuses, "operation status")
 		case "clientContext":
 			op.ClientContext, err = r.str()
 		case "resultInfo":

@@ -136,35 +136,33 @@ type verification struct {
 	reason Reason
 }
 
-// NewVerifier checks cfg, fills its defaults and registers the metrics on
-// reg (nil registers nothing). It sets botd_inbound_auth_enabled to 1. It
-// fetches nothing: Start loads the keys.
-func NewVerifier(cfg VerifierConfig, log zerolog.Logger, reg prometheus.Registerer) (*Verifier, error) {
+// resolve checks cfg and applies its defaults, and returns the issuers and
+// allowed tenants as sets.
+func (cfg *VerifierConfig) resolve() (issuers, tenants map[string]struct{}, err error) {
 	cfg.Audience = strings.TrimSpace(cfg.Audience)
 	if cfg.Audience == "" {
-		return nil, errors.New("inbound auth: Audience (the bot's app id) is required")
+		return nil, nil, errors.New("inbound auth: Audience (the bot's app id) is required")
 	}
 	if cfg.MetadataURL == "" {
 		cfg.MetadataURL = GlobalMetadataURL
 	}
 	if err := checkFetchURL(cfg.MetadataURL); err != nil {
-		return nil, fmt.Errorf("inbound auth: MetadataURL %q: %w", cfg.MetadataURL, err)
+		return nil, nil, fmt.Errorf("inbound auth: MetadataURL %q: %w", cfg.MetadataURL, err)
 	}
 	if len(cfg.Issuers) == 0 {
 		_, cfg.Issuers, _ = Preset("global")
 	}
-	issuers := make(map[string]struct{}, len(cfg.Issuers))
+	issuers = make(map[string]struct{}, len(cfg.Issuers))
 	for _, iss := range cfg.Issuers {
 		if strings.TrimSpace(iss) == "" {
-			return nil, errors.New("inbound auth: Issuers has an empty entry")
+			return nil, nil, errors.New("inbound auth: Issuers has an empty entry")
 		}
 		issuers[iss] = struct{}{}
 	}
-	var tenants map[string]struct{}
 	for _, t := range cfg.AllowedTenants {
 		t = strings.ToLower(strings.TrimSpace(t))
 		if t == "" {
-			return nil, errors.New("inbound auth: AllowedTenants has an empty entry")
+			return nil, nil, errors.New("inbound auth: AllowedTenants has an empty entry")
 		}
 		if tenants == nil {
 			tenants = make(map[string]struct{})
@@ -175,7 +173,7 @@ func NewVerifier(cfg VerifierConfig, log zerolog.Logger, reg prometheus.Register
 	case cfg.ClockSkew == 0:
 		cfg.ClockSkew = MaxClockSkew
 	case cfg.ClockSkew < 0 || cfg.ClockSkew > MaxClockSkew:
-		return nil, fmt.Errorf("inbound auth: ClockSkew %s must be in (0, %s]", cfg.ClockSkew, MaxClockSkew)
+		return nil, nil, fmt.Errorf("inbound auth: ClockSkew %s must be in (0, %s]", cfg.ClockSkew, MaxClockSkew)
 	}
 	for _, d := range []struct {
 		name string
@@ -188,7 +186,7 @@ func NewVerifier(cfg VerifierConfig, log zerolog.Logger, reg prometheus.Register
 		{"FetchTimeout", &cfg.FetchTimeout, DefaultFetchTimeout},
 	} {
 		if *d.v < 0 {
-			return nil, fmt.Errorf("inbound auth: %s %s is negative", d.name, *d.v)
+			return nil, nil, fmt.Errorf("inbound auth: %s %s is negative", d.name, *d.v)
 		}
 		if *d.v == 0 {
 			*d.v = d.def
@@ -199,6 +197,17 @@ func NewVerifier(cfg VerifierConfig, log zerolog.Logger, reg prometheus.Register
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	return issuers, tenants, nil
+}
+
+// NewVerifier checks cfg, fills its defaults and registers the metrics on
+// reg (nil registers nothing). It sets botd_inbound_auth_enabled to 1. It
+// fetches nothing: Start loads the keys.
+func NewVerifier(cfg VerifierConfig, log zerolog.Logger, reg prometheus.Registerer) (*Verifier, error) {
+	issuers, tenants, err := cfg.resolve()
+	if err != nil {
+		return nil, err
 	}
 	client := cfg.HTTPClient
 	if client == nil {

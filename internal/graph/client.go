@@ -208,82 +208,104 @@ func (c *Client) do(ctx context.Context, r request, meta *Meta) (*response, erro
 	for attempt := 1; ; attempt++ {
 		meta.Attempts = attempt
 		res, wrote, err := c.attempt(ctx, r, meta.ClientRequestID)
-
-		var (
-			lastErr    error
-			reason     string
-			wait       time.Duration
-			retryAfter bool
-		)
+		var rt retry
 		if err != nil {
-			var te *TokenError
-			switch {
-			case errors.As(err, &te):
-				// Nothing reached Graph: safe to retry if the token
-				// endpoint may recover.
-				if !te.transient() {
-					return nil, te
-				}
-				lastErr, reason = te, reasonToken
-			case wrote && !r.idempotent:
-				c.m.outcomeUnknown.WithLabelValues(r.op).Inc()
-				return nil, &OutcomeUnknownError{Op: r.action, ClientRequestID: meta.ClientRequestID, Err: err}
-			case ctx.Err() != nil, !transientTransport(err):
-				return nil, err
-			default:
-				lastErr, reason = err, reasonConnection
-				if isTimeout(err) {
-					reason = reasonTimeout
-				}
-			}
+			rt, err = c.afterFailure(ctx, r, meta, err, wrote)
 		} else {
-			meta.StatusCode = res.status
-			meta.RequestID = res.header.Get("request-id")
-			meta.Location = res.header.Get("Location")
-			if res.status >= 200 && res.status < 300 {
+			var ok bool
+			if rt, ok, err = c.afterResponse(r, meta, res); ok {
 				return res, nil
 			}
-			apiErr := parseErrorBody(res.status, res.header, res.body, c.now())
-			if apiErr.ClientRequestID == "" {
-				apiErr.ClientRequestID = meta.ClientRequestID
-			}
-			if apiErr.RequestID != "" {
-				meta.RequestID = apiErr.RequestID
-			}
-			switch res.status {
-			case http.StatusTooManyRequests:
-				reason = reasonThrottled
-			case http.StatusServiceUnavailable:
-				reason = reasonUnavailable
-			case http.StatusGatewayTimeout:
-				if !r.idempotent {
-					c.m.outcomeUnknown.WithLabelValues(r.op).Inc()
-					return nil, &OutcomeUnknownError{Op: r.action, ClientRequestID: meta.ClientRequestID, Err: apiErr}
-				}
-				reason = reasonGatewayTimeout
-			default:
-				return nil, apiErr
-			}
-			lastErr = apiErr
-			wait, retryAfter = parseRetryAfter(res.header.Get("Retry-After"), c.now())
 		}
-
+		if err != nil {
+			return nil, err
+		}
 		if attempt > c.cfg.MaxRetries {
-			return nil, lastErr
+			return nil, rt.err
 		}
-		if !retryAfter {
+		wait := rt.wait
+		if !rt.retryAfter {
 			wait = bo.NextBackOff()
 		}
 		if c.now().Sub(start)+wait > c.cfg.RetryBudget {
-			return nil, lastErr
+			return nil, rt.err
 		}
-		c.m.retries.WithLabelValues(r.op, reason).Inc()
+		c.m.retries.WithLabelValues(r.op, rt.reason).Inc()
 		c.log.Debug().Str("op", r.op).Str("call_id", r.callID).Str("client_request_id", meta.ClientRequestID).
-			Int("attempt", attempt).Str("reason", reason).Dur("wait", wait).Msg("graph request retry")
+			Int("attempt", attempt).Str("reason", rt.reason).Dur("wait", wait).Msg("graph request retry")
 		if err := c.sleep(ctx, wait); err != nil {
-			return nil, fmt.Errorf("%w; retry abandoned: %w", lastErr, err)
+			return nil, fmt.Errorf("%w; retry abandoned: %w", rt.err, err)
 		}
 	}
+}
+
+// retry is why an attempt may be made again: the error to return if it is
+// not, the reason label, and the wait Graph asked for (retryAfter).
+type retry struct {
+	err        error
+	reason     string
+	wait       time.Duration
+	retryAfter bool
+}
+
+// afterFailure decides on an attempt that got no response: a non-nil
+// error ends the call, else rt says how to retry.
+func (c *Client) afterFailure(ctx context.Context, r request, meta *Meta, err error, wrote bool) (retry, error) {
+	var te *TokenError
+	switch {
+	case errors.As(err, &te):
+		// Nothing reached Graph: safe to retry if the token endpoint may
+		// recover.
+		if !te.transient() {
+			return retry{}, te
+		}
+		return retry{err: te, reason: reasonToken}, nil
+	case wrote && !r.idempotent:
+		c.m.outcomeUnknown.WithLabelValues(r.op).Inc()
+		return retry{}, &OutcomeUnknownError{Op: r.action, ClientRequestID: meta.ClientRequestID, Err: err}
+	case ctx.Err() != nil, !transientTransport(err):
+		return retry{}, err
+	}
+	reason := reasonConnection
+	if isTimeout(err) {
+		reason = reasonTimeout
+	}
+	return retry{err: err, reason: reason}, nil
+}
+
+// afterResponse records Graph's answer in meta and decides on it: ok for a
+// 2xx, a non-nil error to end the call, else rt says how to retry.
+func (c *Client) afterResponse(r request, meta *Meta, res *response) (rt retry, ok bool, err error) {
+	meta.StatusCode = res.status
+	meta.RequestID = res.header.Get("request-id")
+	meta.Location = res.header.Get("Location")
+	if res.status >= 200 && res.status < 300 {
+		return retry{}, true, nil
+	}
+	apiErr := parseErrorBody(res.status, res.header, res.body, c.now())
+	if apiErr.ClientRequestID == "" {
+		apiErr.ClientRequestID = meta.ClientRequestID
+	}
+	if apiErr.RequestID != "" {
+		meta.RequestID = apiErr.RequestID
+	}
+	switch res.status {
+	case http.StatusTooManyRequests:
+		rt.reason = reasonThrottled
+	case http.StatusServiceUnavailable:
+		rt.reason = reasonUnavailable
+	case http.StatusGatewayTimeout:
+		if !r.idempotent {
+			c.m.outcomeUnknown.WithLabelValues(r.op).Inc()
+			return retry{}, false, &OutcomeUnknownError{Op: r.action, ClientRequestID: meta.ClientRequestID, Err: apiErr}
+		}
+		rt.reason = reasonGatewayTimeout
+	default:
+		return retry{}, false, apiErr
+	}
+	rt.err = apiErr
+	rt.wait, rt.retryAfter = parseRetryAfter(res.header.Get("Retry-After"), c.now())
+	return rt, false, nil
 }
 
 // attempt sends one HTTP request with its own deadline and reads the whole

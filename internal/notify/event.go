@@ -19,36 +19,9 @@ func (st *state) interpret(it *item, b *Batch) {
 		CallbackURI: it.callbackURI,
 		Quirks:      it.quirks,
 	}
-	// resourceUrl is the current form and wins; the legacy resource must
-	// agree with it, so that the two can never name different calls.
-	havePath := false
-	if it.resourceURL != "" {
-		p, noSlash, err := parsePath(it.resourceURL, true)
-		if err != nil {
-			it.fail("resourceUrl: %v", err)
-			return
-		}
-		ev.Path, havePath = p, true
-		if noSlash {
-			ev.Quirks |= model.QuirkPathWithoutSlash
-		}
-	}
-	if it.resource != "" {
-		p, noSlash, err := parsePath(it.resource, true)
-		if err != nil {
-			it.fail("resource: %v", err)
-			return
-		}
-		if noSlash {
-			ev.Quirks |= model.QuirkPathWithoutSlash
-		}
-		switch {
-		case !havePath:
-			ev.Path, havePath = p, true
-		case p != ev.Path:
-			it.fail("resource and resourceUrl address different resources")
-			return
-		}
+	havePath, ok := itemPath(it, &ev)
+	if !ok {
+		return
 	}
 
 	kind, odt, err := st.classify(it.data, ev.Path.Kind, havePath)
@@ -98,6 +71,41 @@ func (st *state) interpret(it *item, b *Batch) {
 		b.Events = make([]model.Event, 0, 1)
 	}
 	b.Events = append(b.Events, ev)
+}
+
+// itemPath sets ev.Path from the item's resourceUrl and resource: the
+// current form wins, and the legacy one must agree with it, so that the
+// two can never name different calls. ok is false when the item failed.
+func itemPath(it *item, ev *model.Event) (havePath, ok bool) {
+	if it.resourceURL != "" {
+		p, noSlash, err := parsePath(it.resourceURL, true)
+		if err != nil {
+			it.fail("resourceUrl: %v", err)
+			return false, false
+		}
+		ev.Path, havePath = p, true
+		if noSlash {
+			ev.Quirks |= model.QuirkPathWithoutSlash
+		}
+	}
+	if it.resource != "" {
+		p, noSlash, err := parsePath(it.resource, true)
+		if err != nil {
+			it.fail("resource: %v", err)
+			return false, false
+		}
+		if noSlash {
+			ev.Quirks |= model.QuirkPathWithoutSlash
+		}
+		switch {
+		case !havePath:
+			ev.Path, havePath = p, true
+		case p != ev.Path:
+			it.fail("resource and resourceUrl address different resources")
+			return false, false
+		}
+	}
+	return havePath, true
 }
 
 // classify decides which event an item is. A resource path of a shape botd

@@ -29,6 +29,7 @@ type Store interface {
 	OperationSent(callID, clientContext string, op *model.Operation) []callstate.Change
 	FailOperation(callID, clientContext string, result *model.ResultInfo, reason string) []callstate.Change
 	Tenant(callID string) string
+	Subscribe(buffer int) (<-chan callstate.Change, func())
 }
 
 // Graph is the part of the Graph client the admin API drives.

@@ -100,6 +100,7 @@ func Admin(d Deps) http.Handler {
 		if d.AdminAuth != nil {
 			r.Use(d.AdminAuth)
 		}
+		r.Get("/v1/changes", handleChanges(d).ServeHTTP)
 		r.Route("/v1/calls", func(r chi.Router) {
 			r.Get("/", handleListCalls(d).ServeHTTP)
 			r.Post("/", handleCreateCall(d).ServeHTTP)

@@ -1,8 +1,11 @@
 package handlers
 
 import (
+	"bufio"
+	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -235,5 +238,42 @@ func TestCallTakesCallbackTenant(t *testing.T) {
 	reqs := r.emu.GraphRequests()
 	if last := reqs[len(reqs)-1]; last.CallID != "t-1" || r.emu.RequestTenant(last) != tid {
 		t.Fatalf("keepAlive went with a token of %q", r.emu.RequestTenant(last))
+	}
+}
+
+// TestChangesStream: GET /v1/changes streams the store's changes as
+// server-sent events, only the named call's with ?callId=, in order.
+func TestChangesStream(t *testing.T) {
+	r := newRig(t, rigOptions{automation: automation0()})
+	if rp := r.adminDo(http.MethodGet, "/v1/changes?callId=a%2Fb", nil); rp.status != http.StatusBadRequest {
+		t.Fatalf("bad callId = %d: %s", rp.status, rp.body)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, r.admin.URL+"/v1/changes?callId=s-1", nil)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK || res.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("stream = %d %s", res.StatusCode, res.Header.Get("Content-Type"))
+	}
+	lines := bufio.NewScanner(res.Body)
+	lines.Scan() // the opening comment: the stream is subscribed
+	r.track("other", model.StateEstablished)
+	r.track("s-1", model.StateEstablishing)
+	r.track("s-1", model.StateEstablished)
+	var events []string
+	for len(events) < 4 && lines.Scan() {
+		if ev, ok := strings.CutPrefix(lines.Text(), "event: "); ok {
+			events = append(events, ev)
+		}
+		if data, ok := strings.CutPrefix(lines.Text(), "data: "); ok && !strings.Contains(data, `"callId":"s-1"`) {
+			t.Fatalf("another call's change: %s", data)
+		}
+	}
+	if got := strings.Join(events, ","); got != "call_tracked,call_state_changed,call_state_changed,call_established" {
+		t.Fatalf("events %s", got)
 	}
 }

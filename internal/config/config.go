@@ -686,7 +686,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	if c.Instance != "" && !isDNSLabel(c.Instance) {
-		bad("instance", "must be a DNS label: lower-case letters, digits and '-', at most 63")
+		bad("instance", "%s", dnsLabelRule)
 	}
 	if c.PeerDomain != "" {
 		for _, l := range strings.Split(c.PeerDomain, ".") {
@@ -838,6 +838,8 @@ func (c *Config) PeerMap() (map[string]string, error) {
 	return out, nil
 }
 
+const dnsLabelRule = "must be a DNS label: lower-case letters, digits and '-', at most 63"
+
 // isDNSLabel reports whether s is an RFC 1123 label.
 func isDNSLabel(s string) bool {
 	if s == "" || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
@@ -877,16 +879,9 @@ func IsLoopbackHost(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// CallbackURL is the callbackUri botd puts in every outbound request: the
-// public URL, the callback path and this replica's instance, so that Graph's
-// notifications for the call name the replica that owns it.
-func (c *Config) CallbackURL() string {
-	u := strings.TrimRight(c.PublicURL, "/") + c.CallbackPath
-	if c.Instance != "" {
-		u += "/" + c.Instance
-	}
-	return u
-}
+// CallbackURL is the callbackUri for c's own PublicURL and Instance; botd
+// uses Runtime.CallbackURL, which has the derived ones.
+func (c *Config) CallbackURL() string { return callbackURL(c.PublicURL, c.CallbackPath, c.Instance) }
 
 // Masked returns every setting as env name -> value for the start-up log,
 // with secrets replaced by "***" (or "" when unset).

@@ -13,14 +13,12 @@ import (
 	"net/url"
 	"os"
 	"reflect"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/botd/botd/internal/emulator"
-	"github.com/botd/botd/internal/graph"
 )
 
 // EnvPrefix is the prefix of every environment variable botd reads.
@@ -623,172 +621,6 @@ func lookup(getenv func(string) string, name string) (string, bool) {
 	return v, v != ""
 }
 
-// Validate checks every value, naming the variable of the first bad one(s).
-func (c *Config) Validate() error {
-	var errs []error
-	bad := func(flagName, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", EnvName(flagName), fmt.Sprintf(format, args...)))
-	}
-	for _, l := range []struct{ name, addr string }{{"listen", c.Listen}, {"admin-listen", c.AdminListen}} {
-		if _, _, err := net.SplitHostPort(l.addr); err != nil {
-			bad(l.name, "not a host:port address: %v", err)
-		}
-	}
-	if !strings.HasPrefix(c.CallbackPath, "/") || strings.ContainsAny(c.CallbackPath, "?#") || strings.Contains(c.CallbackPath, "..") {
-		bad("callback-path", "must be an absolute path without query, fragment or '..'")
-	}
-	if c.PublicURL != "" {
-		u, err := url.Parse(c.PublicURL)
-		switch {
-		case err != nil:
-			bad("public-url", "not a URL: %v", err)
-		case u.Scheme != "https" && !(u.Scheme == "http" && IsLoopbackHost(u.Hostname())):
-			bad("public-url", "must be https (http only for loopback hosts)")
-		case u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "":
-			bad("public-url", "must be scheme://host[:port] with no path, query or fragment")
-		case c.Emulator && !IsLoopbackHost(u.Hostname()):
-			bad("public-url", "emulator mode (no BOTD_CLIENT_ID/BOTD_CLIENT_SECRET/BOTD_TENANT_ID) only serves loopback; set credentials to use a public URL")
-		}
-	} else if !c.Emulator && c.Graph == "" {
-		bad("public-url", "required when Graph credentials are set: Graph must reach botd's callback")
-	}
-	if !c.Emulator {
-		if c.ClientID == "" {
-			bad("client-id", "required when any Graph credential is set")
-		}
-		switch c.credentials() {
-		case 0:
-			bad("client-secret", "a credential is required when any Graph setting is: BOTD_CLIENT_SECRET (or BOTD_CLIENT_SECRET_FILE), BOTD_CLIENT_CERTIFICATE_FILE or BOTD_FEDERATED_TOKEN_FILE")
-		case 1:
-		default:
-			bad("client-secret", "set only one of BOTD_CLIENT_SECRET, BOTD_CLIENT_CERTIFICATE_FILE and BOTD_FEDERATED_TOKEN_FILE")
-		}
-		if c.TenantID == "" {
-			bad("tenant-id", "required when any Graph credential is set")
-		}
-	}
-	if c.MaxBody < 1024 || c.MaxBody > 64<<20 {
-		bad("max-body", "must be between 1024 and 67108864 bytes")
-	}
-	positive := []struct {
-		name string
-		d    time.Duration
-	}{
-		{"shutdown-timeout", c.ShutdownTimeout}, {"ready-timeout", c.ReadyTimeout},
-		{"graph-timeout", c.GraphTimeout}, {"graph-retry-budget", c.GraphRetryBudget},
-		{"retention", c.Retention}, {"operation-timeout", c.OperationTimeout},
-		{"delta-gap-timeout", c.DeltaGapTimeout}, {"invite-retry-backoff", c.InviteRetryBackoff},
-		{"keepalive-interval", c.KeepAliveInterval},
-	}
-	for _, p := range positive {
-		if p.d <= 0 {
-			bad(p.name, "must be a positive duration")
-		}
-	}
-	if c.Instance != "" && !isDNSLabel(c.Instance) {
-		bad("instance", "%s", dnsLabelRule)
-	}
-	if c.PeerDomain != "" {
-		for _, l := range strings.Split(c.PeerDomain, ".") {
-			if !isDNSLabel(l) {
-				bad("peer-domain", "must be a DNS name such as botd-peers.calls.svc.cluster.local")
-				break
-			}
-		}
-	}
-	if _, err := c.PeerMap(); err != nil {
-		bad("peers", "%v", err)
-	}
-	if c.PeerPort < 0 || c.PeerPort > 65535 {
-		bad("peer-port", "must be a port number")
-	}
-	if c.ForwardTimeout <= 0 {
-		bad("forward-timeout", "must be a positive duration")
-	}
-	if c.DrainTimeout < 0 {
-		bad("drain-timeout", "must not be negative")
-	}
-	switch c.InboundAuth {
-	case "on":
-	case "off":
-		host, _, _ := net.SplitHostPort(c.Listen)
-		if !c.Emulator && !IsLoopbackHost(host) {
-			bad("inbound-auth", "off is allowed only in emulator mode or with a loopback public listener (BOTD_LISTEN=127.0.0.1:8080): anyone could forge Graph's notifications")
-		}
-	default:
-		bad("inbound-auth", "must be on or off")
-	}
-	if host, _, err := net.SplitHostPort(c.AdminListen); err == nil && !IsLoopbackHost(host) && c.AdminToken == "" {
-		bad("admin-listen", "%s is not a loopback address, so the admin API needs BOTD_ADMIN_TOKEN (or BOTD_ADMIN_TOKEN_FILE)", c.AdminListen)
-	}
-	if host, _, err := net.SplitHostPort(c.EmulatorListen); err != nil || !IsLoopbackHost(host) {
-		bad("emulator-listen", "must be a loopback host:port")
-	}
-	if c.EmulatorTimeScale <= 0 || c.EmulatorTimeScale > 100 {
-		bad("emulator-time-scale", "must be above 0 and at most 100")
-	}
-	if c.MaxInflight < 1 {
-		bad("max-inflight", "must be at least 1")
-	}
-	if c.KeepAliveInterval >= 45*time.Minute {
-		bad("keepalive-interval", "must be under 45m: Graph ends a call that has had no keepAlive for 45 minutes")
-	}
-	if c.GraphMaxTenants < 1 || c.GraphMaxTenants > 100000 {
-		bad("graph-max-tenants", "must be between 1 and 100000")
-	}
-	if c.GraphMaxRetries < 0 || c.GraphMaxRetries > 20 {
-		bad("graph-max-retries", "must be between 0 and 20")
-	}
-	if c.InviteRetries < 0 || c.InviteRetries > 10 {
-		bad("invite-retries", "must be between 0 and 10")
-	}
-	if c.MaxCalls < 1 {
-		bad("max-calls", "must be at least 1")
-	}
-	if c.Workers < 1 || c.Workers > 1024 {
-		bad("workers", "must be between 1 and 1024")
-	}
-	if c.QueueSize < 1 {
-		bad("queue-size", "must be at least 1")
-	}
-	if !slices.Contains(LogLevels, strings.ToLower(c.LogLevel)) {
-		bad("log-level", "must be %s", orList(LogLevels))
-	}
-	if !slices.Contains(LogFormats, c.LogFormat) {
-		bad("log-format", "must be %s", orList(LogFormats))
-	}
-	if _, err := graph.ResolveCloud(c.Cloud); err != nil { // graph has the one list of clouds
-		bad("cloud", "%v", err)
-	}
-	for _, u := range []struct{ name, v string }{{"graph-base-url", c.GraphBaseURL}, {"token-url", c.TokenURL}, {"auth-metadata-url", c.AuthMetadataURL}} {
-		if u.v != "" && !isHTTPSURL(u.v) {
-			bad(u.name, "must be an https URL (http only for loopback hosts)")
-		}
-	}
-	if !slices.Contains(IncomingActions, c.IncomingAction) {
-		bad("incoming-action", "must be %s", orList(IncomingActions))
-	} else if c.IncomingAction == "redirect" && c.RedirectTarget == "" {
-		bad("redirect-target", "required when BOTD_INCOMING_ACTION=redirect")
-	}
-	if !slices.Contains(RejectReasons, c.RejectReason) {
-		bad("reject-reason", "must be %s", orList(RejectReasons))
-	}
-	if c.RedirectTarget != "" {
-		if err := checkTarget(c.RedirectTarget); err != nil {
-			bad("redirect-target", "%v", err)
-		}
-	}
-	for _, t := range c.InviteTargets() {
-		if err := checkTarget(t); err != nil {
-			bad("invite-on-establish", "%v", err)
-		}
-	}
-	if n := len(c.InviteTargets()); n > 5 {
-		bad("invite-on-establish", "at most 5 participants can be invited at once, got %d", n)
-	}
-	return errors.Join(errs...)
-}
-
 // InviteTargets splits InviteOnEstablish into its entries.
 func (c *Config) InviteTargets() []string { return List(c.InviteOnEstablish) }
 
@@ -861,13 +693,6 @@ func InstanceName(host string) string {
 		host = host[:i]
 	}
 	return host
-}
-
-// isHTTPSURL reports whether raw is an https URL with a host, or an http
-// one on a loopback host.
-func isHTTPSURL(raw string) bool {
-	p, err := url.Parse(raw)
-	return err == nil && p.Host != "" && (p.Scheme == "https" || p.Scheme == "http" && IsLoopbackHost(p.Hostname()))
 }
 
 // IsLoopbackHost reports whether host is localhost or a loopback IP.

@@ -162,6 +162,10 @@ var (
 	RejectReasons   = []string{"none", "busy", "forbidden"}
 )
 
+// FaultsUsage tells the form of BOTD_EMULATOR_FAULTS and botd emulator's
+// -faults, with every kind of emulator.FaultKinds.
+var FaultsUsage = "as kind=probability or kind=probability/next, comma separated; kinds: " + commaList(emulator.FaultKinds)
+
 // orList writes a list as "a, b or c".
 func orList[T ~string](l []T) string {
 	s := make([]string, len(l))
@@ -259,7 +263,7 @@ func table(c *Config) []setting {
 		opt("emulator-listen", "127.0.0.1:7070", "emulator mode: where the embedded emulator serves Graph, its token endpoint and POST /emulator/incoming (loopback only)", &c.EmulatorListen),
 		opt("emulator-seed", 0, "emulator mode: seed of every random decision (0 picks one and logs it), so a run can be repeated", &c.EmulatorSeed),
 		opt("emulator-time-scale", 1, "emulator mode: multiplies every emulator delay (0.01 makes a 15 s ring 150 ms)", &c.EmulatorTimeScale),
-		opt("emulator-faults", "", "emulator mode: faults to inject, as kind=probability or kind=probability/next, comma separated; kinds: "+commaList(emulator.FaultKinds), &c.EmulatorFaults))
+		opt("emulator-faults", "", "emulator mode: faults to inject, "+FaultsUsage, &c.EmulatorFaults))
 	return out
 }
 

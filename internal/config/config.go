@@ -1,7 +1,8 @@
 // Package config owns botd's one configuration struct: its defaults, how it is
 // read from flags and BOTD_* environment variables (secrets also from
-// *_FILE), its validation at start, and its masked form for the log. It knows
-// nothing of how the values are used.
+// *_FILE), its validation at start, and its masked form for the log; and the
+// Runtime, the values botd derives at start from a validated Config without
+// changing it. It knows nothing of how the values are used.
 package config
 
 import (

@@ -40,7 +40,7 @@ func emulatorFlags() (*flag.FlagSet, emulatorOpts) {
 	o.botCallback = fs.String("bot-callback", "", "the bot's registered calling webhook, where incoming calls ring, e.g. http://127.0.0.1:8080/api/calls")
 	o.seed = fs.Int64("seed", 0, "seed of every random decision; 0 picks one and logs it")
 	o.scale = fs.Float64("time-scale", 1, "multiplies every emulator delay")
-	o.faults = fs.String("faults", "", "faults to inject: kind=probability[/next],...")
+	o.faults = fs.String("faults", "", "faults to inject, "+config.FaultsUsage)
 	o.logLevel = fs.String("log-level", "info", "debug, info, warn or error")
 	return fs, o
 }

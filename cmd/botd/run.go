@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -32,23 +30,14 @@ import (
 	"github.com/botd/botd/internal/notify"
 )
 
-// run is botd: it reads the config, wires every component, serves until ctx
-// ends, then shuts down in order. It is the only place that knows every
-// concrete type; tests call it directly on port 0.
-// environ lists the environment, to warn of unknown BOTD_* variables; -h
-// writes the usage to stdout.
+// run is botd: it reads the config, resolves what it derives at start,
+// builds every component, serves until ctx ends, then shuts down in order.
+// It is the only place that knows every concrete type; tests call it
+// directly on port 0. environ lists the environment, to warn of unknown
+// BOTD_* variables; -h writes the usage to stdout.
 func run(ctx context.Context, args []string, getenv func(string) string, environ func() []string, stdout, stderr io.Writer) error {
-	if len(args) > 0 {
-		switch args[0] {
-		case "emulator":
-			return runEmulator(ctx, args[1:], getenv, environ, stdout)
-		case "version":
-			if len(args) > 1 {
-				return &config.UsageError{Err: fmt.Errorf("version: unexpected arguments %q", args[1:])}
-			}
-			_, err := fmt.Fprintf(stdout, "botd %s (%s)\n", version, runtime.Version())
-			return err
-		}
+	if len(args) > 0 && (args[0] == "emulator" || args[0] == "version") {
+		return subcommand(ctx, args, getenv, environ, stdout)
 	}
 	cfg, err := config.Load(args, getenv, stdout)
 	var usage *config.UsageError
@@ -60,10 +49,61 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 	}
 	log := newLogger(cfg, stdout)
 	warnUnknownEnv(log, environ)
-
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
+	st, err := resolve(log, &cfg)
+	if err != nil {
+		return err
+	}
+	defer st.close()
+	logConfig(log, &cfg, st.rt)
+
+	// Background work lives until shutdown has drained everything.
+	bgCtx, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBG()
+	a, err := build(bgCtx, log, &cfg, st, reg)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, bgCtx, stopBG, log, &cfg, st.rt.CallbackURL(), a)
+}
+
+// subcommand runs "botd emulator" and "botd version".
+func subcommand(ctx context.Context, args []string, getenv func(string) string, environ func() []string, stdout io.Writer) error {
+	if args[0] == "emulator" {
+		return runEmulator(ctx, args[1:], getenv, environ, stdout)
+	}
+	if len(args) > 1 {
+		return &config.UsageError{Err: fmt.Errorf("version: unexpected arguments %q", args[1:])}
+	}
+	_, err := fmt.Fprintf(stdout, "botd %s (%s)\n", version, runtime.Version())
+	return err
+}
+
+// started is what resolve brings up: the bound listeners, the values
+// derived from them and the host, and the embedded emulator.
+type started struct {
+	publicLn, adminLn net.Listener
+	rt                config.Runtime
+	emu               *emulator.Server // nil unless in emulator mode
+}
+
+func (st *started) close() {
+	if st.emu != nil {
+		st.emu.Close()
+	}
+	if st.adminLn != nil {
+		st.adminLn.Close()
+	}
+	st.publicLn.Close()
+}
+
+// resolve binds the listeners and derives the Runtime from them and the
+// host name. In emulator mode (no credentials) Graph is botd's own
+// emulator, in process and on loopback, started here: its callbacks are
+// signed, and botd checks them as it would Graph's.
+func resolve(log zerolog.Logger, cfg *config.Config) (_ *started, err error) {
 	if cfg.Graph != "" {
 		log.Info().Str("graph", cfg.Graph).Str("graph_url", cfg.GraphBaseURL).Str("auth_metadata_url", cfg.AuthMetadataURL).
 			Msg("Graph is a standalone emulator (BOTD_GRAPH), not an embedded one")
@@ -72,79 +112,77 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 		log.Warn().Str("mode", "emulator").
 			Msg("emulator mode: no Graph credentials set (BOTD_CLIENT_ID, BOTD_CLIENT_SECRET, BOTD_TENANT_ID), so botd talks to its embedded Graph emulator on loopback")
 	}
-
-	publicLn, err := net.Listen("tcp", cfg.Listen)
+	st := &started{}
+	if st.publicLn, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return nil, fmt.Errorf("BOTD_LISTEN: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			st.close()
+		}
+	}()
+	if st.adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
+		return nil, fmt.Errorf("BOTD_ADMIN_LISTEN: %w", err)
+	}
+	if st.rt, err = cfg.Resolve(st.publicLn.Addr().(*net.TCPAddr).Port, os.Hostname); err != nil {
+		return nil, err
+	}
+	if !cfg.Emulator {
+		return st, nil
+	}
+	faults, err := emulator.ParseFaults(cfg.EmulatorFaults)
 	if err != nil {
-		return fmt.Errorf("BOTD_LISTEN: %w", err)
+		return nil, fmt.Errorf("BOTD_EMULATOR_FAULTS: %w", err)
 	}
-	defer publicLn.Close()
-	adminLn, err := net.Listen("tcp", cfg.AdminListen)
+	st.emu, err = emulator.StartOn(emulator.Options{
+		TenantID: st.rt.TenantID, ClientID: st.rt.ClientID, ClientSecret: st.rt.ClientSecret,
+		// A call's tenantId (Microsoft's examples name their own) gets a
+		// token for that tenant, as a multi-tenant app's would.
+		Tenants:        []string{emulator.AnyTenant},
+		BotName:        cfg.BotName,
+		BotCallbackURL: st.rt.WebhookURL(),
+		Seed:           cfg.EmulatorSeed,
+		TimeScale:      cfg.EmulatorTimeScale,
+		Faults:         faults,
+		Log:            log.With().Str("component", "emulator").Logger(),
+	}, cfg.EmulatorListen)
 	if err != nil {
-		return fmt.Errorf("BOTD_ADMIN_LISTEN: %w", err)
+		return nil, fmt.Errorf("BOTD_EMULATOR_LISTEN: start emulator: %w", err)
 	}
-	defer adminLn.Close()
-	publicPort := publicLn.Addr().(*net.TCPAddr).Port
-	if cfg.PublicURL == "" {
-		cfg.PublicURL = fmt.Sprintf("http://127.0.0.1:%d", publicPort)
-	}
-	if cfg.Instance == "" {
-		host, err := os.Hostname()
-		if err != nil {
-			return fmt.Errorf("BOTD_INSTANCE: not set, and no host name: %w", err)
-		}
-		cfg.Instance = config.InstanceName(host)
-		if err := cfg.Validate(); err != nil {
-			return fmt.Errorf("BOTD_INSTANCE: not set, and the host name %q is not a DNS label; set it: %w", host, err)
-		}
-	}
-	if cfg.PeerPort == 0 {
-		cfg.PeerPort = publicPort
-	}
+	st.rt.UseEmulator(st.emu.GraphURL(), st.emu.TokenURL(), st.emu.OpenIDConfigURL())
+	log.Info().Str("graph_url", st.rt.GraphBaseURL).Str("incoming", st.emu.URL()+"/emulator/incoming").
+		Int64("seed", st.emu.Seed()).Msg("emulator serving")
+	return st, nil
+}
 
-	// Emulator mode: no credentials, so Graph is botd's own emulator, in
-	// process and on loopback. Its callbacks are signed, and botd checks
-	// them as it would Graph's.
-	var emu *emulator.Server
-	if cfg.Emulator {
-		cfg.TenantID = "00000000-0000-4000-8000-000000000001"
-		cfg.ClientID = "00000000-0000-4000-8000-000000000002"
-		cfg.ClientSecret = randomSecret()
-		faults, err := emulator.ParseFaults(cfg.EmulatorFaults)
-		if err != nil {
-			return fmt.Errorf("BOTD_EMULATOR_FAULTS: %w", err)
-		}
-		emu, err = emulator.StartOn(emulator.Options{
-			TenantID: cfg.TenantID, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret,
-			// A call's tenantId (Microsoft's examples name their own) gets
-			// a token for that tenant, as a multi-tenant app's would.
-			Tenants: []string{emulator.AnyTenant},
-			BotName: cfg.BotName,
-			// Incoming calls ring the bot's registered webhook: the
-			// callback path with no instance, as Teams would.
-			BotCallbackURL: strings.TrimRight(cfg.PublicURL, "/") + cfg.CallbackPath,
-			Seed:           cfg.EmulatorSeed,
-			TimeScale:      cfg.EmulatorTimeScale,
-			Faults:         faults,
-			Log:            log.With().Str("component", "emulator").Logger(),
-		}, cfg.EmulatorListen)
-		if err != nil {
-			return fmt.Errorf("BOTD_EMULATOR_LISTEN: start emulator: %w", err)
-		}
-		defer emu.Close()
-		cfg.GraphBaseURL, cfg.TokenURL = emu.GraphURL(), emu.TokenURL()
-		log.Info().Str("graph_url", cfg.GraphBaseURL).Str("incoming", emu.URL()+"/emulator/incoming").
-			Int64("seed", emu.Seed()).Msg("emulator serving")
-	}
-	logConfig(log, &cfg)
-
-	gc, err := graph.New(graph.Config{
-		Cloud: cfg.Cloud, TenantID: cfg.TenantID, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret,
+// graphConfig is the Graph client's config: every value explicit, from
+// the Config and the Runtime (BOTD_GRAPH_MAX_RETRIES=0 is MaxRetries 0).
+func graphConfig(cfg *config.Config, rt *config.Runtime) graph.Config {
+	return graph.Config{
+		Cloud: cfg.Cloud, TenantID: rt.TenantID, ClientID: rt.ClientID, ClientSecret: rt.ClientSecret,
 		ClientCertificateFile: cfg.ClientCertificateFile, FederatedTokenFile: cfg.FederatedTokenFile, MaxTenants: cfg.GraphMaxTenants,
-		BaseURL: cfg.GraphBaseURL, TokenURL: cfg.TokenURL,
+		BaseURL: rt.GraphBaseURL, TokenURL: rt.TokenURL,
 		RequestTimeout: cfg.GraphTimeout, RetryBudget: cfg.GraphRetryBudget, MaxRetries: cfg.GraphMaxRetries,
-	}, log, reg)
+	}
+}
+
+// app is botd built: its components and its two servers.
+type app struct {
+	store             *callstate.Store
+	engine            *automation.Engine
+	metrics           *handlers.Metrics
+	ready             *handlers.Readiness
+	publicSrv         *http.Server
+	adminSrv          *http.Server
+	publicLn, adminLn net.Listener
+}
+
+// build wires every component from the config and the runtime.
+func build(bgCtx context.Context, log zerolog.Logger, cfg *config.Config, st *started, reg *prometheus.Registry) (*app, error) {
+	rt := &st.rt
+	gc, err := graph.New(graphConfig(cfg, rt), log, reg)
 	if err != nil {
-		return fmt.Errorf("graph client: %w", err)
+		return nil, fmt.Errorf("graph client: %w", err)
 	}
 
 	var engine *automation.Engine
@@ -158,14 +196,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 		Sink: func(c []callstate.Change) { engine.Handle(c) },
 	}, log, reg)
 	if err != nil {
-		return fmt.Errorf("call store: %w", err)
+		return nil, fmt.Errorf("call store: %w", err)
 	}
 	var invitees []model.InvitationParticipantInfo
 	for _, t := range cfg.InviteTargets() {
 		invitees = append(invitees, automation.TargetFor(t))
 	}
 	engine = automation.New(automation.Config{
-		CallbackURL:       cfg.CallbackURL(),
+		CallbackURL:       rt.CallbackURL(),
 		IncomingAction:    cfg.IncomingAction,
 		RejectReason:      cfg.RejectReason,
 		RedirectTarget:    cfg.RedirectTarget,
@@ -178,31 +216,33 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 		ActionTimeout:     cfg.GraphRetryBudget + cfg.GraphTimeout,
 	}, gc, store, log, reg)
 
-	// Background work lives until shutdown has drained everything.
-	bgCtx, stopBG := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopBG()
-
-	sec, err := security(bgCtx, log, &cfg, emu, reg)
+	sec, err := security(bgCtx, log, cfg, rt, reg)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	peers, _ := cfg.PeerMap() // validated by config.Load
-	metrics := handlers.NewMetrics(reg)
-	ready := handlers.NewReadiness(func(ctx context.Context) error {
+	a := &app{store: store, engine: engine, metrics: handlers.NewMetrics(reg), publicLn: st.publicLn, adminLn: st.adminLn}
+	a.ready = handlers.NewReadiness(func(ctx context.Context) error {
 		if sec.verifier != nil && !sec.verifier.Ready() {
 			return errors.New("the signing keys of Graph's callbacks are not loaded yet")
 		}
 		return gc.CheckToken(ctx)
-	}, cfg.ReadyTimeout, metrics)
+	}, cfg.ReadyTimeout, a.metrics)
+	buildServers(a, log, cfg, rt, gc, sec, reg)
+	return a, nil
+}
+
+// buildServers makes the public and admin servers of a.
+func buildServers(a *app, log zerolog.Logger, cfg *config.Config, rt *config.Runtime, gc *graph.Client, sec securityParts, reg *prometheus.Registry) {
+	peers, _ := cfg.PeerMap() // validated by config.Load
 	deps := handlers.Deps{
-		Log: log, Decoder: notify.NewDecoder(notify.DefaultLimits()), Store: store, Graph: gc,
-		Metrics: metrics, Ready: ready, Gatherer: reg,
-		CallbackPath: cfg.CallbackPath, CallbackURL: cfg.CallbackURL(), MaxBody: cfg.MaxBody,
-		TenantID: cfg.TenantID, BotAppID: cfg.ClientID, BotName: cfg.BotName,
+		Log: log, Decoder: notify.NewDecoder(notify.DefaultLimits()), Store: a.store, Graph: gc,
+		Metrics: a.metrics, Ready: a.ready, Gatherer: reg,
+		CallbackPath: cfg.CallbackPath, CallbackURL: rt.CallbackURL(), MaxBody: cfg.MaxBody,
+		TenantID: rt.TenantID, BotAppID: rt.ClientID, BotName: cfg.BotName,
 		RequestTimeout: cfg.GraphRetryBudget + cfg.GraphTimeout + 5*time.Second,
 		Cluster: handlers.Cluster{
-			Self:    cfg.Instance,
-			PeerURL: handlers.PeerURLFunc(peers, cfg.PeerDomain, cfg.PeerPort),
+			Self:    rt.Instance,
+			PeerURL: handlers.PeerURLFunc(peers, cfg.PeerDomain, rt.PeerPort),
 			Client:  &http.Client{Timeout: cfg.ForwardTimeout},
 		},
 		CallbackAuth:  sec.callbackAuth,
@@ -210,7 +250,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 		AdminAuth:     sec.adminAuth,
 		MetricsOpen:   cfg.MetricsOpen,
 	}
-	publicSrv := &http.Server{
+	a.publicSrv = &http.Server{
 		Handler:           handlers.Public(deps),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
@@ -218,7 +258,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    32 << 10,
 	}
-	adminSrv := &http.Server{
+	a.adminSrv = &http.Server{
 		Handler:           handlers.Admin(deps),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
@@ -226,18 +266,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    32 << 10,
 	}
+}
 
+// serve runs a until ctx ends or a listener fails, then shuts it down.
+// Its background work runs on bgCtx, which stopBG ends last.
+func serve(ctx, bgCtx context.Context, stopBG context.CancelFunc, log zerolog.Logger, cfg *config.Config, callbackURL string, a *app) error {
 	var bg sync.WaitGroup
 	bg.Add(2)
-	go func() { defer bg.Done(); _ = store.Run(bgCtx) }()
-	go func() { defer bg.Done(); engine.Run(bgCtx) }()
+	go func() { defer bg.Done(); _ = a.store.Run(bgCtx) }()
+	go func() { defer bg.Done(); a.engine.Run(bgCtx) }()
 
 	serveErr := make(chan error, 2)
 	for _, s := range []struct {
 		name string
 		srv  *http.Server
 		ln   net.Listener
-	}{{"public", publicSrv, publicLn}, {"admin", adminSrv, adminLn}} {
+	}{{"public", a.publicSrv, a.publicLn}, {"admin", a.adminSrv, a.adminLn}} {
 		log.Info().Str("component", "http").Str("listener", s.name).Str("addr", s.ln.Addr().String()).Msg("listening")
 		go func() {
 			if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -245,8 +289,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 			}
 		}()
 	}
-	ready.Set(true)
-	log.Info().Str("version", version).Str("callback_url", cfg.CallbackURL()).Msg("botd ready")
+	a.ready.Set(true)
+	log.Info().Str("version", version).Str("callback_url", callbackURL).Msg("botd ready")
 
 	var runErr error
 	select {
@@ -255,31 +299,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 	case runErr = <-serveErr:
 		log.Error().Err(runErr).Msg("listener failed; shutting down")
 	}
-
-	// Shutdown: readiness first, so no new call lands here; then, when
-	// draining, keep serving the live calls until they end or the drain
-	// timeout passes; then stop taking callbacks and finish the in-flight
-	// ones, drain outbound work, and stop the admin listener.
-	ready.Set(false)
+	// Readiness first, so no new call lands here; then, when draining,
+	// keep serving the live calls until they end or the drain timeout
+	// passes.
+	a.ready.Set(false)
 	if runErr == nil && cfg.DrainTimeout > 0 {
-		drain(log, store, cfg.DrainTimeout, serveErr)
+		drain(log, a.store, cfg.DrainTimeout, serveErr)
 	}
-	sdCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-	defer cancel()
-	var errs []error
-	if err := publicSrv.Shutdown(sdCtx); err != nil {
-		errs = append(errs, fmt.Errorf("public listener shutdown: %w", err))
-	}
-	engine.Close()
-	if err := engine.Wait(sdCtx); err != nil {
-		errs = append(errs, err)
-	}
-	if err := adminSrv.Shutdown(sdCtx); err != nil {
-		errs = append(errs, fmt.Errorf("admin listener shutdown: %w", err))
-	}
+	err := shutdown(a, cfg.ShutdownTimeout)
 	stopBG()
 	bg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	if err != nil {
 		log.Error().Err(err).Msg("shutdown incomplete")
 		if runErr == nil {
 			runErr = err
@@ -287,6 +317,25 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 	}
 	log.Info().Msg("botd stopped")
 	return runErr
+}
+
+// shutdown stops taking callbacks and finishes the in-flight ones, drains
+// outbound work, and stops the admin listener, all within timeout.
+func shutdown(a *app, timeout time.Duration) error {
+	sdCtx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var errs []error
+	if err := a.publicSrv.Shutdown(sdCtx); err != nil {
+		errs = append(errs, fmt.Errorf("public listener shutdown: %w", err))
+	}
+	a.engine.Close()
+	if err := a.engine.Wait(sdCtx); err != nil {
+		errs = append(errs, err)
+	}
+	if err := a.adminSrv.Shutdown(sdCtx); err != nil {
+		errs = append(errs, fmt.Errorf("admin listener shutdown: %w", err))
+	}
+	return errors.Join(errs...)
 }
 
 // securityParts are the authentication middlewares botd runs with.
@@ -299,7 +348,7 @@ type securityParts struct {
 // security builds inbound callback authentication and the admin token
 // check from the config. In emulator mode the callbacks are still checked,
 // against the emulator's own signing keys.
-func security(ctx context.Context, log zerolog.Logger, cfg *config.Config, emu *emulator.Server, reg prometheus.Registerer) (securityParts, error) {
+func security(ctx context.Context, log zerolog.Logger, cfg *config.Config, rt *config.Runtime, reg prometheus.Registerer) (securityParts, error) {
 	var sec securityParts
 	if cfg.AdminToken != "" {
 		mw, err := auth.NewAdminAuth(cfg.AdminToken, log, reg)
@@ -319,17 +368,14 @@ func security(ctx context.Context, log zerolog.Logger, cfg *config.Config, emu *
 	if err != nil {
 		return sec, fmt.Errorf("BOTD_CLOUD: %w", err)
 	}
-	if emu != nil {
-		metadataURL = emu.OpenIDConfigURL()
-	}
-	if cfg.AuthMetadataURL != "" {
-		metadataURL = cfg.AuthMetadataURL
+	if rt.AuthMetadataURL != "" { // the config's, else the emulator's
+		metadataURL = rt.AuthMetadataURL
 	}
 	if l := config.List(cfg.AuthIssuers); len(l) > 0 {
 		issuers = l
 	}
 	v, err := auth.NewVerifier(auth.VerifierConfig{
-		Audience:       cfg.ClientID,
+		Audience:       rt.ClientID,
 		MetadataURL:    metadataURL,
 		Issuers:        issuers,
 		AllowedTenants: config.List(cfg.AuthAllowedTenants),
@@ -415,18 +461,14 @@ func warnUnknownEnv(log zerolog.Logger, environ func() []string) {
 	}
 }
 
-// logConfig logs the effective config once, secrets masked.
-func logConfig(log zerolog.Logger, cfg *config.Config) {
-	m := cfg.Masked()
+// logConfig logs the effective config once, derived values in, secrets
+// masked.
+func logConfig(log zerolog.Logger, cfg *config.Config, rt config.Runtime) {
+	eff := cfg.Effective(rt)
+	m := eff.Masked()
 	d := zerolog.Dict()
 	for _, k := range config.SortedKeys(m) {
 		d = d.Str(k, m[k])
 	}
 	log.Info().Dict("config", d).Bool("emulator", cfg.Emulator).Msg("effective config")
-}
-
-func randomSecret() string {
-	b := make([]byte, 24)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }

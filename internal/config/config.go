@@ -1,7 +1,8 @@
 // Package config owns botd's one configuration struct: its defaults, how it is
 // read from flags and BOTD_* environment variables (secrets also from
-// *_FILE), its validation at start, and its masked form for the log. It knows
-// nothing of how the values are used.
+// *_FILE), its validation at start, and its masked form for the log; and the
+// Runtime, the values botd derives at start from a validated Config without
+// changing it. It knows nothing of how the values are used.
 package config
 
 import (
@@ -12,7 +13,9 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -102,28 +105,94 @@ type Config struct {
 	Emulator bool
 }
 
-// setting describes one field: its flag name, default and help, and the
-// area of botd it belongs to, which groups it in the usage text.
+// setting describes one field: its flag name, typed default and help, the
+// area of botd it belongs to (which groups it in the usage text), and a
+// pointer to the field in the Config the table was built for.
 type setting struct {
-	name  string
-	usage string
-	area  string
-	bind  func(fs *flag.FlagSet, c *Config)
+	name, usage, area string
+	def, ptr          any // a T and a *T, T one of the types of settingType
 	// secret settings may also be read from BOTD_<NAME>_FILE and are
 	// masked when logged.
 	secret bool
 }
 
-func settings() []setting {
-	s := func(name, def, usage string, p func(c *Config) *string) setting {
-		return setting{name: name, usage: usage, bind: func(fs *flag.FlagSet, c *Config) { fs.StringVar(p(c), name, def, usage) }}
+type settingType interface {
+	string | int | int64 | bool | float64 | time.Duration
+}
+
+// opt is one setting of type T: its default and its field agree by type.
+func opt[T settingType](name string, def T, usage string, p *T) setting {
+	return setting{name: name, usage: usage, def: def, ptr: p}
+}
+
+// bind registers the setting as a flag of fs, setting its field to the
+// default.
+func (st setting) bind(fs *flag.FlagSet) {
+	switch p := st.ptr.(type) {
+	case *string:
+		fs.StringVar(p, st.name, st.def.(string), st.usage)
+	case *int:
+		fs.IntVar(p, st.name, st.def.(int), st.usage)
+	case *int64:
+		fs.Int64Var(p, st.name, st.def.(int64), st.usage)
+	case *bool:
+		fs.BoolVar(p, st.name, st.def.(bool), st.usage)
+	case *float64:
+		fs.Float64Var(p, st.name, st.def.(float64), st.usage)
+	case *time.Duration:
+		fs.DurationVar(p, st.name, st.def.(time.Duration), st.usage)
 	}
-	d := func(name string, def time.Duration, usage string, p func(c *Config) *time.Duration) setting {
-		return setting{name: name, usage: usage, bind: func(fs *flag.FlagSet, c *Config) { fs.DurationVar(p(c), name, def, usage) }}
+}
+
+// value is the field's value as its flag prints it.
+func (st setting) value() string { return format(reflect.ValueOf(st.ptr).Elem().Interface()) }
+
+// format prints a setting's value the way package flag does.
+func format(v any) string {
+	if f, ok := v.(float64); ok {
+		return strconv.FormatFloat(f, 'g', -1, 64)
 	}
-	i := func(name string, def int, usage string, p func(c *Config) *int) setting {
-		return setting{name: name, usage: usage, bind: func(fs *flag.FlagSet, c *Config) { fs.IntVar(p(c), name, def, usage) }}
+	return fmt.Sprint(v)
+}
+
+// The enumerations botd's settings take, each the one list of its values.
+var (
+	LogLevels       = []string{"debug", "info", "warn", "error"}
+	LogFormats      = []string{"json", "console"}
+	IncomingActions = []string{"answer", "reject", "redirect", "ignore"}
+	RejectReasons   = []string{"none", "busy", "forbidden"}
+)
+
+// FaultsUsage tells the form of BOTD_EMULATOR_FAULTS and botd emulator's
+// -faults, with every kind of emulator.FaultKinds.
+var FaultsUsage = "as kind=probability or kind=probability/next, comma separated; kinds: " + commaList(emulator.FaultKinds)
+
+// orList writes a list as "a, b or c".
+func orList[T ~string](l []T) string {
+	s := make([]string, len(l))
+	for i, v := range l {
+		s[i] = string(v)
 	}
+	if len(s) < 2 {
+		return strings.Join(s, "")
+	}
+	return strings.Join(s[:len(s)-1], ", ") + " or " + s[len(s)-1]
+}
+
+// commaList writes a list as "a, b, c".
+func commaList[T ~string](l []T) string {
+	s := make([]string, len(l))
+	for i, v := range l {
+		s[i] = string(v)
+	}
+	return strings.Join(s, ", ")
+}
+
+// settings is the one table of botd's settings, bound to a fresh Config.
+func settings() []setting { return table(new(Config)) }
+
+// table lists every setting, in usage order, bound to c's fields.
+func table(c *Config) []setting {
 	secret := func(st setting) setting { st.secret = true; return st }
 	var out []setting
 	area := func(name string, sts ...setting) {
@@ -133,77 +202,69 @@ func settings() []setting {
 		}
 	}
 	area("Listeners",
-		s("listen", ":8080", "public listener address (Graph callbacks, /livez)", func(c *Config) *string { return &c.Listen }),
-		s("admin-listen", "127.0.0.1:9090", "admin listener address (admin API, /metrics, /livez, /readyz)", func(c *Config) *string { return &c.AdminListen }),
-		s("callback-path", "/api/calls", "path Graph posts notifications to", func(c *Config) *string { return &c.CallbackPath }),
-		s("public-url", "", "URL Graph reaches botd on, e.g. https://bot.contoso.com (default: http://127.0.0.1:<port> in emulator mode and with BOTD_GRAPH)", func(c *Config) *string { return &c.PublicURL }),
-		setting{name: "max-body", usage: "largest callback body accepted, in bytes", bind: func(fs *flag.FlagSet, c *Config) {
-			fs.Int64Var(&c.MaxBody, "max-body", 1<<20, "largest callback body accepted, in bytes")
-		}},
-		d("shutdown-timeout", 15*time.Second, "time to finish in-flight callbacks and outbound work on SIGTERM", func(c *Config) *time.Duration { return &c.ShutdownTimeout }),
-		d("ready-timeout", 2*time.Second, "time /readyz may spend checking a Graph token", func(c *Config) *time.Duration { return &c.ReadyTimeout }))
+		opt("listen", ":8080", "public listener address (Graph callbacks, /livez)", &c.Listen),
+		opt("admin-listen", "127.0.0.1:9090", "admin listener address (admin API, /metrics, /livez, /readyz)", &c.AdminListen),
+		opt("callback-path", "/api/calls", "path Graph posts notifications to", &c.CallbackPath),
+		opt("public-url", "", "URL Graph reaches botd on, e.g. https://bot.contoso.com (default: http://127.0.0.1:<port> in emulator mode and with BOTD_GRAPH)", &c.PublicURL),
+		opt("max-body", 1<<20, "largest callback body accepted, in bytes", &c.MaxBody),
+		opt("shutdown-timeout", 15*time.Second, "time to finish in-flight callbacks and outbound work on SIGTERM", &c.ShutdownTimeout),
+		opt("ready-timeout", 2*time.Second, "time /readyz may spend checking a Graph token", &c.ReadyTimeout))
 	area("Replicas",
-		s("instance", "", "this replica's instance name, a DNS label (default: the host name, which is the pod name under a StatefulSet)", func(c *Config) *string { return &c.Instance }),
-		s("peer-domain", "", "DNS domain of the headless Service of the replicas, e.g. botd-peers.calls.svc.cluster.local; a notification for another instance's call is forwarded to {instance}.{peer-domain}. Empty: one replica, no forwarding", func(c *Config) *string { return &c.PeerDomain }),
-		s("peers", "", "static peer list, instance=http://host:port comma separated, for replicas without a headless Service (it wins over BOTD_PEER_DOMAIN)", func(c *Config) *string { return &c.Peers }),
-		i("peer-port", 0, "public port of the peer replicas (default: this replica's public port)", func(c *Config) *int { return &c.PeerPort }),
-		d("forward-timeout", 5*time.Second, "deadline of one notification forwarded to its owner replica", func(c *Config) *time.Duration { return &c.ForwardTimeout }),
-		d("drain-timeout", 0, "on SIGTERM, how long botd keeps serving its live calls (readiness false) before it shuts down; 0 shuts down at once", func(c *Config) *time.Duration { return &c.DrainTimeout }))
+		opt("instance", "", "this replica's instance name, a DNS label (default: the host name, which is the pod name under a StatefulSet)", &c.Instance),
+		opt("peer-domain", "", "DNS domain of the headless Service of the replicas, e.g. botd-peers.calls.svc.cluster.local; a notification for another instance's call is forwarded to {instance}.{peer-domain}. Empty: one replica, no forwarding", &c.PeerDomain),
+		opt("peers", "", "static peer list, instance=http://host:port comma separated, for replicas without a headless Service (it wins over BOTD_PEER_DOMAIN)", &c.Peers),
+		opt("peer-port", 0, "public port of the peer replicas (default: this replica's public port)", &c.PeerPort),
+		opt("forward-timeout", 5*time.Second, "deadline of one notification forwarded to its owner replica", &c.ForwardTimeout),
+		opt("drain-timeout", 0, "on SIGTERM, how long botd keeps serving its live calls (readiness false) before it shuts down; 0 shuts down at once", &c.DrainTimeout))
 	area("Logging",
-		s("log-level", "info", "debug, info, warn or error", func(c *Config) *string { return &c.LogLevel }),
-		s("log-format", "json", "json or console", func(c *Config) *string { return &c.LogFormat }))
+		opt("log-level", "info", orList(LogLevels), &c.LogLevel),
+		opt("log-format", "json", orList(LogFormats), &c.LogFormat))
 
 	area("Graph",
-		s("cloud", "global", "Graph cloud preset: global, usgov (L4) or dod (L5)", func(c *Config) *string { return &c.Cloud }),
-		s("tenant-id", "", "Azure AD tenant id of the bot's app registration", func(c *Config) *string { return &c.TenantID }),
-		s("client-id", "", "the bot's app (client) id", func(c *Config) *string { return &c.ClientID }),
-		secret(s("client-secret", "", "the bot's client secret (or BOTD_CLIENT_SECRET_FILE)", func(c *Config) *string { return &c.ClientSecret })),
-		s("client-certificate-file", "", "PEM file with the bot's certificate and its RSA private key: token requests carry a client assertion signed with it, instead of a client secret", func(c *Config) *string { return &c.ClientCertificateFile }),
-		s("federated-token-file", "", "file holding a federated token (Azure workload identity projects one and names it in AZURE_FEDERATED_TOKEN_FILE, the default when no other credential is set), read on each token request, instead of a client secret", func(c *Config) *string { return &c.FederatedTokenFile }),
-		i("graph-max-tenants", 100, "tenants whose Graph tokens are cached at once; each call is acted on with a token for its own tenant (BOTD_TENANT_ID for calls botd creates without one)", func(c *Config) *int { return &c.GraphMaxTenants }),
-		s("graph", "", "point botd at a standalone Graph emulator (botd emulator) instead of Graph: emulator:<URL>, e.g. emulator:http://127.0.0.1:7070; sets the Graph, token and signing-key URLs and the emulator's tenant, client id and secret, each unless set", func(c *Config) *string { return &c.Graph }),
-		s("graph-base-url", "", "Graph base URL; overrides the cloud preset", func(c *Config) *string { return &c.GraphBaseURL }),
-		s("token-url", "", "OAuth2 token URL; overrides the cloud preset", func(c *Config) *string { return &c.TokenURL }),
-		d("graph-timeout", 10*time.Second, "deadline of one Graph request attempt", func(c *Config) *time.Duration { return &c.GraphTimeout }),
-		d("graph-retry-budget", 30*time.Second, "total time one Graph call may spend retrying", func(c *Config) *time.Duration { return &c.GraphRetryBudget }),
-		i("graph-max-retries", 4, "retries of one Graph call on 429/503/504", func(c *Config) *int { return &c.GraphMaxRetries }),
-		s("bot-name", "botd", "display name of the bot in create-call source identities", func(c *Config) *string { return &c.BotName }))
+		opt("cloud", "global", "Graph cloud preset: global, usgov (L4) or dod (L5)", &c.Cloud),
+		opt("tenant-id", "", "Azure AD tenant id of the bot's app registration", &c.TenantID),
+		opt("client-id", "", "the bot's app (client) id", &c.ClientID),
+		secret(opt("client-secret", "", "the bot's client secret (or BOTD_CLIENT_SECRET_FILE)", &c.ClientSecret)),
+		opt("client-certificate-file", "", "PEM file with the bot's certificate and its RSA private key: token requests carry a client assertion signed with it, instead of a client secret", &c.ClientCertificateFile),
+		opt("federated-token-file", "", "file holding a federated token (Azure workload identity projects one and names it in AZURE_FEDERATED_TOKEN_FILE, the default when no other credential is set), read on each token request, instead of a client secret", &c.FederatedTokenFile),
+		opt("graph-max-tenants", 100, "tenants whose Graph tokens are cached at once; each call is acted on with a token for its own tenant (BOTD_TENANT_ID for calls botd creates without one)", &c.GraphMaxTenants),
+		opt("graph", "", "point botd at a standalone Graph emulator (botd emulator) instead of Graph: emulator:<URL>, e.g. emulator:http://127.0.0.1:7070; sets the Graph, token and signing-key URLs and the emulator's tenant, client id and secret, each unless set", &c.Graph),
+		opt("graph-base-url", "", "Graph base URL; overrides the cloud preset", &c.GraphBaseURL),
+		opt("token-url", "", "OAuth2 token URL; overrides the cloud preset", &c.TokenURL),
+		opt("graph-timeout", 10*time.Second, "deadline of one Graph request attempt", &c.GraphTimeout),
+		opt("graph-retry-budget", 30*time.Second, "total time one Graph call may spend retrying", &c.GraphRetryBudget),
+		opt("graph-max-retries", 4, "retries of one Graph call on 429/503/504", &c.GraphMaxRetries),
+		opt("bot-name", "botd", "display name of the bot in create-call source identities", &c.BotName))
 
 	area("Call store",
-		d("retention", 10*time.Minute, "how long terminated calls stay visible before they are swept", func(c *Config) *time.Duration { return &c.Retention }),
-		d("operation-timeout", 2*time.Minute, "an operation with no result after this is failed with reason timeout", func(c *Config) *time.Duration { return &c.OperationTimeout }),
-		d("delta-gap-timeout", 10*time.Second, "a delta-roster gap not filled by then triggers a roster resync", func(c *Config) *time.Duration { return &c.DeltaGapTimeout }),
-		i("max-calls", 10000, "most calls tracked at once; a new call over it is refused", func(c *Config) *int { return &c.MaxCalls }))
+		opt("retention", 10*time.Minute, "how long terminated calls stay visible before they are swept", &c.Retention),
+		opt("operation-timeout", 2*time.Minute, "an operation with no result after this is failed with reason timeout", &c.OperationTimeout),
+		opt("delta-gap-timeout", 10*time.Second, "a delta-roster gap not filled by then triggers a roster resync", &c.DeltaGapTimeout),
+		opt("max-calls", 10000, "most calls tracked at once; a new call over it is refused", &c.MaxCalls))
 
 	area("Security",
-		s("inbound-auth", "on", "authenticate Graph callbacks (on, or off: allowed only for a loopback public listener or in emulator mode)", func(c *Config) *string { return &c.InboundAuth }),
-		s("auth-metadata-url", "", "OpenID configuration whose jwks_uri lists the keys Graph signs callbacks with (default: the cloud's preset; the emulator's in emulator mode)", func(c *Config) *string { return &c.AuthMetadataURL }),
-		s("auth-issuers", "", "comma list of accepted callback token issuers (default: the cloud's preset)", func(c *Config) *string { return &c.AuthIssuers }),
-		s("auth-allowed-tenants", "", "comma list of tenant ids whose callbacks are accepted (default: any tenant; the token must name one)", func(c *Config) *string { return &c.AuthAllowedTenants }),
-		secret(s("admin-token", "", "bearer token the admin API requires (or BOTD_ADMIN_TOKEN_FILE); required when the admin listener is not on loopback", func(c *Config) *string { return &c.AdminToken })),
-		setting{name: "metrics-open", usage: "serve /metrics without the admin token, for scrapers", bind: func(fs *flag.FlagSet, c *Config) {
-			fs.BoolVar(&c.MetricsOpen, "metrics-open", true, "serve /metrics without the admin token, for scrapers")
-		}},
-		i("max-inflight", 256, "callbacks handled at once; more get 503 with Retry-After", func(c *Config) *int { return &c.MaxInflight }))
+		opt("inbound-auth", "on", "authenticate Graph callbacks (on, or off: allowed only for a loopback public listener or in emulator mode)", &c.InboundAuth),
+		opt("auth-metadata-url", "", "OpenID configuration whose jwks_uri lists the keys Graph signs callbacks with (default: the cloud's preset; the emulator's in emulator mode)", &c.AuthMetadataURL),
+		opt("auth-issuers", "", "comma list of accepted callback token issuers (default: the cloud's preset)", &c.AuthIssuers),
+		opt("auth-allowed-tenants", "", "comma list of tenant ids whose callbacks are accepted (default: any tenant; the token must name one)", &c.AuthAllowedTenants),
+		secret(opt("admin-token", "", "bearer token the admin API requires (or BOTD_ADMIN_TOKEN_FILE); required when the admin listener is not on loopback", &c.AdminToken)),
+		opt("metrics-open", true, "serve /metrics without the admin token, for scrapers", &c.MetricsOpen),
+		opt("max-inflight", 256, "callbacks handled at once; more get 503 with Retry-After", &c.MaxInflight))
 	area("Automation",
-		s("incoming-action", "answer", "what botd does with an incoming call: answer, reject, redirect or ignore", func(c *Config) *string { return &c.IncomingAction }),
-		s("reject-reason", "busy", "reject reason when incoming-action=reject: none, busy or forbidden", func(c *Config) *string { return &c.RejectReason }),
-		s("redirect-target", "", "E.164 number or user id incoming calls are redirected to when incoming-action=redirect", func(c *Config) *string { return &c.RedirectTarget }),
-		s("invite-on-establish", "", "comma list of E.164 numbers or user ids invited when a call becomes established", func(c *Config) *string { return &c.InviteOnEstablish }),
-		i("invite-retries", 2, "times a failed automatic invite is retried", func(c *Config) *int { return &c.InviteRetries }),
-		d("invite-retry-backoff", 2*time.Second, "first wait before retrying a failed invite (doubles each time)", func(c *Config) *time.Duration { return &c.InviteRetryBackoff }),
-		d("keepalive-interval", 15*time.Minute, "keepAlive period for established calls (Graph ends calls after 45m without one)", func(c *Config) *time.Duration { return &c.KeepAliveInterval }),
-		i("workers", 8, "workers running outbound Graph actions", func(c *Config) *int { return &c.Workers }),
-		i("queue-size", 4096, "outbound actions that may wait for a worker", func(c *Config) *int { return &c.QueueSize }))
+		opt("incoming-action", "answer", "what botd does with an incoming call: "+orList(IncomingActions), &c.IncomingAction),
+		opt("reject-reason", "busy", "reject reason when incoming-action=reject: "+orList(RejectReasons), &c.RejectReason),
+		opt("redirect-target", "", "E.164 number or user id incoming calls are redirected to when incoming-action=redirect", &c.RedirectTarget),
+		opt("invite-on-establish", "", "comma list of E.164 numbers or user ids invited when a call becomes established", &c.InviteOnEstablish),
+		opt("invite-retries", 2, "times a failed automatic invite is retried", &c.InviteRetries),
+		opt("invite-retry-backoff", 2*time.Second, "first wait before retrying a failed invite (doubles each time)", &c.InviteRetryBackoff),
+		opt("keepalive-interval", 15*time.Minute, "keepAlive period for established calls (Graph ends calls after 45m without one)", &c.KeepAliveInterval),
+		opt("workers", 8, "workers running outbound Graph actions", &c.Workers),
+		opt("queue-size", 4096, "outbound actions that may wait for a worker", &c.QueueSize))
 	area("Emulator mode",
-		s("emulator-listen", "127.0.0.1:7070", "emulator mode: where the embedded emulator serves Graph, its token endpoint and POST /emulator/incoming (loopback only)", func(c *Config) *string { return &c.EmulatorListen }),
-		setting{name: "emulator-seed", usage: "emulator mode: seed of every random decision (0 picks one and logs it), so a run can be repeated", bind: func(fs *flag.FlagSet, c *Config) {
-			fs.Int64Var(&c.EmulatorSeed, "emulator-seed", 0, "emulator mode: seed of every random decision (0 picks one and logs it), so a run can be repeated")
-		}},
-		setting{name: "emulator-time-scale", usage: "emulator mode: multiplies every emulator delay (0.01 makes a 15 s ring 150 ms)", bind: func(fs *flag.FlagSet, c *Config) {
-			fs.Float64Var(&c.EmulatorTimeScale, "emulator-time-scale", 1, "emulator mode: multiplies every emulator delay (0.01 makes a 15 s ring 150 ms)")
-		}},
-		s("emulator-faults", "", "emulator mode: faults to inject, as kind=probability or kind=probability/next, comma separated; kinds: reorder, duplicate, delay, roster_gap, operation_failed, throttle, unavailable, token", func(c *Config) *string { return &c.EmulatorFaults }))
+		opt("emulator-listen", "127.0.0.1:7070", "emulator mode: where the embedded emulator serves Graph, its token endpoint and POST /emulator/incoming (loopback only)", &c.EmulatorListen),
+		opt("emulator-seed", 0, "emulator mode: seed of every random decision (0 picks one and logs it), so a run can be repeated", &c.EmulatorSeed),
+		opt("emulator-time-scale", 1, "emulator mode: multiplies every emulator delay (0.01 makes a 15 s ring 150 ms)", &c.EmulatorTimeScale),
+		opt("emulator-faults", "", "emulator mode: faults to inject, "+FaultsUsage, &c.EmulatorFaults))
 	return out
 }
 
@@ -217,13 +278,9 @@ type Setting struct{ Flag, Env, Default, Usage, Area string }
 
 // Settings lists every setting with its default, in declaration order.
 func Settings() []Setting {
-	fs := flag.NewFlagSet("botd", flag.ContinueOnError)
-	var c Config
 	var out []Setting
 	for _, st := range settings() {
-		st.bind(fs, &c)
-		f := fs.Lookup(st.name)
-		out = append(out, Setting{Flag: st.name, Env: EnvName(st.name), Default: f.DefValue, Usage: st.usage, Area: st.area})
+		out = append(out, Setting{Flag: st.name, Env: EnvName(st.name), Default: format(st.def), Usage: st.usage, Area: st.area})
 		if st.secret {
 			out = append(out, Setting{Flag: "", Env: EnvName(st.name) + "_FILE", Usage: "file holding " + EnvName(st.name), Area: st.area})
 		}
@@ -239,9 +296,9 @@ func Settings() []Setting {
 func Load(args []string, getenv func(string) string, helpOut io.Writer) (Config, error) {
 	var c Config
 	fs := flag.NewFlagSet("botd", flag.ContinueOnError)
-	sts := settings()
+	sts := table(&c)
 	for _, st := range sts {
-		st.bind(fs, &c)
+		st.bind(fs)
 	}
 	if err := Parse(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -440,7 +497,6 @@ func (v *checkedValue) IsBoolFlag() bool {
 // with its environment variable and default.
 func Usage(w io.Writer) {
 	fs := flag.NewFlagSet("botd", flag.ContinueOnError)
-	var c Config
 	b := &strings.Builder{}
 	b.WriteString(`Usage: botd [flags]
        botd <subcommand> [flags]
@@ -455,7 +511,7 @@ Subcommands:
 `)
 	area := ""
 	for _, st := range settings() {
-		st.bind(fs, &c)
+		st.bind(fs)
 		f := fs.Lookup(st.name)
 		if st.area != area {
 			area = st.area
@@ -570,194 +626,6 @@ func lookup(getenv func(string) string, name string) (string, bool) {
 	return v, v != ""
 }
 
-// Validate checks every value, naming the variable of the first bad one(s).
-func (c *Config) Validate() error {
-	var errs []error
-	bad := func(flagName, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", EnvName(flagName), fmt.Sprintf(format, args...)))
-	}
-	for _, l := range []struct{ name, addr string }{{"listen", c.Listen}, {"admin-listen", c.AdminListen}} {
-		if _, _, err := net.SplitHostPort(l.addr); err != nil {
-			bad(l.name, "not a host:port address: %v", err)
-		}
-	}
-	if !strings.HasPrefix(c.CallbackPath, "/") || strings.ContainsAny(c.CallbackPath, "?#") || strings.Contains(c.CallbackPath, "..") {
-		bad("callback-path", "must be an absolute path without query, fragment or '..'")
-	}
-	if c.PublicURL != "" {
-		u, err := url.Parse(c.PublicURL)
-		switch {
-		case err != nil:
-			bad("public-url", "not a URL: %v", err)
-		case u.Scheme != "https" && !(u.Scheme == "http" && IsLoopbackHost(u.Hostname())):
-			bad("public-url", "must be https (http only for loopback hosts)")
-		case u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "":
-			bad("public-url", "must be scheme://host[:port] with no path, query or fragment")
-		case c.Emulator && !IsLoopbackHost(u.Hostname()):
-			bad("public-url", "emulator mode (no BOTD_CLIENT_ID/BOTD_CLIENT_SECRET/BOTD_TENANT_ID) only serves loopback; set credentials to use a public URL")
-		}
-	} else if !c.Emulator && c.Graph == "" {
-		bad("public-url", "required when Graph credentials are set: Graph must reach botd's callback")
-	}
-	if !c.Emulator {
-		if c.ClientID == "" {
-			bad("client-id", "required when any Graph credential is set")
-		}
-		switch c.credentials() {
-		case 0:
-			bad("client-secret", "a credential is required when any Graph setting is: BOTD_CLIENT_SECRET (or BOTD_CLIENT_SECRET_FILE), BOTD_CLIENT_CERTIFICATE_FILE or BOTD_FEDERATED_TOKEN_FILE")
-		case 1:
-		default:
-			bad("client-secret", "set only one of BOTD_CLIENT_SECRET, BOTD_CLIENT_CERTIFICATE_FILE and BOTD_FEDERATED_TOKEN_FILE")
-		}
-		if c.TenantID == "" {
-			bad("tenant-id", "required when any Graph credential is set")
-		}
-	}
-	if c.MaxBody < 1024 || c.MaxBody > 64<<20 {
-		bad("max-body", "must be between 1024 and 67108864 bytes")
-	}
-	positive := []struct {
-		name string
-		d    time.Duration
-	}{
-		{"shutdown-timeout", c.ShutdownTimeout}, {"ready-timeout", c.ReadyTimeout},
-		{"graph-timeout", c.GraphTimeout}, {"graph-retry-budget", c.GraphRetryBudget},
-		{"retention", c.Retention}, {"operation-timeout", c.OperationTimeout},
-		{"delta-gap-timeout", c.DeltaGapTimeout}, {"invite-retry-backoff", c.InviteRetryBackoff},
-		{"keepalive-interval", c.KeepAliveInterval},
-	}
-	for _, p := range positive {
-		if p.d <= 0 {
-			bad(p.name, "must be a positive duration")
-		}
-	}
-	if c.Instance != "" && !isDNSLabel(c.Instance) {
-		bad("instance", "must be a DNS label: lower-case letters, digits and '-', at most 63")
-	}
-	if c.PeerDomain != "" {
-		for _, l := range strings.Split(c.PeerDomain, ".") {
-			if !isDNSLabel(l) {
-				bad("peer-domain", "must be a DNS name such as botd-peers.calls.svc.cluster.local")
-				break
-			}
-		}
-	}
-	if _, err := c.PeerMap(); err != nil {
-		bad("peers", "%v", err)
-	}
-	if c.PeerPort < 0 || c.PeerPort > 65535 {
-		bad("peer-port", "must be a port number")
-	}
-	if c.ForwardTimeout <= 0 {
-		bad("forward-timeout", "must be a positive duration")
-	}
-	if c.DrainTimeout < 0 {
-		bad("drain-timeout", "must not be negative")
-	}
-	switch c.InboundAuth {
-	case "on":
-	case "off":
-		host, _, _ := net.SplitHostPort(c.Listen)
-		if !c.Emulator && !IsLoopbackHost(host) {
-			bad("inbound-auth", "off is allowed only in emulator mode or with a loopback public listener (BOTD_LISTEN=127.0.0.1:8080): anyone could forge Graph's notifications")
-		}
-	default:
-		bad("inbound-auth", "must be on or off")
-	}
-	if c.AuthMetadataURL != "" {
-		p, err := url.Parse(c.AuthMetadataURL)
-		if err != nil || p.Host == "" || (p.Scheme != "https" && !(p.Scheme == "http" && IsLoopbackHost(p.Hostname()))) {
-			bad("auth-metadata-url", "must be an https URL (http only for loopback hosts)")
-		}
-	}
-	if host, _, err := net.SplitHostPort(c.AdminListen); err == nil && !IsLoopbackHost(host) && c.AdminToken == "" {
-		bad("admin-listen", "%s is not a loopback address, so the admin API needs BOTD_ADMIN_TOKEN (or BOTD_ADMIN_TOKEN_FILE)", c.AdminListen)
-	}
-	if host, _, err := net.SplitHostPort(c.EmulatorListen); err != nil || !IsLoopbackHost(host) {
-		bad("emulator-listen", "must be a loopback host:port")
-	}
-	if c.EmulatorTimeScale <= 0 || c.EmulatorTimeScale > 100 {
-		bad("emulator-time-scale", "must be above 0 and at most 100")
-	}
-	if c.MaxInflight < 1 {
-		bad("max-inflight", "must be at least 1")
-	}
-	if c.KeepAliveInterval >= 45*time.Minute {
-		bad("keepalive-interval", "must be under 45m: Graph ends a call that has had no keepAlive for 45 minutes")
-	}
-	if c.GraphMaxTenants < 1 || c.GraphMaxTenants > 100000 {
-		bad("graph-max-tenants", "must be between 1 and 100000")
-	}
-	if c.GraphMaxRetries < 0 || c.GraphMaxRetries > 20 {
-		bad("graph-max-retries", "must be between 0 and 20")
-	}
-	if c.InviteRetries < 0 || c.InviteRetries > 10 {
-		bad("invite-retries", "must be between 0 and 10")
-	}
-	if c.MaxCalls < 1 {
-		bad("max-calls", "must be at least 1")
-	}
-	if c.Workers < 1 || c.Workers > 1024 {
-		bad("workers", "must be between 1 and 1024")
-	}
-	if c.QueueSize < 1 {
-		bad("queue-size", "must be at least 1")
-	}
-	switch strings.ToLower(c.LogLevel) {
-	case "debug", "info", "warn", "error":
-	default:
-		bad("log-level", "must be debug, info, warn or error")
-	}
-	if c.LogFormat != "json" && c.LogFormat != "console" {
-		bad("log-format", "must be json or console")
-	}
-	switch c.Cloud {
-	case "global", "usgov", "dod":
-	case "china":
-		bad("cloud", "the China cloud is not supported by Graph's cloud communications API")
-	default:
-		bad("cloud", "must be global, usgov or dod")
-	}
-	for _, u := range []struct{ name, v string }{{"graph-base-url", c.GraphBaseURL}, {"token-url", c.TokenURL}} {
-		if u.v == "" {
-			continue
-		}
-		p, err := url.Parse(u.v)
-		if err != nil || p.Host == "" || (p.Scheme != "https" && !(p.Scheme == "http" && IsLoopbackHost(p.Hostname()))) {
-			bad(u.name, "must be an https URL (http only for loopback hosts)")
-		}
-	}
-	switch c.IncomingAction {
-	case "answer", "reject", "ignore":
-	case "redirect":
-		if c.RedirectTarget == "" {
-			bad("redirect-target", "required when BOTD_INCOMING_ACTION=redirect")
-		}
-	default:
-		bad("incoming-action", "must be answer, reject, redirect or ignore")
-	}
-	switch c.RejectReason {
-	case "none", "busy", "forbidden":
-	default:
-		bad("reject-reason", "must be none, busy or forbidden")
-	}
-	if c.RedirectTarget != "" {
-		if err := checkTarget(c.RedirectTarget); err != nil {
-			bad("redirect-target", "%v", err)
-		}
-	}
-	for _, t := range c.InviteTargets() {
-		if err := checkTarget(t); err != nil {
-			bad("invite-on-establish", "%v", err)
-		}
-	}
-	if n := len(c.InviteTargets()); n > 5 {
-		bad("invite-on-establish", "at most 5 participants can be invited at once, got %d", n)
-	}
-	return errors.Join(errs...)
-}
-
 // InviteTargets splits InviteOnEstablish into its entries.
 func (c *Config) InviteTargets() []string { return List(c.InviteOnEstablish) }
 
@@ -807,6 +675,8 @@ func (c *Config) PeerMap() (map[string]string, error) {
 	return out, nil
 }
 
+const dnsLabelRule = "must be a DNS label: lower-case letters, digits and '-', at most 63"
+
 // isDNSLabel reports whether s is an RFC 1123 label.
 func isDNSLabel(s string) bool {
 	if s == "" || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
@@ -839,39 +709,22 @@ func IsLoopbackHost(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// CallbackURL is the callbackUri botd puts in every outbound request: the
-// public URL, the callback path and this replica's instance, so that Graph's
-// notifications for the call name the replica that owns it.
-func (c *Config) CallbackURL() string {
-	u := strings.TrimRight(c.PublicURL, "/") + c.CallbackPath
-	if c.Instance != "" {
-		u += "/" + c.Instance
-	}
-	return u
-}
+// CallbackURL is the callbackUri for c's own PublicURL and Instance; botd
+// uses Runtime.CallbackURL, which has the derived ones.
+func (c *Config) CallbackURL() string { return callbackURL(c.PublicURL, c.CallbackPath, c.Instance) }
 
 // Masked returns every setting as env name -> value for the start-up log,
 // with secrets replaced by "***" (or "" when unset).
 func (c *Config) Masked() map[string]string {
-	fs := flag.NewFlagSet("botd", flag.ContinueOnError)
-	cp := *c
+	cp := *c // table takes pointers to the fields: never to the caller's
 	out := map[string]string{}
-	for _, st := range settings() {
-		st.bind(fs, &cp)
-	}
-	// bind reset cp to defaults; copy the real values back.
-	cp = *c
-	secret := map[string]bool{}
-	for _, st := range settings() {
-		secret[st.name] = st.secret
-	}
-	fs.VisitAll(func(f *flag.Flag) {
-		v := f.Value.String()
-		if secret[f.Name] && v != "" {
+	for _, st := range table(&cp) {
+		v := st.value()
+		if st.secret && v != "" {
 			v = "***"
 		}
-		out[EnvName(f.Name)] = v
-	})
+		out[EnvName(st.name)] = v
+	}
 	return out
 }
 

@@ -23,6 +23,7 @@ import (
 
 	"github.com/botd/botd/internal/auth"
 	"github.com/botd/botd/internal/automation"
+	"github.com/botd/botd/internal/calls"
 	"github.com/botd/botd/internal/callstate"
 	"github.com/botd/botd/internal/config"
 	"github.com/botd/botd/internal/emulator"
@@ -164,8 +165,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 	for _, t := range cfg.InviteTargets() {
 		invitees = append(invitees, automation.TargetFor(t))
 	}
+	// The one sender of outbound actions, for the admin API and automation.
+	svc := calls.New(calls.Config{
+		CallbackURL: cfg.CallbackURL(), TenantID: cfg.TenantID, BotAppID: cfg.ClientID, BotName: cfg.BotName,
+	}, gc, store, log)
 	engine = automation.New(automation.Config{
-		CallbackURL:       cfg.CallbackURL(),
 		IncomingAction:    cfg.IncomingAction,
 		RejectReason:      cfg.RejectReason,
 		RedirectTarget:    cfg.RedirectTarget,
@@ -176,7 +180,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 		Workers:           cfg.Workers,
 		QueueSize:         cfg.QueueSize,
 		ActionTimeout:     cfg.GraphRetryBudget + cfg.GraphTimeout,
-	}, gc, store, log, reg)
+	}, svc, store, log, reg)
 
 	// Background work lives until shutdown has drained everything.
 	bgCtx, stopBG := context.WithCancel(context.WithoutCancel(ctx))
@@ -195,10 +199,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 		return gc.CheckToken(ctx)
 	}, cfg.ReadyTimeout, metrics)
 	deps := handlers.Deps{
-		Log: log, Decoder: notify.NewDecoder(notify.DefaultLimits()), Store: store, Graph: gc,
+		Log: log, Decoder: notify.NewDecoder(notify.DefaultLimits()), Store: store, Calls: svc,
 		Metrics: metrics, Ready: ready, Gatherer: reg,
-		CallbackPath: cfg.CallbackPath, CallbackURL: cfg.CallbackURL(), MaxBody: cfg.MaxBody,
-		TenantID: cfg.TenantID, BotAppID: cfg.ClientID, BotName: cfg.BotName,
+		CallbackPath: cfg.CallbackPath, MaxBody: cfg.MaxBody,
 		RequestTimeout: cfg.GraphRetryBudget + cfg.GraphTimeout + 5*time.Second,
 		Cluster: handlers.Cluster{
 			Self:    cfg.Instance,

@@ -61,7 +61,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 	}
 	log := newLogger(cfg, stdout)
 	warnUnknownEnv(log, environ)
+	return serve(ctx, cfg, log)
+}
 
+// serve runs botd with a loaded config until ctx ends, then shuts it down.
+func serve(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -74,16 +78,89 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 			Msg("emulator mode: no Graph credentials set (BOTD_CLIENT_ID, BOTD_CLIENT_SECRET, BOTD_TENANT_ID), so botd talks to its embedded Graph emulator on loopback")
 	}
 
-	publicLn, err := net.Listen("tcp", cfg.Listen)
+	publicLn, adminLn, err := listen(&cfg)
 	if err != nil {
-		return fmt.Errorf("BOTD_LISTEN: %w", err)
+		return err
 	}
 	defer publicLn.Close()
-	adminLn, err := net.Listen("tcp", cfg.AdminListen)
-	if err != nil {
-		return fmt.Errorf("BOTD_ADMIN_LISTEN: %w", err)
-	}
 	defer adminLn.Close()
+	emu, err := startEmulator(&cfg, log)
+	if err != nil {
+		return err
+	}
+	if emu != nil {
+		defer emu.Close()
+	}
+	logConfig(log, &cfg)
+
+	c, err := newCore(&cfg, log, reg)
+	if err != nil {
+		return err
+	}
+	// Background work lives until shutdown has drained everything.
+	bgCtx, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBG()
+	sec, err := security(bgCtx, log, &cfg, emu, reg)
+	if err != nil {
+		return err
+	}
+	srv := newServers(&cfg, log, reg, c, sec)
+
+	var bg sync.WaitGroup
+	bg.Add(2)
+	go func() { defer bg.Done(); _ = c.store.Run(bgCtx) }()
+	go func() { defer bg.Done(); c.engine.Run(bgCtx) }()
+
+	serveErr := make(chan error, 2)
+	for _, s := range []struct {
+		name string
+		srv  *http.Server
+		ln   net.Listener
+	}{{"public", srv.public, publicLn}, {"admin", srv.admin, adminLn}} {
+		log.Info().Str("component", "http").Str("listener", s.name).Str("addr", s.ln.Addr().String()).Msg("listening")
+		go func() {
+			if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				serveErr <- fmt.Errorf("%s listener: %w", s.name, err)
+			}
+		}()
+	}
+	srv.ready.Set(true)
+	log.Info().Str("version", version).Str("callback_url", cfg.CallbackURL()).Msg("botd ready")
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info().Msg("shutdown requested")
+	case runErr = <-serveErr:
+		log.Error().Err(runErr).Msg("listener failed; shutting down")
+	}
+
+	if err := srv.shutdown(log, &cfg, c, runErr == nil, serveErr); err != nil && runErr == nil {
+		runErr = err
+	}
+	stopBG()
+	bg.Wait()
+	log.Info().Msg("botd stopped")
+	return runErr
+}
+
+// listen opens the public and admin listeners, and settles what depends on
+// the public port: the default public URL, instance name and peer port.
+func listen(cfg *config.Config) (publicLn, adminLn net.Listener, err error) {
+	publicLn, err = net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, nil, fmt.Errorf("BOTD_LISTEN: %w", err)
+	}
+	adminLn, err = net.Listen("tcp", cfg.AdminListen)
+	if err != nil {
+		publicLn.Close()
+		return nil, nil, fmt.Errorf("BOTD_ADMIN_LISTEN: %w", err)
+	}
+	fail := func(err error) (net.Listener, net.Listener, error) {
+		publicLn.Close()
+		adminLn.Close()
+		return nil, nil, err
+	}
 	publicPort := publicLn.Addr().(*net.TCPAddr).Port
 	if cfg.PublicURL == "" {
 		cfg.PublicURL = fmt.Sprintf("http://127.0.0.1:%d", publicPort)
@@ -91,53 +168,68 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 	if cfg.Instance == "" {
 		host, err := os.Hostname()
 		if err != nil {
-			return fmt.Errorf("BOTD_INSTANCE: not set, and no host name: %w", err)
+			return fail(fmt.Errorf("BOTD_INSTANCE: not set, and no host name: %w", err))
 		}
 		cfg.Instance = config.InstanceName(host)
 		if err := cfg.Validate(); err != nil {
-			return fmt.Errorf("BOTD_INSTANCE: not set, and the host name %q is not a DNS label; set it: %w", host, err)
+			return fail(fmt.Errorf("BOTD_INSTANCE: not set, and the host name %q is not a DNS label; set it: %w", host, err))
 		}
 	}
 	if cfg.PeerPort == 0 {
 		cfg.PeerPort = publicPort
 	}
+	return publicLn, adminLn, nil
+}
 
-	// Emulator mode: no credentials, so Graph is botd's own emulator, in
-	// process and on loopback. Its callbacks are signed, and botd checks
-	// them as it would Graph's.
-	var emu *emulator.Server
-	if cfg.Emulator {
-		cfg.TenantID = "00000000-0000-4000-8000-000000000001"
-		cfg.ClientID = "00000000-0000-4000-8000-000000000002"
-		cfg.ClientSecret = randomSecret()
-		faults, err := emulator.ParseFaults(cfg.EmulatorFaults)
-		if err != nil {
-			return fmt.Errorf("BOTD_EMULATOR_FAULTS: %w", err)
-		}
-		emu, err = emulator.StartOn(emulator.Options{
-			TenantID: cfg.TenantID, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret,
-			// A call's tenantId (Microsoft's examples name their own) gets
-			// a token for that tenant, as a multi-tenant app's would.
-			Tenants: []string{emulator.AnyTenant},
-			BotName: cfg.BotName,
-			// Incoming calls ring the bot's registered webhook: the
-			// callback path with no instance, as Teams would.
-			BotCallbackURL: strings.TrimRight(cfg.PublicURL, "/") + cfg.CallbackPath,
-			Seed:           cfg.EmulatorSeed,
-			TimeScale:      cfg.EmulatorTimeScale,
-			Faults:         faults,
-			Log:            log.With().Str("component", "emulator").Logger(),
-		}, cfg.EmulatorListen)
-		if err != nil {
-			return fmt.Errorf("BOTD_EMULATOR_LISTEN: start emulator: %w", err)
-		}
-		defer emu.Close()
-		cfg.GraphBaseURL, cfg.TokenURL = emu.GraphURL(), emu.TokenURL()
-		log.Info().Str("graph_url", cfg.GraphBaseURL).Str("incoming", emu.URL()+"/emulator/incoming").
-			Int64("seed", emu.Seed()).Msg("emulator serving")
+// startEmulator starts the embedded emulator in emulator mode (else it
+// returns nil): no credentials, so Graph is botd's own emulator, in process
+// and on loopback. Its callbacks are signed, and botd checks them as it
+// would Graph's.
+func startEmulator(cfg *config.Config, log zerolog.Logger) (*emulator.Server, error) {
+	if !cfg.Emulator {
+		return nil, nil
 	}
-	logConfig(log, &cfg)
+	cfg.TenantID = "00000000-0000-4000-8000-000000000001"
+	cfg.ClientID = "00000000-0000-4000-8000-000000000002"
+	cfg.ClientSecret = randomSecret()
+	faults, err := emulator.ParseFaults(cfg.EmulatorFaults)
+	if err != nil {
+		return nil, fmt.Errorf("BOTD_EMULATOR_FAULTS: %w", err)
+	}
+	emu, err := emulator.StartOn(emulator.Options{
+		TenantID: cfg.TenantID, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret,
+		// A call's tenantId (Microsoft's examples name their own) gets
+		// a token for that tenant, as a multi-tenant app's would.
+		Tenants: []string{emulator.AnyTenant},
+		BotName: cfg.BotName,
+		// Incoming calls ring the bot's registered webhook: the
+		// callback path with no instance, as Teams would.
+		BotCallbackURL: strings.TrimRight(cfg.PublicURL, "/") + cfg.CallbackPath,
+		Seed:           cfg.EmulatorSeed,
+		TimeScale:      cfg.EmulatorTimeScale,
+		Faults:         faults,
+		Log:            log.With().Str("component", "emulator").Logger(),
+	}, cfg.EmulatorListen)
+	if err != nil {
+		return nil, fmt.Errorf("BOTD_EMULATOR_LISTEN: start emulator: %w", err)
+	}
+	cfg.GraphBaseURL, cfg.TokenURL = emu.GraphURL(), emu.TokenURL()
+	log.Info().Str("graph_url", cfg.GraphBaseURL).Str("incoming", emu.URL()+"/emulator/incoming").
+		Int64("seed", emu.Seed()).Msg("emulator serving")
+	return emu, nil
+}
 
+// core is botd's inside: the Graph client, the call store, the calls
+// service (the one sender of outbound actions) and automation.
+type core struct {
+	graph  *graph.Client
+	store  *callstate.Store
+	calls  *calls.Service
+	engine *automation.Engine
+}
+
+// newCore builds the core; the store reports every change to automation.
+func newCore(cfg *config.Config, log zerolog.Logger, reg *prometheus.Registry) (*core, error) {
 	gc, err := graph.New(graph.Config{
 		Cloud: cfg.Cloud, TenantID: cfg.TenantID, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret,
 		ClientCertificateFile: cfg.ClientCertificateFile, FederatedTokenFile: cfg.FederatedTokenFile, MaxTenants: cfg.GraphMaxTenants,
@@ -145,7 +237,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 		RequestTimeout: cfg.GraphTimeout, RetryBudget: cfg.GraphRetryBudget, MaxRetries: cfg.GraphMaxRetries,
 	}, log, reg)
 	if err != nil {
-		return fmt.Errorf("graph client: %w", err)
+		return nil, fmt.Errorf("graph client: %w", err)
 	}
 
 	var engine *automation.Engine
@@ -159,7 +251,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 		Sink: func(c []callstate.Change) { engine.Handle(c) },
 	}, log, reg)
 	if err != nil {
-		return fmt.Errorf("call store: %w", err)
+		return nil, fmt.Errorf("call store: %w", err)
 	}
 	var invitees []model.InvitationParticipantInfo
 	for _, t := range cfg.InviteTargets() {
@@ -182,24 +274,27 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 		ActionTimeout:     cfg.GraphRetryBudget + cfg.GraphTimeout,
 	}, svc, store, log, reg)
 
-	// Background work lives until shutdown has drained everything.
-	bgCtx, stopBG := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopBG()
+	return &core{graph: gc, store: store, calls: svc, engine: engine}, nil
+}
 
-	sec, err := security(bgCtx, log, &cfg, emu, reg)
-	if err != nil {
-		return err
-	}
+// servers are botd's two HTTP servers and its readiness.
+type servers struct {
+	public, admin *http.Server
+	ready         *handlers.Readiness
+}
+
+// newServers builds the public and admin servers over the core.
+func newServers(cfg *config.Config, log zerolog.Logger, reg *prometheus.Registry, c *core, sec securityParts) *servers {
 	peers, _ := cfg.PeerMap() // validated by config.Load
 	metrics := handlers.NewMetrics(reg)
 	ready := handlers.NewReadiness(func(ctx context.Context) error {
 		if sec.verifier != nil && !sec.verifier.Ready() {
 			return errors.New("the signing keys of Graph's callbacks are not loaded yet")
 		}
-		return gc.CheckToken(ctx)
+		return c.graph.CheckToken(ctx)
 	}, cfg.ReadyTimeout, metrics)
 	deps := handlers.Deps{
-		Log: log, Decoder: notify.NewDecoder(notify.DefaultLimits()), Store: store, Calls: svc,
+		Log: log, Decoder: notify.NewDecoder(notify.DefaultLimits()), Store: c.store, Calls: c.calls,
 		Metrics: metrics, Ready: ready, Gatherer: reg,
 		CallbackPath: cfg.CallbackPath, MaxBody: cfg.MaxBody,
 		RequestTimeout: cfg.GraphRetryBudget + cfg.GraphTimeout + 5*time.Second,
@@ -230,66 +325,38 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 		MaxHeaderBytes:    32 << 10,
 	}
 
-	var bg sync.WaitGroup
-	bg.Add(2)
-	go func() { defer bg.Done(); _ = store.Run(bgCtx) }()
-	go func() { defer bg.Done(); engine.Run(bgCtx) }()
+	return &servers{public: publicSrv, admin: adminSrv, ready: ready}
+}
 
-	serveErr := make(chan error, 2)
-	for _, s := range []struct {
-		name string
-		srv  *http.Server
-		ln   net.Listener
-	}{{"public", publicSrv, publicLn}, {"admin", adminSrv, adminLn}} {
-		log.Info().Str("component", "http").Str("listener", s.name).Str("addr", s.ln.Addr().String()).Msg("listening")
-		go func() {
-			if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				serveErr <- fmt.Errorf("%s listener: %w", s.name, err)
-			}
-		}()
-	}
-	ready.Set(true)
-	log.Info().Str("version", version).Str("callback_url", cfg.CallbackURL()).Msg("botd ready")
-
-	var runErr error
-	select {
-	case <-ctx.Done():
-		log.Info().Msg("shutdown requested")
-	case runErr = <-serveErr:
-		log.Error().Err(runErr).Msg("listener failed; shutting down")
-	}
-
-	// Shutdown: readiness first, so no new call lands here; then, when
-	// draining, keep serving the live calls until they end or the drain
-	// timeout passes; then stop taking callbacks and finish the in-flight
-	// ones, drain outbound work, and stop the admin listener.
-	ready.Set(false)
-	if runErr == nil && cfg.DrainTimeout > 0 {
-		drain(log, store, cfg.DrainTimeout, serveErr)
+// shutdown stops botd in order: readiness first, so no new call lands
+// here; then, when draining, keep serving the live calls until they end or
+// the drain timeout passes; then stop taking callbacks and finish the
+// in-flight ones, drain outbound work, and stop the admin listener. It
+// drains only when mayDrain (no listener failed). An incomplete shutdown
+// is logged and returned.
+func (s *servers) shutdown(log zerolog.Logger, cfg *config.Config, c *core, mayDrain bool, serveErr <-chan error) error {
+	s.ready.Set(false)
+	if mayDrain && cfg.DrainTimeout > 0 {
+		drain(log, c.store, cfg.DrainTimeout, serveErr)
 	}
 	sdCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	var errs []error
-	if err := publicSrv.Shutdown(sdCtx); err != nil {
+	if err := s.public.Shutdown(sdCtx); err != nil {
 		errs = append(errs, fmt.Errorf("public listener shutdown: %w", err))
 	}
-	engine.Close()
-	if err := engine.Wait(sdCtx); err != nil {
+	c.engine.Close()
+	if err := c.engine.Wait(sdCtx); err != nil {
 		errs = append(errs, err)
 	}
-	if err := adminSrv.Shutdown(sdCtx); err != nil {
+	if err := s.admin.Shutdown(sdCtx); err != nil {
 		errs = append(errs, fmt.Errorf("admin listener shutdown: %w", err))
 	}
-	stopBG()
-	bg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	err := errors.Join(errs...)
+	if err != nil {
 		log.Error().Err(err).Msg("shutdown incomplete")
-		if runErr == nil {
-			runErr = err
-		}
 	}
-	log.Info().Msg("botd stopped")
-	return runErr
+	return err
 }
 
 // securityParts are the authentication middlewares botd runs with.

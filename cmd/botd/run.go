@@ -21,6 +21,7 @@ import (
 
 	"github.com/botd/botd/internal/auth"
 	"github.com/botd/botd/internal/automation"
+	"github.com/botd/botd/internal/calls"
 	"github.com/botd/botd/internal/callstate"
 	"github.com/botd/botd/internal/config"
 	"github.com/botd/botd/internal/emulator"
@@ -169,6 +170,7 @@ func graphConfig(cfg *config.Config, rt *config.Runtime) graph.Config {
 // app is botd built: its components and its two servers.
 type app struct {
 	store             *callstate.Store
+	calls             *calls.Service
 	engine            *automation.Engine
 	metrics           *handlers.Metrics
 	ready             *handlers.Readiness
@@ -202,8 +204,11 @@ func build(bgCtx context.Context, log zerolog.Logger, cfg *config.Config, st *st
 	for _, t := range cfg.InviteTargets() {
 		invitees = append(invitees, automation.TargetFor(t))
 	}
+	// The one sender of outbound actions, for the admin API and automation.
+	svc := calls.New(calls.Config{
+		CallbackURL: rt.CallbackURL(), TenantID: rt.TenantID, BotAppID: rt.ClientID, BotName: cfg.BotName,
+	}, gc, store, log)
 	engine = automation.New(automation.Config{
-		CallbackURL:       rt.CallbackURL(),
 		IncomingAction:    cfg.IncomingAction,
 		RejectReason:      cfg.RejectReason,
 		RedirectTarget:    cfg.RedirectTarget,
@@ -214,31 +219,30 @@ func build(bgCtx context.Context, log zerolog.Logger, cfg *config.Config, st *st
 		Workers:           cfg.Workers,
 		QueueSize:         cfg.QueueSize,
 		ActionTimeout:     cfg.GraphRetryBudget + cfg.GraphTimeout,
-	}, gc, store, log, reg)
+	}, svc, store, log, reg)
 
 	sec, err := security(bgCtx, log, cfg, rt, reg)
 	if err != nil {
 		return nil, err
 	}
-	a := &app{store: store, engine: engine, metrics: handlers.NewMetrics(reg), publicLn: st.publicLn, adminLn: st.adminLn}
+	a := &app{store: store, calls: svc, engine: engine, metrics: handlers.NewMetrics(reg), publicLn: st.publicLn, adminLn: st.adminLn}
 	a.ready = handlers.NewReadiness(func(ctx context.Context) error {
 		if sec.verifier != nil && !sec.verifier.Ready() {
 			return errors.New("the signing keys of Graph's callbacks are not loaded yet")
 		}
 		return gc.CheckToken(ctx)
 	}, cfg.ReadyTimeout, a.metrics)
-	buildServers(a, log, cfg, rt, gc, sec, reg)
+	buildServers(a, log, cfg, rt, sec, reg)
 	return a, nil
 }
 
 // buildServers makes the public and admin servers of a.
-func buildServers(a *app, log zerolog.Logger, cfg *config.Config, rt *config.Runtime, gc *graph.Client, sec securityParts, reg *prometheus.Registry) {
+func buildServers(a *app, log zerolog.Logger, cfg *config.Config, rt *config.Runtime, sec securityParts, reg *prometheus.Registry) {
 	peers, _ := cfg.PeerMap() // validated by config.Load
 	deps := handlers.Deps{
-		Log: log, Decoder: notify.NewDecoder(notify.DefaultLimits()), Store: a.store, Graph: gc,
+		Log: log, Decoder: notify.NewDecoder(notify.DefaultLimits()), Store: a.store, Calls: a.calls,
 		Metrics: a.metrics, Ready: a.ready, Gatherer: reg,
-		CallbackPath: cfg.CallbackPath, CallbackURL: rt.CallbackURL(), MaxBody: cfg.MaxBody,
-		TenantID: rt.TenantID, BotAppID: rt.ClientID, BotName: cfg.BotName,
+		CallbackPath: cfg.CallbackPath, MaxBody: cfg.MaxBody,
 		RequestTimeout: cfg.GraphRetryBudget + cfg.GraphTimeout + 5*time.Second,
 		Cluster: handlers.Cluster{
 			Self:    rt.Instance,

@@ -4,9 +4,10 @@
 // roster after a gap) and runs them on a bounded pool of workers, never inside
 // a Graph callback.
 //
-// It owns the queue, the workers and the timers. It leaves decoding to notify,
-// state to callstate and HTTP to graph; it reaches them through the small
-// interfaces below.
+// It owns the queue, the workers, the timers and the retry policy. It leaves
+// decoding to notify, state to callstate, and every outbound action to the
+// calls service, which fills botd's defaults, records operations and sends
+// to Graph; it reaches them through the small interfaces below.
 package automation
 
 import (
@@ -22,34 +23,31 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/rs/zerolog"
 
+	"github.com/botd/botd/internal/calls"
 	"github.com/botd/botd/internal/callstate"
 	"github.com/botd/botd/internal/graph"
 	"github.com/botd/botd/internal/model"
 )
 
-// Graph is the part of the Graph client automation uses.
-type Graph interface {
-	Answer(ctx context.Context, callID string, req *graph.AnswerRequest) (graph.Meta, error)
-	Reject(ctx context.Context, callID string, req *graph.RejectRequest) (graph.Meta, error)
-	Redirect(ctx context.Context, callID string, req *graph.RedirectRequest) (graph.Meta, error)
-	Invite(ctx context.Context, callID string, req *graph.InviteRequest) (*model.Operation, graph.Meta, error)
-	KeepAlive(ctx context.Context, callID string) (graph.Meta, error)
-	ListParticipants(ctx context.Context, callID string) ([]model.Participant, graph.Meta, error)
+// Calls is the part of the calls service automation acts through: it
+// fills botd's defaults, records operations and sends to Graph.
+type Calls interface {
+	Answer(ctx context.Context, callID string, req *graph.AnswerRequest) (calls.Result, error)
+	Reject(ctx context.Context, callID string, req *graph.RejectRequest) (calls.Result, error)
+	Redirect(ctx context.Context, callID string, req *graph.RedirectRequest) (calls.Result, error)
+	Invite(ctx context.Context, callID string, req *graph.InviteRequest) (*model.Operation, error)
+	KeepAlive(ctx context.Context, callID string) (calls.Result, error)
+	ResyncRoster(ctx context.Context, callID string) error
 }
 
-// Store is the part of the call store automation uses.
+// Store is the part of the call store automation uses: a call whose
+// keepAlive Graph answers 404 has ended without telling botd.
 type Store interface {
-	TrackOperation(callID string, op callstate.OperationRecord) error
-	OperationSent(callID, clientContext string, op *model.Operation) []callstate.Change
-	FailOperation(callID, clientContext string, result *model.ResultInfo, reason string) []callstate.Change
 	MarkTerminated(callID, reason string) []callstate.Change
-	ReplaceRoster(callID string, ps []model.Participant) []callstate.Change
-	Tenant(callID string) string
 }
 
 // Config is automation's behaviour.
 type Config struct {
-	CallbackURL    string
 	IncomingAction string // answer, reject, redirect, ignore
 	RejectReason   string
 	RedirectTarget string
@@ -75,7 +73,7 @@ type job struct {
 // Engine runs automation.
 type Engine struct {
 	cfg     Config
-	graph   Graph
+	calls   Calls
 	store   Store
 	log     zerolog.Logger
 	metrics *metrics
@@ -160,7 +158,7 @@ const (
 )
 
 // New builds an engine. Start its workers with Run.
-func New(cfg Config, g Graph, s Store, log zerolog.Logger, reg prometheus.Registerer) *Engine {
+func New(cfg Config, c Calls, s Store, log zerolog.Logger, reg prometheus.Registerer) *Engine {
 	if cfg.Workers <= 0 {
 		cfg.Workers = 4
 	}
@@ -172,7 +170,7 @@ func New(cfg Config, g Graph, s Store, log zerolog.Logger, reg prometheus.Regist
 	}
 	return &Engine{
 		cfg:       cfg,
-		graph:     g,
+		calls:     c,
 		store:     s,
 		log:       log.With().Str("component", "automation").Logger(),
 		metrics:   newMetrics(reg),
@@ -257,8 +255,6 @@ func (e *Engine) enqueue(j job) bool {
 func (e *Engine) runJob(ctx context.Context, j job) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.ActionTimeout)
 	defer cancel()
-	// Graph is asked with a token for the call's own tenant.
-	ctx = graph.WithTenant(ctx, e.store.Tenant(j.callID))
 	start := time.Now()
 	err := j.run(ctx)
 	e.metrics.duration.WithLabelValues(j.kind).Observe(time.Since(start).Seconds())
@@ -318,62 +314,60 @@ func (e *Engine) onIncoming(c *callstate.Change) {
 		e.log.Info().Str("call_id", callID).Msg("incoming call left unanswered (incoming-action=ignore)")
 	case "reject":
 		e.enqueue(job{kind: actionReject, callID: callID, run: func(ctx context.Context) error {
-			_, err := e.graph.Reject(ctx, callID, &graph.RejectRequest{Reason: e.cfg.RejectReason})
+			_, err := e.calls.Reject(ctx, callID, &graph.RejectRequest{Reason: e.cfg.RejectReason})
 			return wrap("reject", err)
 		}})
 	case "redirect":
 		e.enqueue(job{kind: actionRedirect, callID: callID, run: func(ctx context.Context) error {
-			_, err := e.graph.Redirect(ctx, callID, &graph.RedirectRequest{
-				Targets:     []model.InvitationParticipantInfo{TargetFor(e.cfg.RedirectTarget)},
-				CallbackURI: e.cfg.CallbackURL,
+			_, err := e.calls.Redirect(ctx, callID, &graph.RedirectRequest{
+				Targets: []model.InvitationParticipantInfo{TargetFor(e.cfg.RedirectTarget)},
 			})
 			return wrap("redirect", err)
 		}})
 	default:
 		e.enqueue(job{kind: actionAnswer, callID: callID, run: func(ctx context.Context) error {
-			_, err := e.graph.Answer(ctx, callID, &graph.AnswerRequest{
-				CallbackURI:        e.cfg.CallbackURL,
-				AcceptedModalities: []string{"audio"},
-				MediaConfig:        &model.MediaConfig{ODataType: model.ODataServiceHostedMediaConfig},
-			})
+			// The calls service fills botd's answer defaults.
+			_, err := e.calls.Answer(ctx, callID, &graph.AnswerRequest{})
 			return wrap("answer", err)
 		}})
 	}
 }
 
-// invite sends an invite for callID, recording it in the store first so
-// that a notification racing the response is matched by clientContext.
+// invite sends an invite for callID through the calls service, which
+// records it in the store first so that a notification racing the response
+// is matched by clientContext. The attempt is kept by that clientContext,
+// for onOperationFailed to retry.
 func (e *Engine) invite(callID string, ps []model.InvitationParticipantInfo, attempt int) {
 	clientContext := uuid.NewString()
 	e.enqueue(job{kind: actionInvite, callID: callID, run: func(ctx context.Context) error {
-		if err := e.store.TrackOperation(callID, callstate.OperationRecord{
-			Type: "invite", ClientContext: clientContext, Participants: ps,
-		}); err != nil {
-			return wrap("invite participants", err)
-		}
 		e.mu.Lock()
 		e.retries[clientContext] = inviteAttempt{callID: callID, participants: ps, attempt: attempt}
 		e.mu.Unlock()
-		op, meta, err := e.graph.Invite(ctx, callID, &graph.InviteRequest{Participants: ps, ClientContext: clientContext})
+		op, err := e.calls.Invite(ctx, callID, &graph.InviteRequest{Participants: ps, ClientContext: clientContext})
 		switch {
 		case err == nil:
-			e.log.Info().Str("call_id", callID).Str("op_id", op.ID).Str("client_request_id", meta.ClientRequestID).
+			e.log.Info().Str("call_id", callID).Str("op_id", op.ID).
 				Str("client_context", clientContext).Int("attempt", attempt).Msg("invite sent")
-			e.store.OperationSent(callID, clientContext, op)
-		case errors.Is(err, graph.ErrOutcomeUnknown):
-			// Not resent: the operation stays running and is completed by
-			// its notification (matched by clientContext) or by the
-			// store's operation timeout.
-		default:
-			var ri *model.ResultInfo
-			var ae *graph.APIError
-			if errors.As(err, &ae) {
-				ri = &model.ResultInfo{Code: int32(ae.StatusCode), Message: ae.Code}
-			}
-			e.store.FailOperation(callID, clientContext, ri, err.Error())
+		case notRecorded(err):
+			// Refused before it was recorded: no operation will fail.
+			e.mu.Lock()
+			delete(e.retries, clientContext)
+			e.mu.Unlock()
 		}
+		// An unknown outcome is not resent: the operation stays running
+		// and is completed by its notification (matched by clientContext)
+		// or by the store's operation timeout.
 		return wrap("invite participants", err)
 	}})
+}
+
+// notRecorded reports whether the calls service refused an operation
+// before recording it in the store.
+func notRecorded(err error) bool {
+	var ce *calls.Error
+	var ve *graph.ValidationError
+	return errors.As(err, &ce) || errors.As(err, &ve) ||
+		errors.Is(err, callstate.ErrUnknownCall) || errors.Is(err, callstate.ErrTooManyOperations)
 }
 
 func (e *Engine) onOperationFailed(c *callstate.Change) {
@@ -429,7 +423,7 @@ func (e *Engine) startKeepAlive(callID string) {
 	}
 	tick := func() {
 		e.enqueue(job{kind: actionKeepAlive, callID: callID, run: func(ctx context.Context) error {
-			_, err := e.graph.KeepAlive(ctx, callID)
+			_, err := e.calls.KeepAlive(ctx, callID)
 			var ae *graph.APIError
 			if errors.As(err, &ae) && ae.StatusCode == http.StatusNotFound {
 				// Graph no longer has the call: it ended without telling us.
@@ -464,12 +458,7 @@ func (e *Engine) KeepAlives() int {
 
 func (e *Engine) resync(callID string) {
 	e.enqueue(job{kind: actionRosterResync, callID: callID, run: func(ctx context.Context) error {
-		ps, _, err := e.graph.ListParticipants(ctx, callID)
-		if err != nil {
-			return wrap("list participants", err)
-		}
-		e.store.ReplaceRoster(callID, ps)
-		return nil
+		return e.calls.ResyncRoster(ctx, callID)
 	}})
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rs/zerolog"
 
+	"github.com/botd/botd/internal/calls"
 	"github.com/botd/botd/internal/callstate"
 	"github.com/botd/botd/internal/graph"
 	"github.com/botd/botd/internal/model"
@@ -20,6 +21,8 @@ import (
 // fakeGraph records what automation asked of Graph and answers from its
 // fields. It is safe for the engine's concurrent workers.
 type fakeGraph struct {
+	// Graph's other methods are not automation's: calling one panics.
+	calls.Graph
 	mu        sync.Mutex
 	calls     []string // "answer:<id>", "invite:<id>", ...
 	answers   []graph.AnswerRequest
@@ -96,6 +99,8 @@ func (f *fakeGraph) ListParticipants(_ context.Context, id string) ([]model.Part
 	return f.roster, graph.Meta{}, nil
 }
 
+func (f *fakeGraph) CountRefusal(string, error) {}
+
 func (f *fakeGraph) count(prefix string) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -116,8 +121,8 @@ type rig struct {
 	stop  func()
 }
 
-// newRig wires an engine to a real call store, as cmd/botd does: the store's
-// Sink is the engine.
+// newRig wires an engine to a real calls service and call store, as
+// cmd/botd does: the store's Sink is the engine.
 func newRig(t *testing.T, cfg Config, scfg callstate.Config) *rig {
 	t.Helper()
 	r := &rig{g: &fakeGraph{}, reg: prometheus.NewRegistry()}
@@ -127,10 +132,8 @@ func newRig(t *testing.T, cfg Config, scfg callstate.Config) *rig {
 		t.Fatal(err)
 	}
 	r.store = st
-	if cfg.CallbackURL == "" {
-		cfg.CallbackURL = "https://bot.contoso.com/api/calls"
-	}
-	r.eng = New(cfg, r.g, st, zerolog.Nop(), r.reg)
+	svc := calls.New(calls.Config{CallbackURL: "https://bot.contoso.com/api/calls"}, r.g, st, zerolog.Nop())
+	r.eng = New(cfg, svc, st, zerolog.Nop(), r.reg)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	storeDone := make(chan struct{})

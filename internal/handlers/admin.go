@@ -13,52 +13,48 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/botd/botd/internal/calls"
 	"github.com/botd/botd/internal/callstate"
 	"github.com/botd/botd/internal/graph"
 	"github.com/botd/botd/internal/model"
 	"github.com/botd/botd/internal/notify"
 )
 
-// Store is the part of the call store the handlers use.
+// Store is the part of the call store the handlers read and feed with
+// notifications.
 type Store interface {
 	Apply(ev *model.Event) ([]callstate.Change, error)
 	Call(id string) (callstate.CallView, bool)
 	Calls() []callstate.CallSummary
-	TrackCall(c *model.Call) ([]callstate.Change, error)
-	TrackOperation(callID string, op callstate.OperationRecord) error
-	OperationSent(callID, clientContext string, op *model.Operation) []callstate.Change
-	FailOperation(callID, clientContext string, result *model.ResultInfo, reason string) []callstate.Change
-	Tenant(callID string) string
 	Subscribe(buffer int) (<-chan callstate.Change, func())
 }
 
-// Graph is the part of the Graph client the admin API drives.
-type Graph interface {
-	CreateCall(ctx context.Context, call *model.Call) (*model.Call, graph.Meta, error)
-	Invite(ctx context.Context, callID string, req *graph.InviteRequest) (*model.Operation, graph.Meta, error)
-	Answer(ctx context.Context, callID string, req *graph.AnswerRequest) (graph.Meta, error)
-	Reject(ctx context.Context, callID string, req *graph.RejectRequest) (graph.Meta, error)
-	Redirect(ctx context.Context, callID string, req *graph.RedirectRequest) (graph.Meta, error)
-	Transfer(ctx context.Context, callID string, req *graph.TransferRequest) (graph.Meta, error)
-	KeepAlive(ctx context.Context, callID string) (graph.Meta, error)
-	Hangup(ctx context.Context, callID string) (graph.Meta, error)
+// Calls is the calls service: the one sender of botd's outbound actions.
+// The admin handlers decode a request, call it and write its answer.
+type Calls interface {
+	Live(callID, participantID string) (callstate.CallView, error)
+	CreateCall(ctx context.Context, call *model.Call) (callstate.CallView, error)
+	Answer(ctx context.Context, callID string, req *graph.AnswerRequest) (calls.Result, error)
+	Reject(ctx context.Context, callID string, req *graph.RejectRequest) (calls.Result, error)
+	Redirect(ctx context.Context, callID string, req *graph.RedirectRequest) (calls.Result, error)
+	Transfer(ctx context.Context, callID string, req *graph.TransferRequest) (calls.Result, error)
+	KeepAlive(ctx context.Context, callID string) (calls.Result, error)
+	Hangup(ctx context.Context, callID string) (calls.Result, error)
 
-	PlayPrompt(ctx context.Context, callID string, req *graph.PlayPromptRequest) (*model.Operation, graph.Meta, error)
-	RecordResponse(ctx context.Context, callID string, req *graph.RecordResponseRequest) (*model.Operation, graph.Meta, error)
-	SubscribeToTone(ctx context.Context, callID string, req *graph.SubscribeToToneRequest) (*model.Operation, graph.Meta, error)
-	SendDtmfTones(ctx context.Context, callID string, req *graph.SendDtmfTonesRequest) (*model.Operation, graph.Meta, error)
-	CancelMediaProcessing(ctx context.Context, callID string, req *graph.CancelMediaProcessingRequest) (*model.Operation, graph.Meta, error)
-	Mute(ctx context.Context, callID string, req *graph.MuteRequest) (*model.Operation, graph.Meta, error)
-	Unmute(ctx context.Context, callID string, req *graph.MuteRequest) (*model.Operation, graph.Meta, error)
-	UpdateRecordingStatus(ctx context.Context, callID string, req *graph.UpdateRecordingStatusRequest) (*model.Operation, graph.Meta, error)
-	ChangeScreenSharingRole(ctx context.Context, callID string, req *graph.ChangeScreenSharingRoleRequest) (graph.Meta, error)
-	MuteParticipant(ctx context.Context, callID, participantID string, req *graph.MuteRequest) (*model.Operation, graph.Meta, error)
-	StartHoldMusic(ctx context.Context, callID, participantID string, req *graph.StartHoldMusicRequest) (*model.Operation, graph.Meta, error)
-	StopHoldMusic(ctx context.Context, callID, participantID string, req *graph.StopHoldMusicRequest) (*model.Operation, graph.Meta, error)
-	RemoveParticipant(ctx context.Context, callID, participantID string) (graph.Meta, error)
-	// CountRefusal counts a request the admin API refused by a validation
-	// rule under op, in the Graph client's validation metric.
-	CountRefusal(op string, err error)
+	Invite(ctx context.Context, callID string, req *graph.InviteRequest) (*model.Operation, error)
+	PlayPrompt(ctx context.Context, callID string, req *graph.PlayPromptRequest) (*model.Operation, error)
+	RecordResponse(ctx context.Context, callID string, req *graph.RecordResponseRequest) (*model.Operation, error)
+	SubscribeToTone(ctx context.Context, callID string, req *graph.SubscribeToToneRequest) (*model.Operation, error)
+	SendDtmfTones(ctx context.Context, callID string, req *graph.SendDtmfTonesRequest) (*model.Operation, error)
+	CancelMediaProcessing(ctx context.Context, callID string, req *graph.CancelMediaProcessingRequest) (*model.Operation, error)
+	Mute(ctx context.Context, callID string, req *graph.MuteRequest) (*model.Operation, error)
+	Unmute(ctx context.Context, callID string, req *graph.MuteRequest) (*model.Operation, error)
+	UpdateRecordingStatus(ctx context.Context, callID string, req *graph.UpdateRecordingStatusRequest) (*model.Operation, error)
+	ChangeScreenSharingRole(ctx context.Context, callID string, req *graph.ChangeScreenSharingRoleRequest) (*model.Operation, error)
+	MuteParticipant(ctx context.Context, callID, participantID string, req *graph.MuteRequest) (*model.Operation, error)
+	StartHoldMusic(ctx context.Context, callID, participantID string, req *graph.StartHoldMusicRequest) (*model.Operation, error)
+	StopHoldMusic(ctx context.Context, callID, participantID string, req *graph.StopHoldMusicRequest) (*model.Operation, error)
+	RemoveParticipant(ctx context.Context, callID, participantID string) (*model.Operation, error)
 }
 
 // listReply is Graph's collection shape.
@@ -94,16 +90,15 @@ func trackedCall(d Deps, w http.ResponseWriter, r *http.Request) (callstate.Call
 	return v, ok
 }
 
-// liveCall is trackedCall for the routes that act on a call: a call the
-// store holds as terminated answers 409, since Graph can do nothing more
-// with it.
-func liveCall(d Deps, w http.ResponseWriter, r *http.Request) bool {
-	v, ok := trackedCall(d, w, r)
-	if ok && v.State == model.StateTerminated {
-		writeProblem(w, r, errorf(CodeConflict, "call already terminated"))
+// liveCall answers the calls service's refusal (404 for a call botd does not
+// track or a participant not in its roster, 409 for a terminated call)
+// before the body is read.
+func liveCall(d Deps, w http.ResponseWriter, r *http.Request, participantID string) bool {
+	if _, err := d.Calls.Live(chi.URLParam(r, "callID"), participantID); err != nil {
+		writeProblem(w, r, err)
 		return false
 	}
-	return ok
+	return true
 }
 
 func handleGetCall(d Deps) http.Handler {
@@ -128,10 +123,8 @@ func handleListParticipants(d Deps) http.Handler {
 	})
 }
 
-// handleCreateCall creates a call from a Graph call body. botd fills its own
-// callbackUri, and the source and tenantId from config when missing; a
-// foreign callbackUri is refused, since botd must receive the call's
-// notifications to track it.
+// handleCreateCall creates a call from a Graph call body; the calls
+// service fills botd's defaults and refuses a foreign callbackUri.
 func handleCreateCall(d Deps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var call model.Call
@@ -139,87 +132,17 @@ func handleCreateCall(d Deps) http.Handler {
 			writeProblem(w, r, err)
 			return
 		}
-		if err := d.ownCallback(&call.CallbackURI); err != nil {
-			d.refuse(w, r, graph.OpCreateCall, err)
-			return
+		v, err := d.Calls.CreateCall(r.Context(), &call)
+		if v.ID != "" {
+			fieldsFrom(r.Context()).callID = v.ID
 		}
-		if call.ODataType == "" {
-			call.ODataType = model.ODataCall
-		}
-		if call.Source == nil && d.BotAppID != "" {
-			call.Source = &model.ParticipantInfo{
-				ODataType: model.ODataParticipantInfo,
-				Identity: &model.IdentitySet{ODataType: model.ODataIdentitySet, Application: &model.Identity{
-					ODataType: model.ODataIdentity, ID: d.BotAppID, DisplayName: d.BotName,
-				}},
-			}
-		}
-		if call.TenantID == "" {
-			call.TenantID = d.TenantID
-		}
-		if err := graph.ValidateCall(&call); err != nil {
-			d.refuse(w, r, graph.OpCreateCall, err)
-			return
-		}
-		created, meta, err := d.Graph.CreateCall(graph.WithTenant(r.Context(), call.TenantID), &call)
-		log := d.Log.With().Str("component", "admin").Str("client_request_id", meta.ClientRequestID).Logger()
 		if err != nil {
-			log.Warn().Err(err).Msg("create call failed")
 			writeProblem(w, r, err)
 			return
 		}
-		fieldsFrom(r.Context()).callID = created.ID
-		// Keep what was asked for where Graph's answer left it out.
-		if created.CallbackURI == "" {
-			created.CallbackURI = call.CallbackURI
-		}
-		if created.Targets == nil {
-			created.Targets = call.Targets
-		}
-		if created.Source == nil {
-			created.Source = call.Source
-		}
-		_, err = d.Store.TrackCall(created)
-		if err != nil {
-			log.Error().Err(err).Str("call_id", created.ID).Msg("created call could not be tracked")
-			writeProblem(w, r, err)
-			return
-		}
-		log.Info().Str("call_id", created.ID).Str("graph_request_id", meta.RequestID).Msg("call created")
-		v, _ := d.Store.Call(created.ID)
-		w.Header().Set("Location", "/v1/calls/"+created.ID)
+		w.Header().Set("Location", "/v1/calls/"+v.ID)
 		writeJSON(w, http.StatusCreated, v)
 	})
-}
-
-// tenantCtx is ctx for a Graph request on callID: with a token for the
-// call's tenant (BOTD_TENANT_ID when the call names none).
-func (d Deps) tenantCtx(ctx context.Context, callID string) context.Context {
-	return graph.WithTenant(ctx, d.Store.Tenant(callID))
-}
-
-// ownCallback fills botd's own callbackUri where a body has none, and
-// refuses another one: botd must receive the call's notifications to track
-// it.
-func (d Deps) ownCallback(uri *string) error {
-	switch *uri {
-	case "":
-		*uri = d.CallbackURL
-	case d.CallbackURL:
-	default:
-		return &graph.ValidationError{
-			Rule: graph.RuleCallbackOwn, Field: "callbackUri",
-			Message: fmt.Sprintf("%q is not botd's own (%s): botd must receive the call's notifications to track it; leave it out", *uri, d.CallbackURL),
-		}
-	}
-	return nil
-}
-
-// refuse answers a request refused by a validation rule before it reached
-// the Graph client, and counts it as the client counts its own refusals.
-func (d Deps) refuse(w http.ResponseWriter, r *http.Request, op string, err error) {
-	d.Graph.CountRefusal(op, err)
-	writeProblem(w, r, err)
 }
 
 // Whether a call action needs a body: an empty one is a 400 where it does,
@@ -229,14 +152,13 @@ const (
 	bodyOptional = false
 )
 
-// callAction is a call-control request with a body of type T.
-// fill completes the body with botd's defaults; an error refuses it as a
-// validation failure of the operation op.
-func callAction[T any](d Deps, action, op string, needBody bool, fill func(*T) error, send func(ctx context.Context, callID string, body *T) (graph.Meta, error)) http.Handler {
+// callAction is a call-control request with a body of type T, sent by the
+// calls service.
+func callAction[T any](d Deps, needBody bool, send func(ctx context.Context, callID string, body *T) (calls.Result, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		callID := chi.URLParam(r, "callID")
 		fieldsFrom(r.Context()).callID = callID
-		if !liveCall(d, w, r) {
+		if !liveCall(d, w, r, "") {
 			return
 		}
 		body := new(T)
@@ -244,60 +166,33 @@ func callAction[T any](d Deps, action, op string, needBody bool, fill func(*T) e
 			writeProblem(w, r, err)
 			return
 		}
-		if fill != nil {
-			if err := fill(body); err != nil {
-				d.refuse(w, r, op, err)
-				return
-			}
-		}
-		meta, err := send(d.tenantCtx(r.Context(), callID), callID, body)
-		log := d.Log.With().Str("component", "admin").Str("call_id", callID).Str("action", action).Str("client_request_id", meta.ClientRequestID).Logger()
+		res, err := send(r.Context(), callID, body)
 		if err != nil {
-			log.Warn().Err(err).Msg("call action failed")
 			writeProblem(w, r, err)
 			return
 		}
-		log.Info().Msg("call action accepted by Graph")
 		status := http.StatusAccepted
-		if action == "keepAlive" {
+		if res.Action == "keepAlive" {
 			status = http.StatusOK
 		}
-		writeJSON(w, status, actionReply{CallID: callID, Action: action, ClientRequestID: meta.ClientRequestID, RequestID: meta.RequestID})
+		writeJSON(w, status, actionReply{CallID: callID, Action: res.Action, ClientRequestID: res.Meta.ClientRequestID, RequestID: res.Meta.RequestID})
 	})
 }
 
 func handleAnswer(d Deps) http.Handler {
-	return callAction(d, "answer", graph.OpAnswer, bodyOptional, func(b *graph.AnswerRequest) error {
-		if b.MediaConfig == nil {
-			b.MediaConfig = &model.MediaConfig{ODataType: model.ODataServiceHostedMediaConfig}
-		}
-		if len(b.AcceptedModalities) == 0 {
-			b.AcceptedModalities = []string{"audio"}
-		}
-		return d.ownCallback(&b.CallbackURI)
-	}, func(ctx context.Context, id string, b *graph.AnswerRequest) (graph.Meta, error) {
-		return d.Graph.Answer(ctx, id, b)
-	})
+	return callAction(d, bodyOptional, d.Calls.Answer)
 }
 
 func handleReject(d Deps) http.Handler {
-	return callAction(d, "reject", graph.OpReject, bodyOptional, nil, func(ctx context.Context, id string, b *graph.RejectRequest) (graph.Meta, error) {
-		return d.Graph.Reject(ctx, id, b)
-	})
+	return callAction(d, bodyOptional, d.Calls.Reject)
 }
 
 func handleRedirect(d Deps) http.Handler {
-	return callAction(d, "redirect", graph.OpRedirect, bodyRequired, func(b *graph.RedirectRequest) error {
-		return d.ownCallback(&b.CallbackURI)
-	}, func(ctx context.Context, id string, b *graph.RedirectRequest) (graph.Meta, error) {
-		return d.Graph.Redirect(ctx, id, b)
-	})
+	return callAction(d, bodyRequired, d.Calls.Redirect)
 }
 
 func handleTransfer(d Deps) http.Handler {
-	return callAction(d, "transfer", graph.OpTransfer, bodyRequired, nil, func(ctx context.Context, id string, b *graph.TransferRequest) (graph.Meta, error) {
-		return d.Graph.Transfer(ctx, id, b)
-	})
+	return callAction(d, bodyRequired, d.Calls.Transfer)
 }
 
 // emptyBody is the body of actions that take none; any JSON object is
@@ -305,27 +200,22 @@ func handleTransfer(d Deps) http.Handler {
 type emptyBody struct{}
 
 func handleKeepAlive(d Deps) http.Handler {
-	return callAction(d, "keepAlive", graph.OpKeepAlive, bodyOptional, nil, func(ctx context.Context, id string, _ *emptyBody) (graph.Meta, error) {
-		return d.Graph.KeepAlive(ctx, id)
+	return callAction(d, bodyOptional, func(ctx context.Context, id string, _ *emptyBody) (calls.Result, error) {
+		return d.Calls.KeepAlive(ctx, id)
 	})
 }
 
+// handleHangup hangs up; any request body is ignored.
 func handleHangup(d Deps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		callID := chi.URLParam(r, "callID")
 		fieldsFrom(r.Context()).callID = callID
-		if !liveCall(d, w, r) {
-			return
-		}
-		meta, err := d.Graph.Hangup(d.tenantCtx(r.Context(), callID), callID)
-		log := d.Log.With().Str("component", "admin").Str("call_id", callID).Str("client_request_id", meta.ClientRequestID).Logger()
+		res, err := d.Calls.Hangup(r.Context(), callID)
 		if err != nil {
-			log.Warn().Err(err).Msg("hang up failed")
 			writeProblem(w, r, err)
 			return
 		}
-		log.Info().Msg("hang up accepted by Graph; waiting for terminated")
-		writeJSON(w, http.StatusAccepted, actionReply{CallID: callID, Action: "hangup", ClientRequestID: meta.ClientRequestID, RequestID: meta.RequestID})
+		writeJSON(w, http.StatusAccepted, actionReply{CallID: callID, Action: res.Action, ClientRequestID: res.Meta.ClientRequestID, RequestID: res.Meta.RequestID})
 	})
 }
 
@@ -484,11 +374,7 @@ func validCallID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := chi.URLParam(r, "callID")
 		if p, err := notify.ParseResourcePath("/communications/calls/" + id); err != nil || p.Kind != model.ResourceCall || p.CallID != id {
-			shown := id
-			if len(shown) > 64 {
-				shown = shown[:64] + "..."
-			}
-			writeProblem(w, r, errorf(CodeNotFound, "%q is not a call id", shown))
+			writeProblem(w, r, errorf(CodeNotFound, "%q is not a call id", shorten(id)))
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -140,7 +140,7 @@ func TestCreateCallEveryForm(t *testing.T) {
 			}
 			var v callstate.CallView
 			rp.decode(t, &v)
-			if v.ID == "" || v.CallbackURI != r.deps.CallbackURL {
+			if v.ID == "" || v.CallbackURI != r.callbackURL {
 				t.Fatalf("view = %+v", v)
 			}
 			want := r.expectedCreateBody(body)
@@ -158,7 +158,7 @@ func TestCreateCallEveryForm(t *testing.T) {
 // and tenant where the seed has none.
 func (r *rig) expectedCreateBody(body []byte) []byte {
 	t := r.t
-	want := setJSON(t, body, "callbackUri", r.deps.CallbackURL)
+	want := setJSON(t, body, "callbackUri", r.callbackURL)
 	var m map[string]any
 	_ = json.Unmarshal(body, &m)
 	if m["source"] == nil {
@@ -195,7 +195,7 @@ func TestInviteSeedFlows(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newRig(t, rigOptions{automation: automation0()})
 			// The call exists: an established call botd knows.
-			r.emu.PutCall(model.Call{ID: tc.callID, State: model.StateEstablished, CallbackURI: r.deps.CallbackURL})
+			r.emu.PutCall(model.Call{ID: tc.callID, State: model.StateEstablished, CallbackURI: r.callbackURL})
 			r.mustNotify([]byte(fmt.Sprintf(`{"value":[{"changeType":"updated","resourceUrl":"/communications/calls/%s","resourceData":{"@odata.type":"#microsoft.graph.call","id":"%s","state":"established"}}]}`, tc.callID, tc.callID)))
 			r.emu.Script(emulator.RouteInvite, emulator.Fault{
 				Status: http.StatusOK, Body: seed(t, tc.response),
@@ -239,7 +239,7 @@ func TestInviteSeedFlows(t *testing.T) {
 
 func TestInviteGeneratesClientContext(t *testing.T) {
 	r := newRig(t, rigOptions{automation: automation0()})
-	id := r.emu.PutCall(model.Call{State: model.StateEstablished, CallbackURI: r.deps.CallbackURL})
+	id := r.emu.PutCall(model.Call{State: model.StateEstablished, CallbackURI: r.callbackURL})
 	r.mustNotify([]byte(fmt.Sprintf(`{"value":[{"changeType":"updated","resourceUrl":"/communications/calls/%s","resourceData":{"@odata.type":"#microsoft.graph.call","id":"%s","state":"established"}}]}`, id, id)))
 	rp := r.adminDo(http.MethodPost, "/v1/calls/"+id+"/participants/invite", []byte(`{"participants":[{"identity":{"phone":{"id":"+12345678901"}}}]}`))
 	if rp.status != http.StatusAccepted {
@@ -260,7 +260,7 @@ func TestInviteGeneratesClientContext(t *testing.T) {
 // body, sends nothing to Graph and changes no state.
 func TestAdminErrors(t *testing.T) {
 	r := newRig(t, rigOptions{automation: automation0()})
-	known := r.emu.PutCall(model.Call{State: model.StateEstablished, CallbackURI: r.deps.CallbackURL})
+	known := r.emu.PutCall(model.Call{State: model.StateEstablished, CallbackURI: r.callbackURL})
 	r.mustNotify([]byte(fmt.Sprintf(`{"value":[{"changeType":"updated","resourceUrl":"/communications/calls/%s","resourceData":{"@odata.type":"#microsoft.graph.call","id":"%s","state":"established"}}]}`, known, known)))
 	p2p := withoutCallback(t, seed(t, "003_01_request.json"))
 	cases := []struct {
@@ -344,7 +344,7 @@ func TestGraphErrorsBecome502(t *testing.T) {
 		t.Fatal("a refused call was tracked")
 	}
 
-	id := r.emu.PutCall(model.Call{State: model.StateEstablished, CallbackURI: r.deps.CallbackURL})
+	id := r.emu.PutCall(model.Call{State: model.StateEstablished, CallbackURI: r.callbackURL})
 	r.mustNotify([]byte(fmt.Sprintf(`{"value":[{"changeType":"updated","resourceUrl":"/communications/calls/%s","resourceData":{"@odata.type":"#microsoft.graph.call","id":"%s","state":"established"}}]}`, id, id)))
 	r.emu.Script(emulator.RouteInvite, emulator.Fault{Status: http.StatusBadRequest, Code: "BadRequest"})
 	rp = r.adminDo(http.MethodPost, "/v1/calls/"+id+"/participants/invite", seed(t, "001_13_request.json"))
@@ -382,7 +382,7 @@ func TestIncomingCallIsAnswered(t *testing.T) {
 	if err := json.Unmarshal(r.emu.Requests(emulator.RouteAnswer)[0].Body, &body); err != nil {
 		t.Fatal(err)
 	}
-	if body["callbackUri"] != r.deps.CallbackURL {
+	if body["callbackUri"] != r.callbackURL {
 		t.Errorf("answer callbackUri = %v", body["callbackUri"])
 	}
 	r.drain()
@@ -440,7 +440,7 @@ func TestCallActions(t *testing.T) {
 			if tc.route == emulator.RouteAnswer || tc.route == emulator.RouteReject || tc.route == emulator.RouteRedirect {
 				state = model.StateIncoming
 			}
-			id := r.emu.PutCall(model.Call{State: state, CallbackURI: r.deps.CallbackURL})
+			id := r.emu.PutCall(model.Call{State: state, CallbackURI: r.callbackURL})
 			// botd acts only on calls it tracks: it hears of this one first.
 			r.mustNotify([]byte(fmt.Sprintf(`{"value":[{"changeType":"updated","resourceUrl":"/communications/calls/%s","resourceData":{"@odata.type":"#microsoft.graph.call","id":"%s","state":"%s"}}]}`, id, id, state)))
 			method := http.MethodPost
@@ -467,7 +467,7 @@ func TestCallActions(t *testing.T) {
 			if tc.route == emulator.RouteAnswer || tc.route == emulator.RouteRedirect {
 				var m map[string]any
 				_ = json.Unmarshal(got[len(got)-1].Body, &m)
-				if m["callbackUri"] != r.deps.CallbackURL {
+				if m["callbackUri"] != r.callbackURL {
 					t.Errorf("callbackUri = %v", m["callbackUri"])
 				}
 			}

@@ -71,3 +71,11 @@ func writeChange(w http.ResponseWriter, c callstate.Change) error {
 	_, err = fmt.Fprintf(w, "event: %s\ndata: %s\n\n", c.Kind, b)
 	return err
 }
+
+// shorten keeps an id echoed in an error readable.
+func shorten(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
+	}
+	return s
+}

@@ -18,7 +18,7 @@ import (
 // never Go's.
 func TestJSONTypeErrorsSpeakJSON(t *testing.T) {
 	r := newRig(t, rigOptions{automation: automation0()})
-	known := r.emu.PutCall(model.Call{State: model.StateEstablished, CallbackURI: r.deps.CallbackURL})
+	known := r.emu.PutCall(model.Call{State: model.StateEstablished, CallbackURI: r.callbackURL})
 	r.track(known, model.StateEstablished)
 	p2p := withoutCallback(t, seed(t, "003_01_request.json"))
 	cases := []struct {
@@ -57,7 +57,7 @@ func TestJSONTypeErrorsSpeakJSON(t *testing.T) {
 // optional sends Graph its defaults.
 func TestEmptyBody(t *testing.T) {
 	r := newRig(t, rigOptions{automation: automation0()})
-	id := r.emu.PutCall(model.Call{State: model.StateEstablished, CallbackURI: r.deps.CallbackURL})
+	id := r.emu.PutCall(model.Call{State: model.StateEstablished, CallbackURI: r.callbackURL})
 	r.track(id, model.StateEstablished)
 	for _, rt := range []struct{ method, path string }{
 		{http.MethodPost, "/v1/calls"},
@@ -134,7 +134,7 @@ func validationFailures(t *testing.T, reg prometheus.Gatherer, op, rule string) 
 // existed from start.
 func TestAdminRefusalsAreRuleFailures(t *testing.T) {
 	r := newRig(t, rigOptions{automation: automation0()})
-	known := r.emu.PutCall(model.Call{State: model.StateEstablished, CallbackURI: r.deps.CallbackURL})
+	known := r.emu.PutCall(model.Call{State: model.StateEstablished, CallbackURI: r.callbackURL})
 	r.track(known, model.StateEstablished)
 	p2p := withoutCallback(t, seed(t, "003_01_request.json"))
 	before, err := testutil.GatherAndCount(r.reg, "botd_graph_validation_failures_total")
@@ -148,7 +148,7 @@ func TestAdminRefusalsAreRuleFailures(t *testing.T) {
 	}{
 		{"foreign callbackUri", "/v1/calls", "create_call", "callbackUri.own", "callbackUri",
 			setJSON(t, p2p, "callbackUri", "https://evil.example/cb"),
-			`invalid callbackUri: "https://evil.example/cb" is not botd's own (` + r.deps.CallbackURL + `): botd must receive the call's notifications to track it; leave it out [callbackUri.own]`},
+			`invalid callbackUri: "https://evil.example/cb" is not botd's own (` + r.callbackURL + `): botd must receive the call's notifications to track it; leave it out [callbackUri.own]`},
 		{"answer, foreign callbackUri", "/v1/calls/" + known + "/answer", "answer", "callbackUri.own", "callbackUri",
 			[]byte(`{"callbackUri":"https://evil.example/cb"}`), ""},
 		{"redirect, foreign callbackUri", "/v1/calls/" + known + "/redirect", "redirect", "callbackUri.own", "callbackUri",
@@ -374,7 +374,7 @@ func TestHandlersMetricsFromStart(t *testing.T) {
 	}
 
 	// Traffic on every route, successes and errors.
-	id := r.emu.PutCall(model.Call{State: model.StateEstablished, CallbackURI: r.deps.CallbackURL})
+	id := r.emu.PutCall(model.Call{State: model.StateEstablished, CallbackURI: r.callbackURL})
 	r.track(id, model.StateEstablished)
 	r.notify([]byte(`{"value":[{}]}`))
 	r.notify([]byte(`not json`))

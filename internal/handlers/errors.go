@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/botd/botd/internal/calls"
 	"github.com/botd/botd/internal/callstate"
 	"github.com/botd/botd/internal/graph"
 	"github.com/botd/botd/internal/notify"
@@ -93,11 +94,15 @@ type ItemProblem struct {
 	Reason string `json:"reason"`
 }
 
+// callsCode is the code of each refusal kind of the calls service.
+var callsCode = map[calls.Kind]Code{calls.NotFound: CodeNotFound, calls.Conflict: CodeConflict}
+
 // problemFor is the one place errors become HTTP statuses.
 func problemFor(err error) Problem {
 	p := Problem{Code: CodeInternal, Detail: "internal error"}
 	var (
 		he  *Error
+		ce  *calls.Error
 		ve  *graph.ValidationError
 		ae  *graph.APIError
 		oue *graph.OutcomeUnknownError
@@ -127,6 +132,8 @@ func problemFor(err error) Problem {
 	case errors.Is(err, notify.ErrNotJSON), errors.Is(err, notify.ErrNotCommsNotifications),
 		errors.Is(err, notify.ErrMissingValue), errors.Is(err, notify.ErrLimitExceeded):
 		p.Code, p.Detail = CodeInvalid, err.Error()
+	case errors.As(err, &ce):
+		p.Code, p.Detail = callsCode[ce.Kind], ce.Message
 	case errors.As(err, &he):
 		p.Code, p.Detail = he.Code, he.Error()
 	case errors.As(err, &te):

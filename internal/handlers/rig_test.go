@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/botd/botd/internal/automation"
+	"github.com/botd/botd/internal/calls"
 	"github.com/botd/botd/internal/callstate"
 	"github.com/botd/botd/internal/emulator"
 	"github.com/botd/botd/internal/graph"
@@ -25,7 +26,7 @@ import (
 )
 
 // rig is botd's HTTP surface wired as cmd/botd wires it: real decoder, call
-// store, automation and Graph client, the Graph client talking to the
+// store, calls service, automation and Graph client, the Graph client talking to the
 // project's emulator over loopback, and both routers behind real listeners.
 type rig struct {
 	t       *testing.T
@@ -37,8 +38,11 @@ type rig struct {
 	public  *httptest.Server
 	admin   *httptest.Server
 	deps    Deps
-	logs    *syncBuffer
-	sec     *security
+	calls   *calls.Service
+	// callbackURL is botd's own callbackUri.
+	callbackURL string
+	logs        *syncBuffer
+	sec         *security
 }
 
 type rigOptions struct {
@@ -106,14 +110,15 @@ func newRig(t *testing.T, o rigOptions) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o.automation.CallbackURL = callbackURL
+	r.callbackURL = callbackURL
+	r.calls = calls.New(calls.Config{CallbackURL: callbackURL, TenantID: "tenant-1", BotAppID: "app-1", BotName: "botd-test"}, gc, r.store, log)
 	if o.automation.IncomingAction == "" {
 		o.automation.IncomingAction = "answer"
 	}
 	if o.automation.KeepAlive == 0 {
 		o.automation.KeepAlive = time.Hour
 	}
-	r.engine = automation.New(o.automation, gc, r.store, log, r.reg)
+	r.engine = automation.New(o.automation, r.calls, r.store, log, r.reg)
 	ctx, cancel := context.WithCancel(context.Background())
 	var bg sync.WaitGroup
 	bg.Add(2)
@@ -128,10 +133,9 @@ func newRig(t *testing.T, o rigOptions) *rig {
 	r.metrics = NewMetrics(r.reg)
 	ready := NewReadiness(gc.CheckToken, time.Second, r.metrics)
 	r.deps = Deps{
-		Log: log, Decoder: notify.NewDecoder(notify.DefaultLimits()), Store: r.store, Graph: gc,
+		Log: log, Decoder: notify.NewDecoder(notify.DefaultLimits()), Store: r.store, Calls: r.calls,
 		Metrics: r.metrics, Ready: ready, Gatherer: r.reg,
-		CallbackPath: "/api/calls", CallbackURL: callbackURL, MaxBody: 1 << 20,
-		TenantID: "tenant-1", BotAppID: "app-1", BotName: "botd-test",
+		CallbackPath: "/api/calls", MaxBody: 1 << 20,
 		RequestTimeout: 10 * time.Second,
 		Cluster:        o.cluster,
 	}

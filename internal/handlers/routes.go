@@ -1,7 +1,7 @@
 // Package handlers is botd's HTTP surface: the Graph callback on the public
 // listener, and the admin API, health and metrics on the admin listener. It
-// declares the small interfaces it consumes (the call store, the Graph
-// client, the decoder, automation) and maps every error to an RFC 9457
+// declares the small interfaces it consumes (the call store, the calls
+// service, the decoder) and maps every error to an RFC 9457
 // problem body in one place. It holds no state of its own beyond metrics and
 // readiness; cmd/botd wires it to the real implementations.
 package handlers
@@ -19,25 +19,20 @@ import (
 
 // Deps is everything the handlers use.
 type Deps struct {
-	Log      zerolog.Logger
-	Decoder  Decoder
-	Store    Store
-	Graph    Graph
+	Log     zerolog.Logger
+	Decoder Decoder
+	Store   Store
+	// Calls sends every outbound action; the handlers never reach Graph
+	// but through it.
+	Calls    Calls
 	Metrics  *Metrics
 	Ready    *Readiness
 	Gatherer prometheus.Gatherer
 
 	// CallbackPath is where Graph posts notifications.
 	CallbackPath string
-	// CallbackURL is botd's own callbackUri, put in outbound requests.
-	CallbackURL string
 	// MaxBody bounds a callback body and an admin request body.
 	MaxBody int64
-	// TenantID fills create-call bodies that have none.
-	TenantID string
-	// BotAppID and BotName make the default create-call source identity.
-	BotAppID string
-	BotName  string
 	// RequestTimeout bounds a handler (admin requests wait for Graph).
 	RequestTimeout time.Duration
 	// Cluster says which replica this is and how to reach the others.

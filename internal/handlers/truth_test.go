@@ -89,7 +89,7 @@ func TestUnknownCallIs404(t *testing.T) {
 // nothing; the call can still be read.
 func TestTerminatedCallIs409(t *testing.T) {
 	r := newRig(t, rigOptions{automation: automation0()})
-	id := r.emu.PutCall(model.Call{State: model.StateEstablished, CallbackURI: r.deps.CallbackURL})
+	id := r.emu.PutCall(model.Call{State: model.StateEstablished, CallbackURI: r.callbackURL})
 	r.track(id, model.StateEstablished)
 	r.track(id, model.StateTerminated)
 	for _, rt := range append(callRoutes[:len(callRoutes):len(callRoutes)], participantRoutes...) {
@@ -142,7 +142,7 @@ func TestGraphNotFoundIs404(t *testing.T) {
 // sent to Graph.
 func TestUnknownParticipantIs404(t *testing.T) {
 	r := newRig(t, rigOptions{automation: automation0()})
-	id := r.emu.PutCall(model.Call{State: model.StateEstablished, CallbackURI: r.deps.CallbackURL})
+	id := r.emu.PutCall(model.Call{State: model.StateEstablished, CallbackURI: r.callbackURL})
 	r.track(id, model.StateEstablished)
 	for _, rt := range participantRoutes {
 		t.Run(rt.method+rt.path, func(t *testing.T) {

@@ -10,7 +10,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/url"
 	"os"
 	"reflect"
@@ -20,6 +19,7 @@ import (
 	"time"
 
 	"github.com/botd/botd/internal/emulator"
+	"github.com/botd/botd/internal/model"
 )
 
 // EnvPrefix is the prefix of every environment variable botd reads.
@@ -160,7 +160,7 @@ var (
 	LogLevels       = []string{"debug", "info", "warn", "error"}
 	LogFormats      = []string{"json", "console"}
 	IncomingActions = []string{"answer", "reject", "redirect", "ignore"}
-	RejectReasons   = []string{"none", "busy", "forbidden"}
+	RejectReasons   = model.RejectReasons
 )
 
 // FaultsUsage tells the form of BOTD_EMULATOR_FAULTS and botd emulator's
@@ -642,12 +642,7 @@ func List(s string) []string {
 
 func checkTarget(t string) error {
 	if strings.HasPrefix(t, "+") {
-		for i, r := range t[1:] {
-			if r < '0' || r > '9' || (i == 0 && r == '0') {
-				return fmt.Errorf("%q is not an E.164 number", t)
-			}
-		}
-		if len(t) < 3 || len(t) > 16 {
+		if !model.IsE164(t) {
 			return fmt.Errorf("%q is not an E.164 number", t)
 		}
 		return nil
@@ -698,15 +693,6 @@ func InstanceName(host string) string {
 		host = host[:i]
 	}
 	return host
-}
-
-// IsLoopbackHost reports whether host is localhost or a loopback IP.
-func IsLoopbackHost(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // CallbackURL is the callbackUri for c's own PublicURL and Instance; botd

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/botd/botd/internal/graph"
+	"github.com/botd/botd/internal/netx"
 )
 
 // badFunc records that the setting of flagName is bad, and why.
@@ -45,17 +46,17 @@ func (c *Config) checkListeners(bad badFunc) {
 		switch {
 		case err != nil:
 			bad("public-url", "not a URL: %v", err)
-		case u.Scheme != "https" && !(u.Scheme == "http" && IsLoopbackHost(u.Hostname())):
+		case u.Scheme != "https" && !(u.Scheme == "http" && netx.IsLoopbackHost(u.Hostname())):
 			bad("public-url", "must be https (http only for loopback hosts)")
 		case u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "":
 			bad("public-url", "must be scheme://host[:port] with no path, query or fragment")
-		case c.Emulator && !IsLoopbackHost(u.Hostname()):
+		case c.Emulator && !netx.IsLoopbackHost(u.Hostname()):
 			bad("public-url", "emulator mode (no BOTD_CLIENT_ID/BOTD_CLIENT_SECRET/BOTD_TENANT_ID) only serves loopback; set credentials to use a public URL")
 		}
 	} else if !c.Emulator && c.Graph == "" {
 		bad("public-url", "required when Graph credentials are set: Graph must reach botd's callback")
 	}
-	if host, _, err := net.SplitHostPort(c.EmulatorListen); err != nil || !IsLoopbackHost(host) {
+	if host, _, err := net.SplitHostPort(c.EmulatorListen); err != nil || !netx.IsLoopbackHost(host) {
 		bad("emulator-listen", "must be a loopback host:port")
 	}
 }
@@ -156,13 +157,13 @@ func (c *Config) checkSecurity(bad badFunc) {
 	case "on":
 	case "off":
 		host, _, _ := net.SplitHostPort(c.Listen)
-		if !c.Emulator && !IsLoopbackHost(host) {
+		if !c.Emulator && !netx.IsLoopbackHost(host) {
 			bad("inbound-auth", "off is allowed only in emulator mode or with a loopback public listener (BOTD_LISTEN=127.0.0.1:8080): anyone could forge Graph's notifications")
 		}
 	default:
 		bad("inbound-auth", "must be on or off")
 	}
-	if host, _, err := net.SplitHostPort(c.AdminListen); err == nil && !IsLoopbackHost(host) && c.AdminToken == "" {
+	if host, _, err := net.SplitHostPort(c.AdminListen); err == nil && !netx.IsLoopbackHost(host) && c.AdminToken == "" {
 		bad("admin-listen", "%s is not a loopback address, so the admin API needs BOTD_ADMIN_TOKEN (or BOTD_ADMIN_TOKEN_FILE)", c.AdminListen)
 	}
 	for _, u := range []struct{ name, v string }{{"graph-base-url", c.GraphBaseURL}, {"token-url", c.TokenURL}, {"auth-metadata-url", c.AuthMetadataURL}} {
@@ -213,5 +214,5 @@ func (c *Config) checkTargets(bad badFunc) {
 // one on a loopback host.
 func isHTTPSURL(raw string) bool {
 	p, err := url.Parse(raw)
-	return err == nil && p.Host != "" && (p.Scheme == "https" || p.Scheme == "http" && IsLoopbackHost(p.Hostname()))
+	return err == nil && p.Host != "" && (p.Scheme == "https" || p.Scheme == "http" && netx.IsLoopbackHost(p.Hostname()))
 }

@@ -580,20 +580,19 @@ func (s *Server) handleReject(w http.ResponseWriter, r *http.Request) {
 		CallbackURI string `json:"callbackUri"`
 	}
 	s.stateAction(w, r, EventReject, &body, func() string {
-		switch strings.ToLower(body.Reason) {
-		case "", "none", "busy", "forbidden":
+		if body.Reason == "" || slices.ContainsFunc(model.RejectReasons, func(v string) bool { return strings.EqualFold(v, body.Reason) }) {
 			return ""
 		}
-		return "reason must be none, busy or forbidden"
+		return "reason must be " + strings.Join(model.RejectReasons, ", ")
 	}, isIncoming, func(cs *callState) {
 		if body.CallbackURI != "" {
 			cs.call.CallbackURI = body.CallbackURI
 		}
 		r := resultDeclined
 		switch strings.ToLower(body.Reason) {
-		case "busy":
+		case model.RejectBusy:
 			r = resultBusy
-		case "forbidden":
+		case model.RejectForbidden:
 			r = resultRejectForbidden
 		}
 		s.endLocked(cs, r, s.step(), false)

@@ -74,11 +74,11 @@ const (
 	MaxRedirectTimeout    = 90
 )
 
-// Reject reasons Graph accepts.
+// Reject reasons Graph accepts (model owns the enumeration).
 const (
-	RejectNone      = "none"
-	RejectBusy      = "busy"
-	RejectForbidden = "forbidden"
+	RejectNone      = model.RejectNone
+	RejectBusy      = model.RejectBusy
+	RejectForbidden = model.RejectForbidden
 )
 
 // InviteRequest is the body of POST /communications/calls/{id}/participants/invite.

@@ -129,6 +129,19 @@ type ToneInfo struct {
 	Tone       Tone   `json:"tone"`
 }
 
+// RejectReason is Graph's rejectReason, as reject sends it.
+type RejectReason = string
+
+// Graph's rejectReason values.
+const (
+	RejectNone      RejectReason = "none"
+	RejectBusy      RejectReason = "busy"
+	RejectForbidden RejectReason = "forbidden"
+)
+
+// RejectReasons lists every rejectReason value.
+var RejectReasons = []RejectReason{RejectNone, RejectBusy, RejectForbidden}
+
 // RecordingStatus is Graph's recordingStatus, as updateRecordingStatus
 // sets it.
 type RecordingStatus string

@@ -187,15 +187,11 @@ func build(bgCtx context.Context, log zerolog.Logger, cfg *config.Config, st *st
 		return nil, fmt.Errorf("graph client: %w", err)
 	}
 
-	var engine *automation.Engine
 	store, err := callstate.New(callstate.Config{
 		Retention:        cfg.Retention,
 		OperationTimeout: cfg.OperationTimeout,
 		DeltaGapTimeout:  cfg.DeltaGapTimeout,
 		MaxCalls:         cfg.MaxCalls,
-		// Every change, from a notification, from botd's own requests or
-		// from a timer, reaches automation through here.
-		Sink: func(c []callstate.Change) { engine.Handle(c) },
 	}, log, reg)
 	if err != nil {
 		return nil, fmt.Errorf("call store: %w", err)
@@ -208,7 +204,8 @@ func build(bgCtx context.Context, log zerolog.Logger, cfg *config.Config, st *st
 	svc := calls.New(calls.Config{
 		CallbackURL: rt.CallbackURL(), TenantID: rt.TenantID, BotAppID: rt.ClientID, BotName: cfg.BotName,
 	}, gc, store, log)
-	engine = automation.New(automation.Config{
+	// The engine observes the store: every change reaches it.
+	engine := automation.New(automation.Config{
 		IncomingAction:    cfg.IncomingAction,
 		RejectReason:      cfg.RejectReason,
 		RedirectTarget:    cfg.RedirectTarget,

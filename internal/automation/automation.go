@@ -44,6 +44,7 @@ type Calls interface {
 // keepAlive Graph answers 404 has ended without telling botd.
 type Store interface {
 	MarkTerminated(callID, reason string) []callstate.Change
+	Observe(fn func([]callstate.Change)) (stop func())
 }
 
 // Config is automation's behaviour.
@@ -168,7 +169,7 @@ func New(cfg Config, c Calls, s Store, log zerolog.Logger, reg prometheus.Regist
 	if cfg.ActionTimeout <= 0 {
 		cfg.ActionTimeout = 30 * time.Second
 	}
-	return &Engine{
+	e := &Engine{
 		cfg:       cfg,
 		calls:     c,
 		store:     s,
@@ -179,6 +180,11 @@ func New(cfg Config, c Calls, s Store, log zerolog.Logger, reg prometheus.Regist
 		retries:   map[string]inviteAttempt{},
 		timers:    map[*time.Timer]struct{}{},
 	}
+	// Every change, from a notification, from botd's own requests or from
+	// a timer, reaches the engine from here on, and for good: after Close
+	// the engine still sees them, and refuses and counts what they ask.
+	s.Observe(e.Handle)
+	return e
 }
 
 // Run starts the workers and returns when ctx ends and every queued job has
@@ -277,7 +283,7 @@ func (e *Engine) runJob(ctx context.Context, j job) {
 	e.metrics.actions.WithLabelValues(j.kind, result).Inc()
 }
 
-// Handle reacts to changes the store reported; it is the store's Sink, so it
+// Handle reacts to changes the store reported; it observes the store, so it
 // sees every change, including those of botd's own requests and timers. It
 // never blocks on Graph: it queues work.
 func (e *Engine) Handle(changes []callstate.Change) {

@@ -122,11 +122,10 @@ type rig struct {
 }
 
 // newRig wires an engine to a real calls service and call store, as
-// cmd/botd does: the store's Sink is the engine.
+// cmd/botd does: the engine observes the store.
 func newRig(t *testing.T, cfg Config, scfg callstate.Config) *rig {
 	t.Helper()
 	r := &rig{g: &fakeGraph{}, reg: prometheus.NewRegistry()}
-	scfg.Sink = func(c []callstate.Change) { r.eng.Handle(c) }
 	st, err := callstate.New(scfg, zerolog.Nop(), r.reg)
 	if err != nil {
 		t.Fatal(err)

@@ -40,7 +40,7 @@ type call struct {
 	endedSessions []string // ids of recently ended sessions, bounded
 	tones         tones
 
-	// outbox holds changes not yet handed to Sink and subscribers;
+	// outbox holds changes not yet handed to observers and subscribers;
 	// delivering is set while a goroutine hands them over.
 	outbox     []Change
 	delivering bool

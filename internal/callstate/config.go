@@ -54,10 +54,6 @@ type Config struct {
 	MaxTonesPerCall int
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
-	// Sink, when set, is called outside every lock with every batch of
-	// Changes, those made by Run included, in order per call. It must not
-	// block long: it holds up the delivery of that call's later changes.
-	Sink func([]Change)
 }
 
 // withDefaults returns c with zero fields defaulted, or an error naming the

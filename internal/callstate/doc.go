@@ -6,17 +6,20 @@
 // It does no I/O: no HTTP, no Graph calls, no decoding (internal/notify
 // decodes; internal/graph talks to Graph). Every method reports the Changes
 // it caused and the server acts on them: it answers a CallIncoming, lists the
-// participants after a RosterNeedsResync, and so on. The same Changes go to
-// Config.Sink and to subscribers, including those that Run produces
-// (operation timeouts, roster gaps that never filled).
+// participants after a RosterNeedsResync, and so on. The same Changes leave
+// the store one way, by subscription, including those that Run produces
+// (operation timeouts, roster gaps that never filled): Observe for a reader
+// that must see every change (automation), Subscribe for a channel that is
+// dropped when it falls behind (GET /v1/changes).
 //
 // Concurrency: the Store is a sharded map of calls, each with its own mutex.
 // A shard lock is held only to look up or insert a call, never while an
 // event is applied, so different calls never wait on each other, while the
 // events of one call apply one at a time, in the order the callers reach its
-// lock. Changes are handed to Sink and subscribers outside every lock, yet
-// in the order they were made for each call: whichever goroutine finds a
-// call's outbox idle delivers it, so a Sink may even call back into the Store.
+// lock. Changes are handed to observers and subscribers outside every lock,
+// yet in the order they were made for each call: whichever goroutine finds a
+// call's outbox idle delivers it, so an observer may even call back into the
+// Store.
 //
 // Memory is bounded: Config.MaxCalls caps the calls tracked, terminated calls
 // are swept Config.Retention after they end, calls that never got a state

@@ -166,7 +166,10 @@ func TestMaxOperationsPerCall(t *testing.T) {
 func TestOperationTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var rec sinkRecorder
-		s, err := New(Config{OperationTimeout: 2 * time.Minute, Sink: rec.sink}, zerolog.Nop(), nil)
+		s, err := New(Config{OperationTimeout: 2 * time.Minute}, zerolog.Nop(), nil)
+		if err == nil {
+			s.Observe(rec.sink)
+		}
 		must(t, err)
 		established(t, s, "c1")
 		must(t, s.TrackOperation("c1", OperationRecord{ID: "op1", Type: "invite"}))

@@ -206,7 +206,8 @@ func TestDeltaOrdering(t *testing.T) {
 func TestDeltaGapTimeoutAndResync(t *testing.T) {
 	clk := newClock()
 	var rec sinkRecorder
-	s := newStore(t, Config{Now: clk.Now, DeltaGapTimeout: 10 * time.Second, Sink: rec.sink})
+	s := newStore(t, Config{Now: clk.Now, DeltaGapTimeout: 10 * time.Second})
+	s.Observe(rec.sink)
 	a, b, c, d := participant("a", "ua"), participant("b", "ub"), participant("c", "uc"), participant("d", "ud")
 	mustApply(t, s, deltaEvent("c1", 1, a), deltaEvent("c1", 3, c))
 	clk.Advance(9 * time.Second)

@@ -10,7 +10,7 @@ import (
 // Run does the Store's timed work until ctx ends, then returns nil: it fails
 // operations pending past OperationTimeout, gives up on roster gaps older
 // than DeltaGapTimeout, and sweeps calls past their Retention. The Changes
-// this makes go to Sink and subscribers. It passes every SweepInterval, or
+// this makes go to observers and subscribers. It passes every SweepInterval, or
 // every half of the shorter timeout if that is less. Run one per Store.
 func (s *Store) Run(ctx context.Context) error {
 	t := time.NewTicker(s.cfg.checkInterval())

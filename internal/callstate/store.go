@@ -56,7 +56,9 @@ type Store struct {
 
 	subMu sync.RWMutex
 	subs  map[*subscriber]struct{}
-	nsubs atomic.Int32 // len(subs), read without subMu on the hot path
+	// observers get every batch in order (Observe); they are not dropped.
+	observers []*observer
+	nsubs     atomic.Int32 // len(subs)+len(observers), read without subMu on the hot path
 }
 
 // New returns an empty Store. Its metrics are registered on reg (nil: not
@@ -412,7 +414,7 @@ func (s *Store) queueLocked(c *call, changes []Change) bool {
 	for _, ch := range changes {
 		s.m.changes[ch.Kind].Inc()
 	}
-	if s.cfg.Sink == nil && s.nsubs.Load() == 0 {
+	if s.nsubs.Load() == 0 {
 		return false
 	}
 	c.outbox = append(c.outbox, changes...)
@@ -423,9 +425,9 @@ func (s *Store) queueLocked(c *call, changes []Change) bool {
 	return true
 }
 
-// deliver hands c's outbox to Sink and subscribers until it is empty. One
+// deliver hands c's outbox to observers and subscribers until it is empty. One
 // goroutine at a time delivers a call's changes, so they arrive in order,
-// and no lock is held while Sink runs.
+// and no lock is held while an observer runs.
 func (s *Store) deliver(c *call) {
 	for {
 		c.mu.Lock()
@@ -442,24 +444,58 @@ func (s *Store) deliver(c *call) {
 }
 
 func (s *Store) publish(batch []Change) {
-	if s.cfg.Sink != nil {
-		s.cfg.Sink(batch)
-	}
 	if s.nsubs.Load() == 0 {
 		return
 	}
 	var dropped []*subscriber
 	s.subMu.RLock()
+	observers := s.observers
 	for sub := range s.subs {
 		if !sub.send(batch) {
 			dropped = append(dropped, sub)
 		}
 	}
 	s.subMu.RUnlock()
+	// Observers run outside subMu, so one may observe or subscribe in turn.
+	for _, o := range observers {
+		if !o.stopped.Load() {
+			o.fn(batch)
+		}
+	}
 	for _, sub := range dropped {
 		s.m.subsDropped.Inc()
 		s.log.Warn().Int("buffer", cap(sub.ch)).Msg("slow subscriber dropped")
 		s.unsubscribe(sub)
+	}
+}
+
+// observer is one Observe function.
+type observer struct {
+	fn      func([]Change)
+	stopped atomic.Bool
+}
+
+// Observe makes fn get every batch of Changes from now on, those made by
+// Run included: in order per call, outside every lock, on the goroutine
+// that made them. It is the store's lossless way out (automation's): fn is
+// never dropped, so it must not block long, since it holds up the
+// delivery of that call's later changes. fn may call back into the Store.
+// The returned func ends the observation.
+func (s *Store) Observe(fn func([]Change)) (stop func()) {
+	o := &observer{fn: fn}
+	s.subMu.Lock()
+	s.observers = append(append([]*observer(nil), s.observers...), o)
+	s.nsubs.Store(int32(len(s.subs) + len(s.observers)))
+	s.subMu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			o.stopped.Store(true)
+			s.subMu.Lock()
+			s.observers = slices.DeleteFunc(append([]*observer(nil), s.observers...), func(x *observer) bool { return x == o })
+			s.nsubs.Store(int32(len(s.subs) + len(s.observers)))
+			s.subMu.Unlock()
+		})
 	}
 }
 
@@ -507,7 +543,7 @@ func (s *Store) Subscribe(buffer int) (<-chan Change, func()) {
 	sub := &subscriber{ch: make(chan Change, max(buffer, 1))}
 	s.subMu.Lock()
 	s.subs[sub] = struct{}{}
-	s.nsubs.Store(int32(len(s.subs)))
+	s.nsubs.Store(int32(len(s.subs) + len(s.observers)))
 	s.subMu.Unlock()
 	s.m.subscribers.Inc()
 	var once sync.Once
@@ -518,7 +554,7 @@ func (s *Store) unsubscribe(sub *subscriber) {
 	s.subMu.Lock()
 	_, ok := s.subs[sub]
 	delete(s.subs, sub)
-	s.nsubs.Store(int32(len(s.subs)))
+	s.nsubs.Store(int32(len(s.subs) + len(s.observers)))
 	s.subMu.Unlock()
 	if ok {
 		s.m.subscribers.Dec()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -49,7 +50,10 @@ func TestMaxCalls(t *testing.T) {
 func TestSweepAfterRetention(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var rec sinkRecorder
-		s, err := New(Config{Retention: 10 * time.Minute, SweepInterval: 30 * time.Second, Sink: rec.sink}, zerolog.Nop(), nil)
+		s, err := New(Config{Retention: 10 * time.Minute, SweepInterval: 30 * time.Second}, zerolog.Nop(), nil)
+		if err == nil {
+			s.Observe(rec.sink)
+		}
 		must(t, err)
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
@@ -122,7 +126,8 @@ func TestSweepAfterRetention(t *testing.T) {
 func TestSweepFailsPendingOperations(t *testing.T) {
 	clk := newClock()
 	var rec sinkRecorder
-	s := newStore(t, Config{Now: clk.Now, Retention: time.Minute, OperationTimeout: time.Hour, Sink: rec.sink})
+	s := newStore(t, Config{Now: clk.Now, Retention: time.Minute, OperationTimeout: time.Hour})
+	s.Observe(rec.sink)
 	established(t, s, "c1")
 	must(t, s.TrackOperation("c1", OperationRecord{ID: "op1", Type: "invite"}))
 	s.MarkTerminated("c1", "test")
@@ -140,7 +145,8 @@ func TestSweepFailsPendingOperations(t *testing.T) {
 
 func TestSubscribers(t *testing.T) {
 	var rec sinkRecorder
-	s := newStore(t, Config{Now: newClock().Now, Sink: rec.sink})
+	s := newStore(t, Config{Now: newClock().Now})
+	s.Observe(rec.sink)
 	slow, cancelSlow := s.Subscribe(1)
 	defer cancelSlow()
 	fast, cancelFast := s.Subscribe(100)
@@ -175,7 +181,7 @@ func TestSubscribers(t *testing.T) {
 
 // A Sink may call back into the Store, even on the same call, without
 // deadlock; the changes it causes arrive after those being delivered.
-func TestSinkReentrant(t *testing.T) {
+func TestObserverReentrant(t *testing.T) {
 	var (
 		s   *Store
 		mu  sync.Mutex
@@ -192,7 +198,8 @@ func TestSinkReentrant(t *testing.T) {
 			}
 		}
 	}
-	s = newStore(t, Config{Now: newClock().Now, Sink: sink})
+	s = newStore(t, Config{Now: newClock().Now})
+	s.Observe(sink)
 	mustApply(t, s, callEvent("c1", model.ChangeUpdated, model.StateEstablished))
 	mu.Lock()
 	defer mu.Unlock()
@@ -264,7 +271,10 @@ func TestConcurrency(t *testing.T) {
 			}
 		}
 	}
-	s, err := New(Config{Sink: sink, DeltaHoldMax: deltas, DeltaGapTimeout: time.Hour, Retention: time.Hour}, zerolog.Nop(), nil)
+	s, err := New(Config{DeltaHoldMax: deltas, DeltaGapTimeout: time.Hour, Retention: time.Hour}, zerolog.Nop(), nil)
+	if err == nil {
+		s.Observe(sink)
+	}
 	must(t, err)
 	sub, cancelSub := s.Subscribe(1 << 16)
 	defer cancelSub()
@@ -383,5 +393,33 @@ func TestLiveCountsCallsNotTerminated(t *testing.T) {
 	mustApply(t, s, callEvent("a", model.ChangeUpdated, model.StateTerminated))
 	if got := s.Live(); got != 1 {
 		t.Fatalf("Live after a hang-up = %d, want 1", got)
+	}
+}
+
+// Observe: an observer gets every change until it stops; a subscriber and
+// an observer see the same changes.
+func TestObserveAndStop(t *testing.T) {
+	s := newStore(t, Config{Now: newClock().Now})
+	var got []string
+	stop := s.Observe(func(cs []Change) {
+		for _, c := range cs {
+			got = append(got, c.Kind.String())
+		}
+	})
+	ch, unsub := s.Subscribe(16)
+	defer unsub()
+	mustApply(t, s, callEvent("o1", model.ChangeCreated, model.StateEstablishing))
+	stop()
+	stop() // twice is fine
+	mustApply(t, s, callEvent("o1", model.ChangeUpdated, model.StateEstablished))
+	if strings.Join(got, ",") != "call_tracked,call_state_changed" {
+		t.Fatalf("observer got %v", got)
+	}
+	var sub []string
+	for len(ch) > 0 {
+		sub = append(sub, (<-ch).Kind.String())
+	}
+	if len(sub) != 4 || sub[0] != "call_tracked" || sub[3] != "call_established" {
+		t.Fatalf("subscriber got %v", sub)
 	}
 }

@@ -105,7 +105,6 @@ func newRig(t *testing.T, o rigOptions) *rig {
 	r.public.Listener = ln
 	callbackURL := "http://" + ln.Addr().String() + "/api/calls"
 
-	o.store.Sink = func(c []callstate.Change) { r.engine.Handle(c) }
 	r.store, err = callstate.New(o.store, log, r.reg)
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,8 @@ import (
 	"github.com/go-chi/chi/v5/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+
+	"github.com/botd/botd/internal/problem"
 )
 
 // ErrNoAdminToken is returned by NewAdminAuth for an empty token: an admin
@@ -74,7 +76,7 @@ func NewAdminAuth(token string, log zerolog.Logger, reg prometheus.Registerer) (
 				Str("method", r.Method).
 				Str("remote_addr", r.RemoteAddr).
 				Msg("admin request refused")
-			writeProblem(w, r, http.StatusUnauthorized, codeUnauthorized, "admin API requires a valid bearer token")
+			writeProblem(w, r, problem.Unauthorized, "admin API requires a valid bearer token")
 		})
 	}, nil
 }

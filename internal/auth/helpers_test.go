@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rs/zerolog"
 
+	"github.com/botd/botd/internal/problem"
 	"github.com/botd/botd/internal/testkit"
 )
 
@@ -261,7 +262,7 @@ func (b tripwireBody) Read([]byte) (int, error) {
 func (b tripwireBody) Close() error { return nil }
 
 // decodeProblem reads a problem body and checks the members every problem has.
-func decodeProblem(t testing.TB, rec *httptest.ResponseRecorder, status int, code string) problem {
+func decodeProblem(t testing.TB, rec *httptest.ResponseRecorder, status int, code string) problem.Problem {
 	t.Helper()
 	if rec.Code != status {
 		t.Fatalf("status %d, want %d (body %s)", rec.Code, status, rec.Body)
@@ -269,13 +270,13 @@ func decodeProblem(t testing.TB, rec *httptest.ResponseRecorder, status int, cod
 	if ct := rec.Header().Get("Content-Type"); ct != "application/problem+json" {
 		t.Errorf("Content-Type %q", ct)
 	}
-	var p problem
+	var p problem.Problem
 	dec := json.NewDecoder(strings.NewReader(rec.Body.String()))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&p); err != nil {
 		t.Fatalf("problem body %q: %v", rec.Body, err)
 	}
-	if p.Status != status || p.Code != code || p.Title != http.StatusText(status) || p.Detail == "" ||
+	if p.Status != status || string(p.Code) != code || p.Title != http.StatusText(status) || p.Detail == "" ||
 		p.Type != "about:blank" {
 		t.Errorf("problem %+v", p)
 	}

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/botd/botd/internal/problem"
 )
 
 // Limit returns middleware that lets at most maxInFlight requests run the wrapped
@@ -43,7 +45,7 @@ func Limit(maxInFlight int, retryAfter time.Duration, reg prometheus.Registerer)
 			default:
 				limited.Inc()
 				w.Header().Set("Retry-After", secs)
-				writeProblem(w, r, http.StatusServiceUnavailable, codeUnavailable, "too many requests in progress; retry later")
+				writeProblem(w, r, problem.Unavailable, "too many requests in progress; retry later")
 				return
 			}
 			defer func() { <-slots }()

@@ -18,6 +18,8 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+
+	"github.com/botd/botd/internal/problem"
 )
 
 // Defaults and bounds of VerifierConfig.
@@ -509,9 +511,9 @@ func (v *Verifier) reject(w http.ResponseWriter, r *http.Request, reason Reason)
 	// RFC 6750 section 3.1: no error code when no credentials came.
 	if reason == ReasonMissing {
 		w.Header().Set("WWW-Authenticate", `Bearer`)
-		writeProblem(w, r, http.StatusUnauthorized, codeUnauthorized, "missing bearer token")
+		writeProblem(w, r, problem.Unauthorized, "missing bearer token")
 		return
 	}
 	w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
-	writeProblem(w, r, http.StatusUnauthorized, codeUnauthorized, "bearer token refused: "+string(reason))
+	writeProblem(w, r, problem.Unauthorized, "bearer token refused: "+string(reason))
 }

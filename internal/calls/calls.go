@@ -21,6 +21,7 @@ import (
 	"github.com/botd/botd/internal/callstate"
 	"github.com/botd/botd/internal/graph"
 	"github.com/botd/botd/internal/model"
+	"github.com/botd/botd/internal/problem"
 )
 
 // Graph is the part of the Graph client the service sends through.
@@ -109,6 +110,15 @@ type Error struct {
 }
 
 func (e *Error) Error() string { return e.Message }
+
+// Problem: NotFound is a 404, Conflict a 409.
+func (e *Error) Problem() problem.Problem {
+	code := problem.NotFound
+	if e.Kind == Conflict {
+		code = problem.Conflict
+	}
+	return problem.Problem{Code: code}
+}
 
 // Result is the outcome of a call-control action Graph accepted.
 type Result struct {

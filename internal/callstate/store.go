@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/botd/botd/internal/problem"
 	"github.com/botd/botd/internal/model"
 )
 
@@ -20,12 +21,12 @@ import (
 var (
 	// ErrTooManyCalls refuses a call that would take the Store over
 	// Config.MaxCalls.
-	ErrTooManyCalls = errors.New("too many calls tracked")
+	ErrTooManyCalls error = &problem.Error{Code: problem.Unavailable, Message: "too many calls tracked"}
 	// ErrUnknownCall is returned for a call id the Store does not track.
-	ErrUnknownCall = errors.New("unknown call")
+	ErrUnknownCall error = &problem.Error{Code: problem.NotFound, Message: "unknown call"}
 	// ErrTooManyOperations refuses an operation on a call whose
 	// Config.MaxOperationsPerCall operations are all pending.
-	ErrTooManyOperations = errors.New("too many pending operations on the call")
+	ErrTooManyOperations error = &problem.Error{Code: problem.Unavailable, Message: "too many pending operations on the call"}
 	// ErrNoCallID refuses a call resource without an id.
 	ErrNoCallID = errors.New("call has no id")
 )

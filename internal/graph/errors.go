@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/botd/botd/internal/problem"
 )
 
 // ErrOutcomeUnknown is matched (errors.Is) by every *OutcomeUnknownError.
@@ -265,4 +267,34 @@ func truncate(s string, n int) string {
 		n--
 	}
 	return s[:n] + "…"
+}
+
+// Problem: a broken rule is a 422 naming the rule and field.
+func (e *ValidationError) Problem() problem.Problem {
+	return problem.Problem{Code: problem.Unprocessable, Detail: e.Error(), Rule: e.Rule, Field: e.Field}
+}
+
+// Problem: Graph's error, with its ids; a 404 means Graph no longer knows
+// what botd named (a call that ended without botd hearing of it), which is
+// not a gateway failure.
+func (e *APIError) Problem() problem.Problem {
+	p := problem.Problem{Code: problem.Upstream, Detail: "Graph refused the request: " + e.Message,
+		GraphStatus: e.StatusCode, GraphCode: e.Code, RequestID: e.RequestID, ClientRequestID: e.ClientRequestID}
+	if e.StatusCode == http.StatusNotFound {
+		p.Code, p.Detail = problem.NotFound, "Graph has no such call: "+e.Message
+	}
+	return p
+}
+
+// Problem: a 504 that says botd will not resend.
+func (e *OutcomeUnknownError) Problem() problem.Problem {
+	return problem.Problem{Code: problem.UpstreamTimeout, ClientRequestID: e.ClientRequestID,
+		Detail: "the outcome of the Graph request is unknown; botd will reconcile it by clientContext and will not resend it: " + e.Error()}
+}
+
+// Problem: a 502; the token endpoint's answer says nothing secret
+// (TokenError keeps only its code and first line). A tenant the app is not
+// consented in ends here.
+func (e *TokenError) Problem() problem.Problem {
+	return problem.Problem{Code: problem.Upstream, Detail: "botd could not get a Graph token: " + e.Error(), GraphStatus: e.StatusCode}
 }

@@ -3,7 +3,6 @@ package graph
 import (
 	"container/list"
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -12,11 +11,13 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/oauth2"
+
+	"github.com/botd/botd/internal/problem"
 )
 
 // ErrInvalidTenant is wrapped by the error for a tenant id that is not a
 // GUID or a domain name, or that the configured token URL cannot serve.
-var ErrInvalidTenant = errors.New("invalid tenant id")
+var ErrInvalidTenant error = &problem.Error{Code: problem.Unprocessable, Message: "invalid tenant id", Rule: RuleTenantID, Field: "tenantId"}
 
 type tenantKey struct{}
 

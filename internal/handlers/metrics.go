@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/botd/botd/internal/model"
+	"github.com/botd/botd/internal/problem"
 )
 
 // Metrics are the HTTP surface's metrics. Labels are status codes, route
@@ -71,8 +72,8 @@ func allResourceLabels() []string {
 
 func codeStatuses() []int {
 	var out []int
-	for _, st := range codeStatus {
-		out = append(out, st)
+	for _, c := range problem.Codes() {
+		out = append(out, c.Status())
 	}
 	return out
 }

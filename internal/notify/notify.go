@@ -1,10 +1,10 @@
 package notify
 
 import (
-	"errors"
 	"fmt"
 	"sync"
 
+	"github.com/botd/botd/internal/problem"
 	"github.com/botd/botd/internal/model"
 )
 
@@ -16,15 +16,15 @@ var (
 	// invalid UTF-8 or a duplicate member name (RFC 8259 leaves the meaning
 	// of duplicates open and parsers disagree on which one wins, so botd
 	// refuses them rather than guess).
-	ErrNotJSON = errors.New("notify: body is not JSON")
+	ErrNotJSON error = &problem.Error{Code: problem.Invalid, Message: "notify: body is not JSON"}
 	// ErrNotCommsNotifications: the top-level value is not an object, or its
 	// @odata.type names something other than commsNotifications.
-	ErrNotCommsNotifications = errors.New("notify: body is not a commsNotifications document")
+	ErrNotCommsNotifications error = &problem.Error{Code: problem.Invalid, Message: "notify: body is not a commsNotifications document"}
 	// ErrMissingValue: the value member is missing, null, or not an array.
-	ErrMissingValue = errors.New("notify: body has no value array")
+	ErrMissingValue error = &problem.Error{Code: problem.Invalid, Message: "notify: body has no value array"}
 	// ErrLimitExceeded: the body nests deeper than Limits.MaxDepth or its
 	// value array has more than Limits.MaxItems items.
-	ErrLimitExceeded = errors.New("notify: body exceeds a limit")
+	ErrLimitExceeded error = &problem.Error{Code: problem.Invalid, Message: "notify: body exceeds a limit"}
 )
 
 // Limits bound what one body may make the decoder do. A zero or negative

@@ -88,7 +88,7 @@ func handleCallback(d Deps) http.Handler {
 
 // apply applies one event and hands its changes to automation.
 func (d Deps) apply(ev *model.Event) string {
-	// The store hands the changes to automation itself (its Sink), which
+	// The store hands the changes to automation itself (it observes the store), which
 	// queues any Graph request; nothing here waits on Graph.
 	changes, err := d.Store.Apply(ev)
 	if err != nil {

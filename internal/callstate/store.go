@@ -12,8 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
-	"github.com/botd/botd/internal/problem"
 	"github.com/botd/botd/internal/model"
+	"github.com/botd/botd/internal/problem"
 )
 
 // Errors the Store returns. They are wrapped with the action that failed;

@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/botd/botd/internal/problem"
 	"github.com/botd/botd/internal/model"
+	"github.com/botd/botd/internal/problem"
 )
 
 // Document-level errors: Decode returns one of these, wrapped with the

@@ -11,8 +11,10 @@ import (
 
 type graphish struct{}
 
-func (graphish) Error() string    { return "graph said no" }
-func (graphish) Problem() Problem { return Problem{Code: Upstream, Detail: "Graph refused the request", GraphStatus: 400} }
+func (graphish) Error() string { return "graph said no" }
+func (graphish) Problem() Problem {
+	return Problem{Code: Upstream, Detail: "Graph refused the request", GraphStatus: 400}
+}
 
 var errSentinel error = &Error{Code: Unavailable, Message: "full"}
 

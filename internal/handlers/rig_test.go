@@ -23,6 +23,7 @@ import (
 	"github.com/botd/botd/internal/emulator"
 	"github.com/botd/botd/internal/graph"
 	"github.com/botd/botd/internal/notify"
+	"github.com/botd/botd/internal/testkit"
 )
 
 // rig is botd's HTTP surface wired as cmd/botd wires it: real decoder, call
@@ -41,7 +42,7 @@ type rig struct {
 	calls   *calls.Service
 	// callbackURL is botd's own callbackUri.
 	callbackURL string
-	logs        *syncBuffer
+	logs        *testkit.Buffer
 	sec         *security
 }
 
@@ -54,26 +55,9 @@ type rigOptions struct {
 	secure *security
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func newRig(t *testing.T, o rigOptions) *rig {
 	t.Helper()
-	r := &rig{t: t, reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
+	r := &rig{t: t, reg: prometheus.NewRegistry(), logs: &testkit.Buffer{}}
 	log := zerolog.New(r.logs)
 
 	eo := emulator.Options{TenantID: "tenant-1", ClientID: "app-1", ClientSecret: "secret-1", Tenants: []string{emulator.AnyTenant}}
@@ -268,13 +252,7 @@ func (r *rig) view(id string) callstate.CallView {
 // generous bound, so it never asserts on timing.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("never happened: %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testkit.Eventually(t, what, cond)
 }
 
 // drain waits for queued automation to finish.

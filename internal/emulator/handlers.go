@@ -510,17 +510,28 @@ func (s *Server) handleKeepAlive(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
+// decodeChecked decodes r's body into body and runs check (if any), and
+// answers Graph's 400 for either failure; it reports whether to go on.
+func (s *Server) decodeChecked(w http.ResponseWriter, r *http.Request, body any, check func() string) bool {
+	if err := decodeBody(r, body); err != nil {
+		s.graphError(w, r, http.StatusBadRequest, "BadRequest", "invalid request body: "+err.Error())
+		return false
+	}
+	if check != nil {
+		if p := check(); p != "" {
+			s.graphError(w, r, http.StatusBadRequest, "BadRequest", p)
+			return false
+		}
+	}
+	return true
+}
+
 // stateAction handles answer, reject, redirect and transfer: decode the
 // body, check it and the call's state, change the state and start what
 // follows (apply runs with s.mu held), answer 202.
 func (s *Server) stateAction(w http.ResponseWriter, r *http.Request, kind EventKind, body any, check func() string, allowed func(model.CallState) bool, apply func(*callState)) {
 	raw := rawBody(r)
-	if err := decodeBody(r, body); err != nil {
-		s.graphError(w, r, http.StatusBadRequest, "BadRequest", "invalid request body: "+err.Error())
-		return
-	}
-	if p := check(); p != "" {
-		s.graphError(w, r, http.StatusBadRequest, "BadRequest", p)
+	if !s.decodeChecked(w, r, body, check) {
 		return
 	}
 	var problem string
@@ -647,8 +658,7 @@ func (s *Server) handleInvite(w http.ResponseWriter, r *http.Request) {
 		Participants  []model.InvitationParticipantInfo `json:"participants"`
 		ClientContext string                            `json:"clientContext"`
 	}
-	if err := decodeBody(r, &body); err != nil {
-		s.graphError(w, r, http.StatusBadRequest, "BadRequest", "invalid request body: "+err.Error())
+	if !s.decodeChecked(w, r, &body, nil) {
 		return
 	}
 	switch {

@@ -188,12 +188,7 @@ func tonesProblem(field string, ts []model.Tone) string {
 // and answer status with the running operation.
 func (s *Server) opAction(w http.ResponseWriter, r *http.Request, status int, odataType string, body any, ctx func() string,
 	check func() string, start func(cs *callState, op model.Operation) string) {
-	if err := decodeBody(r, body); err != nil {
-		s.graphError(w, r, http.StatusBadRequest, "BadRequest", "invalid request body: "+err.Error())
-		return
-	}
-	if p := check(); p != "" {
-		s.graphError(w, r, http.StatusBadRequest, "BadRequest", p)
+	if !s.decodeChecked(w, r, body, check) {
 		return
 	}
 	op := model.Operation{ODataType: odataType, Status: model.OpRunning, ClientContext: ctx()}
@@ -689,12 +684,12 @@ func (s *Server) handleChangeScreenSharingRole(w http.ResponseWriter, r *http.Re
 	var body struct {
 		Role model.ScreenSharingRole `json:"role"`
 	}
-	if err := decodeBody(r, &body); err != nil {
-		s.graphError(w, r, http.StatusBadRequest, "BadRequest", "invalid request body: "+err.Error())
-		return
-	}
-	if !slices.Contains(model.ScreenSharingRoles, body.Role) {
-		s.graphError(w, r, http.StatusBadRequest, "BadRequest", fmt.Sprintf("role %q must be viewer or sharer", trunc(string(body.Role))))
+	if !s.decodeChecked(w, r, &body, func() string {
+		if !slices.Contains(model.ScreenSharingRoles, body.Role) {
+			return fmt.Sprintf("role %q must be viewer or sharer", trunc(string(body.Role)))
+		}
+		return ""
+	}) {
 		return
 	}
 	if _, ok := s.withCall(w, r, false, func(cs *callState) bool {

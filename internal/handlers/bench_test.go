@@ -7,8 +7,9 @@ import (
 	"crypto/rsa"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
-	"net/http/httptest"
+	"net/url"
 	"testing"
 	"time"
 
@@ -78,16 +79,25 @@ func BenchmarkCallback(b *testing.B) {
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				i := 0
+				u := &url.URL{Path: "/api/calls"}
+				w := &discardWriter{h: http.Header{}}
 				for pb.Next() {
-					req := httptest.NewRequest(http.MethodPost, "/api/calls", bytes.NewReader(bodies[i%len(bodies)]))
-					req.Header.Set("Content-Type", "application/json")
+					// A request as net/http hands it over, without the cost
+					// of parsing one (httptest.NewRequest's 4 KB reader),
+					// so that the figures are the server's own.
+					body := bodies[i%len(bodies)]
+					hdr := http.Header{"Content-Type": {"application/json"}}
 					if header != "" {
-						req.Header.Set("Authorization", header)
+						hdr["Authorization"] = []string{header}
 					}
-					w := httptest.NewRecorder()
+					req := (&http.Request{Method: http.MethodPost, URL: u, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+						Header: hdr, Body: io.NopCloser(bytes.NewReader(body)), ContentLength: int64(len(body)),
+						Host: "botd", RemoteAddr: "127.0.0.1:1", RequestURI: "/api/calls"}).WithContext(context.Background())
+					clear(w.h)
+					w.code = 0
 					h.ServeHTTP(w, req)
-					if w.Code != http.StatusAccepted {
-						b.Fatalf("status %d: %s", w.Code, w.Body)
+					if w.code != http.StatusAccepted {
+						b.Fatalf("status %d", w.code)
 					}
 					i++
 				}
@@ -122,4 +132,24 @@ func benchToken(b *testing.B, emu *emulator.Server, key *rsa.PrivateKey) string 
 		b.Fatal(err)
 	}
 	return s
+}
+
+// discardWriter is a ResponseWriter that keeps the status and drops the
+// body, reused across a benchmark goroutine's requests.
+type discardWriter struct {
+	h    http.Header
+	code int
+}
+
+func (w *discardWriter) Header() http.Header { return w.h }
+func (w *discardWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+}
+func (w *discardWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return len(b), nil
 }

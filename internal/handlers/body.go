@@ -1,9 +1,11 @@
 package handlers
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net/http"
+	"sync"
 )
 
 // readBody reads a request body that the router's RequestSize middleware
@@ -18,6 +20,41 @@ func readBody(r *http.Request) ([]byte, error) {
 		return nil, errorf(CodeInvalid, "read body: %v", err)
 	}
 	return body, nil
+}
+
+// bodyBufs are callback body buffers. The decoder keeps nothing of the
+// body (its Batch shares no memory with it), so a callback's buffer is
+// reused by the next one.
+var bodyBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledBody is the largest buffer put back: a rare huge body's memory
+// is not held on to.
+const maxPooledBody = 64 << 10
+
+// readPooledBody is readBody into a pooled buffer, sized from
+// Content-Length when the client sent one. Give it back with releaseBody;
+// its bytes must not be used after.
+func readPooledBody(r *http.Request) (*bytes.Buffer, error) {
+	buf := bodyBufs.Get().(*bytes.Buffer)
+	buf.Reset()
+	if n := r.ContentLength; n > 0 && n <= maxPooledBody {
+		buf.Grow(int(n) + bytes.MinRead) // ReadFrom wants MinRead free to go on
+	}
+	if _, err := buf.ReadFrom(r.Body); err != nil {
+		releaseBody(buf)
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, errorf(CodeTooLarge, "body exceeds %d bytes", mbe.Limit)
+		}
+		return nil, errorf(CodeInvalid, "read body: %v", err)
+	}
+	return buf, nil
+}
+
+func releaseBody(buf *bytes.Buffer) {
+	if buf.Cap() <= maxPooledBody {
+		bodyBufs.Put(buf)
+	}
 }
 
 // requirePost is postOnly as middleware.

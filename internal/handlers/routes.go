@@ -50,11 +50,14 @@ type Deps struct {
 }
 
 // Public is the public listener's router: the Graph callback and /livez.
-// Middleware order: request id, access log, recoverer, body size limit,
-// timeout.
+// Middleware order: request id, access log, recoverer, body size limit. No
+// handler timeout: a callback never waits on Graph (it decodes, applies and
+// answers), the server's read and write timeouts bound the connection, and
+// a forwarded callback has its own BOTD_FORWARD_TIMEOUT; a context with a
+// deadline per request would cost every callback a timer and a request copy.
 func Public(d Deps) http.Handler {
 	r := chi.NewRouter()
-	r.Use(middleware.RequestID, accessLog(d.Log, "public"), recoverer(d.Log), middleware.RequestSize(d.MaxBody), middleware.Timeout(10*time.Second))
+	r.Use(middleware.RequestID, accessLog(d.Log, "public"), recoverer(d.Log), middleware.RequestSize(d.MaxBody))
 	r.NotFound(handleNotFound())
 	r.MethodNotAllowed(handleMethodNotAllowed())
 	r.Get("/livez", handleLive())

@@ -73,6 +73,14 @@ func (a *applyCtx) add(ch Change) {
 	a.changes = append(a.changes, ch)
 }
 
+// logCause adds the cause to a log line; zerolog calls it only for a line
+// that is written, so a disabled level formats nothing.
+func (a *applyCtx) logCause(e *zerolog.Event) { e.Str("cause", a.cause()) }
+
+// origin is what a Transition keeps of its cause; the text is made only
+// when a view is read.
+func (a *applyCtx) origin() origin { return origin{idx: a.idx, changeType: a.changeType, botd: a.botd} }
+
 // cause describes, for a Transition, what caused it.
 func (a *applyCtx) cause() string {
 	if a.botd != "" {
@@ -84,13 +92,13 @@ func (a *applyCtx) cause() string {
 // trackedLocked reports a call seen for the first time.
 func (s *Store) trackedLocked(c *call, a *applyCtx) {
 	a.add(Change{Kind: CallTracked, Call: c.snapshotLocked()})
-	c.log.Debug().Str("cause", a.cause()).Msg("call tracked")
+	c.log.Debug().Func(a.logCause).Msg("call tracked")
 }
 
 // ignoreLocked counts something ignored on c.
 func (s *Store) ignoreLocked(c *call, a *applyCtx, r reason) {
 	s.m.ignored[r].Inc()
-	c.log.Debug().Str("cause", a.cause()).Str("reason", r.String()).Msg("ignored")
+	c.log.Debug().Func(a.logCause).Str("reason", r.String()).Msg("ignored")
 }
 
 func (s *Store) applyLocked(c *call, a *applyCtx, ev *model.Event) {
@@ -217,9 +225,9 @@ func (s *Store) setStateLocked(c *call, a *applyCtx, to model.CallState, res *mo
 		if res != nil {
 			mergeCall(&c.res, res, true)
 		}
-		c.addTransitionLocked(Transition{From: from, To: to, At: a.now, Cause: a.cause(), Ignored: true, Reason: r.String()}, s.cfg.MaxTransitions)
+		c.addTransitionLocked(Transition{From: from, To: to, At: a.now, origin: a.origin(), Ignored: true, Reason: r.String()}, s.cfg.MaxTransitions)
 		s.m.ignored[r].Inc()
-		c.log.Debug().Str("from", string(from)).Str("to", string(to)).Str("cause", a.cause()).
+		c.log.Debug().Str("from", string(from)).Str("to", string(to)).Func(a.logCause).
 			Str("reason", r.String()).Msg("call state change ignored")
 		return
 	}
@@ -230,8 +238,7 @@ func (s *Store) setStateLocked(c *call, a *applyCtx, to model.CallState, res *mo
 	if to == model.StateIncoming && c.res.Direction == "" {
 		c.res.Direction = "incoming"
 	}
-	cause := a.cause()
-	c.addTransitionLocked(Transition{From: from, To: to, At: a.now, Cause: cause}, s.cfg.MaxTransitions)
+	c.addTransitionLocked(Transition{From: from, To: to, At: a.now, origin: a.origin()}, s.cfg.MaxTransitions)
 	s.m.callsByState[stateIndex(from)].Dec()
 	s.m.callsByState[stateIndex(to)].Inc()
 	if !c.started {
@@ -260,7 +267,7 @@ func (s *Store) setStateLocked(c *call, a *applyCtx, to model.CallState, res *mo
 		c.delta.held, c.delta.heldSince = nil, time.Time{}
 		a.add(Change{Kind: CallTerminated, To: to, Call: snap, Reason: why})
 	}
-	c.log.Info().Str("from", string(from)).Str("to", string(to)).Str("cause", cause).Msg("call state changed")
+	c.log.Info().Str("from", string(from)).Str("to", string(to)).Func(a.logCause).Msg("call state changed")
 }
 
 // mergeCall copies src's set fields into dst; with fillOnly, only into
@@ -320,7 +327,13 @@ func (c *call) addTransitionLocked(t Transition, max int) {
 func (c *call) transitionsLocked() []Transition {
 	out := make([]Transition, 0, len(c.transitions))
 	out = append(out, c.transitions[c.tHead:]...)
-	return append(out, c.transitions[:c.tHead]...)
+	out = append(out, c.transitions[:c.tHead]...)
+	for i := range out {
+		if out[i].Cause == "" {
+			out[i].Cause = out[i].origin.String()
+		}
+	}
+	return out
 }
 
 func (c *call) snapshotLocked() *model.Call {

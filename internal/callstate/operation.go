@@ -160,7 +160,7 @@ func (s *Store) finishOpLocked(c *call, a *applyCtx, op *OperationView, status m
 		ev = c.log.Warn()
 	}
 	ev.Str("op_id", op.ID).Str("op_type", op.Type).Str("status", string(status)).
-		Str("reason", why).Str("completion_reason", op.CompletionReason).Str("cause", a.cause()).Msg("operation finished")
+		Str("reason", why).Str("completion_reason", op.CompletionReason).Func(a.logCause).Msg("operation finished")
 }
 
 // mergeMediaResult copies what a media operation's payload says of its

@@ -169,7 +169,7 @@ func (s *Store) rosterChangeLocked(c *call, a *applyCtx, k ChangeKind, p *model.
 	if k == ParticipantLeft {
 		msg = "participant left"
 	}
-	c.log.Info().Str("participant_id", p.ID).Str("cause", a.cause()).Msg(msg)
+	c.log.Info().Str("participant_id", p.ID).Func(a.logCause).Msg(msg)
 }
 
 func (s *Store) applyRosterLocked(c *call, a *applyCtx, ev *model.Event) {

@@ -63,6 +63,21 @@ type Transition struct {
 	Cause   string `json:"cause"`
 	Ignored bool   `json:"ignored,omitempty"`
 	Reason  string `json:"reason,omitempty"`
+	// origin is what Cause is made of, kept instead of its text so that
+	// applying a notification formats nothing.
+	origin origin
+}
+
+// origin is what caused a transition: a notification item, or botd.
+type origin struct {
+	idx        int
+	changeType model.ChangeType
+	botd       string
+}
+
+func (o origin) String() string {
+	a := applyCtx{idx: o.idx, changeType: o.changeType, botd: o.botd}
+	return a.cause()
 }
 
 // OperationRecord is an outbound operation botd sent, given to

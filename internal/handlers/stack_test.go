@@ -1,3 +1,13 @@
+// The handler-level integration tests: the admin API and the callback
+// over the whole stack (the rig: the real call store, calls service,
+// automation and Graph client against the emulator), for the rules that
+// are the calls service's and Graph's, not the handlers' own: what reaches
+// Graph and with which token, what is recorded, what is validated and
+// counted, how Graph's answers come back. The handlers' own job (decoding,
+// routes, status codes, problem bodies, logs and metrics) is tested over
+// the fake calls service (thin_test.go, admin_test.go); internal/calls has
+// the service's unit tests, and cmd/botd the end-to-end ones.
+
 package handlers
 
 import (
@@ -9,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/botd/botd/internal/automation"
@@ -472,5 +484,290 @@ func TestCallActions(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestUnknownCallIs404: every route that names a call botd does not track
+// answers 404 not_found, sends nothing to Graph, and never 502.
+func TestUnknownCallIs404(t *testing.T) {
+	r := newRig(t, rigOptions{automation: automation0()})
+	routes := append([]struct{ method, path, body string }{{http.MethodGet, "", ""}, {http.MethodGet, "/participants", ""}}, callRoutes...)
+	routes = append(routes, participantRoutes...)
+	for _, rt := range routes {
+		t.Run(rt.method+rt.path, func(t *testing.T) {
+			before := len(r.emu.GraphRequests())
+			rp := r.adminDo(rt.method, "/v1/calls/nope"+rt.path, bodyOf(rt.body))
+			if rp.status != http.StatusNotFound {
+				t.Fatalf("status %d, want 404: %s", rp.status, rp.body)
+			}
+			p := rp.problem(t)
+			if p.Code != CodeNotFound || p.Detail != `call "nope" is not tracked` || p.Instance != "/v1/calls/nope"+rt.path {
+				t.Errorf("problem = %+v", p)
+			}
+			if n := len(r.emu.GraphRequests()); n != before {
+				t.Errorf("Graph got %d requests", n-before)
+			}
+		})
+	}
+}
+
+// TestTerminatedCallIs409: every action on a call the store holds as
+// terminated answers 409 conflict "call already terminated" and sends
+// nothing; the call can still be read.
+func TestTerminatedCallIs409(t *testing.T) {
+	r := newRig(t, rigOptions{automation: automation0()})
+	id := r.emu.PutCall(model.Call{State: model.StateEstablished, CallbackURI: r.callbackURL})
+	r.track(id, model.StateEstablished)
+	r.track(id, model.StateTerminated)
+	for _, rt := range append(callRoutes[:len(callRoutes):len(callRoutes)], participantRoutes...) {
+		t.Run(rt.method+rt.path, func(t *testing.T) {
+			before := len(r.emu.GraphRequests())
+			rp := r.adminDo(rt.method, "/v1/calls/"+id+rt.path, bodyOf(rt.body))
+			if rp.status != http.StatusConflict {
+				t.Fatalf("status %d, want 409: %s", rp.status, rp.body)
+			}
+			p := rp.problem(t)
+			if p.Code != CodeConflict || p.Detail != "call already terminated" || p.Title != "Conflict" {
+				t.Errorf("problem = %+v", p)
+			}
+			if n := len(r.emu.GraphRequests()); n != before {
+				t.Errorf("Graph got %d requests", n-before)
+			}
+			if v := r.view(id); len(v.Operations) != 0 || v.State != model.StateTerminated {
+				t.Errorf("state changed: %s, %d operations", v.State, len(v.Operations))
+			}
+		})
+	}
+}
+
+// TestGraphNotFoundIs404: a call botd holds as live that Graph no longer
+// knows answers 404 not_found with Graph's ids, not 502.
+func TestGraphNotFoundIs404(t *testing.T) {
+	r := newRig(t, rigOptions{automation: automation0()})
+	for _, rt := range callRoutes {
+		t.Run(rt.method+rt.path, func(t *testing.T) {
+			// Tracked by botd, unknown to Graph.
+			id := fmt.Sprintf("0000000%d-0000-0000-0000-000000000000", len(r.store.Calls()))
+			r.track(id, model.StateEstablished)
+			rp := r.adminDo(rt.method, "/v1/calls/"+id+rt.path, bodyOf(rt.body))
+			if rp.status != http.StatusNotFound {
+				t.Fatalf("status %d, want 404: %s", rp.status, rp.body)
+			}
+			p := rp.problem(t)
+			if p.Code != CodeNotFound || p.GraphStatus != http.StatusNotFound || p.ClientRequestID == "" {
+				t.Errorf("problem = %+v", p)
+			}
+			if len(r.emu.GraphRequests()) == 0 {
+				t.Error("Graph was not asked")
+			}
+		})
+	}
+}
+
+// TestUnknownParticipantIs404: a participant route naming someone not in
+// the call's roster answers 404 and sends nothing; one in the roster is
+// sent to Graph.
+func TestUnknownParticipantIs404(t *testing.T) {
+	r := newRig(t, rigOptions{automation: automation0()})
+	id := r.emu.PutCall(model.Call{State: model.StateEstablished, CallbackURI: r.callbackURL})
+	r.track(id, model.StateEstablished)
+	for _, rt := range participantRoutes {
+		t.Run(rt.method+rt.path, func(t *testing.T) {
+			before := len(r.emu.GraphRequests())
+			rp := r.adminDo(rt.method, "/v1/calls/"+id+rt.path, bodyOf(rt.body))
+			if rp.status != http.StatusNotFound {
+				t.Fatalf("status %d, want 404: %s", rp.status, rp.body)
+			}
+			if p := rp.problem(t); p.Code != CodeNotFound || p.Detail != `participant "p1" is not in call "`+id+`"` {
+				t.Errorf("problem = %+v", p)
+			}
+			if n := len(r.emu.GraphRequests()); n != before {
+				t.Errorf("Graph got %d requests", n-before)
+			}
+			if v := r.view(id); len(v.Operations) != 0 {
+				t.Errorf("%d operations recorded", len(v.Operations))
+			}
+		})
+	}
+}
+
+// TestEachCallItsTenantsToken: two calls of two tenants (their create-call
+// tenantId) are each acted on with a token for their own tenant, and each
+// tenant's token is fetched once for all the requests of its lifetime; a
+// call whose notifications name no tenant takes the callback token's tid.
+func TestEachCallItsTenantsToken(t *testing.T) {
+	r := newRig(t, rigOptions{automation: automation0()})
+	const tenantA, tenantB = "3f7c9a10-1b2c-4d3e-8f40-5a6b7c8d9e01", "contoso.onmicrosoft.com"
+	p2p := withoutCallback(t, seed(t, "003_01_request.json"))
+	ids := map[string]string{}
+	before := r.emu.TokenFetches()
+	for _, tenant := range []string{tenantA, tenantB} {
+		rp := r.adminDo(http.MethodPost, "/v1/calls", setJSON(t, p2p, "tenantId", tenant))
+		if rp.status != http.StatusCreated {
+			t.Fatalf("create for %s = %d: %s", tenant, rp.status, rp.body)
+		}
+		var v callstate.CallView
+		rp.decode(t, &v)
+		ids[v.ID] = tenant
+	}
+	fetches := r.emu.TokenFetches()
+	if fetches-before != 2 {
+		t.Errorf("%d token fetches for two tenants' creates, want 2", fetches-before)
+	}
+	for round := 0; round < 3; round++ {
+		for id := range ids {
+			if rp := r.adminDo(http.MethodPost, "/v1/calls/"+id+"/keepAlive", nil); rp.status != http.StatusOK {
+				t.Fatalf("keepAlive %s = %d: %s", id, rp.status, rp.body)
+			}
+		}
+	}
+	if n := r.emu.TokenFetches(); n != fetches {
+		t.Errorf("%d more token fetches for 6 keepAlives: tokens are not cached per tenant", n-fetches)
+	}
+	seen := map[string]int{}
+	for _, req := range r.emu.GraphRequests() {
+		want, ok := ids[req.CallID]
+		if !ok {
+			continue
+		}
+		if got := r.emu.RequestTenant(req); got != want {
+			t.Errorf("%s %s carried a token of tenant %q, want %q", req.Method, req.Path, got, want)
+		}
+		seen[want]++
+	}
+	if seen[tenantA] != 3 || seen[tenantB] != 3 {
+		t.Errorf("keepAlives per tenant %v, want 3 each", seen)
+	}
+
+}
+
+// TestCallTakesCallbackTenant: a call whose notifications name no tenantId
+// takes the tid of the callback token that carried them, and is acted on
+// with that tenant's token.
+func TestCallTakesCallbackTenant(t *testing.T) {
+	sec := newSecurity(t)
+	r := newRig(t, rigOptions{automation: automation0(), secure: sec})
+	const tid = "fabrikam.onmicrosoft.com"
+	r.emu.PutCall(model.Call{ID: "t-1", State: model.StateEstablished})
+	tok := sec.sign(t, jwt.SigningMethodRS256, sec.key, with(sec.claims(), "tid", tid), sec.kid)
+	body := []byte(`{"value":[{"changeType":"updated","resourceUrl":"/communications/calls/t-1","resourceData":{"@odata.type":"#microsoft.graph.call","state":"established"}}]}`)
+	h := http.Header{"Content-Type": {"application/json"}, "Authorization": {"Bearer " + tok}}
+	if rp := send(t, http.MethodPost, r.public.URL+"/api/calls", h, body); rp.status != http.StatusAccepted {
+		t.Fatalf("callback = %d: %s", rp.status, rp.body)
+	}
+	if v := r.view("t-1"); v.TenantID != tid {
+		t.Fatalf("tenantId %q, want the token's %q", v.TenantID, tid)
+	}
+	rp := send(t, http.MethodPost, r.admin.URL+"/v1/calls/t-1/keepAlive", http.Header{"Authorization": {"Bearer " + sec.adminToken}}, nil)
+	if rp.status != http.StatusOK {
+		t.Fatalf("keepAlive = %d: %s", rp.status, rp.body)
+	}
+	reqs := r.emu.GraphRequests()
+	if last := reqs[len(reqs)-1]; last.CallID != "t-1" || r.emu.RequestTenant(last) != tid {
+		t.Fatalf("keepAlive went with a token of %q", r.emu.RequestTenant(last))
+	}
+}
+
+// validationFailures is botd_graph_validation_failures_total{operation, rule}.
+func validationFailures(t *testing.T, reg prometheus.Gatherer, op, rule string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "botd_graph_validation_failures_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			l := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				l[lp.GetName()] = lp.GetValue()
+			}
+			if l["operation"] == op && l["rule"] == rule {
+				return m.GetCounter().GetValue()
+			}
+		}
+		t.Fatalf("no series operation=%q rule=%q", op, rule)
+	}
+	t.Fatal("botd_graph_validation_failures_total not gathered")
+	return 0
+}
+
+// TestAdminRefusalsAreRuleFailures: the 422s the admin API answers itself
+// (a foreign callbackUri, and Graph's rules checked before the request
+// reaches the client) carry rule and field, and are counted in the Graph
+// client's validation metric under the operation and rule, in series that
+// existed from start.
+func TestAdminRefusalsAreRuleFailures(t *testing.T) {
+	r := newRig(t, rigOptions{automation: automation0()})
+	known := r.emu.PutCall(model.Call{State: model.StateEstablished, CallbackURI: r.callbackURL})
+	r.track(known, model.StateEstablished)
+	p2p := withoutCallback(t, seed(t, "003_01_request.json"))
+	before, err := testutil.GatherAndCount(r.reg, "botd_graph_validation_failures_total")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name, path, op, rule, field string
+		body                        []byte
+		detail                      string
+	}{
+		{"foreign callbackUri", "/v1/calls", "create_call", "callbackUri.own", "callbackUri",
+			setJSON(t, p2p, "callbackUri", "https://evil.example/cb"),
+			`invalid callbackUri: "https://evil.example/cb" is not botd's own (` + r.callbackURL + `): botd must receive the call's notifications to track it; leave it out [callbackUri.own]`},
+		{"answer, foreign callbackUri", "/v1/calls/" + known + "/answer", "answer", "callbackUri.own", "callbackUri",
+			[]byte(`{"callbackUri":"https://evil.example/cb"}`), ""},
+		{"redirect, foreign callbackUri", "/v1/calls/" + known + "/redirect", "redirect", "callbackUri.own", "callbackUri",
+			[]byte(`{"targets":[{"identity":{"user":{"id":"8e1b6a2c-5d5f-4f0e-9b3a-2f1c3d4e5f60"}}}],"callbackUri":"https://evil.example/cb"}`), ""},
+		{"bad phone", "/v1/calls", "create_call", "phone.e164", "",
+			setJSON(t, p2p, "targets", []any{map[string]any{"identity": map[string]any{"phone": map[string]any{"id": "12345"}}}}), ""},
+		{"invite six", "/v1/calls/" + known + "/participants/invite", "invite", "invite.maxParticipants", "",
+			[]byte(`{"participants":` + string(mustJSON(sixUsers())) + `}`), ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			was := validationFailures(t, r.reg, tc.op, tc.rule)
+			rp := r.adminDo(http.MethodPost, tc.path, tc.body)
+			if rp.status != http.StatusUnprocessableEntity {
+				t.Fatalf("status %d, want 422: %s", rp.status, rp.body)
+			}
+			p := rp.problem(t)
+			if p.Code != CodeUnprocessable || p.Rule != tc.rule || p.Field == "" || (tc.field != "" && p.Field != tc.field) {
+				t.Errorf("problem = %+v", p)
+			}
+			if tc.detail != "" && p.Detail != tc.detail {
+				t.Errorf("detail %s\nwant   %s", p.Detail, tc.detail)
+			}
+			if got := validationFailures(t, r.reg, tc.op, tc.rule); got != was+1 {
+				t.Errorf("counted %v, want %v", got, was+1)
+			}
+		})
+	}
+	if after, _ := testutil.GatherAndCount(r.reg, "botd_graph_validation_failures_total"); after != before {
+		t.Errorf("validation series %d -> %d: a label value outside the pre-set ones", before, after)
+	}
+}
+
+// TestCallCreatedLogsGraphRequestID: the calls service's "call created"
+// line carries Graph's request id as graph_request_id, never botd's
+// request_id.
+func TestCallCreatedLogsGraphRequestID(t *testing.T) {
+	r := newRig(t, rigOptions{automation: automation0()})
+	h := http.Header{"Content-Type": {"application/json"}, "X-Request-Id": {"botd-req-1"}}
+	rp := send(t, http.MethodPost, r.admin.URL+"/v1/calls", h, withoutCallback(t, seed(t, "003_01_request.json")))
+	if rp.status != http.StatusCreated {
+		t.Fatalf("create call = %d: %s", rp.status, rp.body)
+	}
+	created := logLines(t, r, "call created")
+	if len(created) != 1 {
+		t.Fatalf("%d call created lines: %s", len(created), r.logs)
+	}
+	c := created[0]
+	if id, _ := c["graph_request_id"].(string); id == "" || id == "botd-req-1" {
+		t.Errorf("graph_request_id = %#v: %v", c["graph_request_id"], c)
+	}
+	if _, ok := c["request_id"]; ok {
+		t.Errorf("call created has request_id, which is botd's: %v", c)
 	}
 }

@@ -29,6 +29,9 @@ import (
 // rig is botd's HTTP surface wired as cmd/botd wires it: real decoder, call
 // store, calls service, automation and Graph client, the Graph client talking to the
 // project's emulator over loopback, and both routers behind real listeners.
+// It is for the full-stack tests (stack_test.go, and the auth tests, whose
+// keys the emulator serves); the tests of the handlers' own job use
+// newFakeRig (thin_test.go), the same rig over a fake calls service.
 type rig struct {
 	t       *testing.T
 	emu     *emulator.Server

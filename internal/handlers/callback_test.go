@@ -278,17 +278,6 @@ func TestReadyz(t *testing.T) {
 	}
 }
 
-func TestReadyzNeedsAToken(t *testing.T) {
-	r := newRig(t, rigOptions{automation: automation0()})
-	r.emu.SetFault("token", &emulatorFault503)
-	if rp := r.adminDo(http.MethodGet, "/readyz", nil); rp.status != http.StatusServiceUnavailable {
-		t.Fatalf("readyz with a failing token endpoint = %d: %s", rp.status, rp.body)
-	}
-	if strings.Contains(r.logs.String(), "secret-1") {
-		t.Error("client secret in the logs")
-	}
-}
-
 func TestMetricsEndpoint(t *testing.T) {
 	r := newFakeRig(t, &fakeCalls{}, rigOptions{})
 	r.mustNotify(seed(t, "003_17_notification.json"))

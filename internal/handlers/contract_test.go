@@ -312,6 +312,9 @@ func TestHandlersMetricsFromStart(t *testing.T) {
 	if got := testutil.ToFloat64(r.metrics.adminRequests.WithLabelValues("/v1/calls", http.MethodPost, "201")); got != 1 {
 		t.Errorf("create call counted %v", got)
 	}
+	if got := testutil.ToFloat64(r.metrics.adminRequests.WithLabelValues("/v1/calls/{callID}/participants/invite", http.MethodPost, "202")); got != 1 {
+		t.Errorf("invite counted %v", got)
+	}
 	send(t, "BREW", r.admin.URL+"/v1/calls", nil, nil)
 	if got := testutil.ToFloat64(r.metrics.adminRequests.WithLabelValues("unmatched", methodOther, "405")); got != 1 {
 		t.Errorf("BREW counted %v under other", got)

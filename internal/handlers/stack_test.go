@@ -4,9 +4,10 @@
 // are the calls service's and Graph's, not the handlers' own: what reaches
 // Graph and with which token, what is recorded, what is validated and
 // counted, how Graph's answers come back. The handlers' own job (decoding,
-// routes, status codes, problem bodies, logs and metrics) is tested over
-// the fake calls service (thin_test.go, admin_test.go); internal/calls has
-// the service's unit tests, and cmd/botd the end-to-end ones.
+// routes, status codes, problem bodies, logs and metrics, the callback)
+// is tested over the fake calls service (fakeCalls and newFakeRig, in
+// thin_test.go); internal/calls has the service's unit tests, and cmd/botd
+// the end-to-end ones.
 
 package handlers
 
@@ -765,5 +766,17 @@ func TestCallCreatedLogsGraphRequestID(t *testing.T) {
 	}
 	if _, ok := c["request_id"]; ok {
 		t.Errorf("call created has request_id, which is botd's: %v", c)
+	}
+}
+
+// TestReadyzNeedsAToken: readiness asks the Graph client for a token.
+func TestReadyzNeedsAToken(t *testing.T) {
+	r := newRig(t, rigOptions{automation: automation0()})
+	r.emu.SetFault("token", &emulatorFault503)
+	if rp := r.adminDo(http.MethodGet, "/readyz", nil); rp.status != http.StatusServiceUnavailable {
+		t.Fatalf("readyz with a failing token endpoint = %d: %s", rp.status, rp.body)
+	}
+	if strings.Contains(r.logs.String(), "secret-1") {
+		t.Error("client secret in the logs")
 	}
 }

@@ -1,296 +1,42 @@
 package handlers
 
 import (
-	"encoding/json"
-	"fmt"
 	"net/http"
-	"reflect"
-	"strings"
 	"testing"
-	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
-
-	"github.com/botd/botd/internal/automation"
-	"github.com/botd/botd/internal/callstate"
-	"github.com/botd/botd/internal/emulator"
-	"github.com/botd/botd/internal/model"
+	"github.com/botd/botd/internal/calls"
+	"github.com/botd/botd/internal/graph"
 )
 
-var emulatorFault503 = emulator.Fault{Status: http.StatusServiceUnavailable}
-
-// automation0 leaves incoming calls alone and keepAlive far away, for tests
-// that watch notifications only.
-func automation0() automation.Config {
-	return automation.Config{IncomingAction: "ignore", KeepAlive: time.Hour}
-}
-
-// sameJSON compares two JSON documents semantically, treating null as
-// absent (Graph's examples write unset fields as null).
-func sameJSON(t *testing.T, got, want []byte) {
-	t.Helper()
-	var g, w any
-	if err := json.Unmarshal(got, &g); err != nil {
-		t.Fatalf("got: %v", err)
-	}
-	if err := json.Unmarshal(want, &w); err != nil {
-		t.Fatalf("want: %v", err)
-	}
-	g, w = dropNulls(g), dropNulls(w)
-	if !reflect.DeepEqual(g, w) {
-		gb, _ := json.MarshalIndent(g, "", " ")
-		wb, _ := json.MarshalIndent(w, "", " ")
-		t.Fatalf("request bodies differ:\ngot  %s\nwant %s", gb, wb)
-	}
-}
-
-func dropNulls(v any) any {
-	switch x := v.(type) {
-	case map[string]any:
-		for k, e := range x {
-			if e == nil {
-				delete(x, k)
-				continue
-			}
-			x[k] = dropNulls(e)
-		}
-	case []any:
-		for i := range x {
-			x[i] = dropNulls(x[i])
-		}
-	}
-	return v
-}
-
-// setJSON sets a top-level member of a JSON object.
-func setJSON(t *testing.T, body []byte, key string, val any) []byte {
-	t.Helper()
-	var m map[string]any
-	if err := json.Unmarshal(body, &m); err != nil {
-		t.Fatal(err)
-	}
-	m[key] = val
-	out, _ := json.Marshal(m)
-	return out
-}
-
-// TestCreateCallSeedFlow joins the seed's scheduled meeting through the
-// admin API: Graph receives the seed's body with botd's callbackUri, answers
-// with the seed's 201, and the seed's notifications drive the call to
-// established with its roster.
-func TestCreateCallSeedFlow(t *testing.T) {
-	r := newRig(t, rigOptions{automation: automation0()})
-	r.emu.Script(emulator.RouteCreateCall, emulator.Fault{
-		Status: http.StatusCreated, Body: seed(t, "003_15_response.json"),
-		Header: http.Header{"Location": {r.emu.GraphURL() + "/communications/calls/2f1a1100-b174-40a0-aba7-0b405e01ed92"}, "Content-Type": {"application/json"}},
-	})
-	rp := r.adminDo(http.MethodPost, "/v1/calls", withoutCallback(t, seed(t, "003_14_request.json")))
-	if rp.status != http.StatusCreated {
-		t.Fatalf("POST /v1/calls = %d: %s", rp.status, rp.body)
-	}
-	const id = "2f1a1100-b174-40a0-aba7-0b405e01ed92"
-	if loc := rp.header.Get("Location"); loc != "/v1/calls/"+id {
-		t.Errorf("Location = %q", loc)
-	}
-	var v callstate.CallView
-	rp.decode(t, &v)
-	if v.ID != id || v.State != model.StateEstablishing || v.MyParticipantID != "05491616-385f-44a8-9974-18cc5f9933c1" || v.CallChainID == "" || !v.CreatedByBot {
-		t.Fatalf("created view = %+v", v)
-	}
-	sent := r.emu.Requests(emulator.RouteCreateCall)
-	if len(sent) != 1 {
-		t.Fatalf("Graph got %d create-call requests", len(sent))
-	}
-	sameJSON(t, sent[0].Body, r.expectedCreateBody(seed(t, "003_14_request.json")))
-
-	r.mustNotify(seed(t, "003_16_notification.json"))
-	r.mustNotify(seed(t, "003_17_notification.json"))
-	r.mustNotify(seed(t, "003_18_notification.json"))
-	v = r.view(id)
-	if v.State != model.StateEstablished || len(v.Participants) != 2 {
-		t.Fatalf("after notifications: state %s, %d participants", v.State, len(v.Participants))
-	}
-	var from []string
-	for _, tr := range v.Transitions {
-		from = append(from, string(tr.From)+">"+string(tr.To))
-	}
-	if got := strings.Join(from, " "); !strings.Contains(got, "establishing>established") {
-		t.Errorf("transitions = %s", got)
-	}
-	rp = r.adminDo(http.MethodGet, "/v1/calls", nil)
-	var list listReply[callstate.CallSummary]
-	rp.decode(t, &list)
-	if len(list.Value) != 1 || list.Value[0].ID != id || list.Value[0].ParticipantCount != 2 || list.Value[0].State != model.StateEstablished {
-		t.Fatalf("GET /v1/calls = %+v", list)
-	}
-}
-
-// TestCreateCallEveryForm sends every create-call seed request through the
-// admin API (without its callbackUri) and checks that Graph received the
-// seed's body with botd's callbackUri and, where the seed has none, botd's
-// source and tenant.
-func TestCreateCallEveryForm(t *testing.T) {
-	for _, name := range []string{"003_01_request.json", "003_08_request.json", "003_10_request.json", "003_12_request.json", "003_14_request.json", "003_20_request.json", "003_22_request.json", "003_24_request.json", "003_26_request.json", "003_28_request.json"} {
-		t.Run(name, func(t *testing.T) {
-			r := newRig(t, rigOptions{automation: automation0()})
-			body := seed(t, name)
-			rp := r.adminDo(http.MethodPost, "/v1/calls", withoutCallback(t, body))
-			if rp.status != http.StatusCreated {
-				t.Fatalf("POST /v1/calls = %d: %s", rp.status, rp.body)
-			}
-			var v callstate.CallView
-			rp.decode(t, &v)
-			if v.ID == "" || v.CallbackURI != r.callbackURL {
-				t.Fatalf("view = %+v", v)
-			}
-			want := r.expectedCreateBody(body)
-			sent := r.emu.Requests(emulator.RouteCreateCall)
-			if len(sent) != 1 {
-				t.Fatalf("Graph got %d requests", len(sent))
-			}
-			sameJSON(t, sent[0].Body, want)
-		})
-	}
-}
-
-// expectedCreateBody is what Graph should receive for a seed create-call
-// request sent through the admin API: botd's callbackUri, and botd's source
-// and tenant where the seed has none.
-func (r *rig) expectedCreateBody(body []byte) []byte {
-	t := r.t
-	want := setJSON(t, body, "callbackUri", r.callbackURL)
-	var m map[string]any
-	_ = json.Unmarshal(body, &m)
-	if m["source"] == nil {
-		want = setJSON(t, want, "source", map[string]any{
-			"@odata.type": model.ODataParticipantInfo,
-			"identity": map[string]any{"@odata.type": model.ODataIdentitySet, "application": map[string]any{
-				"@odata.type": model.ODataIdentity, "id": "app-1", "displayName": "botd-test"}},
-		})
-	}
-	if m["tenantId"] == nil {
-		want = setJSON(t, want, "tenantId", "tenant-1")
-	}
-	return want
-}
-
-// TestInviteSeedFlows runs the invite examples: botd records the operation,
-// sends the seed's body, answers 202 with Graph's operation, and the seed's
-// notifications complete it and update the roster, including example 2's
-// id-less operation matched by clientContext.
-func TestInviteSeedFlows(t *testing.T) {
-	cases := []struct {
-		name, callID, request, response, opNote, roster string
-		opID                                            string
-		rosterCall                                      string
-		rosterSize                                      int
-	}{
-		{"one participant", inviteCall, "001_01_request.json", "001_02_response.json", "001_03_notification.json", "001_04_notification.json", "eec3812a-fdc3-4fb4-825c-a06c9f35414e", inviteCall, 1},
-		{"several participants", inviteCall2, "001_05_request.json", "001_06_response.json", "001_07_notification.json", "001_08_notification.json", "eec3812a-fdc3-4fb4-825c-a06c9f35414e", inviteCall2, 2},
-		{"replacing a p2p call", inviteCall, "001_09_request.json", "001_10_response.json", "001_11_notification.json", "001_12_notification.json", "278405a3-f568-4b3e-b684-009193463064", replacedCall, 1},
-		{"pstn", inviteCall, "001_13_request.json", "001_14_response.json", "001_15_notification.json", "001_16_notification.json", "eec3812a-fdc3-4fb4-825c-a06c9f35414e", inviteCall, 1},
-		{"move a participant", inviteCall, "001_17_request.json", "001_18_response.json", "001_19_notification.json", "001_20_notification.json", "278405a3-f568-4b3e-b684-009193463064", inviteCall, 1},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			r := newRig(t, rigOptions{automation: automation0()})
-			// The call exists: an established call botd knows.
-			r.emu.PutCall(model.Call{ID: tc.callID, State: model.StateEstablished, CallbackURI: r.callbackURL})
-			r.mustNotify([]byte(fmt.Sprintf(`{"value":[{"changeType":"updated","resourceUrl":"/communications/calls/%s","resourceData":{"@odata.type":"#microsoft.graph.call","id":"%s","state":"established"}}]}`, tc.callID, tc.callID)))
-			r.emu.Script(emulator.RouteInvite, emulator.Fault{
-				Status: http.StatusOK, Body: seed(t, tc.response),
-				Header: http.Header{"Content-Type": {"application/json"}, "Location": {r.emu.GraphURL() + "/communications/calls/" + tc.callID + "/operations/" + tc.opID}},
-			})
-			rp := r.adminDo(http.MethodPost, "/v1/calls/"+tc.callID+"/participants/invite", seed(t, tc.request))
-			if rp.status != http.StatusAccepted {
-				t.Fatalf("invite = %d: %s", rp.status, rp.body)
-			}
-			var op model.Operation
-			rp.decode(t, &op)
-			if op.ID != tc.opID || op.ClientContext != ctxSeed || op.Status != model.OpRunning {
-				t.Fatalf("operation = %+v", op)
-			}
-			sent := r.emu.Requests(emulator.RouteInvite)
-			if len(sent) != 1 {
-				t.Fatalf("Graph got %d invites", len(sent))
-			}
-			sameJSON(t, sent[0].Body, seed(t, tc.request))
-
-			v := r.view(tc.callID)
-			if len(v.Operations) != 1 || v.Operations[0].Status != model.OpRunning {
-				t.Fatalf("before the notification: %+v", v.Operations)
-			}
-			r.mustNotify(seed(t, tc.opNote))
-			r.mustNotify(seed(t, tc.roster))
-			v = r.view(tc.callID)
-			if len(v.Operations) != 1 || v.Operations[0].Status != model.OpCompleted || v.Operations[0].ClientContext != ctxSeed {
-				t.Fatalf("operation after its notification: %+v", v.Operations)
-			}
-			rv := r.view(tc.rosterCall)
-			if len(rv.Participants) != tc.rosterSize {
-				t.Fatalf("roster of %s: %d participants, want %d", tc.rosterCall, len(rv.Participants), tc.rosterSize)
-			}
-			if got := testutil.ToFloat64(r.metrics.adminRequests.WithLabelValues("/v1/calls/{callID}/participants/invite", "POST", "202")); got != 1 {
-				t.Errorf("admin requests counted %v", got)
-			}
-		})
-	}
-}
-
-func TestInviteGeneratesClientContext(t *testing.T) {
-	r := newRig(t, rigOptions{automation: automation0()})
-	id := r.emu.PutCall(model.Call{State: model.StateEstablished, CallbackURI: r.callbackURL})
-	r.mustNotify([]byte(fmt.Sprintf(`{"value":[{"changeType":"updated","resourceUrl":"/communications/calls/%s","resourceData":{"@odata.type":"#microsoft.graph.call","id":"%s","state":"established"}}]}`, id, id)))
-	rp := r.adminDo(http.MethodPost, "/v1/calls/"+id+"/participants/invite", []byte(`{"participants":[{"identity":{"phone":{"id":"+12345678901"}}}]}`))
-	if rp.status != http.StatusAccepted {
-		t.Fatalf("invite = %d: %s", rp.status, rp.body)
-	}
-	var op model.Operation
-	rp.decode(t, &op)
-	if op.ClientContext == "" || op.ID == "" {
-		t.Fatalf("operation = %+v", op)
-	}
-	v := r.view(id)
-	if len(v.Operations) != 1 || v.Operations[0].ClientContext != op.ClientContext || v.Operations[0].ID != op.ID {
-		t.Fatalf("recorded = %+v", v.Operations)
-	}
-}
-
-// TestAdminErrors: each broken admin request gets its status and a problem
-// body, sends nothing to Graph and changes no state.
-func TestAdminErrors(t *testing.T) {
-	r := newRig(t, rigOptions{automation: automation0()})
-	known := r.emu.PutCall(model.Call{State: model.StateEstablished, CallbackURI: r.callbackURL})
-	r.mustNotify([]byte(fmt.Sprintf(`{"value":[{"changeType":"updated","resourceUrl":"/communications/calls/%s","resourceData":{"@odata.type":"#microsoft.graph.call","id":"%s","state":"established"}}]}`, known, known)))
+// TestAdminDecodingErrors: each admin request the handlers refuse
+// themselves (routing, method, decoding) gets its status and a problem
+// body, asks the calls service nothing and changes no state; a rule
+// refusal of the service is a 422 naming its rule and field.
+func TestAdminDecodingErrors(t *testing.T) {
 	p2p := withoutCallback(t, seed(t, "003_01_request.json"))
+	const known = "k-1"
 	cases := []struct {
 		name, method, path string
 		body               []byte
+		err                error // the calls service's answer
 		status             int
 		rule               string
 	}{
-		{"unknown call", http.MethodGet, "/v1/calls/nope", nil, http.StatusNotFound, ""},
-		{"unknown route", http.MethodGet, "/v1/nothing", nil, http.StatusNotFound, ""},
-		{"method", http.MethodPut, "/v1/calls", p2p, http.StatusMethodNotAllowed, ""},
-		{"not json", http.MethodPost, "/v1/calls", []byte("{"), http.StatusBadRequest, ""},
-		{"unknown field", http.MethodPost, "/v1/calls", setJSON(t, p2p, "colour", "blue"), http.StatusBadRequest, ""},
-		{"wrong type", http.MethodPost, "/v1/calls", setJSON(t, p2p, "targets", "john"), http.StatusBadRequest, ""},
-		{"trailing data", http.MethodPost, "/v1/calls", append(append([]byte{}, p2p...), []byte(" {}")...), http.StatusBadRequest, ""},
-		{"foreign callbackUri", http.MethodPost, "/v1/calls", setJSON(t, p2p, "callbackUri", "https://evil.example/cb"), http.StatusUnprocessableEntity, "callbackUri.own"},
-		{"no targets", http.MethodPost, "/v1/calls", setJSON(t, p2p, "targets", []any{}), http.StatusUnprocessableEntity, "required"},
-		{"bad phone", http.MethodPost, "/v1/calls", setJSON(t, p2p, "targets", []any{map[string]any{"identity": map[string]any{"phone": map[string]any{"id": "12345"}}}}), http.StatusUnprocessableEntity, "phone.e164"},
-		{"six group targets", http.MethodPost, "/v1/calls", setJSON(t, p2p, "targets", sixUsers()), http.StatusUnprocessableEntity, "groupCall.maxTargets"},
-		{"invite unknown call", http.MethodPost, "/v1/calls/nope/participants/invite", seed(t, "001_13_request.json"), http.StatusNotFound, ""},
-		{"invite long clientContext", http.MethodPost, "/v1/calls/" + known + "/participants/invite", setJSON(t, seed(t, "001_13_request.json"), "clientContext", strings.Repeat("x", 257)), http.StatusUnprocessableEntity, "clientContext.maxLength"},
-		{"invite six", http.MethodPost, "/v1/calls/" + known + "/participants/invite", []byte(`{"participants":` + string(mustJSON(sixUsers())) + `}`), http.StatusUnprocessableEntity, "invite.maxParticipants"},
-		{"invite move two", http.MethodPost, "/v1/calls/" + known + "/participants/invite", []byte(`{"participants":[{"participantId":"p1","identity":{"user":{"id":"u1"}}},{"identity":{"user":{"id":"u2"}}}]}`), http.StatusUnprocessableEntity, "invite.participantIdSingle"},
-		{"invite empty body", http.MethodPost, "/v1/calls/" + known + "/participants/invite", nil, http.StatusBadRequest, ""},
-		{"invite no participants", http.MethodPost, "/v1/calls/" + known + "/participants/invite", []byte(`{}`), http.StatusUnprocessableEntity, "required"},
+		{"unknown call", http.MethodGet, "/v1/calls/nope", nil, nil, http.StatusNotFound, ""},
+		{"unknown route", http.MethodGet, "/v1/nothing", nil, nil, http.StatusNotFound, ""},
+		{"method", http.MethodPut, "/v1/calls", p2p, nil, http.StatusMethodNotAllowed, ""},
+		{"not json", http.MethodPost, "/v1/calls", []byte("{"), nil, http.StatusBadRequest, ""},
+		{"unknown field", http.MethodPost, "/v1/calls", setJSON(t, p2p, "colour", "blue"), nil, http.StatusBadRequest, ""},
+		{"wrong type", http.MethodPost, "/v1/calls", setJSON(t, p2p, "targets", "john"), nil, http.StatusBadRequest, ""},
+		{"trailing data", http.MethodPost, "/v1/calls", append(append([]byte{}, p2p...), []byte(" {}")...), nil, http.StatusBadRequest, ""},
+		{"invite empty body", http.MethodPost, "/v1/calls/" + known + "/participants/invite", nil, nil, http.StatusBadRequest, ""},
+		{"service rule", http.MethodPost, "/v1/calls", p2p, &graph.ValidationError{Rule: "phone.e164", Field: "targets.identity.phone.id", Message: "not E.164"}, http.StatusUnprocessableEntity, "phone.e164"},
+		{"service rule, invite", http.MethodPost, "/v1/calls/" + known + "/participants/invite", []byte(`{}`), &graph.ValidationError{Rule: "required", Field: "participants", Message: "required"}, http.StatusUnprocessableEntity, "required"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			before := len(r.emu.GraphRequests())
-			calls := r.store.Calls()
+			f := &fakeCalls{err: tc.err}
+			r := newFakeRig(t, f, rigOptions{})
 			rp := r.adminDo(tc.method, tc.path, tc.body)
 			if rp.status != tc.status {
 				t.Fatalf("status %d, want %d: %s", rp.status, tc.status, rp.body)
@@ -303,173 +49,122 @@ func TestAdminErrors(t *testing.T) {
 			if rp.status == http.StatusUnprocessableEntity && (p.Rule == "" || p.Field == "") {
 				t.Errorf("422 without rule or field: %s", rp.body)
 			}
-			if n := len(r.emu.GraphRequests()); n != before {
-				t.Errorf("Graph got %d requests", n-before)
+			if tc.err == nil {
+				f.askedNothing(t)
 			}
-			if after := r.store.Calls(); len(after) != len(calls) {
-				t.Errorf("calls %d -> %d", len(calls), len(after))
-			}
-			v := r.view(known)
-			if len(v.Operations) != 0 {
-				t.Errorf("an operation was recorded: %+v", v.Operations)
+			if n := len(r.store.Calls()); n != 0 {
+				t.Errorf("%d calls tracked", n)
 			}
 		})
 	}
 }
 
-func sixUsers() []any {
-	var out []any
-	for i := 0; i < 6; i++ {
-		out = append(out, map[string]any{"identity": map[string]any{"user": map[string]any{"id": fmt.Sprintf("u%d", i)}}})
-	}
-	return out
+// adminRoutes is every admin route that names a call: the reads and the
+// actions.
+func adminRoutes() []struct{ method, path, body string } {
+	routes := append([]struct{ method, path, body string }{{http.MethodGet, "", ""}, {http.MethodGet, "/participants", ""}}, callRoutes...)
+	return append(routes, participantRoutes...)
 }
 
-func mustJSON(v any) []byte { b, _ := json.Marshal(v); return b }
-
-// TestGraphErrorsBecome502 checks that Graph's refusal reaches the user
-// with Graph's code and request id, and that a failed invite is failed.
-func TestGraphErrorsBecome502(t *testing.T) {
-	r := newRig(t, rigOptions{automation: automation0()})
-	r.emu.Script(emulator.RouteCreateCall, emulator.Fault{Status: http.StatusForbidden, Code: "Forbidden"})
-	rp := r.adminDo(http.MethodPost, "/v1/calls", withoutCallback(t, seed(t, "003_01_request.json")))
-	if rp.status != http.StatusBadGateway {
-		t.Fatalf("status %d: %s", rp.status, rp.body)
-	}
-	p := rp.problem(t)
-	if p.GraphStatus != http.StatusForbidden || p.GraphCode != "Forbidden" || p.RequestID == "" || p.ClientRequestID == "" {
-		t.Fatalf("problem = %+v", p)
-	}
-	if len(r.store.Calls()) != 0 {
-		t.Fatal("a refused call was tracked")
-	}
-
-	id := r.emu.PutCall(model.Call{State: model.StateEstablished, CallbackURI: r.callbackURL})
-	r.mustNotify([]byte(fmt.Sprintf(`{"value":[{"changeType":"updated","resourceUrl":"/communications/calls/%s","resourceData":{"@odata.type":"#microsoft.graph.call","id":"%s","state":"established"}}]}`, id, id)))
-	r.emu.Script(emulator.RouteInvite, emulator.Fault{Status: http.StatusBadRequest, Code: "BadRequest"})
-	rp = r.adminDo(http.MethodPost, "/v1/calls/"+id+"/participants/invite", seed(t, "001_13_request.json"))
-	if rp.status != http.StatusBadGateway {
-		t.Fatalf("invite status %d: %s", rp.status, rp.body)
-	}
-	v := r.view(id)
-	if len(v.Operations) != 1 || v.Operations[0].Status != model.OpFailed {
-		t.Fatalf("operations = %+v", v.Operations)
-	}
-}
-
-// TestRetriedThenSucceeds: a 503 then success is invisible to the user.
-func TestRetriedThenSucceeds(t *testing.T) {
-	r := newRig(t, rigOptions{automation: automation0()})
-	r.emu.Script(emulator.RouteCreateCall, emulator.Fault{Status: http.StatusServiceUnavailable, RetryAfter: "0"})
-	rp := r.adminDo(http.MethodPost, "/v1/calls", withoutCallback(t, seed(t, "003_01_request.json")))
-	if rp.status != http.StatusCreated {
-		t.Fatalf("status %d: %s", rp.status, rp.body)
-	}
-	if n := len(r.emu.Requests(emulator.RouteCreateCall)); n != 2 {
-		t.Fatalf("Graph got %d create-call attempts, want 2", n)
-	}
-}
-
-// TestIncomingCallIsAnswered: a created incoming-call notification makes
-// botd answer, with its own callbackUri, outside the callback request.
-func TestIncomingCallIsAnswered(t *testing.T) {
-	r := newRig(t, rigOptions{automation: automation.Config{IncomingAction: "answer", KeepAlive: time.Hour}})
-	id := r.emu.PutCall(model.Call{State: model.StateIncoming, Direction: "incoming"})
-	r.mustNotify([]byte(fmt.Sprintf(`{"value":[{"changeType":"created","resourceUrl":"/communications/calls/%s","resourceData":{"@odata.type":"#microsoft.graph.call","id":"%s","state":"incoming","direction":"incoming",
-		"source":{"identity":{"phone":{"id":"+12345678901"}}},"targets":[{"identity":{"application":{"id":"app-1"}}}]}}]}`, id, id)))
-	eventually(t, "the incoming call is answered", func() bool { return len(r.emu.Requests(emulator.RouteAnswer)) == 1 })
-	var body map[string]any
-	if err := json.Unmarshal(r.emu.Requests(emulator.RouteAnswer)[0].Body, &body); err != nil {
-		t.Fatal(err)
-	}
-	if body["callbackUri"] != r.callbackURL {
-		t.Errorf("answer callbackUri = %v", body["callbackUri"])
-	}
-	r.drain()
-	v := r.view(id)
-	if v.State != model.StateIncoming || v.Direction != "incoming" {
-		t.Errorf("view = %s %s", v.State, v.Direction)
-	}
-}
-
-// TestKeepAliveIsSent: an established call gets keepAlive on the interval.
-func TestKeepAliveIsSent(t *testing.T) {
-	r := newRig(t, rigOptions{automation: automation.Config{IncomingAction: "ignore", KeepAlive: 20 * time.Millisecond}})
-	id := r.emu.PutCall(model.Call{State: model.StateEstablished})
-	r.mustNotify([]byte(fmt.Sprintf(`{"value":[{"changeType":"updated","resourceUrl":"/communications/calls/%s","resourceData":{"@odata.type":"#microsoft.graph.call","id":"%s","state":"established"}}]}`, id, id)))
-	eventually(t, "two keepAlives", func() bool { return len(r.emu.Requests(emulator.RouteKeepAlive)) >= 2 })
-	if got := r.emu.Requests(emulator.RouteKeepAlive)[0].CallID; got != id {
-		t.Errorf("keepAlive for %q", got)
-	}
-}
-
-// TestRosterGapResync: a delta roster with a gap that never fills makes
-// botd list the participants and replace the roster.
-func TestRosterGapResync(t *testing.T) {
-	r := newRig(t, rigOptions{automation: automation0(), store: callstate.Config{DeltaGapTimeout: 20 * time.Millisecond}})
-	id := r.emu.PutCall(model.Call{State: model.StateEstablished})
-	john := model.Participant{ID: "p-john", Info: model.ParticipantInfo{Identity: &model.IdentitySet{User: &model.Identity{ID: "john"}}}}
-	r.emu.SetParticipants(id, []model.Participant{john})
-	r.mustNotify([]byte(fmt.Sprintf(`{"value":[{"changeType":"updated","resourceUrl":"/communications/calls/%s","resourceData":{"@odata.type":"#microsoft.graph.call","id":"%s","state":"established"}}]}`, id, id)))
-	// Delta 2 arrives; delta 1 never does.
-	r.mustNotify([]byte(fmt.Sprintf(`{"value":[{"changeType":"updated","resourceUrl":"/communications/calls/%s/participants","resourceData":[{"@odata.type":"#microsoft.graph.deltaParticipants","sequenceNumber":2,"participants":[{"@odata.type":"#microsoft.graph.participant","id":"p-x","rosterSequenceNumber":2,"info":{"identity":{"user":{"id":"x"}}}}]}]}]}`, id)))
-	eventually(t, "list participants", func() bool { return len(r.emu.Requests(emulator.RouteListParticipants)) == 1 })
-	eventually(t, "roster replaced", func() bool {
-		v := r.view(id)
-		return !v.RosterNeedsResync && len(v.Participants) == 1 && v.Participants[0].ID == "p-john"
-	})
-}
-
-func TestCallActions(t *testing.T) {
-	r := newRig(t, rigOptions{automation: automation0()})
-	for _, tc := range []struct {
-		path   string
-		body   string
-		route  emulator.Route
-		status int
-	}{
-		{"/answer", `{}`, emulator.RouteAnswer, http.StatusAccepted},
-		{"/reject", `{"reason":"busy"}`, emulator.RouteReject, http.StatusAccepted},
-		{"/redirect", `{"targets":[{"identity":{"phone":{"id":"+12345678901"}}}]}`, emulator.RouteRedirect, http.StatusAccepted},
-		{"/transfer", `{"transferTarget":{"identity":{"user":{"id":"u1"}}}}`, emulator.RouteTransfer, http.StatusAccepted},
-		{"/keepAlive", ``, emulator.RouteKeepAlive, http.StatusOK},
-		{"", ``, emulator.RouteDeleteCall, http.StatusAccepted},
-	} {
-		t.Run(string(tc.route), func(t *testing.T) {
-			state := model.StateEstablished
-			if tc.route == emulator.RouteAnswer || tc.route == emulator.RouteReject || tc.route == emulator.RouteRedirect {
-				state = model.StateIncoming
+// TestUntrackedCallIs404: every route that names a call botd does not
+// track answers 404 not_found with the route as instance, never 502: the
+// reads from the store, the actions from the calls service's refusal,
+// which comes before the body is read (hangup asks the service itself).
+func TestUntrackedCallIs404(t *testing.T) {
+	refusal := &calls.Error{Kind: calls.NotFound, Message: `call "nope" is not tracked`}
+	for _, rt := range adminRoutes() {
+		t.Run(rt.method+rt.path, func(t *testing.T) {
+			f := &fakeCalls{liveErr: refusal, err: refusal}
+			r := newFakeRig(t, f, rigOptions{})
+			rp := r.adminDo(rt.method, "/v1/calls/nope"+rt.path, bodyOf(rt.body))
+			if rp.status != http.StatusNotFound {
+				t.Fatalf("status %d, want 404: %s", rp.status, rp.body)
 			}
-			id := r.emu.PutCall(model.Call{State: state, CallbackURI: r.callbackURL})
-			// botd acts only on calls it tracks: it hears of this one first.
-			r.mustNotify([]byte(fmt.Sprintf(`{"value":[{"changeType":"updated","resourceUrl":"/communications/calls/%s","resourceData":{"@odata.type":"#microsoft.graph.call","id":"%s","state":"%s"}}]}`, id, id, state)))
-			method := http.MethodPost
-			var body []byte
-			if tc.body != "" {
-				body = []byte(tc.body)
+			p := rp.problem(t)
+			if p.Code != CodeNotFound || p.Detail != `call "nope" is not tracked` || p.Instance != "/v1/calls/nope"+rt.path {
+				t.Errorf("problem = %+v", p)
 			}
-			if tc.route == emulator.RouteDeleteCall {
-				method = http.MethodDelete
-			}
-			rp := r.adminDo(method, "/v1/calls/"+id+tc.path, body)
-			if rp.status != tc.status {
-				t.Fatalf("status %d: %s", rp.status, rp.body)
-			}
-			var ar actionReply
-			rp.decode(t, &ar)
-			if ar.CallID != id || ar.ClientRequestID == "" {
-				t.Errorf("reply = %+v", ar)
-			}
-			got := r.emu.Requests(tc.route)
-			if len(got) == 0 || got[len(got)-1].CallID != id {
-				t.Fatalf("Graph did not get %s for %s", tc.route, id)
-			}
-			if tc.route == emulator.RouteAnswer || tc.route == emulator.RouteRedirect {
-				var m map[string]any
-				_ = json.Unmarshal(got[len(got)-1].Body, &m)
-				if m["callbackUri"] != r.callbackURL {
-					t.Errorf("callbackUri = %v", m["callbackUri"])
+			if rt.method == http.MethodDelete && rt.path == "" {
+				if len(f.asked) != 1 || f.asked[0] != "Hangup nope " {
+					t.Errorf("asked %v, want [Hangup nope]", f.asked)
 				}
+				return
+			}
+			f.askedNothing(t)
+		})
+	}
+}
+
+// TestTerminatedCallIs409: every action on a call the calls service holds
+// as terminated answers 409 conflict "call already terminated".
+func TestTerminatedCallIs409(t *testing.T) {
+	refusal := &calls.Error{Kind: calls.Conflict, Message: "call already terminated"}
+	for _, rt := range append(callRoutes[:len(callRoutes):len(callRoutes)], participantRoutes...) {
+		t.Run(rt.method+rt.path, func(t *testing.T) {
+			f := &fakeCalls{liveErr: refusal, err: refusal}
+			r := newFakeRig(t, f, rigOptions{})
+			rp := r.adminDo(rt.method, "/v1/calls/c1"+rt.path, bodyOf(rt.body))
+			if rp.status != http.StatusConflict {
+				t.Fatalf("status %d, want 409: %s", rp.status, rp.body)
+			}
+			p := rp.problem(t)
+			if p.Code != CodeConflict || p.Detail != "call already terminated" || p.Title != "Conflict" {
+				t.Errorf("problem = %+v", p)
+			}
+		})
+	}
+}
+
+// TestUnknownParticipantIs404: a participant route naming someone the
+// calls service does not find in the roster answers 404 with its text, and
+// the body is never read.
+func TestUnknownParticipantIs404(t *testing.T) {
+	refusal := &calls.Error{Kind: calls.NotFound, Message: `participant "p1" is not in call "c1"`}
+	for _, rt := range participantRoutes {
+		t.Run(rt.method+rt.path, func(t *testing.T) {
+			f := &fakeCalls{liveErr: refusal, err: refusal}
+			r := newFakeRig(t, f, rigOptions{})
+			rp := r.adminDo(rt.method, "/v1/calls/c1"+rt.path, bodyOf(rt.body))
+			if rp.status != http.StatusNotFound {
+				t.Fatalf("status %d, want 404: %s", rp.status, rp.body)
+			}
+			if p := rp.problem(t); p.Code != CodeNotFound || p.Detail != `participant "p1" is not in call "c1"` {
+				t.Errorf("problem = %+v", p)
+			}
+		})
+	}
+}
+
+// TestGraphRefusalsReachTheUser: Graph's refusal, as the calls service
+// returns it, reaches the user with Graph's status, code and ids: a 404 on
+// a call botd holds as live is 404 not_found, not 502; any other refusal is
+// 502 (over the whole stack: TestGraphErrorsBecome502,
+// TestGraphNotFoundIs404).
+func TestGraphRefusalsReachTheUser(t *testing.T) {
+	p2p := withoutCallback(t, seed(t, "003_01_request.json"))
+	for _, tc := range []struct {
+		name, path string
+		body       []byte
+		err        *graph.APIError
+		status     int
+		code       Code
+	}{
+		{"create forbidden", "/v1/calls", p2p, &graph.APIError{StatusCode: http.StatusForbidden, Code: "Forbidden", RequestID: "rid-1", ClientRequestID: "crid-1"}, http.StatusBadGateway, CodeUpstream},
+		{"invite bad request", "/v1/calls/c1/participants/invite", seed(t, "001_13_request.json"), &graph.APIError{StatusCode: http.StatusBadRequest, Code: "BadRequest", RequestID: "rid-1", ClientRequestID: "crid-1"}, http.StatusBadGateway, CodeUpstream},
+		{"keepAlive, Graph has no such call", "/v1/calls/c1/keepAlive", nil, &graph.APIError{StatusCode: http.StatusNotFound, Code: "NotFound", RequestID: "rid-1", ClientRequestID: "crid-1"}, http.StatusNotFound, CodeNotFound},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newFakeRig(t, &fakeCalls{err: tc.err}, rigOptions{})
+			rp := r.adminDo(http.MethodPost, tc.path, tc.body)
+			if rp.status != tc.status {
+				t.Fatalf("status %d, want %d: %s", rp.status, tc.status, rp.body)
+			}
+			p := rp.problem(t)
+			if p.Code != tc.code || p.GraphStatus != tc.err.StatusCode || p.GraphCode != tc.err.Code || p.RequestID != "rid-1" || p.ClientRequestID != "crid-1" {
+				t.Fatalf("problem = %+v", p)
+			}
+			if len(r.store.Calls()) != 0 {
+				t.Fatal("a refused call was tracked")
 			}
 		})
 	}

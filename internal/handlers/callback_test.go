@@ -131,7 +131,7 @@ func TestEverySeedNotificationShowsInTheView(t *testing.T) {
 			if !ok {
 				t.Fatalf("no expectation for seed %s", name)
 			}
-			r := newRig(t, rigOptions{automation: automation0()})
+			r := newFakeRig(t, &fakeCalls{}, rigOptions{})
 			body := seed(t, name)
 			if strings.HasSuffix(name, "_notification.json") && (strings.Contains(string(body), `"deleted"`) && strings.Contains(string(body), "Operation")) {
 				// An operation botd sent on a call it knows: record it
@@ -163,7 +163,7 @@ func TestEverySeedNotificationShowsInTheView(t *testing.T) {
 }
 
 func TestCallbackCountsEveryItem(t *testing.T) {
-	r := newRig(t, rigOptions{automation: automation0()})
+	r := newFakeRig(t, &fakeCalls{}, rigOptions{})
 	body := []byte(`{"value":[
 		{"changeType":"updated","resourceUrl":"/communications/calls/c-1","resourceData":{"@odata.type":"#microsoft.graph.call","state":"established","id":"c-1"}},
 		{"changeType":"updated","resourceUrl":"/communications/calls/c-1","resourceData":{"@odata.type":"#microsoft.graph.call","state":"established","id":"c-1"}},
@@ -203,7 +203,7 @@ func TestCallbackCountsEveryItem(t *testing.T) {
 // TestCallbackErrorsChangeNothing sends broken callbacks: each gets its
 // status with a problem body, and no call appears.
 func TestCallbackErrorsChangeNothing(t *testing.T) {
-	r := newRig(t, rigOptions{automation: automation0()})
+	r := newFakeRig(t, &fakeCalls{}, rigOptions{})
 	good := seed(t, "003_17_notification.json")
 	huge := append([]byte(`{"value":[`), bytes.Repeat([]byte(" "), 2<<20)...)
 	cases := []struct {
@@ -249,7 +249,7 @@ func TestCallbackErrorsChangeNothing(t *testing.T) {
 }
 
 func TestLivezOnBothListeners(t *testing.T) {
-	r := newRig(t, rigOptions{automation: automation0()})
+	r := newFakeRig(t, &fakeCalls{}, rigOptions{})
 	for _, u := range []string{r.public.URL, r.admin.URL} {
 		if rp := do(t, http.MethodGet, u+"/livez", "", nil); rp.status != http.StatusOK {
 			t.Errorf("%s/livez = %d", u, rp.status)
@@ -265,7 +265,7 @@ func TestLivezOnBothListeners(t *testing.T) {
 }
 
 func TestReadyz(t *testing.T) {
-	r := newRig(t, rigOptions{automation: automation0()})
+	r := newFakeRig(t, &fakeCalls{}, rigOptions{})
 	if rp := r.adminDo(http.MethodGet, "/readyz", nil); rp.status != http.StatusOK {
 		t.Fatalf("readyz = %d: %s", rp.status, rp.body)
 	}
@@ -278,19 +278,8 @@ func TestReadyz(t *testing.T) {
 	}
 }
 
-func TestReadyzNeedsAToken(t *testing.T) {
-	r := newRig(t, rigOptions{automation: automation0()})
-	r.emu.SetFault("token", &emulatorFault503)
-	if rp := r.adminDo(http.MethodGet, "/readyz", nil); rp.status != http.StatusServiceUnavailable {
-		t.Fatalf("readyz with a failing token endpoint = %d: %s", rp.status, rp.body)
-	}
-	if strings.Contains(r.logs.String(), "secret-1") {
-		t.Error("client secret in the logs")
-	}
-}
-
 func TestMetricsEndpoint(t *testing.T) {
-	r := newRig(t, rigOptions{automation: automation0()})
+	r := newFakeRig(t, &fakeCalls{}, rigOptions{})
 	r.mustNotify(seed(t, "003_17_notification.json"))
 	rp := r.adminDo(http.MethodGet, "/metrics", nil)
 	if rp.status != http.StatusOK {
@@ -309,7 +298,7 @@ var _ = os.ReadFile
 // its '/', result codes as strings, a data id that disagrees with the
 // path) apply to the path's call, and each is counted and logged at debug.
 func TestQuirksToleratedAndCounted(t *testing.T) {
-	r := newRig(t, rigOptions{automation: automation0()})
+	r := newFakeRig(t, &fakeCalls{}, rigOptions{})
 	body := []byte(`{"value":[{"changeType":"updated","resourceUrl":"communications/calls/q-1","resourceData":{"@odata.type":"#microsoft.graph.call","id":"q-2","state":"established","resultInfo":{"code":"200","subcode":"5001"}}}]}`)
 	r.mustNotify(body)
 	v := r.view("q-1")
@@ -337,7 +326,7 @@ func TestQuirksToleratedAndCounted(t *testing.T) {
 // whole by the callback and applied to its call: operations finish with
 // their completionReason, a key press lands in the call's tones.
 func TestMicrosoftMediaNotificationsApply(t *testing.T) {
-	r := newRig(t, rigOptions{automation: automation0()})
+	r := newFakeRig(t, &fakeCalls{}, rigOptions{})
 	files, _ := filepath.Glob(filepath.Join("..", "notify", "testdata", "media", "*.json"))
 	if len(files) < 15 {
 		t.Fatalf("%d media examples, want 15", len(files))

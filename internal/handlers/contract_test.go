@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/botd/botd/internal/callstate"
 	"github.com/botd/botd/internal/model"
 )
 
@@ -17,9 +18,9 @@ import (
 // its JSON path and the type the API expects in JSON's and Graph's words,
 // never Go's.
 func TestJSONTypeErrorsSpeakJSON(t *testing.T) {
-	r := newRig(t, rigOptions{automation: automation0()})
-	known := r.emu.PutCall(model.Call{State: model.StateEstablished, CallbackURI: r.callbackURL})
-	r.track(known, model.StateEstablished)
+	f := &fakeCalls{}
+	r := newFakeRig(t, f, rigOptions{})
+	const known = "k-1" // live: the fake's Live refuses nothing
 	p2p := withoutCallback(t, seed(t, "003_01_request.json"))
 	cases := []struct {
 		name, path string
@@ -48,17 +49,18 @@ func TestJSONTypeErrorsSpeakJSON(t *testing.T) {
 			if p := rp.problem(t); p.Code != CodeInvalid || p.Detail != tc.detail {
 				t.Errorf("problem = %+v\nwant detail %s", p, tc.detail)
 			}
+			f.askedNothing(t)
 		})
 	}
 }
 
 // TestEmptyBody: a route that needs a body answers an empty one 400
-// "the request body is empty" and sends nothing; a route whose body is
-// optional sends Graph its defaults.
+// "the request body is empty" and asks the calls service nothing; a route
+// whose body is optional asks it with the zero body (Graph's defaults).
 func TestEmptyBody(t *testing.T) {
-	r := newRig(t, rigOptions{automation: automation0()})
-	id := r.emu.PutCall(model.Call{State: model.StateEstablished, CallbackURI: r.callbackURL})
-	r.track(id, model.StateEstablished)
+	f := &fakeCalls{}
+	r := newFakeRig(t, f, rigOptions{})
+	const id = "k-1"
 	for _, rt := range []struct{ method, path string }{
 		{http.MethodPost, "/v1/calls"},
 		{http.MethodPost, "/v1/calls/" + id + "/participants/invite"},
@@ -67,7 +69,7 @@ func TestEmptyBody(t *testing.T) {
 	} {
 		for _, body := range [][]byte{nil, []byte(" \n")} {
 			t.Run("required"+rt.path, func(t *testing.T) {
-				before := len(r.emu.GraphRequests())
+				before := f.askedCount()
 				rp := r.adminDo(rt.method, rt.path, body)
 				if rp.status != http.StatusBadRequest {
 					t.Fatalf("status %d, want 400: %s", rp.status, rp.body)
@@ -76,8 +78,8 @@ func TestEmptyBody(t *testing.T) {
 				if p.Code != CodeInvalid || p.Detail != "the request body is empty" || p.Instance != rt.path {
 					t.Errorf("problem = %+v", p)
 				}
-				if n := len(r.emu.GraphRequests()); n != before {
-					t.Errorf("Graph got %d requests", n-before)
+				if n := f.askedCount(); n != before {
+					t.Errorf("the calls service was asked %d times", n-before)
 				}
 			})
 		}
@@ -89,96 +91,15 @@ func TestEmptyBody(t *testing.T) {
 		{http.MethodDelete, ""},
 	} {
 		t.Run("optional"+rt.path, func(t *testing.T) {
-			before := len(r.emu.GraphRequests())
+			before := f.askedCount()
 			rp := r.adminDo(rt.method, "/v1/calls/"+id+rt.path, nil)
 			if bytes.Contains(rp.body, []byte("the request body is empty")) || rp.status == http.StatusBadRequest {
 				t.Fatalf("status %d: %s", rp.status, rp.body)
 			}
-			if n := len(r.emu.GraphRequests()); n == before {
-				t.Errorf("Graph was not asked (status %d: %s)", rp.status, rp.body)
+			if n := f.askedCount(); n == before {
+				t.Errorf("the calls service was not asked (status %d: %s)", rp.status, rp.body)
 			}
 		})
-	}
-}
-
-// validationFailures is botd_graph_validation_failures_total{operation, rule}.
-func validationFailures(t *testing.T, reg prometheus.Gatherer, op, rule string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "botd_graph_validation_failures_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			l := map[string]string{}
-			for _, lp := range m.GetLabel() {
-				l[lp.GetName()] = lp.GetValue()
-			}
-			if l["operation"] == op && l["rule"] == rule {
-				return m.GetCounter().GetValue()
-			}
-		}
-		t.Fatalf("no series operation=%q rule=%q", op, rule)
-	}
-	t.Fatal("botd_graph_validation_failures_total not gathered")
-	return 0
-}
-
-// TestAdminRefusalsAreRuleFailures: the 422s the admin API answers itself
-// (a foreign callbackUri, and Graph's rules checked before the request
-// reaches the client) carry rule and field, and are counted in the Graph
-// client's validation metric under the operation and rule, in series that
-// existed from start.
-func TestAdminRefusalsAreRuleFailures(t *testing.T) {
-	r := newRig(t, rigOptions{automation: automation0()})
-	known := r.emu.PutCall(model.Call{State: model.StateEstablished, CallbackURI: r.callbackURL})
-	r.track(known, model.StateEstablished)
-	p2p := withoutCallback(t, seed(t, "003_01_request.json"))
-	before, err := testutil.GatherAndCount(r.reg, "botd_graph_validation_failures_total")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cases := []struct {
-		name, path, op, rule, field string
-		body                        []byte
-		detail                      string
-	}{
-		{"foreign callbackUri", "/v1/calls", "create_call", "callbackUri.own", "callbackUri",
-			setJSON(t, p2p, "callbackUri", "https://evil.example/cb"),
-			`invalid callbackUri: "https://evil.example/cb" is not botd's own (` + r.callbackURL + `): botd must receive the call's notifications to track it; leave it out [callbackUri.own]`},
-		{"answer, foreign callbackUri", "/v1/calls/" + known + "/answer", "answer", "callbackUri.own", "callbackUri",
-			[]byte(`{"callbackUri":"https://evil.example/cb"}`), ""},
-		{"redirect, foreign callbackUri", "/v1/calls/" + known + "/redirect", "redirect", "callbackUri.own", "callbackUri",
-			[]byte(`{"targets":[{"identity":{"user":{"id":"8e1b6a2c-5d5f-4f0e-9b3a-2f1c3d4e5f60"}}}],"callbackUri":"https://evil.example/cb"}`), ""},
-		{"bad phone", "/v1/calls", "create_call", "phone.e164", "",
-			setJSON(t, p2p, "targets", []any{map[string]any{"identity": map[string]any{"phone": map[string]any{"id": "12345"}}}}), ""},
-		{"invite six", "/v1/calls/" + known + "/participants/invite", "invite", "invite.maxParticipants", "",
-			[]byte(`{"participants":` + string(mustJSON(sixUsers())) + `}`), ""},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			was := validationFailures(t, r.reg, tc.op, tc.rule)
-			rp := r.adminDo(http.MethodPost, tc.path, tc.body)
-			if rp.status != http.StatusUnprocessableEntity {
-				t.Fatalf("status %d, want 422: %s", rp.status, rp.body)
-			}
-			p := rp.problem(t)
-			if p.Code != CodeUnprocessable || p.Rule != tc.rule || p.Field == "" || (tc.field != "" && p.Field != tc.field) {
-				t.Errorf("problem = %+v", p)
-			}
-			if tc.detail != "" && p.Detail != tc.detail {
-				t.Errorf("detail %s\nwant   %s", p.Detail, tc.detail)
-			}
-			if got := validationFailures(t, r.reg, tc.op, tc.rule); got != was+1 {
-				t.Errorf("counted %v, want %v", got, was+1)
-			}
-		})
-	}
-	if after, _ := testutil.GatherAndCount(r.reg, "botd_graph_validation_failures_total"); after != before {
-		t.Errorf("validation series %d -> %d: a label value outside the pre-set ones", before, after)
 	}
 }
 
@@ -202,10 +123,10 @@ func logLines(t *testing.T, r *rig, msg string) []map[string]any {
 }
 
 // TestLogFieldNames: the access log's latency is latency_ms, a number of
-// milliseconds; request_id is botd's own request id, and Graph's is
-// graph_request_id.
+// milliseconds; request_id is botd's own request id (Graph's is
+// graph_request_id: TestCallCreatedLogsGraphRequestID).
 func TestLogFieldNames(t *testing.T) {
-	r := newRig(t, rigOptions{automation: automation0()})
+	r := newFakeRig(t, &fakeCalls{view: callstate.CallView{ID: "new-1", State: model.StateEstablishing}}, rigOptions{})
 	h := http.Header{"Content-Type": {"application/json"}, "X-Request-Id": {"botd-req-1"}}
 	rp := send(t, http.MethodPost, r.admin.URL+"/v1/calls", h, withoutCallback(t, seed(t, "003_01_request.json")))
 	if rp.status != http.StatusCreated {
@@ -224,17 +145,6 @@ func TestLogFieldNames(t *testing.T) {
 	}
 	if a["request_id"] != "botd-req-1" {
 		t.Errorf("access log request_id = %v", a["request_id"])
-	}
-	created := logLines(t, r, "call created")
-	if len(created) != 1 {
-		t.Fatalf("%d call created lines: %s", len(created), r.logs)
-	}
-	c := created[0]
-	if id, _ := c["graph_request_id"].(string); id == "" || id == "botd-req-1" {
-		t.Errorf("graph_request_id = %#v: %v", c["graph_request_id"], c)
-	}
-	if _, ok := c["request_id"]; ok {
-		t.Errorf("call created has request_id, which is botd's: %v", c)
 	}
 }
 
@@ -348,7 +258,7 @@ func seriesCounts(t *testing.T, reg prometheus.Gatherer) map[string]int {
 // 0 before any traffic, every fixed label combination, so that traffic on
 // every route adds no series; a method outside the known ones is "other".
 func TestHandlersMetricsFromStart(t *testing.T) {
-	r := newRig(t, rigOptions{automation: automation0()})
+	r := newFakeRig(t, &fakeCalls{view: callstate.CallView{ID: "new-1", State: model.StateEstablishing}}, rigOptions{})
 	before := seriesCounts(t, r.reg)
 	for name, min := range map[string]int{
 		"botd_callback_requests_total": len(callbackCodes), "botd_callback_documents_total": 2,
@@ -374,7 +284,7 @@ func TestHandlersMetricsFromStart(t *testing.T) {
 	}
 
 	// Traffic on every route, successes and errors.
-	id := r.emu.PutCall(model.Call{State: model.StateEstablished, CallbackURI: r.callbackURL})
+	const id = "m-1"
 	r.track(id, model.StateEstablished)
 	r.notify([]byte(`{"value":[{}]}`))
 	r.notify([]byte(`not json`))
@@ -401,6 +311,9 @@ func TestHandlersMetricsFromStart(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(r.metrics.adminRequests.WithLabelValues("/v1/calls", http.MethodPost, "201")); got != 1 {
 		t.Errorf("create call counted %v", got)
+	}
+	if got := testutil.ToFloat64(r.metrics.adminRequests.WithLabelValues("/v1/calls/{callID}/participants/invite", http.MethodPost, "202")); got != 1 {
+		t.Errorf("invite counted %v", got)
 	}
 	send(t, "BREW", r.admin.URL+"/v1/calls", nil, nil)
 	if got := testutil.ToFloat64(r.metrics.adminRequests.WithLabelValues("unmatched", methodOther, "405")); got != 1 {

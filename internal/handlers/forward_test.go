@@ -28,11 +28,13 @@ func (p *peers) set(instance, url string) {
 	p.urls[instance] = url
 }
 
+// twoReplicas are two replicas without Graph: forwarding is the public
+// router's and the store's alone.
 func twoReplicas(t *testing.T) (a, b *rig, table *peers) {
 	table = &peers{urls: map[string]string{}}
 	client := &http.Client{Timeout: 5 * time.Second}
-	a = newRig(t, rigOptions{automation: automation0(), cluster: Cluster{Self: "botd-0", PeerURL: table.url, Client: client}})
-	b = newRig(t, rigOptions{automation: automation0(), cluster: Cluster{Self: "botd-1", PeerURL: table.url, Client: client}})
+	a = newFakeRig(t, &fakeCalls{}, rigOptions{cluster: Cluster{Self: "botd-0", PeerURL: table.url, Client: client}})
+	b = newFakeRig(t, &fakeCalls{}, rigOptions{cluster: Cluster{Self: "botd-1", PeerURL: table.url, Client: client}})
 	table.set("botd-0", a.public.URL)
 	table.set("botd-1", b.public.URL)
 	return a, b, table

@@ -18,6 +18,7 @@ import (
 	"github.com/botd/botd/internal/graph"
 	"github.com/botd/botd/internal/model"
 	"github.com/botd/botd/internal/notify"
+	"github.com/botd/botd/internal/testkit"
 )
 
 // fakeCalls is a calls service that records what the handlers asked of it
@@ -288,4 +289,60 @@ func TestCreateCallWritesTheView(t *testing.T) {
 	if v.ID != "new-1" {
 		t.Errorf("view = %+v", v)
 	}
+}
+
+// newFakeRig is the rig without Graph: the real decoder and call store and
+// both routers behind real listeners, over the fake calls service f
+// instead of the calls service, its Graph client and the emulator, and
+// with no automation. r.emu, r.calls and r.engine are nil.
+func newFakeRig(t *testing.T, f *fakeCalls, o rigOptions) *rig {
+	t.Helper()
+	r := &rig{t: t, reg: prometheus.NewRegistry(), logs: &testkit.Buffer{}}
+	log := zerolog.New(r.logs)
+	var err error
+	r.store, err = callstate.New(o.store, log, r.reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = r.store.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	r.public = httptest.NewUnstartedServer(nil)
+	r.callbackURL = "http://" + r.public.Listener.Addr().String() + "/api/calls"
+	r.metrics = NewMetrics(r.reg)
+	ready := NewReadiness(nil, time.Second, r.metrics)
+	r.deps = Deps{
+		Log: log, Decoder: notify.NewDecoder(notify.DefaultLimits()), Store: r.store, Calls: f,
+		Metrics: r.metrics, Ready: ready, Gatherer: r.reg,
+		CallbackPath: "/api/calls", MaxBody: 1 << 20,
+		RequestTimeout: 10 * time.Second,
+		Cluster:        o.cluster,
+	}
+	r.public.Config.Handler = Public(r.deps)
+	r.public.Start()
+	t.Cleanup(r.public.Close)
+	r.admin = httptest.NewServer(Admin(r.deps))
+	t.Cleanup(r.admin.Close)
+	ready.Set(true)
+	return r
+}
+
+// askedNothing fails the test if the fake calls service was asked for any
+// action.
+func (f *fakeCalls) askedNothing(t *testing.T) {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.asked) != 0 {
+		t.Errorf("the calls service was asked %v", f.asked)
+	}
+}
+
+// askedCount is how many actions the fake calls service was asked for.
+func (f *fakeCalls) askedCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.asked)
 }

@@ -167,6 +167,22 @@ func graphConfig(cfg *config.Config, rt *config.Runtime) graph.Config {
 	}
 }
 
+// storeConfig is the call store's config: every value explicit, from the
+// Config, and callstate's Default* for what botd does not expose.
+func storeConfig(cfg *config.Config) callstate.Config {
+	return callstate.Config{
+		Retention:            cfg.Retention,
+		SweepInterval:        callstate.DefaultSweepInterval,
+		OperationTimeout:     cfg.OperationTimeout,
+		DeltaHoldMax:         callstate.DefaultDeltaHoldMax,
+		DeltaGapTimeout:      cfg.DeltaGapTimeout,
+		MaxTransitions:       callstate.DefaultMaxTransitions,
+		MaxCalls:             cfg.MaxCalls,
+		MaxOperationsPerCall: callstate.DefaultMaxOperationsPerCall,
+		MaxTonesPerCall:      callstate.DefaultMaxTonesPerCall,
+	}
+}
+
 // app is botd built: its components and its two servers.
 type app struct {
 	store             *callstate.Store
@@ -187,12 +203,7 @@ func build(bgCtx context.Context, log zerolog.Logger, cfg *config.Config, st *st
 		return nil, fmt.Errorf("graph client: %w", err)
 	}
 
-	store, err := callstate.New(callstate.Config{
-		Retention:        cfg.Retention,
-		OperationTimeout: cfg.OperationTimeout,
-		DeltaGapTimeout:  cfg.DeltaGapTimeout,
-		MaxCalls:         cfg.MaxCalls,
-	}, log, reg)
+	store, err := callstate.New(storeConfig(cfg), log, reg)
 	if err != nil {
 		return nil, fmt.Errorf("call store: %w", err)
 	}

@@ -89,7 +89,11 @@ func newRig(t *testing.T, o rigOptions) *rig {
 	r.public.Listener = ln
 	callbackURL := "http://" + ln.Addr().String() + "/api/calls"
 
-	r.store, err = callstate.New(o.store, log, r.reg)
+	sc := callstate.DefaultConfig() // o.store's non-zero fields laid over it
+	if o.store.DeltaGapTimeout != 0 {
+		sc.DeltaGapTimeout = o.store.DeltaGapTimeout
+	}
+	r.store, err = callstate.New(sc, log, r.reg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -216,7 +216,7 @@ func build(bgCtx context.Context, log zerolog.Logger, cfg *config.Config, st *st
 		CallbackURL: rt.CallbackURL(), TenantID: rt.TenantID, BotAppID: rt.ClientID, BotName: cfg.BotName,
 	}, gc, store, log)
 	// The engine observes the store: every change reaches it.
-	engine := automation.New(automation.Config{
+	engine, err := automation.New(automation.Config{
 		IncomingAction:    cfg.IncomingAction,
 		RejectReason:      cfg.RejectReason,
 		RedirectTarget:    cfg.RedirectTarget,
@@ -228,6 +228,9 @@ func build(bgCtx context.Context, log zerolog.Logger, cfg *config.Config, st *st
 		QueueSize:         cfg.QueueSize,
 		ActionTimeout:     cfg.GraphRetryBudget + cfg.GraphTimeout,
 	}, svc, store, log, reg)
+	if err != nil {
+		return nil, fmt.Errorf("automation: %w", err)
+	}
 
 	sec, err := security(bgCtx, log, cfg, rt, reg)
 	if err != nil {

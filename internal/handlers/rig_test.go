@@ -105,7 +105,19 @@ func newRig(t *testing.T, o rigOptions) *rig {
 	if o.automation.KeepAlive == 0 {
 		o.automation.KeepAlive = time.Hour
 	}
-	r.engine = automation.New(o.automation, r.calls, r.store, log, r.reg)
+	if o.automation.Workers == 0 {
+		o.automation.Workers = automation.DefaultWorkers
+	}
+	if o.automation.QueueSize == 0 {
+		o.automation.QueueSize = automation.DefaultQueueSize
+	}
+	if o.automation.ActionTimeout == 0 {
+		o.automation.ActionTimeout = automation.DefaultActionTimeout
+	}
+	r.engine, err = automation.New(o.automation, r.calls, r.store, log, r.reg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var bg sync.WaitGroup
 	bg.Add(2)

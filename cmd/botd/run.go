@@ -157,13 +157,16 @@ func resolve(log zerolog.Logger, cfg *config.Config) (_ *started, err error) {
 }
 
 // graphConfig is the Graph client's config: every value explicit, from
-// the Config and the Runtime (BOTD_GRAPH_MAX_RETRIES=0 is MaxRetries 0).
+// the Config and the Runtime (BOTD_GRAPH_MAX_RETRIES=0 is MaxRetries 0),
+// and graph's Default* for the backoff botd does not expose. Scope is left
+// empty: the cloud's preset.
 func graphConfig(cfg *config.Config, rt *config.Runtime) graph.Config {
 	return graph.Config{
 		Cloud: cfg.Cloud, TenantID: rt.TenantID, ClientID: rt.ClientID, ClientSecret: rt.ClientSecret,
 		ClientCertificateFile: cfg.ClientCertificateFile, FederatedTokenFile: cfg.FederatedTokenFile, MaxTenants: cfg.GraphMaxTenants,
 		BaseURL: rt.GraphBaseURL, TokenURL: rt.TokenURL,
 		RequestTimeout: cfg.GraphTimeout, RetryBudget: cfg.GraphRetryBudget, MaxRetries: cfg.GraphMaxRetries,
+		BackoffInitial: graph.DefaultBackoffInitial, BackoffMax: graph.DefaultBackoffMax,
 	}
 }
 

@@ -72,7 +72,7 @@ func newRig(t *testing.T, o rigOptions) *rig {
 		TenantID: "tenant-1", ClientID: "app-1", ClientSecret: "secret-1",
 		BaseURL: r.emu.GraphURL(), TokenURL: r.emu.TokenURL(),
 		RequestTimeout: 5 * time.Second, RetryBudget: 5 * time.Second, MaxRetries: 2,
-		BackoffInitial: time.Millisecond, BackoffMax: 5 * time.Millisecond,
+		BackoffInitial: time.Millisecond, BackoffMax: 5 * time.Millisecond, MaxTenants: graph.DefaultMaxTenants,
 	}, log, r.reg)
 	if err != nil {
 		t.Fatal(err)

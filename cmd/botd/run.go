@@ -397,7 +397,14 @@ func security(ctx context.Context, log zerolog.Logger, cfg *config.Config, rt *c
 		MetadataURL:    metadataURL,
 		Issuers:        issuers,
 		AllowedTenants: config.List(cfg.AuthAllowedTenants),
-		OnVerified:     func(r *http.Request, c *auth.Claims) { handlers.RecordTenant(r, c.TenantID) },
+		// Tunables botd does not expose: auth's documented values.
+		ClockSkew:          auth.DefaultClockSkew,
+		RefreshInterval:    auth.DefaultRefreshInterval,
+		RetryInterval:      auth.DefaultRetryInterval,
+		UnknownKIDInterval: auth.DefaultUnknownKIDInterval,
+		FetchTimeout:       auth.DefaultFetchTimeout,
+		CacheSize:          auth.DefaultCacheSize,
+		OnVerified:         func(r *http.Request, c *auth.Claims) { handlers.RecordTenant(r, c.TenantID) },
 	}, log, reg)
 	if err != nil {
 		return sec, fmt.Errorf("inbound auth: %w", err)

@@ -157,13 +157,32 @@ func resolve(log zerolog.Logger, cfg *config.Config) (_ *started, err error) {
 }
 
 // graphConfig is the Graph client's config: every value explicit, from
-// the Config and the Runtime (BOTD_GRAPH_MAX_RETRIES=0 is MaxRetries 0).
+// the Config and the Runtime (BOTD_GRAPH_MAX_RETRIES=0 is MaxRetries 0),
+// and graph's Default* for the backoff botd does not expose. Scope is left
+// empty: the cloud's preset.
 func graphConfig(cfg *config.Config, rt *config.Runtime) graph.Config {
 	return graph.Config{
 		Cloud: cfg.Cloud, TenantID: rt.TenantID, ClientID: rt.ClientID, ClientSecret: rt.ClientSecret,
 		ClientCertificateFile: cfg.ClientCertificateFile, FederatedTokenFile: cfg.FederatedTokenFile, MaxTenants: cfg.GraphMaxTenants,
 		BaseURL: rt.GraphBaseURL, TokenURL: rt.TokenURL,
 		RequestTimeout: cfg.GraphTimeout, RetryBudget: cfg.GraphRetryBudget, MaxRetries: cfg.GraphMaxRetries,
+		BackoffInitial: graph.DefaultBackoffInitial, BackoffMax: graph.DefaultBackoffMax,
+	}
+}
+
+// storeConfig is the call store's config: every value explicit, from the
+// Config, and callstate's Default* for what botd does not expose.
+func storeConfig(cfg *config.Config) callstate.Config {
+	return callstate.Config{
+		Retention:            cfg.Retention,
+		SweepInterval:        callstate.DefaultSweepInterval,
+		OperationTimeout:     cfg.OperationTimeout,
+		DeltaHoldMax:         callstate.DefaultDeltaHoldMax,
+		DeltaGapTimeout:      cfg.DeltaGapTimeout,
+		MaxTransitions:       callstate.DefaultMaxTransitions,
+		MaxCalls:             cfg.MaxCalls,
+		MaxOperationsPerCall: callstate.DefaultMaxOperationsPerCall,
+		MaxTonesPerCall:      callstate.DefaultMaxTonesPerCall,
 	}
 }
 
@@ -187,12 +206,7 @@ func build(bgCtx context.Context, log zerolog.Logger, cfg *config.Config, st *st
 		return nil, fmt.Errorf("graph client: %w", err)
 	}
 
-	store, err := callstate.New(callstate.Config{
-		Retention:        cfg.Retention,
-		OperationTimeout: cfg.OperationTimeout,
-		DeltaGapTimeout:  cfg.DeltaGapTimeout,
-		MaxCalls:         cfg.MaxCalls,
-	}, log, reg)
+	store, err := callstate.New(storeConfig(cfg), log, reg)
 	if err != nil {
 		return nil, fmt.Errorf("call store: %w", err)
 	}
@@ -205,7 +219,7 @@ func build(bgCtx context.Context, log zerolog.Logger, cfg *config.Config, st *st
 		CallbackURL: rt.CallbackURL(), TenantID: rt.TenantID, BotAppID: rt.ClientID, BotName: cfg.BotName,
 	}, gc, store, log)
 	// The engine observes the store: every change reaches it.
-	engine := automation.New(automation.Config{
+	engine, err := automation.New(automation.Config{
 		IncomingAction:    cfg.IncomingAction,
 		RejectReason:      cfg.RejectReason,
 		RedirectTarget:    cfg.RedirectTarget,
@@ -217,6 +231,9 @@ func build(bgCtx context.Context, log zerolog.Logger, cfg *config.Config, st *st
 		QueueSize:         cfg.QueueSize,
 		ActionTimeout:     cfg.GraphRetryBudget + cfg.GraphTimeout,
 	}, svc, store, log, reg)
+	if err != nil {
+		return nil, fmt.Errorf("automation: %w", err)
+	}
 
 	sec, err := security(bgCtx, log, cfg, rt, reg)
 	if err != nil {
@@ -380,7 +397,14 @@ func security(ctx context.Context, log zerolog.Logger, cfg *config.Config, rt *c
 		MetadataURL:    metadataURL,
 		Issuers:        issuers,
 		AllowedTenants: config.List(cfg.AuthAllowedTenants),
-		OnVerified:     func(r *http.Request, c *auth.Claims) { handlers.RecordTenant(r, c.TenantID) },
+		// Tunables botd does not expose: auth's documented values.
+		ClockSkew:          auth.DefaultClockSkew,
+		RefreshInterval:    auth.DefaultRefreshInterval,
+		RetryInterval:      auth.DefaultRetryInterval,
+		UnknownKIDInterval: auth.DefaultUnknownKIDInterval,
+		FetchTimeout:       auth.DefaultFetchTimeout,
+		CacheSize:          auth.DefaultCacheSize,
+		OnVerified:         func(r *http.Request, c *auth.Claims) { handlers.RecordTenant(r, c.TenantID) },
 	}, log, reg)
 	if err != nil {
 		return sec, fmt.Errorf("inbound auth: %w", err)

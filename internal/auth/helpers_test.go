@@ -10,6 +10,7 @@ import (
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -162,6 +163,19 @@ type testEnv struct {
 }
 
 // newEnv starts a Verifier against a fake Microsoft serving key A.
+// testConfig is DefaultVerifierConfig with the non-zero fields of c laid
+// over it: a test names only what it is about.
+func testConfig(c VerifierConfig) VerifierConfig {
+	out := DefaultVerifierConfig()
+	dst, src := reflect.ValueOf(&out).Elem(), reflect.ValueOf(c)
+	for i := range src.NumField() {
+		if f := src.Field(i); !f.IsZero() {
+			dst.Field(i).Set(f)
+		}
+	}
+	return out
+}
+
 func newEnv(t testing.TB, mutate func(*VerifierConfig)) *testEnv {
 	t.Helper()
 	e := &testEnv{
@@ -170,12 +184,12 @@ func newEnv(t testing.TB, mutate func(*VerifierConfig)) *testEnv {
 		reg: prometheus.NewRegistry(),
 		log: &testkit.Buffer{},
 	}
-	cfg := VerifierConfig{
+	cfg := testConfig(VerifierConfig{
 		Audience:    testAppID,
 		MetadataURL: e.fm.URL + metadataPath,
 		HTTPClient:  e.fm.Client(),
 		Now:         e.clk.Now,
-	}
+	})
 	if mutate != nil {
 		mutate(&cfg)
 	}

@@ -59,9 +59,9 @@ func TestStartFailureRecoversOnFirstToken(t *testing.T) {
 	fm := newFakeMicrosoft(t, jwk(kidA, &keyA().PublicKey))
 	fm.set(func(fm *fakeMicrosoft) { fm.failMeta = true })
 	clk := newClock()
-	v, err := NewVerifier(VerifierConfig{
+	v, err := NewVerifier(testConfig(VerifierConfig{
 		Audience: testAppID, MetadataURL: fm.URL + metadataPath, HTTPClient: fm.Client(), Now: clk.Now,
-	}, zerolog.Nop(), nil)
+	}), zerolog.Nop(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +221,7 @@ func jwkWithCert(t *testing.T, kid string, key *rsa.PrivateKey) map[string]any {
 }
 
 func TestNewVerifierConfig(t *testing.T) {
-	ok := func() VerifierConfig { return VerifierConfig{Audience: testAppID} }
+	ok := func() VerifierConfig { return testConfig(VerifierConfig{Audience: testAppID}) }
 	for _, tc := range []struct {
 		name   string
 		mutate func(*VerifierConfig)
@@ -242,6 +242,16 @@ func TestNewVerifierConfig(t *testing.T) {
 		{"negative unknown-kid interval", func(c *VerifierConfig) { c.UnknownKIDInterval = -1 }, "UnknownKIDInterval"},
 		{"negative fetch timeout", func(c *VerifierConfig) { c.FetchTimeout = -1 }, "FetchTimeout"},
 		{"negative retry", func(c *VerifierConfig) { c.RetryInterval = -1 }, "RetryInterval"},
+		// No setting is silently defaulted: a zero one is refused by name.
+		{"no metadata URL", func(c *VerifierConfig) { c.MetadataURL = "" }, "MetadataURL"},
+		{"no issuers", func(c *VerifierConfig) { c.Issuers = nil }, "Issuers"},
+		{"zero skew", func(c *VerifierConfig) { c.ClockSkew = 0 }, "ClockSkew"},
+		{"zero refresh", func(c *VerifierConfig) { c.RefreshInterval = 0 }, "RefreshInterval"},
+		{"zero retry", func(c *VerifierConfig) { c.RetryInterval = 0 }, "RetryInterval"},
+		{"zero unknown-kid interval", func(c *VerifierConfig) { c.UnknownKIDInterval = 0 }, "UnknownKIDInterval"},
+		{"zero fetch timeout", func(c *VerifierConfig) { c.FetchTimeout = 0 }, "FetchTimeout"},
+		{"zero cache size", func(c *VerifierConfig) { c.CacheSize = 0 }, "CacheSize"},
+		{"negative cache size: no cache", func(c *VerifierConfig) { c.CacheSize = -1 }, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := ok()
@@ -283,7 +293,7 @@ func TestMetricsTwiceOnOneRegistry(t *testing.T) {
 		t.Fatalf("enabled %v, want 0", got)
 	}
 	for range 2 {
-		if _, err := NewVerifier(VerifierConfig{Audience: testAppID}, zerolog.Nop(), reg); err != nil {
+		if _, err := NewVerifier(testConfig(VerifierConfig{Audience: testAppID}), zerolog.Nop(), reg); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -354,11 +364,11 @@ func TestPeriodicRefresh(t *testing.T) {
 	_ = testKeys() // generate outside the bubble
 	synctest.Test(t, func(t *testing.T) {
 		rt := &roundTripper{}
-		v, err := NewVerifier(VerifierConfig{
+		v, err := NewVerifier(testConfig(VerifierConfig{
 			Audience:    testAppID,
 			MetadataURL: "https://meta.test" + metadataPath,
 			HTTPClient:  &http.Client{Transport: rt},
-		}, zerolog.Nop(), nil)
+		}), zerolog.Nop(), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -392,11 +402,11 @@ func TestRetryAfterFailedStart(t *testing.T) {
 	_ = testKeys()
 	synctest.Test(t, func(t *testing.T) {
 		rt := &roundTripper{fail: true}
-		v, err := NewVerifier(VerifierConfig{
+		v, err := NewVerifier(testConfig(VerifierConfig{
 			Audience:    testAppID,
 			MetadataURL: "https://meta.test" + metadataPath,
 			HTTPClient:  &http.Client{Transport: rt},
-		}, zerolog.Nop(), nil)
+		}), zerolog.Nop(), nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -22,51 +22,82 @@ import (
 	"github.com/botd/botd/internal/problem"
 )
 
-// Defaults and bounds of VerifierConfig.
+// The documented values of VerifierConfig's settings, as
+// DefaultVerifierConfig returns them, and the bound on ClockSkew.
+// NewVerifier applies none of them: a zero setting is refused.
 const (
 	DefaultRefreshInterval    = 24 * time.Hour
 	DefaultUnknownKIDInterval = 5 * time.Minute
 	DefaultRetryInterval      = time.Minute
 	DefaultFetchTimeout       = 10 * time.Second
 	DefaultCacheSize          = 10_000
-	// MaxClockSkew is both the default and the most leeway allowed on exp
-	// and nbf: the Bot Framework's documented industry-standard skew.
+	// MaxClockSkew is the most leeway allowed on exp and nbf: the Bot
+	// Framework's documented industry-standard skew.
 	MaxClockSkew = 5 * time.Minute
+	// DefaultClockSkew is MaxClockSkew.
+	DefaultClockSkew = MaxClockSkew
 )
 
-// VerifierConfig configures a Verifier. Only Audience is required.
+// DefaultVerifierConfig returns a VerifierConfig with every setting at its
+// documented value: the global cloud's MetadataURL and Issuers (Preset
+// gives the others) and the Default* values. Audience and AllowedTenants
+// are left empty; HTTPClient, OnVerified and Now nil.
+func DefaultVerifierConfig() VerifierConfig {
+	metadataURL, issuers, _ := Preset("global") // a constant preset
+	return VerifierConfig{
+		MetadataURL:        metadataURL,
+		Issuers:            issuers,
+		ClockSkew:          DefaultClockSkew,
+		RefreshInterval:    DefaultRefreshInterval,
+		RetryInterval:      DefaultRetryInterval,
+		UnknownKIDInterval: DefaultUnknownKIDInterval,
+		FetchTimeout:       DefaultFetchTimeout,
+		CacheSize:          DefaultCacheSize,
+	}
+}
+
+// VerifierConfig configures a Verifier. Every setting is required:
+// NewVerifier refuses an empty or zero one, naming it, and fills none in;
+// DefaultVerifierConfig has the documented values.
 type VerifierConfig struct {
 	// Audience is botd's Microsoft app id; the token's aud must equal it.
 	Audience string
 	// MetadataURL is the OpenID configuration whose jwks_uri lists the
-	// signing keys. Default GlobalMetadataURL; Preset gives the others.
+	// signing keys: GlobalMetadataURL, or Preset's for another cloud.
 	// https, or plain http to a loopback host (tests).
 	MetadataURL string
-	// Issuers are the accepted iss values, compared exactly. Default: the
-	// global preset (https://api.botframework.com, https://graph.microsoft.com).
+	// Issuers are the accepted iss values, compared exactly: at least one
+	// (Preset's: for the global cloud https://api.botframework.com,
+	// https://graph.microsoft.com).
 	Issuers []string
 	// AllowedTenants, when not empty, are the only tid values accepted
 	// (compared without regard to case). Empty accepts any tenant; the
 	// token must still carry a tid.
 	AllowedTenants []string
-	// ClockSkew is the leeway on exp and nbf. Default and maximum 5m.
+	// ClockSkew is the leeway on exp and nbf, in (0, MaxClockSkew].
+	// DefaultClockSkew 5m.
 	ClockSkew time.Duration
-	// RefreshInterval is how often the keys are fetched again. Default 24h.
+	// RefreshInterval is how often the keys are fetched again.
+	// DefaultRefreshInterval 24h.
 	RefreshInterval time.Duration
 	// RetryInterval replaces RefreshInterval after a failed fetch, so that
 	// a Verifier that could not load keys at start does not wait a day.
-	// Default 1m.
+	// DefaultRetryInterval 1m.
 	RetryInterval time.Duration
 	// UnknownKIDInterval is the least time between two fetches triggered by
-	// a token naming a key botd does not have. Default 5m.
+	// a token naming a key botd does not have. DefaultUnknownKIDInterval
+	// 5m.
 	UnknownKIDInterval time.Duration
 	// FetchTimeout bounds each GET of the metadata and of the key set.
-	// Default 10s.
+	// DefaultFetchTimeout 10s.
 	FetchTimeout time.Duration
-	// CacheSize bounds the verified-token cache. Default 10000; negative
-	// disables the cache.
+	// CacheSize bounds the verified-token cache. DefaultCacheSize 10000;
+	// negative disables the cache; 0 is refused.
 	CacheSize int
-	// HTTPClient fetches the metadata and keys. Default: a client with
+	// HTTPClient, OnVerified and Now are functions, not settings: nil is
+	// not refused.
+	//
+	// HTTPClient fetches the metadata and keys. nil: a client with
 	// FetchTimeout, its own transport, and at most 3 redirects, each to
 	// https.
 	HTTPClient *http.Client
@@ -75,7 +106,7 @@ type VerifierConfig struct {
 	// callback handler keeps the tenant without a copy of the request.
 	OnVerified func(r *http.Request, c *Claims)
 	// Now is the clock for exp, nbf, the cache and the unknown-kid rate
-	// limit. Default time.Now. Timers (periodic refresh) use the runtime's
+	// limit. nil: time.Now. Timers (periodic refresh) use the runtime's
 	// clock.
 	Now func() time.Time
 }
@@ -138,7 +169,8 @@ type verification struct {
 	reason Reason
 }
 
-// resolve checks cfg and applies its defaults, and returns the issuers and
+// resolve checks cfg, refusing a missing or zero setting by name (no
+// default is applied; Now is filled when nil), and returns the issuers and
 // allowed tenants as sets.
 func (cfg *VerifierConfig) resolve() (issuers, tenants map[string]struct{}, err error) {
 	cfg.Audience = strings.TrimSpace(cfg.Audience)
@@ -146,13 +178,13 @@ func (cfg *VerifierConfig) resolve() (issuers, tenants map[string]struct{}, err 
 		return nil, nil, errors.New("inbound auth: Audience (the bot's app id) is required")
 	}
 	if cfg.MetadataURL == "" {
-		cfg.MetadataURL = GlobalMetadataURL
+		return nil, nil, errors.New("inbound auth: MetadataURL is required (GlobalMetadataURL, or Preset's)")
 	}
 	if err := checkFetchURL(cfg.MetadataURL); err != nil {
 		return nil, nil, fmt.Errorf("inbound auth: MetadataURL %q: %w", cfg.MetadataURL, err)
 	}
 	if len(cfg.Issuers) == 0 {
-		_, cfg.Issuers, _ = Preset("global")
+		return nil, nil, errors.New("inbound auth: Issuers is required (Preset's)")
 	}
 	issuers = make(map[string]struct{}, len(cfg.Issuers))
 	for _, iss := range cfg.Issuers {
@@ -171,31 +203,24 @@ func (cfg *VerifierConfig) resolve() (issuers, tenants map[string]struct{}, err 
 		}
 		tenants[t] = struct{}{}
 	}
-	switch {
-	case cfg.ClockSkew == 0:
-		cfg.ClockSkew = MaxClockSkew
-	case cfg.ClockSkew < 0 || cfg.ClockSkew > MaxClockSkew:
+	if cfg.ClockSkew <= 0 || cfg.ClockSkew > MaxClockSkew {
 		return nil, nil, fmt.Errorf("inbound auth: ClockSkew %s must be in (0, %s]", cfg.ClockSkew, MaxClockSkew)
 	}
 	for _, d := range []struct {
 		name string
-		v    *time.Duration
-		def  time.Duration
+		v    time.Duration
 	}{
-		{"RefreshInterval", &cfg.RefreshInterval, DefaultRefreshInterval},
-		{"RetryInterval", &cfg.RetryInterval, DefaultRetryInterval},
-		{"UnknownKIDInterval", &cfg.UnknownKIDInterval, DefaultUnknownKIDInterval},
-		{"FetchTimeout", &cfg.FetchTimeout, DefaultFetchTimeout},
+		{"RefreshInterval", cfg.RefreshInterval},
+		{"RetryInterval", cfg.RetryInterval},
+		{"UnknownKIDInterval", cfg.UnknownKIDInterval},
+		{"FetchTimeout", cfg.FetchTimeout},
 	} {
-		if *d.v < 0 {
-			return nil, nil, fmt.Errorf("inbound auth: %s %s is negative", d.name, *d.v)
-		}
-		if *d.v == 0 {
-			*d.v = d.def
+		if d.v <= 0 {
+			return nil, nil, fmt.Errorf("inbound auth: %s must be positive, got %s", d.name, d.v)
 		}
 	}
 	if cfg.CacheSize == 0 {
-		cfg.CacheSize = DefaultCacheSize
+		return nil, nil, errors.New("inbound auth: CacheSize must not be 0 (negative disables the cache)")
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -203,7 +228,8 @@ func (cfg *VerifierConfig) resolve() (issuers, tenants map[string]struct{}, err 
 	return issuers, tenants, nil
 }
 
-// NewVerifier checks cfg, fills its defaults and registers the metrics on
+// NewVerifier checks cfg (every setting required; see
+// DefaultVerifierConfig) and registers the metrics on
 // reg (nil registers nothing). It sets botd_inbound_auth_enabled to 1. It
 // fetches nothing: Start loads the keys.
 func NewVerifier(cfg VerifierConfig, log zerolog.Logger, reg prometheus.Registerer) (*Verifier, error) {

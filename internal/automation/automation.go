@@ -57,11 +57,36 @@ type Config struct {
 	InviteRetries     int
 	InviteBackoff     time.Duration
 	KeepAlive         time.Duration
-	Workers           int
-	QueueSize         int
+	// Workers run the queued actions; QueueSize bounds the actions waiting
+	// for one. Both are required (see DefaultWorkers, DefaultQueueSize).
+	Workers   int
+	QueueSize int
 	// ActionTimeout bounds one action, retries included. Incoming calls must
-	// be answered well inside Graph's 15 s deadline.
+	// be answered well inside Graph's 15 s deadline. Required (see
+	// DefaultActionTimeout).
 	ActionTimeout time.Duration
+}
+
+// The package's documented values of the settings New requires. New
+// applies none of them: a zero or negative setting is refused, and a
+// caller that wants one of these passes it.
+const (
+	DefaultWorkers       = 4
+	DefaultQueueSize     = 1024
+	DefaultActionTimeout = 30 * time.Second
+)
+
+// check names the first required setting of c that is zero or negative.
+func (c Config) check() error {
+	switch {
+	case c.Workers <= 0:
+		return fmt.Errorf("automation config: Workers must be positive, got %d", c.Workers)
+	case c.QueueSize <= 0:
+		return fmt.Errorf("automation config: QueueSize must be positive, got %d", c.QueueSize)
+	case c.ActionTimeout <= 0:
+		return fmt.Errorf("automation config: ActionTimeout must be positive, got %s", c.ActionTimeout)
+	}
+	return nil
 }
 
 // job is one queued action.
@@ -158,16 +183,11 @@ const (
 	refusedShuttingDown  = "shutting_down"
 )
 
-// New builds an engine. Start its workers with Run.
-func New(cfg Config, c Calls, s Store, log zerolog.Logger, reg prometheus.Registerer) *Engine {
-	if cfg.Workers <= 0 {
-		cfg.Workers = 4
-	}
-	if cfg.QueueSize <= 0 {
-		cfg.QueueSize = 1024
-	}
-	if cfg.ActionTimeout <= 0 {
-		cfg.ActionTimeout = 30 * time.Second
+// New builds an engine, or refuses a cfg whose Workers, QueueSize or
+// ActionTimeout is not positive, naming it. Start its workers with Run.
+func New(cfg Config, c Calls, s Store, log zerolog.Logger, reg prometheus.Registerer) (*Engine, error) {
+	if err := cfg.check(); err != nil {
+		return nil, err
 	}
 	e := &Engine{
 		cfg:       cfg,
@@ -184,7 +204,7 @@ func New(cfg Config, c Calls, s Store, log zerolog.Logger, reg prometheus.Regist
 	// a timer, reaches the engine from here on, and for good: after Close
 	// the engine still sees them, and refuses and counts what they ask.
 	s.Observe(e.Handle)
-	return e
+	return e, nil
 }
 
 // Run starts the workers and returns when ctx ends and every queued job has

@@ -3,6 +3,7 @@ package automation
 import (
 	"context"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -126,13 +127,34 @@ type rig struct {
 func newRig(t *testing.T, cfg Config, scfg callstate.Config) *rig {
 	t.Helper()
 	r := &rig{g: &fakeGraph{}, reg: prometheus.NewRegistry()}
-	st, err := callstate.New(scfg, zerolog.Nop(), r.reg)
+	// Both configs name only what the test is about: the rest is the
+	// packages' defaults, passed explicitly.
+	sc := callstate.DefaultConfig()
+	if scfg.OperationTimeout != 0 {
+		sc.OperationTimeout = scfg.OperationTimeout
+	}
+	if scfg.DeltaGapTimeout != 0 {
+		sc.DeltaGapTimeout = scfg.DeltaGapTimeout
+	}
+	st, err := callstate.New(sc, zerolog.Nop(), r.reg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	r.store = st
+	if cfg.Workers == 0 {
+		cfg.Workers = DefaultWorkers
+	}
+	if cfg.QueueSize == 0 {
+		cfg.QueueSize = DefaultQueueSize
+	}
+	if cfg.ActionTimeout == 0 {
+		cfg.ActionTimeout = DefaultActionTimeout
+	}
 	svc := calls.New(calls.Config{CallbackURL: "https://bot.contoso.com/api/calls"}, r.g, st, zerolog.Nop())
-	r.eng = New(cfg, svc, st, zerolog.Nop(), r.reg)
+	r.eng, err = New(cfg, svc, st, zerolog.Nop(), r.reg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	storeDone := make(chan struct{})
@@ -453,5 +475,27 @@ func TestCloseDrainsQueuedWork(t *testing.T) {
 	r.stop()
 	if n := r.g.count("answer:"); n != 4 {
 		t.Errorf("answered %d of 4 accepted", n)
+	}
+}
+
+// TestConfigRefusesZero: no required setting is silently defaulted; a
+// zero one is refused with its name.
+func TestConfigRefusesZero(t *testing.T) {
+	full := Config{Workers: DefaultWorkers, QueueSize: DefaultQueueSize, ActionTimeout: DefaultActionTimeout}
+	for field, zero := range map[string]func(*Config){
+		"Workers":       func(c *Config) { c.Workers = 0 },
+		"QueueSize":     func(c *Config) { c.QueueSize = 0 },
+		"ActionTimeout": func(c *Config) { c.ActionTimeout = 0 },
+	} {
+		cfg := full
+		zero(&cfg)
+		st, err := callstate.New(callstate.DefaultConfig(), zerolog.Nop(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := New(cfg, nil, st, zerolog.Nop(), prometheus.NewRegistry())
+		if err == nil || e != nil || !strings.Contains(err.Error(), field) {
+			t.Errorf("%s 0: engine %v, err %v; want an error naming %s", field, e, err, field)
+		}
 	}
 }

@@ -78,7 +78,7 @@ func (f *fakeGraph) CountRefusal(op string, _ error) {
 
 func newService(t *testing.T) (*Service, *fakeGraph, *callstate.Store) {
 	t.Helper()
-	st, err := callstate.New(callstate.Config{}, zerolog.Nop(), prometheus.NewRegistry())
+	st, err := callstate.New(callstate.DefaultConfig(), zerolog.Nop(), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}

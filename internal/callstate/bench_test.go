@@ -13,7 +13,7 @@ import (
 
 func benchStore(b *testing.B) *Store {
 	b.Helper()
-	s, err := New(Config{MaxCalls: 1 << 20}, zerolog.Nop(), nil)
+	s, err := New(testConfig(Config{MaxCalls: 1 << 20}), zerolog.Nop(), nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -5,7 +5,9 @@ import (
 	"time"
 )
 
-// Defaults for the zero fields of Config.
+// The documented defaults of Config, as DefaultConfig returns them. New
+// applies none of them: a caller passes every setting, and a zero or
+// negative one is refused.
 const (
 	DefaultRetention            = 10 * time.Minute
 	DefaultSweepInterval        = 30 * time.Second
@@ -18,11 +20,28 @@ const (
 	DefaultMaxTonesPerCall      = 64
 )
 
+// DefaultConfig returns a Config with every setting at its Default* value
+// and Now nil (time.Now).
+func DefaultConfig() Config {
+	return Config{
+		Retention:            DefaultRetention,
+		SweepInterval:        DefaultSweepInterval,
+		OperationTimeout:     DefaultOperationTimeout,
+		DeltaHoldMax:         DefaultDeltaHoldMax,
+		DeltaGapTimeout:      DefaultDeltaGapTimeout,
+		MaxTransitions:       DefaultMaxTransitions,
+		MaxCalls:             DefaultMaxCalls,
+		MaxOperationsPerCall: DefaultMaxOperationsPerCall,
+		MaxTonesPerCall:      DefaultMaxTonesPerCall,
+	}
+}
+
 // minCheckInterval keeps Run from spinning when timeouts are configured tiny.
 const minCheckInterval = 10 * time.Millisecond
 
-// Config tunes a Store. Zero fields take the Default* values; negative ones
-// are refused by New.
+// Config tunes a Store. Every setting is required: New refuses a zero or
+// negative one, naming it. Start from DefaultConfig for the documented
+// defaults.
 type Config struct {
 	// Retention is how long a terminated call is kept before Run sweeps it.
 	Retention time.Duration
@@ -52,48 +71,39 @@ type Config struct {
 	// MaxTonesPerCall bounds each call's list of key presses (oldest
 	// dropped).
 	MaxTonesPerCall int
-	// Now is the clock; time.Now when nil.
+	// Now is the clock; time.Now when nil. It is a function, not a
+	// setting, so nil is not a zero setting refused by New.
 	Now func() time.Time
 }
 
-// withDefaults returns c with zero fields defaulted, or an error naming the
-// first negative one.
-func (c Config) withDefaults() (Config, error) {
-	durs := []struct {
+// check returns c with Now filled when nil, or an error naming the first
+// setting that is zero or negative.
+func (c Config) check() (Config, error) {
+	for _, d := range []struct {
 		name string
-		v    *time.Duration
-		def  time.Duration
+		v    time.Duration
 	}{
-		{"Retention", &c.Retention, DefaultRetention},
-		{"SweepInterval", &c.SweepInterval, DefaultSweepInterval},
-		{"OperationTimeout", &c.OperationTimeout, DefaultOperationTimeout},
-		{"DeltaGapTimeout", &c.DeltaGapTimeout, DefaultDeltaGapTimeout},
-	}
-	for _, d := range durs {
-		if *d.v < 0 {
-			return c, fmt.Errorf("callstate config: %s must not be negative, got %s", d.name, *d.v)
-		}
-		if *d.v == 0 {
-			*d.v = d.def
+		{"Retention", c.Retention},
+		{"SweepInterval", c.SweepInterval},
+		{"OperationTimeout", c.OperationTimeout},
+		{"DeltaGapTimeout", c.DeltaGapTimeout},
+	} {
+		if d.v <= 0 {
+			return c, fmt.Errorf("callstate config: %s must be positive, got %s", d.name, d.v)
 		}
 	}
-	ints := []struct {
+	for _, i := range []struct {
 		name string
-		v    *int
-		def  int
+		v    int
 	}{
-		{"DeltaHoldMax", &c.DeltaHoldMax, DefaultDeltaHoldMax},
-		{"MaxTransitions", &c.MaxTransitions, DefaultMaxTransitions},
-		{"MaxCalls", &c.MaxCalls, DefaultMaxCalls},
-		{"MaxOperationsPerCall", &c.MaxOperationsPerCall, DefaultMaxOperationsPerCall},
-		{"MaxTonesPerCall", &c.MaxTonesPerCall, DefaultMaxTonesPerCall},
-	}
-	for _, i := range ints {
-		if *i.v < 0 {
-			return c, fmt.Errorf("callstate config: %s must not be negative, got %d", i.name, *i.v)
-		}
-		if *i.v == 0 {
-			*i.v = i.def
+		{"DeltaHoldMax", c.DeltaHoldMax},
+		{"MaxTransitions", c.MaxTransitions},
+		{"MaxCalls", c.MaxCalls},
+		{"MaxOperationsPerCall", c.MaxOperationsPerCall},
+		{"MaxTonesPerCall", c.MaxTonesPerCall},
+	} {
+		if i.v <= 0 {
+			return c, fmt.Errorf("callstate config: %s must be positive, got %d", i.name, i.v)
 		}
 	}
 	if c.Now == nil {

@@ -22,9 +22,9 @@ func FuzzApplySequence(f *testing.F) {
 	states := model.CallStates
 	f.Fuzz(func(t *testing.T, data []byte) {
 		clk := newClock()
-		s, err := New(Config{Now: clk.Now, MaxCalls: 3, DeltaHoldMax: 4, MaxTransitions: 5,
+		s, err := New(testConfig(Config{Now: clk.Now, MaxCalls: 3, DeltaHoldMax: 4, MaxTransitions: 5,
 			MaxOperationsPerCall: 3, Retention: time.Minute, DeltaGapTimeout: 5 * time.Second,
-			OperationTimeout: 10 * time.Second}, zerolog.Nop(), nil)
+			OperationTimeout: 10 * time.Second}), zerolog.Nop(), nil)
 		must(t, err)
 		terminated := map[string]bool{}
 		for i := 0; i+1 < len(data); i += 2 {

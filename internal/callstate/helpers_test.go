@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -65,10 +66,24 @@ type tb interface {
 	Fatalf(format string, args ...any)
 }
 
-// newStore returns a Store on a fresh registry, logging to the test.
+// testConfig is DefaultConfig with the non-zero fields of c laid over it:
+// a test names only the settings it is about.
+func testConfig(c Config) Config {
+	out := DefaultConfig()
+	dst, src := reflect.ValueOf(&out).Elem(), reflect.ValueOf(c)
+	for i := range src.NumField() {
+		if f := src.Field(i); !f.IsZero() {
+			dst.Field(i).Set(f)
+		}
+	}
+	return out
+}
+
+// newStore returns a Store on a fresh registry, logging to the test. cfg
+// is laid over DefaultConfig (testConfig).
 func newStore(t testing.TB, cfg Config) *Store {
 	t.Helper()
-	s, err := New(cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel), prometheus.NewRegistry())
+	s, err := New(testConfig(cfg), zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,7 +35,7 @@ func rosterLogs(t *testing.T, buf *bytes.Buffer) []map[string]any {
 // participant id, from full rosters, deltas and deletions alike.
 func TestParticipantsJoiningAndLeavingLoggedAtInfo(t *testing.T) {
 	var buf bytes.Buffer
-	s, err := New(Config{Now: newClock().Now}, zerolog.New(&buf).Level(zerolog.InfoLevel), prometheus.NewRegistry())
+	s, err := New(testConfig(Config{Now: newClock().Now}), zerolog.New(&buf).Level(zerolog.InfoLevel), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +68,7 @@ func TestParticipantsJoiningAndLeavingLoggedAtInfo(t *testing.T) {
 // registry, at 0, before any event.
 func TestMetricsExportedFromStart(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	if _, err := New(Config{}, zerolog.Nop(), reg); err != nil {
+	if _, err := New(testConfig(Config{}), zerolog.Nop(), reg); err != nil {
 		t.Fatal(err)
 	}
 	mfs, err := reg.Gather()

@@ -166,7 +166,7 @@ func TestMaxOperationsPerCall(t *testing.T) {
 func TestOperationTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var rec sinkRecorder
-		s, err := New(Config{OperationTimeout: 2 * time.Minute}, zerolog.Nop(), nil)
+		s, err := New(testConfig(Config{OperationTimeout: 2 * time.Minute}), zerolog.Nop(), nil)
 		if err == nil {
 			s.Observe(rec.sink)
 		}

@@ -324,7 +324,7 @@ func TestDeltaAnyOrderProperty(t *testing.T) {
 			order = slices.Insert(order, at, dup)
 		}
 
-		cfg := Config{Now: newClock().Now, DeltaHoldMax: len(order), DeltaGapTimeout: time.Hour}
+		cfg := testConfig(Config{Now: newClock().Now, DeltaHoldMax: len(order), DeltaGapTimeout: time.Hour})
 		want, err := New(cfg, zerolog.Nop(), nil)
 		must(rt, err)
 		mustApply(rt, want, deltas...)

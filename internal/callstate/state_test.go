@@ -333,13 +333,13 @@ func TestChangeKindNames(t *testing.T) {
 }
 
 func TestConfig(t *testing.T) {
-	if _, err := New(Config{Retention: -1}, zerologNop(), nil); err == nil {
+	if _, err := New(testConfig(Config{Retention: -1}), zerologNop(), nil); err == nil {
 		t.Error("negative Retention accepted")
 	}
-	if _, err := New(Config{MaxCalls: -1}, zerologNop(), nil); err == nil {
+	if _, err := New(testConfig(Config{MaxCalls: -1}), zerologNop(), nil); err == nil {
 		t.Error("negative MaxCalls accepted")
 	}
-	s, err := New(Config{}, zerologNop(), nil)
+	s, err := New(DefaultConfig(), zerologNop(), nil)
 	must(t, err)
 	if s.cfg.Retention != DefaultRetention || s.cfg.MaxCalls != DefaultMaxCalls || s.cfg.DeltaHoldMax != DefaultDeltaHoldMax || s.cfg.Now == nil {
 		t.Errorf("defaults = %+v", s.cfg)
@@ -349,10 +349,39 @@ func TestConfig(t *testing.T) {
 	}
 }
 
+// TestConfigRefusesZero: no setting is silently defaulted; a zero one is
+// refused with its name.
+func TestConfigRefusesZero(t *testing.T) {
+	for _, tc := range []struct {
+		field string
+		zero  func(*Config)
+	}{
+		{"Retention", func(c *Config) { c.Retention = 0 }},
+		{"SweepInterval", func(c *Config) { c.SweepInterval = 0 }},
+		{"OperationTimeout", func(c *Config) { c.OperationTimeout = 0 }},
+		{"DeltaGapTimeout", func(c *Config) { c.DeltaGapTimeout = 0 }},
+		{"DeltaHoldMax", func(c *Config) { c.DeltaHoldMax = 0 }},
+		{"MaxTransitions", func(c *Config) { c.MaxTransitions = 0 }},
+		{"MaxCalls", func(c *Config) { c.MaxCalls = 0 }},
+		{"MaxOperationsPerCall", func(c *Config) { c.MaxOperationsPerCall = 0 }},
+		{"MaxTonesPerCall", func(c *Config) { c.MaxTonesPerCall = 0 }},
+	} {
+		cfg := DefaultConfig()
+		tc.zero(&cfg)
+		_, err := New(cfg, zerologNop(), nil)
+		if err == nil || !strings.Contains(err.Error(), tc.field) {
+			t.Errorf("%s 0: err = %v, want one naming %s", tc.field, err, tc.field)
+		}
+	}
+	if _, err := New(Config{}, zerologNop(), nil); err == nil {
+		t.Error("zero Config accepted")
+	}
+}
+
 // TestCheckIntervalFollowsRetention: a short retention is swept close to
 // on time, not at the next SweepInterval.
 func TestCheckIntervalFollowsRetention(t *testing.T) {
-	c, err := Config{Retention: time.Second}.withDefaults()
+	c, err := testConfig(Config{Retention: time.Second}).check()
 	if err != nil {
 		t.Fatal(err)
 	}

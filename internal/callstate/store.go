@@ -63,9 +63,10 @@ type Store struct {
 }
 
 // New returns an empty Store. Its metrics are registered on reg (nil: not
-// registered); log gets component=callstate.
+// registered); log gets component=callstate. Every setting of cfg must be
+// positive (see DefaultConfig); New refuses one that is not, naming it.
 func New(cfg Config, log zerolog.Logger, reg prometheus.Registerer) (*Store, error) {
-	cfg, err := cfg.withDefaults()
+	cfg, err := cfg.check()
 	if err != nil {
 		return nil, err
 	}

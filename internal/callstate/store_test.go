@@ -50,7 +50,7 @@ func TestMaxCalls(t *testing.T) {
 func TestSweepAfterRetention(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var rec sinkRecorder
-		s, err := New(Config{Retention: 10 * time.Minute, SweepInterval: 30 * time.Second}, zerolog.Nop(), nil)
+		s, err := New(testConfig(Config{Retention: 10 * time.Minute, SweepInterval: 30 * time.Second}), zerolog.Nop(), nil)
 		if err == nil {
 			s.Observe(rec.sink)
 		}
@@ -271,7 +271,7 @@ func TestConcurrency(t *testing.T) {
 			}
 		}
 	}
-	s, err := New(Config{DeltaHoldMax: deltas, DeltaGapTimeout: time.Hour, Retention: time.Hour}, zerolog.Nop(), nil)
+	s, err := New(testConfig(Config{DeltaHoldMax: deltas, DeltaGapTimeout: time.Hour, Retention: time.Hour}), zerolog.Nop(), nil)
 	if err == nil {
 		s.Observe(sink)
 	}
@@ -354,7 +354,7 @@ func TestConcurrency(t *testing.T) {
 			t.Fatalf("%s sink order = %v", id, sunk)
 		}
 	}
-	want, err := New(Config{DeltaHoldMax: deltas}, zerolog.Nop(), nil)
+	want, err := New(testConfig(Config{DeltaHoldMax: deltas}), zerolog.Nop(), nil)
 	must(t, err)
 	mustApply(t, want, all...)
 	wv, gv := mustCall(t, want, "shared"), mustCall(t, s, "shared")

@@ -102,7 +102,7 @@ func TestToneNotATone(t *testing.T) {
 // token is shown only masked, and never logged.
 func TestRecordResultMaskedToken(t *testing.T) {
 	var logs bytes.Buffer
-	s, err := New(Config{}, zerolog.New(&logs).Level(zerolog.DebugLevel), nil)
+	s, err := New(testConfig(Config{}), zerolog.New(&logs).Level(zerolog.DebugLevel), nil)
 	must(t, err)
 	established(t, s, "c1")
 	must(t, s.TrackOperation("c1", OperationRecord{Type: "recordResponse", ClientContext: "rec1"}))

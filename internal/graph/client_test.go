@@ -752,7 +752,7 @@ func TestClientIsSafeForConcurrentUse(t *testing.T) {
 }
 
 func TestNewRejectsBadConfig(t *testing.T) {
-	good := Config{TenantID: "t", ClientID: "c", ClientSecret: "s"}
+	good := withTunables(Config{TenantID: "t", ClientID: "c", ClientSecret: "s"})
 	cases := map[string]func(*Config){
 		"china":            func(c *Config) { c.Cloud = "china" },
 		"unknown cloud":    func(c *Config) { c.Cloud = "mars" },
@@ -780,6 +780,37 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	}
 }
 
+// TestNewRefusesZeroTunables: no tunable is silently defaulted; a zero
+// one is refused with its name, and MaxRetries 0 is accepted as no
+// retries.
+func TestNewRefusesZeroTunables(t *testing.T) {
+	good := DefaultConfig()
+	good.TenantID, good.ClientID, good.ClientSecret = "t", "c", "s"
+	for field, zero := range map[string]func(*Config){
+		"RequestTimeout": func(c *Config) { c.RequestTimeout = 0 },
+		"RetryBudget":    func(c *Config) { c.RetryBudget = 0 },
+		"BackoffInitial": func(c *Config) { c.BackoffInitial = 0 },
+		"BackoffMax":     func(c *Config) { c.BackoffMax = 0 },
+		"MaxTenants":     func(c *Config) { c.MaxTenants = 0 },
+		"MaxRetries":     func(c *Config) { c.MaxRetries = -1 },
+	} {
+		cfg := good
+		zero(&cfg)
+		if _, err := New(cfg, zerolog.Nop(), nil); err == nil || !strings.Contains(err.Error(), field) {
+			t.Errorf("%s zero: err = %v, want one naming %s", field, err, field)
+		}
+	}
+	none := good
+	none.MaxRetries = 0
+	c, err := New(none, zerolog.Nop(), nil)
+	if err != nil || c.cfg.MaxRetries != 0 {
+		t.Fatalf("MaxRetries 0: %v, want accepted as no retries", err)
+	}
+	if _, err := New(Config{TenantID: "t", ClientID: "c", ClientSecret: "s"}, zerolog.Nop(), nil); err == nil {
+		t.Error("a Config without tunables was accepted")
+	}
+}
+
 func TestResolveCloud(t *testing.T) {
 	for name, want := range map[string]Cloud{
 		"":       {Name: "global", GraphBaseURL: "https://graph.microsoft.com/v1.0", LoginBaseURL: "https://login.microsoftonline.com"},
@@ -797,7 +828,7 @@ func TestResolveCloud(t *testing.T) {
 		t.Errorf("china: %v, want ErrCloudUnsupported", err)
 	}
 
-	c, err := New(Config{Cloud: "dod", TenantID: "contoso.onmicrosoft.com", ClientID: "c", ClientSecret: "s"}, zerolog.Nop(), nil)
+	c, err := New(withTunables(Config{Cloud: "dod", TenantID: "contoso.onmicrosoft.com", ClientID: "c", ClientSecret: "s"}), zerolog.Nop(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

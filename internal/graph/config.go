@@ -13,10 +13,11 @@ import (
 	"github.com/botd/botd/internal/netx"
 )
 
-// Defaults applied by New to zero Config fields, except DefaultMaxRetries:
-// MaxRetries 0 means no retries, so a caller that wants the default passes
-// DefaultMaxRetries (the config layer's BOTD_GRAPH_MAX_RETRIES default is
-// the same 4).
+// The documented values of Config's tunables, as DefaultConfig returns
+// them. New applies none of them: a zero or negative RequestTimeout,
+// RetryBudget, BackoffInitial, BackoffMax or MaxTenants is refused, and
+// MaxRetries 0 means no retries. The config layer's BOTD_GRAPH_* defaults
+// are the same values.
 const (
 	DefaultRequestTimeout = 10 * time.Second
 	DefaultRetryBudget    = 30 * time.Second
@@ -26,9 +27,27 @@ const (
 	DefaultMaxTenants     = 100
 )
 
-// Config configures a Client. Only the credentials are required; the rest
-// has defaults. Pointing the client at a fake Graph is a matter of BaseURL
-// and TokenURL.
+// DefaultConfig returns a Config with every tunable at its Default* value
+// and nothing else set: a caller adds the tenant, the client id and one
+// credential.
+func DefaultConfig() Config {
+	return Config{
+		MaxTenants:     DefaultMaxTenants,
+		RequestTimeout: DefaultRequestTimeout,
+		RetryBudget:    DefaultRetryBudget,
+		MaxRetries:     DefaultMaxRetries,
+		BackoffInitial: DefaultBackoffInitial,
+		BackoffMax:     DefaultBackoffMax,
+	}
+}
+
+// Config configures a Client. The credentials and every tunable
+// (MaxTenants, RequestTimeout, RetryBudget, MaxRetries, BackoffInitial,
+// BackoffMax) are required: New never fills one in, and refuses a zero or
+// negative one except MaxRetries 0 (no retries); DefaultConfig has the
+// documented values. Empty Cloud, BaseURL, TokenURL and Scope mean the
+// global cloud and that cloud's preset URLs and scope. Pointing the client
+// at a fake Graph is a matter of BaseURL and TokenURL.
 type Config struct {
 	// Cloud selects the national cloud preset: "global" (default), "usgov"
 	// (US Government L4) or "dod" (US Government L5). "china" is refused:
@@ -61,9 +80,10 @@ type Config struct {
 	// assertion.
 	FederatedTokenFile string
 
-	// MaxTenants bounds the tenants with a cached token source (default
-	// 100, the default tenant included, which is never evicted; at least
-	// one other tenant is cached; the least recently used is evicted).
+	// MaxTenants bounds the tenants with a cached token source (required,
+	// DefaultMaxTenants 100; the default tenant included, which is never
+	// evicted; at least one other tenant is cached; the least recently
+	// used is evicted).
 	MaxTenants int
 
 	// BaseURL overrides the preset's Graph base, e.g.
@@ -76,26 +96,32 @@ type Config struct {
 	// replaced by the tenant id; without one, the first path segment equal
 	// to TenantID is; an override with neither serves TenantID only.
 	TokenURL string
-	// Scope defaults to the preset's Graph origin + "/.default".
+	// Scope overrides the preset's Graph origin + "/.default"; empty means
+	// the preset's (derived from Cloud, as BaseURL and TokenURL are).
 	Scope string
 
-	// RequestTimeout bounds each attempt (default 10s).
+	// RequestTimeout bounds each attempt (required; DefaultRequestTimeout
+	// 10s).
 	RequestTimeout time.Duration
-	// RetryBudget bounds the time spent retrying one call (default 30s): no
-	// retry is started whose wait would end past it.
+	// RetryBudget bounds the time spent retrying one call (required;
+	// DefaultRetryBudget 30s): no retry is started whose wait would end
+	// past it.
 	RetryBudget time.Duration
 	// MaxRetries is the number of retries after the first attempt. 0 means
-	// no retries, as BOTD_GRAPH_MAX_RETRIES=0 says; a negative value means
-	// none too. The config layer passes its default (DefaultMaxRetries)
-	// explicitly, so an unset field is not silently turned into retries.
+	// no retries, as BOTD_GRAPH_MAX_RETRIES=0 says; a negative value is
+	// refused. The config layer passes its default (DefaultMaxRetries)
+	// explicitly, so an unset field is never turned into retries.
 	MaxRetries int
 	// BackoffInitial and BackoffMax shape the capped exponential backoff
-	// with jitter used when Graph gives no Retry-After (defaults 500ms, 8s).
+	// with jitter used when Graph gives no Retry-After (required,
+	// BackoffMax at least BackoffInitial; DefaultBackoffInitial 500ms,
+	// DefaultBackoffMax 8s).
 	BackoffInitial time.Duration
 	BackoffMax     time.Duration
 
 	// Transport is the base round tripper for Graph and token requests
-	// (default: a clone of http.DefaultTransport).
+	// (nil: a clone of http.DefaultTransport). Transport and Sleep are
+	// functions, not settings: nil is not refused.
 	Transport http.RoundTripper
 	// Sleep waits between retries; nil uses a timer. Tests inject one that
 	// returns at once so retry tests never wait.
@@ -128,7 +154,7 @@ var ErrCloudUnsupported = cloud.ErrUnsupported
 // cloud-communications calls API is not available there.
 func ResolveCloud(name string) (Cloud, error) { return cloud.Lookup(name) }
 
-// resolved is a Config with defaults applied and URLs checked.
+// resolved is a Config checked, with the cloud's preset URLs filled in.
 type resolved struct {
 	Config
 	cloud    Cloud
@@ -166,26 +192,8 @@ func resolveConfig(cfg Config) (resolved, error) {
 			return resolved{}, err
 		}
 	}
-	if r.MaxTenants <= 0 {
-		r.MaxTenants = DefaultMaxTenants
-	}
-	if r.RequestTimeout <= 0 {
-		r.RequestTimeout = DefaultRequestTimeout
-	}
-	if r.RetryBudget <= 0 {
-		r.RetryBudget = DefaultRetryBudget
-	}
-	if r.MaxRetries < 0 {
-		r.MaxRetries = 0
-	}
-	if r.BackoffInitial <= 0 {
-		r.BackoffInitial = DefaultBackoffInitial
-	}
-	if r.BackoffMax <= 0 {
-		r.BackoffMax = DefaultBackoffMax
-	}
-	if r.BackoffMax < r.BackoffInitial {
-		r.BackoffMax = r.BackoffInitial
+	if err := checkTunables(cfg); err != nil {
+		return resolved{}, err
 	}
 
 	r.base = strings.TrimRight(cfg.BaseURL, "/")
@@ -209,6 +217,33 @@ func resolveConfig(cfg Config) (resolved, error) {
 		r.scope = u.Scheme + "://" + u.Host + "/.default"
 	}
 	return r, nil
+}
+
+// checkTunables names the first tunable of cfg that is out of range: zero
+// or negative, except MaxRetries, where 0 means no retries.
+func checkTunables(cfg Config) error {
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"RequestTimeout", cfg.RequestTimeout},
+		{"RetryBudget", cfg.RetryBudget},
+		{"BackoffInitial", cfg.BackoffInitial},
+		{"BackoffMax", cfg.BackoffMax},
+	} {
+		if d.v <= 0 {
+			return fmt.Errorf("%s must be positive, got %s", d.name, d.v)
+		}
+	}
+	switch {
+	case cfg.BackoffMax < cfg.BackoffInitial:
+		return fmt.Errorf("BackoffMax %s must not be below BackoffInitial %s", cfg.BackoffMax, cfg.BackoffInitial)
+	case cfg.MaxTenants <= 0:
+		return fmt.Errorf("MaxTenants must be positive, got %d", cfg.MaxTenants)
+	case cfg.MaxRetries < 0:
+		return fmt.Errorf("MaxRetries must not be negative (0 is no retries), got %d", cfg.MaxRetries)
+	}
+	return nil
 }
 
 // checkServiceURL refuses URLs a bearer token or client secret must not be

@@ -144,7 +144,7 @@ func TestCertificateFileErrors(t *testing.T) {
 		"not RSA":     {writeFile(t, "h.pem", tc.certPEM, ec), "not RSA"},
 	}
 	for name, c := range cases {
-		_, err := New(Config{TenantID: "t", ClientID: "c", ClientCertificateFile: c.path}, zerolog.Nop(), nil)
+		_, err := New(withTunables(Config{TenantID: "t", ClientID: "c", ClientCertificateFile: c.path}), zerolog.Nop(), nil)
 		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "client certificate file") {
 			t.Errorf("%s: %v, want %q", name, err, c.want)
 			continue
@@ -218,7 +218,7 @@ func TestFederatedTokenFileReread(t *testing.T) {
 	}
 	assertNotLogged(t, e.logs.String(), e.fg)
 
-	if _, err := New(Config{TenantID: "t", ClientID: "c", FederatedTokenFile: path}, zerolog.Nop(), nil); err == nil ||
+	if _, err := New(withTunables(Config{TenantID: "t", ClientID: "c", FederatedTokenFile: path}), zerolog.Nop(), nil); err == nil ||
 		!strings.Contains(err.Error(), "federated token file") {
 		t.Errorf("New with a missing federated token file: %v", err)
 	}
@@ -234,7 +234,7 @@ func TestExactlyOneCredential(t *testing.T) {
 		"cert and federated": {ClientCertificateFile: certFile, FederatedTokenFile: fedFile},
 	} {
 		cfg.TenantID, cfg.ClientID = "t", "c"
-		if _, err := New(cfg, zerolog.Nop(), prometheus.NewRegistry()); err == nil || !strings.Contains(err.Error(), "credential") {
+		if _, err := New(withTunables(cfg), zerolog.Nop(), prometheus.NewRegistry()); err == nil || !strings.Contains(err.Error(), "credential") {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
@@ -243,7 +243,7 @@ func TestExactlyOneCredential(t *testing.T) {
 		"federated": {FederatedTokenFile: fedFile},
 	} {
 		cfg.TenantID, cfg.ClientID = "t", "c"
-		if _, err := New(cfg, zerolog.Nop(), prometheus.NewRegistry()); err != nil {
+		if _, err := New(withTunables(cfg), zerolog.Nop(), prometheus.NewRegistry()); err != nil {
 			t.Errorf("%s: %v", name, err)
 		}
 	}

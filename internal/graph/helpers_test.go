@@ -49,6 +49,28 @@ type env struct {
 	logs   *testkit.Buffer
 }
 
+// withTunables returns c with each tunable the test left zero set from
+// DefaultConfig, except MaxRetries: 0 is no retries, kept as written.
+func withTunables(c Config) Config {
+	d := DefaultConfig()
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = d.RequestTimeout
+	}
+	if c.RetryBudget == 0 {
+		c.RetryBudget = d.RetryBudget
+	}
+	if c.BackoffInitial == 0 {
+		c.BackoffInitial = d.BackoffInitial
+	}
+	if c.BackoffMax == 0 {
+		c.BackoffMax = d.BackoffMax
+	}
+	if c.MaxTenants == 0 {
+		c.MaxTenants = d.MaxTenants
+	}
+	return c
+}
+
 // newEnv starts a fake Graph and a client configured against it (config
 // only: BaseURL, TokenURL, credentials), with tiny backoff and an instant
 // Sleep.
@@ -59,7 +81,7 @@ func newEnv(t *testing.T, opts emulator.Options, mut ...func(*Config)) *env {
 	t.Cleanup(fg.Close)
 	o := fg.Options()
 	sl := &sleeps{}
-	cfg := Config{
+	cfg := withTunables(Config{
 		TenantID:       o.TenantID,
 		ClientID:       o.ClientID,
 		ClientSecret:   o.ClientSecret,
@@ -70,7 +92,7 @@ func newEnv(t *testing.T, opts emulator.Options, mut ...func(*Config)) *env {
 		BackoffMax:     4 * time.Millisecond,
 		Sleep:          sl.sleep,
 		Transport:      tokenForms.transport(http.DefaultTransport.(*http.Transport).Clone()),
-	}
+	})
 	for _, m := range mut {
 		m(&cfg)
 	}

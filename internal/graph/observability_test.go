@@ -15,9 +15,10 @@ import (
 )
 
 // TestMaxRetriesZeroMeansNoRetries: BOTD_GRAPH_MAX_RETRIES=0 reaches New as
-// MaxRetries 0 and must mean one attempt, not the default 4 retries.
+// MaxRetries 0 and must mean one attempt, not the default 4 retries. (A
+// negative MaxRetries is refused: TestNewRefusesZeroTunables.)
 func TestMaxRetriesZeroMeansNoRetries(t *testing.T) {
-	for _, n := range []int{0, -1} {
+	for _, n := range []int{0} {
 		e := newEnv(t, emulator.Options{}, func(c *Config) { c.MaxRetries = n })
 		id := e.fg.PutCall(model.Call{State: model.StateEstablished})
 		e.fg.SetFault(emulator.RouteInvite, &emulator.Fault{Status: http.StatusTooManyRequests, RetryAfter: "0"})

@@ -144,7 +144,7 @@ func TestBadTenantRefusedBeforeAnyRequest(t *testing.T) {
 			t.Errorf("ValidTenantID(%q) = %v", good, err)
 		}
 	}
-	if _, err := New(Config{TenantID: "a/b", ClientID: "c", ClientSecret: "s"}, zerolog.Nop(), nil); !errors.Is(err, ErrInvalidTenant) {
+	if _, err := New(withTunables(Config{TenantID: "a/b", ClientID: "c", ClientSecret: "s"}), zerolog.Nop(), nil); !errors.Is(err, ErrInvalidTenant) {
 		t.Errorf("New with a bad default tenant: %v", err)
 	}
 }
@@ -163,7 +163,7 @@ func TestTokenURLPerTenant(t *testing.T) {
 		{"neither, other", "https://login.example.com/token", "d1", "t2", ""},
 	}
 	for _, c := range cases {
-		r, err := resolveConfig(Config{TenantID: c.def, ClientID: "c", ClientSecret: "s", TokenURL: c.tokenURL})
+		r, err := resolveConfig(withTunables(Config{TenantID: c.def, ClientID: "c", ClientSecret: "s", TokenURL: c.tokenURL}))
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
@@ -182,7 +182,7 @@ func TestTokenURLPerTenant(t *testing.T) {
 			t.Errorf("%s: %q, %v, want %q", c.name, got, err, c.want)
 		}
 	}
-	if _, err := resolveConfig(Config{ClientID: "c", ClientSecret: "s", TokenURL: "https://l.example.com/{tenant}/token"}); err == nil {
+	if _, err := resolveConfig(withTunables(Config{ClientID: "c", ClientSecret: "s", TokenURL: "https://l.example.com/{tenant}/token"})); err == nil {
 		t.Error("a {tenant} token URL without a default tenant was accepted")
 	}
 }

@@ -75,7 +75,7 @@ func newRig(t *testing.T, o rigOptions) *rig {
 		TenantID: "tenant-1", ClientID: "app-1", ClientSecret: "secret-1",
 		BaseURL: r.emu.GraphURL(), TokenURL: r.emu.TokenURL(),
 		RequestTimeout: 5 * time.Second, RetryBudget: 5 * time.Second, MaxRetries: 2,
-		BackoffInitial: time.Millisecond, BackoffMax: 5 * time.Millisecond,
+		BackoffInitial: time.Millisecond, BackoffMax: 5 * time.Millisecond, MaxTenants: graph.DefaultMaxTenants,
 	}, log, r.reg)
 	if err != nil {
 		t.Fatal(err)
@@ -92,7 +92,11 @@ func newRig(t *testing.T, o rigOptions) *rig {
 	r.public.Listener = ln
 	callbackURL := "http://" + ln.Addr().String() + "/api/calls"
 
-	r.store, err = callstate.New(o.store, log, r.reg)
+	sc := callstate.DefaultConfig() // o.store's non-zero fields laid over it
+	if o.store.DeltaGapTimeout != 0 {
+		sc.DeltaGapTimeout = o.store.DeltaGapTimeout
+	}
+	r.store, err = callstate.New(sc, log, r.reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +108,19 @@ func newRig(t *testing.T, o rigOptions) *rig {
 	if o.automation.KeepAlive == 0 {
 		o.automation.KeepAlive = time.Hour
 	}
-	r.engine = automation.New(o.automation, r.calls, r.store, log, r.reg)
+	if o.automation.Workers == 0 {
+		o.automation.Workers = automation.DefaultWorkers
+	}
+	if o.automation.QueueSize == 0 {
+		o.automation.QueueSize = automation.DefaultQueueSize
+	}
+	if o.automation.ActionTimeout == 0 {
+		o.automation.ActionTimeout = automation.DefaultActionTimeout
+	}
+	r.engine, err = automation.New(o.automation, r.calls, r.store, log, r.reg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var bg sync.WaitGroup
 	bg.Add(2)

@@ -51,7 +51,7 @@ func BenchmarkCallback(b *testing.B) {
 	for _, on := range []bool{false, true} {
 		b.Run(fmt.Sprintf("auth=%v", map[bool]string{false: "off", true: "on"}[on]), func(b *testing.B) {
 			reg := prometheus.NewRegistry()
-			store, err := callstate.New(callstate.Config{}, zerolog.Nop(), reg)
+			store, err := callstate.New(callstate.DefaultConfig(), zerolog.Nop(), reg)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -62,7 +62,7 @@ func BenchmarkCallback(b *testing.B) {
 			}
 			header := ""
 			if on {
-				v, err := auth.NewVerifier(auth.VerifierConfig{Audience: "app-1", MetadataURL: emu.OpenIDConfigURL()}, zerolog.Nop(), reg)
+				v, err := auth.NewVerifier(verifierConfig(emu.OpenIDConfigURL()), zerolog.Nop(), reg)
 				if err != nil {
 					b.Fatal(err)
 				}

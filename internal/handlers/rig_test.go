@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/botd/botd/internal/auth"
 	"github.com/botd/botd/internal/automation"
 	"github.com/botd/botd/internal/calls"
 	"github.com/botd/botd/internal/callstate"
@@ -92,11 +93,7 @@ func newRig(t *testing.T, o rigOptions) *rig {
 	r.public.Listener = ln
 	callbackURL := "http://" + ln.Addr().String() + "/api/calls"
 
-	sc := callstate.DefaultConfig() // o.store's non-zero fields laid over it
-	if o.store.DeltaGapTimeout != 0 {
-		sc.DeltaGapTimeout = o.store.DeltaGapTimeout
-	}
-	r.store, err = callstate.New(sc, log, r.reg)
+	r.store, err = callstate.New(storeConfig(o.store), log, r.reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,4 +303,22 @@ func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
 func readAll(res *http.Response) []byte {
 	b, _ := io.ReadAll(res.Body)
 	return b
+}
+
+// storeConfig is the store's defaults with o's non-zero fields laid over
+// them (tests set only what they test).
+func storeConfig(o callstate.Config) callstate.Config {
+	sc := callstate.DefaultConfig()
+	if o.DeltaGapTimeout != 0 {
+		sc.DeltaGapTimeout = o.DeltaGapTimeout
+	}
+	return sc
+}
+
+// verifierConfig is auth's defaults for a verifier of app-1's callbacks
+// signed with the keys at metadataURL.
+func verifierConfig(metadataURL string) auth.VerifierConfig {
+	c := auth.DefaultVerifierConfig()
+	c.Audience, c.MetadataURL = "app-1", metadataURL
+	return c
 }

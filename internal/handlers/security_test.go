@@ -63,10 +63,10 @@ func (s *security) setup(t *testing.T, r *rig, log zerolog.Logger) {
 	s.kid = jwks.Keys[0].Kid
 	s.good = s.sign(t, jwt.SigningMethodRS256, s.key, s.claims(), s.kid)
 
-	v, err := auth.NewVerifier(auth.VerifierConfig{
-		Audience: "app-1", MetadataURL: r.emu.OpenIDConfigURL(), AllowedTenants: s.tenants,
-		OnVerified: func(req *http.Request, c *auth.Claims) { RecordTenant(req, c.TenantID) }, // as cmd/botd wires it
-	}, log, r.reg)
+	vc := verifierConfig(r.emu.OpenIDConfigURL())
+	vc.AllowedTenants = s.tenants
+	vc.OnVerified = func(req *http.Request, c *auth.Claims) { RecordTenant(req, c.TenantID) } // as cmd/botd wires it
+	v, err := auth.NewVerifier(vc, log, r.reg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -150,7 +150,7 @@ func (f *fakeCalls) RemoveParticipant(_ context.Context, id, pid string) (*model
 func thinAdmin(t *testing.T, f *fakeCalls) http.Handler {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	st, err := callstate.New(callstate.Config{}, zerolog.Nop(), reg)
+	st, err := callstate.New(callstate.DefaultConfig(), zerolog.Nop(), reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -300,7 +300,7 @@ func newFakeRig(t *testing.T, f *fakeCalls, o rigOptions) *rig {
 	r := &rig{t: t, reg: prometheus.NewRegistry(), logs: &testkit.Buffer{}}
 	log := zerolog.New(r.logs)
 	var err error
-	r.store, err = callstate.New(o.store, log, r.reg)
+	r.store, err = callstate.New(storeConfig(o.store), log, r.reg)
 	if err != nil {
 		t.Fatal(err)
 	}

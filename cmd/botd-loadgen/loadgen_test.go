@@ -1,0 +1,399 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+const fakeMetrics = `# HELP process_resident_memory_bytes Resident memory size in bytes.
+# TYPE process_resident_memory_bytes gauge
+process_resident_memory_bytes 2.5165824e+07
+go_memstats_heap_inuse_bytes 1.048576e+07
+botd_calls{state="established"} 3
+botd_calls{state="unknown"} 7
+botd_graph_requests_total{operation="createCall",status_class="2xx"} 10
+botd_graph_requests_total{operation="deleteCall",status_class="2xx"} 5 1700000000000
+go_gc_duration_seconds{quantile="0.5"} NaN
+`
+
+// fakeBotd answers the callback with status (202 unless told) and serves
+// /metrics; it records the call ids it saw.
+type fakeBotd struct {
+	mu      sync.Mutex
+	ids     map[string]int
+	status  func(n int64) int
+	n       atomic.Int64
+	payload atomic.Int64
+}
+
+func (f *fakeBotd) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/metrics" {
+		_, _ = io.WriteString(w, fakeMetrics)
+		return
+	}
+	b, _ := io.ReadAll(r.Body)
+	f.payload.Store(int64(len(b)))
+	var doc struct {
+		Value []struct {
+			Resource string `json:"resource"`
+		} `json:"value"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil || len(doc.Value) != 1 {
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	f.mu.Lock()
+	f.ids[doc.Value[0].Resource]++
+	f.mu.Unlock()
+	n := f.n.Add(1)
+	code := http.StatusAccepted
+	if f.status != nil {
+		code = f.status(n)
+	}
+	w.WriteHeader(code)
+}
+
+func startFake(t *testing.T, status func(int64) int) (*fakeBotd, *httptest.Server) {
+	f := &fakeBotd{ids: map[string]int{}, status: status}
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	return f, srv
+}
+
+func testOptions(srv *httptest.Server) options {
+	return options{
+		mode: "notify", url: srv.URL + "/api/calls", metrics: srv.URL + "/metrics",
+		rate: 2000, duration: 250 * time.Millisecond, concurrency: 8, calls: 10,
+		timeout: 5 * time.Second, rates: []float64{1000, 2000},
+	}
+}
+
+func TestTemplateVariesTheCallID(t *testing.T) {
+	if len(defaultPayload) != 847 || !json.Valid(defaultPayload) {
+		t.Fatalf("embedded payload: %d bytes, valid %v", len(defaultPayload), json.Valid(defaultPayload))
+	}
+	tm := newTemplate(defaultPayload, 5)
+	seen := map[string]bool{}
+	for i := range 10 {
+		b := tm.body(nil, i)
+		if !json.Valid(b) || len(b) != len(defaultPayload) {
+			t.Fatalf("body %d: %d bytes, valid %v", i, len(b), json.Valid(b))
+		}
+		if bytes.Contains(b, []byte("ab6233a5-20b7-4c5e-bea2-ce56c9776429")) {
+			t.Fatalf("body %d keeps the example's call id", i)
+		}
+		m := callIDPattern.FindAllSubmatch(b, -1)
+		if len(m) != 2 || !bytes.Equal(m[0][1], m[1][1]) {
+			t.Fatalf("body %d: resource and resourceUrl should name one call: %q", i, m)
+		}
+		seen[string(m[0][1])] = true
+	}
+	if len(seen) != 5 {
+		t.Fatalf("%d distinct call ids over 10 bodies, want 5", len(seen))
+	}
+	if got := newTemplate([]byte(`{"x":1}`), 3).body(nil, 2); string(got) != `{"x":1}` {
+		t.Fatalf("a payload without a call id is sent as is, got %s", got)
+	}
+}
+
+func TestScheduleCount(t *testing.T) {
+	start := time.Unix(0, 0)
+	times := schedule(start, 4000, 2*time.Second)
+	if len(times) != 8000 {
+		t.Fatalf("%d scheduled, want 8000", len(times))
+	}
+	if !times[0].Equal(start) || times[4000].Sub(start) != time.Second {
+		t.Fatalf("spacing: first %v, 4000th %v", times[0].Sub(start), times[4000].Sub(start))
+	}
+}
+
+func TestNotifyAccountsForEveryRequest(t *testing.T) {
+	f, srv := startFake(t, nil)
+	o := testOptions(srv)
+	r := runNotify(context.Background(), o, newTemplate(defaultPayload, o.calls))
+	if r.scheduled != 500 {
+		t.Fatalf("scheduled %d, want rate*duration = 500", r.scheduled)
+	}
+	if r.accounted() != r.scheduled {
+		t.Fatalf("accounted %d (statuses %v, errors %v), want %d", r.accounted(), r.statuses, r.errors, r.scheduled)
+	}
+	if len(r.latencies) != r.sent {
+		t.Fatalf("%d latencies for %d sent", len(r.latencies), r.sent)
+	}
+	if int64(r.statuses[202]) != f.n.Load() {
+		t.Fatalf("202s counted %d, server answered %d", r.statuses[202], f.n.Load())
+	}
+	f.mu.Lock()
+	nids := len(f.ids)
+	f.mu.Unlock()
+	if f.n.Load() > 0 && nids != o.calls {
+		t.Fatalf("server saw %d call ids, want %d", nids, o.calls)
+	}
+	if f.payload.Load() != 847 {
+		t.Fatalf("payload %d bytes", f.payload.Load())
+	}
+	if r.before[metricCalls] != 10 || r.after[metricRSS] != 25165824 || r.metricsErr != nil {
+		t.Fatalf("metrics before %v after %v err %v", r.before, r.after, r.metricsErr)
+	}
+	var out strings.Builder
+	r.print(&out)
+	for _, want := range []string{"offered:   2000 req/s (500 scheduled", "p999=", "botd RSS:  24.0 MiB", "botd_calls: 10 -> 10"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+func TestNotifyCountsStatusesAndErrors(t *testing.T) {
+	_, srv := startFake(t, func(n int64) int {
+		if n%2 == 0 {
+			return http.StatusServiceUnavailable
+		}
+		return http.StatusAccepted
+	})
+	o := testOptions(srv)
+	o.metrics = ""
+	r := runNotify(context.Background(), o, newTemplate(defaultPayload, o.calls))
+	if r.accounted() != 500 || r.statuses[202]+r.statuses[503]+len(r.errors) == 0 {
+		t.Fatalf("accounted %d: %v %v", r.accounted(), r.statuses, r.errors)
+	}
+	if r.errorCount() < r.statuses[503] {
+		t.Fatalf("503s are errors: %d < %d", r.errorCount(), r.statuses[503])
+	}
+
+	// A server that is gone: every request is an error.
+	srv.Close()
+	r = runNotify(context.Background(), o, newTemplate(defaultPayload, o.calls))
+	if r.accounted() != 500 || len(r.statuses) != 0 || r.errorCount() != 500 {
+		t.Fatalf("closed server: accounted %d, statuses %v, errors %v", r.accounted(), r.statuses, r.errors)
+	}
+}
+
+func TestNotifyCanceled(t *testing.T) {
+	_, srv := startFake(t, nil)
+	o := testOptions(srv)
+	o.metrics = ""
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	r := runNotify(ctx, o, newTemplate(defaultPayload, o.calls))
+	if r.accounted() != r.scheduled {
+		t.Fatalf("canceled run: accounted %d of %d: %v", r.accounted(), r.scheduled, r.errors)
+	}
+}
+
+func TestMaxAccountsForEveryRequest(t *testing.T) {
+	_, srv := startFake(t, nil)
+	o := testOptions(srv)
+	o.mode = "max"
+	r := runMax(context.Background(), o, newTemplate(defaultPayload, o.calls))
+	if r.sent == 0 || r.accounted() != r.sent || len(r.latencies) != r.sent {
+		t.Fatalf("sent %d, accounted %d, latencies %d", r.sent, r.accounted(), len(r.latencies))
+	}
+}
+
+func TestPercentiles(t *testing.T) {
+	var s []time.Duration
+	for i := 1; i <= 1000; i++ {
+		s = append(s, time.Duration(i)*time.Millisecond)
+	}
+	p := percentiles(s)
+	want := pcts{500 * time.Millisecond, 900 * time.Millisecond, 990 * time.Millisecond, 999 * time.Millisecond, 1000 * time.Millisecond}
+	if p != want {
+		t.Fatalf("got %v, want %v", p, want)
+	}
+	if (percentiles(nil) != pcts{}) {
+		t.Fatal("no samples: zero percentiles")
+	}
+	one := []time.Duration{7}
+	if p := percentiles(one); p.p50 != 7 || p.p999 != 7 || p.max != 7 {
+		t.Fatalf("one sample: %v", p)
+	}
+	if q := quantile([]time.Duration{1, 2, 3, 4}, 0.5); q != 2 {
+		t.Fatalf("median of 1..4 by nearest rank: %v", q)
+	}
+}
+
+func TestParseMetrics(t *testing.T) {
+	m, err := parseMetrics(strings.NewReader(fakeMetrics))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := metricsSnapshot{metricRSS: 25165824, metricHeap: 10485760, metricCalls: 10, metricGraph: 15}
+	for k, v := range want {
+		if m[k] != v {
+			t.Errorf("%s = %v, want %v", k, m[k], v)
+		}
+	}
+	if _, ok := m["go_gc_duration_seconds"]; ok {
+		t.Error("NaN samples are skipped")
+	}
+	for _, bad := range []string{"x{a=\"1\" 3", "novalue", "x{a=\"1\"}", "x abc"} {
+		if _, err := parseMetrics(strings.NewReader(bad)); err == nil {
+			t.Errorf("%q: want an error", bad)
+		}
+	}
+}
+
+func TestCallsMode(t *testing.T) {
+	var created, deleted, prompts, gets atomic.Int64
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/calls", func(w http.ResponseWriter, r *http.Request) {
+		created.Add(1)
+		w.WriteHeader(http.StatusCreated)
+		_, _ = io.WriteString(w, `{"id":"c1","state":"establishing"}`)
+	})
+	mux.HandleFunc("GET /v1/calls/c1", func(w http.ResponseWriter, r *http.Request) {
+		gets.Add(1)
+		_, _ = io.WriteString(w, `{"id":"c1","state":"established"}`)
+	})
+	mux.HandleFunc("POST /v1/calls/c1/playPrompt", func(w http.ResponseWriter, r *http.Request) {
+		prompts.Add(1)
+		w.WriteHeader(http.StatusAccepted)
+	})
+	mux.HandleFunc("DELETE /v1/calls/c1", func(w http.ResponseWriter, r *http.Request) {
+		deleted.Add(1)
+		w.WriteHeader(http.StatusAccepted)
+	})
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, fakeMetrics) })
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	o := options{admin: srv.URL, metrics: srv.URL + "/metrics", concurrency: 2, duration: 100 * time.Millisecond,
+		timeout: 5 * time.Second, estTimeout: 5 * time.Second, poll: time.Millisecond, prompt: true}
+	r, err := runCalls(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.completed == 0 || r.started != r.completed || len(r.errors) != 0 {
+		t.Fatalf("started %d completed %d errors %v", r.started, r.completed, r.errors)
+	}
+	if created.Load() != int64(r.started) || deleted.Load() != created.Load() || prompts.Load() != created.Load() || gets.Load() < created.Load() {
+		t.Fatalf("created %d, gets %d, prompts %d, deleted %d", created.Load(), gets.Load(), prompts.Load(), deleted.Load())
+	}
+	if len(r.toEstablished) != r.completed {
+		t.Fatalf("%d establish times for %d calls", len(r.toEstablished), r.completed)
+	}
+	var out strings.Builder
+	r.print(&out)
+	if !strings.Contains(out.String(), "graph:     0.0 requests/s") {
+		t.Errorf("output:\n%s", out.String())
+	}
+
+	// A botd that refuses creates: every life is a create error.
+	o.admin = srv.URL + "/nowhere"
+	r, _ = runCalls(context.Background(), o)
+	if r.completed != 0 || r.errors["create: status 404"] != r.started {
+		t.Fatalf("refused: %+v", r.errors)
+	}
+}
+
+var sampleRows = []reportRow{
+	{Offered: 1000, Achieved: 999, P50: 300 * time.Microsecond, P99: 2 * time.Millisecond, RSS: 30 << 20, Calls: 1000},
+	{Offered: 2000, Achieved: 1990, P50: 400 * time.Microsecond, P99: 5 * time.Millisecond, Errors: 3},
+	{Offered: 4000, Achieved: 2500, P50: 90 * time.Millisecond, P99: 800 * time.Millisecond, Errors: 1500, RSS: 40 << 20},
+}
+
+func TestMarkdown(t *testing.T) {
+	var b strings.Builder
+	writeMarkdown(&b, options{url: "http://x/api/calls", duration: time.Second, concurrency: 4, calls: 9}, sampleRows)
+	s := b.String()
+	for _, want := range []string{
+		"| offered (req/s) | achieved (req/s) | p50 (ms) | p99 (ms) | errors | RSS (MiB) | calls |",
+		"| 1000 | 999 | 0.30 | 2.00 | 0 | 30.0 | 1000 |",
+		"| 2000 | 1990 | 0.40 | 5.00 | 3 | n/a | 0 |",
+		"| 4000 | 2500 | 90.00 | 800.00 | 1500 | 40.0 | 0 |",
+		"(report.svg)",
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("lacks %q:\n%s", want, s)
+		}
+	}
+}
+
+func TestSVG(t *testing.T) {
+	var b strings.Builder
+	writeSVG(&b, sampleRows)
+	d := xml.NewDecoder(strings.NewReader(b.String()))
+	polylines, circles := 0, 0
+	for {
+		tok, err := d.Token()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("not well-formed XML: %v\n%s", err, b.String())
+		}
+		if se, ok := tok.(xml.StartElement); ok {
+			switch se.Name.Local {
+			case "polyline":
+				polylines++
+			case "circle":
+				circles++
+			}
+		}
+	}
+	if polylines != 2 || circles != 2*len(sampleRows) {
+		t.Fatalf("%d polylines and %d points, want 2 and %d", polylines, circles, 2*len(sampleRows))
+	}
+	if niceMax(2500) != 5000 || niceMax(800) != 1000 || niceMax(0) != 1 || niceMax(1000) != 1000 {
+		t.Fatal("niceMax")
+	}
+}
+
+func TestReportWritesFiles(t *testing.T) {
+	_, srv := startFake(t, nil)
+	o := testOptions(srv)
+	o.duration = 100 * time.Millisecond
+	o.report = t.TempDir()
+	var out strings.Builder
+	if err := run(context.Background(), o, &out); err != nil {
+		t.Fatal(err)
+	}
+	md, err := os.ReadFile(filepath.Join(o.report, "report.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(md), "| 1000 |") || !strings.Contains(string(md), "| 2000 |") {
+		t.Fatalf("report.md:\n%s", md)
+	}
+	if _, err := os.Stat(filepath.Join(o.report, "report.svg")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestBareHandler(t *testing.T) {
+	srv := httptest.NewServer(bareHandler())
+	defer srv.Close()
+	resp, err := http.Post(srv.URL+"/api/calls", "application/json", bytes.NewReader(defaultPayload))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+}
+
+func TestFlags(t *testing.T) {
+	o, err := parseFlags([]string{"-rate", "5000", "-rates", "1000, 3000", "-calls", "7"}, io.Discard)
+	if err != nil || o.rate != 5000 || len(o.rates) != 2 || o.rates[1] != 3000 || o.calls != 7 || o.mode != "notify" {
+		t.Fatalf("%+v %v", o, err)
+	}
+	for _, bad := range [][]string{{"-rates", "1,x"}, {"-concurrency", "0"}, {"extra"}} {
+		if _, err := parseFlags(bad, io.Discard); err == nil {
+			t.Errorf("%v: want an error", bad)
+		}
+	}
+}

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# The callback ceiling comparison of issue 15: a bare chi handler (POST
+# /api/calls reads the body and answers 202) and botd (emulator mode, default
+# settings except BOTD_INBOUND_AUTH=off), each serving with GOMAXPROCS=1 pinned
+# to core 0 while botd-loadgen runs pinned to core 1. Runs alternate, bare
+# then botd, ROUNDS times. Each round is a closed loop (-mode max) at CONC
+# connections for SECS seconds; its achieved rate is that server's ceiling.
+# Then both servers get an open-loop run at half of botd's mean ceiling, and
+# their p99 is printed. The payload is the 847-byte roster notification of
+# invite example 1, spread over CALLS call ids.
+#
+#   scripts/bench-webhook.sh                 # 2 rounds of 10 s
+#   ROUNDS=1 SECS=5 scripts/bench-webhook.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS=${ROUNDS:-2}
+SECS=${SECS:-10}
+CONC=${CONC:-50}
+CALLS=${CALLS:-1000}
+BARE_ADDR=${BARE_ADDR:-127.0.0.1:18081}
+BOTD_ADDR=${BOTD_ADDR:-127.0.0.1:18080}
+ADMIN_ADDR=${ADMIN_ADDR:-127.0.0.1:19090}
+EMU_ADDR=${EMU_ADDR:-127.0.0.1:17070}
+
+tmp=$(mktemp -d)
+pid=""
+cleanup() {
+  if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+echo "== build"
+go build -o "$tmp/botd" ./cmd/botd
+go build -o "$tmp/botd-loadgen" ./cmd/botd-loadgen
+
+if command -v taskset >/dev/null 2>&1 && [ "$(nproc)" -ge 2 ]; then
+  SRV=(taskset -c 0); GEN=(taskset -c 1)
+  echo "pinning: server on core 0, load generator on core 1"
+else
+  SRV=(); GEN=()
+  echo "taskset missing or fewer than 2 cores: running UNPINNED, figures are not comparable with pinned ones"
+fi
+echo "machine: $(lscpu 2>/dev/null | sed -n 's/^Model name: *//p'), $(nproc) CPUs"
+
+wait_up() { # url
+  for _ in $(seq 200); do
+    if curl -s -o /dev/null -X POST -H 'Content-Type: application/json' -d '{}' "$1"; then return 0; fi
+    sleep 0.05
+  done
+  echo "server at $1 did not come up" >&2; exit 1
+}
+
+start_bare() {
+  GOMAXPROCS=1 "${SRV[@]}" "$tmp/botd-loadgen" -mode bare-server -listen "$BARE_ADDR" >"$tmp/bare.log" 2>&1 &
+  pid=$!
+  wait_up "http://$BARE_ADDR/api/calls"
+}
+
+start_botd() {
+  GOMAXPROCS=1 BOTD_INBOUND_AUTH=off BOTD_LISTEN="$BOTD_ADDR" BOTD_ADMIN_LISTEN="$ADMIN_ADDR" \
+    BOTD_EMULATOR_LISTEN="$EMU_ADDR" "${SRV[@]}" "$tmp/botd" >"$tmp/botd.log" 2>&1 &
+  pid=$!
+  wait_up "http://$BOTD_ADDR/api/calls"
+}
+
+stop() {
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  pid=""
+}
+
+gen() { # url metrics-url args...
+  local url=$1 metrics=$2; shift 2
+  "${GEN[@]}" "$tmp/botd-loadgen" -url "$url" -metrics "$metrics" -calls "$CALLS" -concurrency "$CONC" "$@"
+}
+
+field() { awk -v k="$1" '$1 == k {print $2; exit}'; }
+p99() { sed -n 's/.*p99=\([^ ]*\).*/\1/p' | head -1; }
+
+bare_sum=0; botd_sum=0
+for round in $(seq "$ROUNDS"); do
+  start_bare
+  out=$(gen "http://$BARE_ADDR/api/calls" "" -mode max -duration "${SECS}s")
+  stop
+  b=$(echo "$out" | field achieved:)
+  echo "round $round bare: $b req/s ($(echo "$out" | grep '^errors:'))"
+
+  start_botd
+  out=$(gen "http://$BOTD_ADDR/api/calls" "http://$ADMIN_ADDR/metrics" -mode max -duration "${SECS}s")
+  stop
+  d=$(echo "$out" | field achieved:)
+  echo "round $round botd: $d req/s ($(echo "$out" | grep '^errors:'); $(echo "$out" | grep '^botd RSS:'))"
+  bare_sum=$((bare_sum + b)); botd_sum=$((botd_sum + d))
+done
+bare=$((bare_sum / ROUNDS)); botd=$((botd_sum / ROUNDS))
+half=$((botd / 2))
+
+echo "== open loop at $half req/s (half of botd's ceiling) for ${SECS}s"
+start_bare
+bare_p99=$(gen "http://$BARE_ADDR/api/calls" "" -mode notify -rate "$half" -duration "${SECS}s" | tee "$tmp/bare-half.txt" | p99)
+stop
+start_botd
+botd_p99=$(gen "http://$BOTD_ADDR/api/calls" "http://$ADMIN_ADDR/metrics" -mode notify -rate "$half" -duration "${SECS}s" | tee "$tmp/botd-half.txt" | p99)
+stop
+for s in bare botd; do
+  echo "$s: $(grep -E '^(achieved|errors|latency):' "$tmp/$s-half.txt" | tr -s ' ' | paste -sd ';' -)"
+done
+
+echo "== result"
+echo "bare chi handler: $bare req/s"
+echo "botd:             $botd req/s"
+awk -v a="$botd" -v b="$bare" 'BEGIN { if (b > 0) printf "ratio botd/bare:  %.2f (goal: at least 0.80)\n", a / b }'
+echo "p99 at $half req/s: bare $bare_p99, botd $botd_p99 (goal: botd at most 1.5x bare)"

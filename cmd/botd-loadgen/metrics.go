@@ -1,60 +1,53 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	"net/http"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 // metricsSnapshot is a Prometheus text exposition: each sample's value by
 // metric name, summed over its label sets.
 type metricsSnapshot map[string]float64
 
-// parseMetrics reads the Prometheus text format. Comments and blank lines are
-// skipped; a sample is "name{labels} value [timestamp]". Values of one name
-// with different labels are added up.
+// parseMetrics reads the Prometheus text format with Prometheus's own
+// parser (expfmt); values of one name with different labels are added up
+// (a histogram or summary adds its sample count).
 func parseMetrics(r io.Reader) (metricsSnapshot, error) {
-	m := metricsSnapshot{}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), 1<<20)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		name, rest := line, ""
-		if i := strings.IndexByte(line, '{'); i >= 0 {
-			j := strings.LastIndexByte(line, '}')
-			if j < i {
-				return nil, fmt.Errorf("metrics: unbalanced braces in %q", line)
-			}
-			name, rest = line[:i], line[j+1:]
-		} else if i := strings.IndexAny(line, " \t"); i >= 0 {
-			name, rest = line[:i], line[i:]
-		} else {
-			return nil, fmt.Errorf("metrics: no value in %q", line)
-		}
-		fields := strings.Fields(rest)
-		if len(fields) == 0 {
-			return nil, fmt.Errorf("metrics: no value in %q", line)
-		}
-		v, err := strconv.ParseFloat(fields[0], 64)
-		if err != nil {
-			return nil, fmt.Errorf("metrics: %q: %w", line, err)
-		}
-		if math.IsNaN(v) {
-			continue
-		}
-		m[strings.TrimSpace(name)] += v
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(r)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
 	}
-	return m, sc.Err()
+	m := metricsSnapshot{}
+	for name, f := range fams {
+		for _, mt := range f.GetMetric() {
+			var v float64
+			switch {
+			case mt.Counter != nil:
+				v = mt.GetCounter().GetValue()
+			case mt.Gauge != nil:
+				v = mt.GetGauge().GetValue()
+			case mt.Untyped != nil:
+				v = mt.GetUntyped().GetValue()
+			case mt.Histogram != nil:
+				v = float64(mt.GetHistogram().GetSampleCount())
+			case mt.Summary != nil:
+				v = float64(mt.GetSummary().GetSampleCount())
+			}
+			if !math.IsNaN(v) {
+				m[name] += v
+			}
+		}
+	}
+	return m, nil
 }
 
 // scrape reads url's metrics; an empty url gives no snapshot and no error.

@@ -139,6 +139,17 @@ func TestE2EMediaIVR(t *testing.T) {
 		res.Body.Close()
 	}
 
+	// botd fetches the audio with the token the client never sees.
+	code, audio, err := e2eDo(http.MethodGet, b.admin+calls+"/operations/"+op.ID+"/recording", nil)
+	if err != nil || code != http.StatusOK || !strings.HasPrefix(string(audio), "RIFF") {
+		t.Fatalf("recording through botd = %d %q %v", code, audio[:min(len(audio), 64)], err)
+	}
+	// Graph's own view of the call agrees with botd's.
+	code, raw, err := e2eDo(http.MethodGet, b.admin+calls+"/graph", nil)
+	if err != nil || code != http.StatusOK || !strings.Contains(string(raw), `"state":"established"`) {
+		t.Fatalf("Graph's view = %d %s %v", code, raw, err)
+	}
+
 	pid := e2ePhone(&rv, number).ID
 	part := calls + "/participants/" + pid
 	mute := e2eOperate(t, b, http.MethodPost, part+"/mute", nil)

@@ -217,6 +217,9 @@ func build(bgCtx context.Context, log zerolog.Logger, cfg *config.Config, st *st
 	// The one sender of outbound actions, for the admin API and automation.
 	svc := calls.New(calls.Config{
 		CallbackURL: rt.CallbackURL(), TenantID: rt.TenantID, BotAppID: rt.ClientID, BotName: cfg.BotName,
+		// Recordings come from Graph's media servers: no redirects (the
+		// bearer token must not follow one), bounded like a Graph request.
+		Fetch: &http.Client{Timeout: cfg.GraphTimeout, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
 	}, gc, store, log)
 	// The engine observes the store: every change reaches it.
 	engine, err := automation.New(automation.Config{

@@ -15,6 +15,7 @@ package calls
 import (
 	"context"
 	"fmt"
+	"net/http"
 
 	"github.com/rs/zerolog"
 
@@ -35,6 +36,8 @@ type Graph interface {
 	KeepAlive(ctx context.Context, callID string) (graph.Meta, error)
 	Hangup(ctx context.Context, callID string) (graph.Meta, error)
 	ListParticipants(ctx context.Context, callID string) ([]model.Participant, graph.Meta, error)
+	GetCall(ctx context.Context, callID string) (*model.Call, graph.Meta, error)
+	GetOperation(ctx context.Context, callID, opID string) (*model.Operation, graph.Meta, error)
 
 	PlayPrompt(ctx context.Context, callID string, req *graph.PlayPromptRequest) (*model.Operation, graph.Meta, error)
 	RecordResponse(ctx context.Context, callID string, req *graph.RecordResponseRequest) (*model.Operation, graph.Meta, error)
@@ -75,6 +78,8 @@ type Config struct {
 	// BotAppID and BotName make the default create-call source identity.
 	BotAppID string
 	BotName  string
+	// Fetch downloads recordings from their recordingLocation; nil: none.
+	Fetch *http.Client
 }
 
 // Service sends botd's outbound actions. It is safe for concurrent use.

@@ -3,7 +3,10 @@ package calls
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 
@@ -234,5 +237,56 @@ func TestCreateCallDefaults(t *testing.T) {
 	}
 	if v.ID != "new-1" || v.CallbackURI != ownCallback || len(v.Targets) != 1 {
 		t.Errorf("view = %+v", v)
+	}
+}
+
+// recordedOp puts a completed recordResponse with location loc on call id.
+func recordedOp(t *testing.T, st *callstate.Store, id, loc string) {
+	t.Helper()
+	if _, err := st.Apply(&model.Event{
+		ChangeType: model.ChangeDeleted, Path: model.ResourcePath{CallID: id, Kind: model.ResourceOperation, SubID: "rec-1"},
+		Kind: model.EventOperation, Operation: &model.Operation{ODataType: model.ODataRecordOp, ID: "rec-1", Status: model.OpCompleted,
+			RecordingLocation: loc, RecordingAccessToken: "secret-token-0123456789"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Recording: botd fetches the audio with the token from a location that is
+// https (or loopback), and refuses anything else without a request.
+func TestRecording(t *testing.T) {
+	var gotAuth string
+	media := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gotAuth = r.Header.Get("Authorization")
+		w.Header().Set("Content-Type", "audio/wav")
+		_, _ = io.WriteString(w, "RIFF")
+	}))
+	defer media.Close()
+	s, _, st := newService(t)
+	s.cfg.Fetch = media.Client()
+	track(t, st, "c1", model.StateEstablished, "")
+	if _, _, err := s.Recording(context.Background(), "c1", "rec-1"); err == nil || err.Error() != `operation "rec-1" is not one of call "c1"'s` {
+		t.Fatalf("no such operation: %v", err)
+	}
+	recordedOp(t, st, "c1", media.URL+"/rec/1")
+	body, ct, err := s.Recording(context.Background(), "c1", "rec-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(body)
+	body.Close()
+	if string(b) != "RIFF" || ct != "audio/wav" || gotAuth != "Bearer secret-token-0123456789" {
+		t.Fatalf("%q %q %q", b, ct, gotAuth)
+	}
+
+	track(t, st, "c2", model.StateEstablished, "")
+	recordedOp(t, st, "c2", "http://media.example/rec/1")
+	gotAuth = ""
+	if _, _, err := s.Recording(context.Background(), "c2", "rec-1"); err == nil || !strings.Contains(err.Error(), "not an https URL") || gotAuth != "" {
+		t.Fatalf("plain http off loopback: %v (auth sent %q)", err, gotAuth)
+	}
+	s.cfg.Fetch = nil
+	if _, _, err := s.Recording(context.Background(), "c1", "rec-1"); err == nil || !strings.Contains(err.Error(), "not configured") {
+		t.Fatalf("no client: %v", err)
 	}
 }

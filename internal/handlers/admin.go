@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"reflect"
 	"strconv"
@@ -55,6 +56,10 @@ type Calls interface {
 	StartHoldMusic(ctx context.Context, callID, participantID string, req *graph.StartHoldMusicRequest) (*model.Operation, error)
 	StopHoldMusic(ctx context.Context, callID, participantID string, req *graph.StopHoldMusicRequest) (*model.Operation, error)
 	RemoveParticipant(ctx context.Context, callID, participantID string) (*model.Operation, error)
+
+	GraphCall(ctx context.Context, callID string) (*model.Call, error)
+	GraphOperation(ctx context.Context, callID, opID string) (*model.Operation, error)
+	Recording(ctx context.Context, callID, opID string) (io.ReadCloser, string, error)
 }
 
 // listReply is Graph's collection shape.

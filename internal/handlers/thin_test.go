@@ -3,6 +3,7 @@ package handlers
 import (
 	"bytes"
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -143,6 +144,30 @@ func (f *fakeCalls) StopHoldMusic(_ context.Context, id, pid string, b *graph.St
 
 func (f *fakeCalls) RemoveParticipant(_ context.Context, id, pid string) (*model.Operation, error) {
 	return f.op("RemoveParticipant", id, pid, nil)
+}
+
+func (f *fakeCalls) GraphCall(_ context.Context, id string) (*model.Call, error) {
+	f.ask("GraphCall", id, "", nil)
+	if f.err != nil {
+		return nil, f.err
+	}
+	return &model.Call{ID: id, State: model.StateEstablished}, nil
+}
+
+func (f *fakeCalls) GraphOperation(_ context.Context, id, opID string) (*model.Operation, error) {
+	f.ask("GraphOperation", id, opID, nil)
+	if f.err != nil {
+		return nil, f.err
+	}
+	return &model.Operation{ID: opID, Status: model.OpCompleted}, nil
+}
+
+func (f *fakeCalls) Recording(_ context.Context, id, opID string) (io.ReadCloser, string, error) {
+	f.ask("Recording", id, opID, nil)
+	if f.err != nil {
+		return nil, "", f.err
+	}
+	return io.NopCloser(strings.NewReader("RIFF....WAVE")), "audio/wav", nil
 }
 
 // thinAdmin is the admin router over a fake calls service and an empty
@@ -345,4 +370,30 @@ func (f *fakeCalls) askedCount() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return len(f.asked)
+}
+
+// TestInspectRoutes: Graph's own view of a call and of an operation, and
+// a recording's audio, each from its one service method; a refusal is the
+// service's problem.
+func TestInspectRoutes(t *testing.T) {
+	f := &fakeCalls{}
+	h := thinAdmin(t, f)
+	if rp := thinDo(h, http.MethodGet, "/v1/calls/c1/graph", nil); rp.status != http.StatusOK || !strings.Contains(string(rp.body), `"id":"c1"`) {
+		t.Fatalf("graph call = %d %s", rp.status, rp.body)
+	}
+	if rp := thinDo(h, http.MethodGet, "/v1/calls/c1/operations/op1/graph", nil); rp.status != http.StatusOK || !strings.Contains(string(rp.body), `"id":"op1"`) {
+		t.Fatalf("graph operation = %d %s", rp.status, rp.body)
+	}
+	rp := thinDo(h, http.MethodGet, "/v1/calls/c1/operations/op1/recording", nil)
+	if rp.status != http.StatusOK || rp.header.Get("Content-Type") != "audio/wav" || string(rp.body) != "RIFF....WAVE" || rp.header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("recording = %d %v %q", rp.status, rp.header, rp.body)
+	}
+	if strings.Join(f.asked, ",") != "GraphCall c1 ,GraphOperation c1 op1,Recording c1 op1" {
+		t.Fatalf("asked %v", f.asked)
+	}
+	f.err = &calls.Error{Kind: calls.NotFound, Message: `operation "op2" has no recording`}
+	rp = thinDo(h, http.MethodGet, "/v1/calls/c1/operations/op2/recording", nil)
+	if p := rp.problem(t); rp.status != http.StatusNotFound || p.Detail != `operation "op2" has no recording` {
+		t.Fatalf("refused recording = %d %+v", rp.status, p)
+	}
 }

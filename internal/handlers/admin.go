@@ -62,11 +62,6 @@ type Calls interface {
 	Recording(ctx context.Context, callID, opID string) (io.ReadCloser, string, error)
 }
 
-// listReply is Graph's collection shape.
-type listReply[T any] struct {
-	Value []T `json:"value"`
-}
-
 // actionReply answers a call-control request Graph accepted.
 type actionReply struct {
 	CallID          string `json:"callId"`
@@ -76,12 +71,13 @@ type actionReply struct {
 }
 
 func handleListCalls(d Deps) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		calls := d.Store.Calls()
-		if calls == nil {
-			calls = []callstate.CallSummary{}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		page, err := callsPage(r, d.Store.Calls())
+		if err != nil {
+			writeProblem(w, r, err)
+			return
 		}
-		writeJSON(w, http.StatusOK, listReply[callstate.CallSummary]{Value: calls})
+		writeJSON(w, http.StatusOK, page)
 	})
 }
 
@@ -120,11 +116,12 @@ func handleListParticipants(d Deps) http.Handler {
 		if !ok {
 			return
 		}
-		ps := v.Participants
-		if ps == nil {
-			ps = []model.Participant{}
+		page, err := indexPage(r, v.Participants)
+		if err != nil {
+			writeProblem(w, r, err)
+			return
 		}
-		writeJSON(w, http.StatusOK, listReply[model.Participant]{Value: ps})
+		writeJSON(w, http.StatusOK, page)
 	})
 }
 

@@ -397,3 +397,74 @@ func TestInspectRoutes(t *testing.T) {
 		t.Fatalf("refused recording = %d %+v", rp.status, p)
 	}
 }
+
+// TestListsArePaged: the calls list and a roster come in pages of $top,
+// each with the @odata.nextLink of the next, and following the links gives
+// every item once, in order; a call added between pages shifts nothing.
+func TestListsArePaged(t *testing.T) {
+	r := newFakeRig(t, &fakeCalls{}, rigOptions{})
+	for _, id := range []string{"p-1", "p-2", "p-3", "p-4", "p-5"} {
+		r.track(id, model.StateEstablished)
+	}
+	var ids []string
+	link := "/v1/calls?$top=2"
+	for pages := 0; link != ""; pages++ {
+		if pages > 3 {
+			t.Fatal("too many pages")
+		}
+		rp := r.adminDo(http.MethodGet, link, nil)
+		if rp.status != http.StatusOK {
+			t.Fatalf("%s = %d: %s", link, rp.status, rp.body)
+		}
+		var page struct {
+			Value []struct {
+				ID string `json:"id"`
+			} `json:"value"`
+			NextLink string `json:"@odata.nextLink"`
+		}
+		rp.decode(t, &page)
+		if len(page.Value) > 2 {
+			t.Fatalf("page of %d", len(page.Value))
+		}
+		for _, c := range page.Value {
+			ids = append(ids, c.ID)
+		}
+		if pages == 0 {
+			r.track("p-6", model.StateEstablished) // added after the first page
+		}
+		link = page.NextLink
+	}
+	if strings.Join(ids, ",") != "p-1,p-2,p-3,p-4,p-5,p-6" {
+		t.Fatalf("listed %v", ids)
+	}
+	for path, detail := range map[string]string{
+		"/v1/calls?$top=0":          `"$top" must be a whole number from 1 to 1000, got "0"`,
+		"/v1/calls?$top=x":          `"$top" must be a whole number from 1 to 1000, got "x"`,
+		"/v1/calls?$skiptoken=zz!!": `"$skiptoken" is not one this list gave`,
+	} {
+		rp := r.adminDo(http.MethodGet, path, nil)
+		if p := rp.problem(t); rp.status != http.StatusBadRequest || p.Detail != detail {
+			t.Errorf("%s = %d %+v", path, rp.status, p)
+		}
+	}
+	// A roster pages by position.
+	r.mustNotify([]byte(`{"value":[{"changeType":"updated","resourceUrl":"/communications/calls/p-1/participants","resourceData":[` +
+		`{"@odata.type":"#microsoft.graph.participant","id":"a","info":{"identity":{"user":{"id":"ua"}}}},` +
+		`{"@odata.type":"#microsoft.graph.participant","id":"b","info":{"identity":{"user":{"id":"ub"}}}},` +
+		`{"@odata.type":"#microsoft.graph.participant","id":"c","info":{"identity":{"user":{"id":"uc"}}}}]}]}`))
+	rp := r.adminDo(http.MethodGet, "/v1/calls/p-1/participants?$top=2", nil)
+	var page struct {
+		Value    []model.Participant `json:"value"`
+		NextLink string              `json:"@odata.nextLink"`
+	}
+	rp.decode(t, &page)
+	if len(page.Value) != 2 || page.NextLink != "/v1/calls/p-1/participants?%24skiptoken=2&%24top=2" {
+		t.Fatalf("roster page %d %q", len(page.Value), page.NextLink)
+	}
+	rp = r.adminDo(http.MethodGet, page.NextLink, nil)
+	page.NextLink = ""
+	rp.decode(t, &page)
+	if len(page.Value) != 1 || page.Value[0].ID != "c" || page.NextLink != "" {
+		t.Fatalf("last roster page %+v", page)
+	}
+}

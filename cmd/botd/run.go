@@ -156,34 +156,25 @@ func resolve(log zerolog.Logger, cfg *config.Config) (_ *started, err error) {
 	return st, nil
 }
 
-// graphConfig is the Graph client's config: every value explicit, from
-// the Config and the Runtime (BOTD_GRAPH_MAX_RETRIES=0 is MaxRetries 0),
-// and graph's Default* for the backoff botd does not expose. Scope is left
-// empty: the cloud's preset.
+// graphConfig is the Graph client's config: graph's documented defaults
+// (its one list of them) with every value botd's config has laid over
+// them, so BOTD_GRAPH_MAX_RETRIES=0 is MaxRetries 0. Scope is left empty:
+// the cloud's preset.
 func graphConfig(cfg *config.Config, rt *config.Runtime) graph.Config {
-	return graph.Config{
-		Cloud: cfg.Cloud, TenantID: rt.TenantID, ClientID: rt.ClientID, ClientSecret: rt.ClientSecret,
-		ClientCertificateFile: cfg.ClientCertificateFile, FederatedTokenFile: cfg.FederatedTokenFile, MaxTenants: cfg.GraphMaxTenants,
-		BaseURL: rt.GraphBaseURL, TokenURL: rt.TokenURL,
-		RequestTimeout: cfg.GraphTimeout, RetryBudget: cfg.GraphRetryBudget, MaxRetries: cfg.GraphMaxRetries,
-		BackoffInitial: graph.DefaultBackoffInitial, BackoffMax: graph.DefaultBackoffMax,
-	}
+	g := graph.DefaultConfig()
+	g.Cloud, g.TenantID, g.ClientID, g.ClientSecret = cfg.Cloud, rt.TenantID, rt.ClientID, rt.ClientSecret
+	g.ClientCertificateFile, g.FederatedTokenFile, g.MaxTenants = cfg.ClientCertificateFile, cfg.FederatedTokenFile, cfg.GraphMaxTenants
+	g.BaseURL, g.TokenURL = rt.GraphBaseURL, rt.TokenURL
+	g.RequestTimeout, g.RetryBudget, g.MaxRetries = cfg.GraphTimeout, cfg.GraphRetryBudget, cfg.GraphMaxRetries
+	return g
 }
 
-// storeConfig is the call store's config: every value explicit, from the
-// Config, and callstate's Default* for what botd does not expose.
+// storeConfig is the call store's config: callstate's documented defaults
+// with every value botd's config has laid over them.
 func storeConfig(cfg *config.Config) callstate.Config {
-	return callstate.Config{
-		Retention:            cfg.Retention,
-		SweepInterval:        callstate.DefaultSweepInterval,
-		OperationTimeout:     cfg.OperationTimeout,
-		DeltaHoldMax:         callstate.DefaultDeltaHoldMax,
-		DeltaGapTimeout:      cfg.DeltaGapTimeout,
-		MaxTransitions:       callstate.DefaultMaxTransitions,
-		MaxCalls:             cfg.MaxCalls,
-		MaxOperationsPerCall: callstate.DefaultMaxOperationsPerCall,
-		MaxTonesPerCall:      callstate.DefaultMaxTonesPerCall,
-	}
+	c := callstate.DefaultConfig()
+	c.Retention, c.OperationTimeout, c.DeltaGapTimeout, c.MaxCalls = cfg.Retention, cfg.OperationTimeout, cfg.DeltaGapTimeout, cfg.MaxCalls
+	return c
 }
 
 // app is botd built: its components and its two servers.
@@ -395,20 +386,12 @@ func security(ctx context.Context, log zerolog.Logger, cfg *config.Config, rt *c
 	if l := config.List(cfg.AuthIssuers); len(l) > 0 {
 		issuers = l
 	}
-	v, err := auth.NewVerifier(auth.VerifierConfig{
-		Audience:       rt.ClientID,
-		MetadataURL:    metadataURL,
-		Issuers:        issuers,
-		AllowedTenants: config.List(cfg.AuthAllowedTenants),
-		// Tunables botd does not expose: auth's documented values.
-		ClockSkew:          auth.DefaultClockSkew,
-		RefreshInterval:    auth.DefaultRefreshInterval,
-		RetryInterval:      auth.DefaultRetryInterval,
-		UnknownKIDInterval: auth.DefaultUnknownKIDInterval,
-		FetchTimeout:       auth.DefaultFetchTimeout,
-		CacheSize:          auth.DefaultCacheSize,
-		OnVerified:         func(r *http.Request, c *auth.Claims) { handlers.RecordTenant(r, c.TenantID) },
-	}, log, reg)
+	// Auth's documented tunables, with what botd's config and runtime say.
+	vc := auth.DefaultVerifierConfig()
+	vc.Audience, vc.MetadataURL, vc.Issuers = rt.ClientID, metadataURL, issuers
+	vc.AllowedTenants = config.List(cfg.AuthAllowedTenants)
+	vc.OnVerified = func(r *http.Request, c *auth.Claims) { handlers.RecordTenant(r, c.TenantID) }
+	v, err := auth.NewVerifier(vc, log, reg)
 	if err != nil {
 		return sec, fmt.Errorf("inbound auth: %w", err)
 	}

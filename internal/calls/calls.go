@@ -146,7 +146,7 @@ func (s *Service) Live(callID, participantID string) (callstate.CallView, error)
 		return v, &Error{Kind: Conflict, Message: "call already terminated"}
 	}
 	if participantID != "" && !inRoster(v, participantID) {
-		return v, &Error{Kind: NotFound, Message: fmt.Sprintf("participant %q is not in call %q", shorten(participantID), callID)}
+		return v, &Error{Kind: NotFound, Message: fmt.Sprintf("participant %q is not in call %q", problem.Shorten(participantID), callID)}
 	}
 	return v, nil
 }
@@ -158,13 +158,6 @@ func inRoster(v callstate.CallView, pid string) bool {
 		}
 	}
 	return false
-}
-
-func shorten(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "..."
-	}
-	return s
 }
 
 // tenantCtx is ctx for a Graph request on callID: with a token for the

@@ -42,7 +42,7 @@ func (s *Service) Recording(ctx context.Context, callID, opID string) (io.ReadCl
 		return nil, "", err
 	}
 	if op.RecordingLocation == "" || op.RecordingAccessToken == "" {
-		return nil, "", &Error{Kind: NotFound, Message: fmt.Sprintf("operation %q has no recording", shorten(opID))}
+		return nil, "", &Error{Kind: NotFound, Message: fmt.Sprintf("operation %q has no recording", problem.Shorten(opID))}
 	}
 	if s.cfg.Fetch == nil {
 		return nil, "", &problem.Error{Code: problem.Unavailable, Message: "recording downloads are not configured"}
@@ -79,5 +79,5 @@ func (s *Service) operation(callID, opID string) (*callstate.OperationView, erro
 			return &v.Operations[i], nil
 		}
 	}
-	return nil, &Error{Kind: NotFound, Message: fmt.Sprintf("operation %q is not one of call %q's", shorten(opID), callID)}
+	return nil, &Error{Kind: NotFound, Message: fmt.Sprintf("operation %q is not one of call %q's", problem.Shorten(opID), callID)}
 }

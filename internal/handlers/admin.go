@@ -19,6 +19,7 @@ import (
 	"github.com/botd/botd/internal/graph"
 	"github.com/botd/botd/internal/model"
 	"github.com/botd/botd/internal/notify"
+	"github.com/botd/botd/internal/problem"
 )
 
 // Store is the part of the call store the handlers read and feed with
@@ -376,7 +377,7 @@ func validCallID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := chi.URLParam(r, "callID")
 		if p, err := notify.ParseResourcePath("/communications/calls/" + id); err != nil || p.Kind != model.ResourceCall || p.CallID != id {
-			writeProblem(w, r, errorf(CodeNotFound, "%q is not a call id", shorten(id)))
+			writeProblem(w, r, errorf(CodeNotFound, "%q is not a call id", problem.Shorten(id)))
 			return
 		}
 		next.ServeHTTP(w, r)

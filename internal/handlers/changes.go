@@ -8,6 +8,7 @@ import (
 	"github.com/botd/botd/internal/callstate"
 	"github.com/botd/botd/internal/model"
 	"github.com/botd/botd/internal/notify"
+	"github.com/botd/botd/internal/problem"
 )
 
 // changesBuffer is how many changes a slow reader of GET /v1/changes may
@@ -26,7 +27,7 @@ func handleChanges(d Deps) http.Handler {
 		callID := r.URL.Query().Get("callId")
 		if callID != "" {
 			if p, err := notify.ParseResourcePath("/communications/calls/" + callID); err != nil || p.Kind != model.ResourceCall {
-				writeProblem(w, r, errorf(CodeInvalid, "callId %q is not a call id", shorten(callID)))
+				writeProblem(w, r, errorf(CodeInvalid, "callId %q is not a call id", problem.Shorten(callID)))
 				return
 			}
 		}
@@ -70,12 +71,4 @@ func writeChange(w http.ResponseWriter, c callstate.Change) error {
 	}
 	_, err = fmt.Fprintf(w, "event: %s\ndata: %s\n\n", c.Kind, b)
 	return err
-}
-
-// shorten keeps an id echoed in an error readable.
-func shorten(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "..."
-	}
-	return s
 }

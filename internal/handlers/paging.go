@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/botd/botd/internal/callstate"
+	"github.com/botd/botd/internal/problem"
 )
 
 // maxPage is the most items a list answers at once, and its default: a
@@ -30,7 +31,7 @@ func pageSize(r *http.Request) (int, error) {
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 1 || n > maxPage {
-		return 0, errorf(CodeInvalid, `"$top" must be a whole number from 1 to %d, got %q`, maxPage, shorten(v))
+		return 0, errorf(CodeInvalid, `"$top" must be a whole number from 1 to %d, got %q`, maxPage, problem.Shorten(v))
 	}
 	return n, nil
 }

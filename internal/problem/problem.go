@@ -107,6 +107,15 @@ type Error struct {
 	Err     error
 }
 
+// Shorten keeps a value a client sent readable where an error echoes it:
+// at most 64 bytes, then "...".
+func Shorten(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
+	}
+	return s
+}
+
 // Errorf returns an *Error with a formatted message.
 func Errorf(code Code, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}

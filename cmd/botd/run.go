@@ -203,7 +203,7 @@ func build(bgCtx context.Context, log zerolog.Logger, cfg *config.Config, st *st
 	}
 	var invitees []model.InvitationParticipantInfo
 	for _, t := range cfg.InviteTargets() {
-		invitees = append(invitees, automation.TargetFor(t))
+		invitees = append(invitees, model.Invitee(t))
 	}
 	// The one sender of outbound actions, for the admin API and automation.
 	svc := calls.New(calls.Config{

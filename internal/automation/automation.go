@@ -346,7 +346,7 @@ func (e *Engine) onIncoming(c *callstate.Change) {
 	case "redirect":
 		e.enqueue(job{kind: actionRedirect, callID: callID, run: func(ctx context.Context) error {
 			_, err := e.calls.Redirect(ctx, callID, &graph.RedirectRequest{
-				Targets: []model.InvitationParticipantInfo{TargetFor(e.cfg.RedirectTarget)},
+				Targets: []model.InvitationParticipantInfo{model.Invitee(e.cfg.RedirectTarget)},
 			})
 			return wrap("redirect", err)
 		}})
@@ -486,19 +486,6 @@ func (e *Engine) resync(callID string) {
 	e.enqueue(job{kind: actionRosterResync, callID: callID, run: func(ctx context.Context) error {
 		return e.calls.ResyncRoster(ctx, callID)
 	}})
-}
-
-// TargetFor turns a configured target, an E.164 number or a user id, into
-// an invitation participant.
-func TargetFor(t string) model.InvitationParticipantInfo {
-	id := &model.Identity{ODataType: model.ODataIdentity, ID: t}
-	set := &model.IdentitySet{ODataType: model.ODataIdentitySet}
-	if len(t) > 0 && t[0] == '+' {
-		set.Phone = id
-	} else {
-		set.User = id
-	}
-	return model.InvitationParticipantInfo{ODataType: model.ODataInvitationParticipant, Identity: set}
 }
 
 func wrap(action string, err error) error {

@@ -257,7 +257,7 @@ func TestDuplicateIncomingAnsweredOnce(t *testing.T) {
 }
 
 func TestInviteOnEstablishAndCompletion(t *testing.T) {
-	r := newRig(t, Config{InviteOnEstablish: []model.InvitationParticipantInfo{TargetFor("+12345678901")}, KeepAlive: time.Hour}, callstate.Config{})
+	r := newRig(t, Config{InviteOnEstablish: []model.InvitationParticipantInfo{model.Invitee("+12345678901")}, KeepAlive: time.Hour}, callstate.Config{})
 	defer r.stop()
 	apply(t, r.store, callEvent("c1", model.ChangeUpdated, model.StateEstablished))
 	r.drain(t)
@@ -291,7 +291,7 @@ func TestInviteOnEstablishAndCompletion(t *testing.T) {
 func TestFailedInviteIsRetriedWithBackoff(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newRig(t, Config{
-			InviteOnEstablish: []model.InvitationParticipantInfo{TargetFor("+12345678901")},
+			InviteOnEstablish: []model.InvitationParticipantInfo{model.Invitee("+12345678901")},
 			InviteRetries:     2, InviteBackoff: time.Second, KeepAlive: time.Hour,
 		}, callstate.Config{})
 		defer r.stop()
@@ -337,7 +337,7 @@ func TestFailedInviteIsRetriedWithBackoff(t *testing.T) {
 func TestOutcomeUnknownInviteIsNotResent(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newRig(t, Config{
-			InviteOnEstablish: []model.InvitationParticipantInfo{TargetFor("+12345678901")},
+			InviteOnEstablish: []model.InvitationParticipantInfo{model.Invitee("+12345678901")},
 			InviteRetries:     3, InviteBackoff: time.Second, KeepAlive: time.Hour,
 		}, callstate.Config{OperationTimeout: time.Minute})
 		defer r.stop()

@@ -20,6 +20,7 @@ import (
 
 	"github.com/botd/botd/internal/emulator"
 	"github.com/botd/botd/internal/model"
+	"github.com/botd/botd/internal/problem"
 )
 
 // EnvPrefix is the prefix of every environment variable botd reads.
@@ -399,13 +400,7 @@ func UnknownEnv(environ, known []string) []string {
 		if !strings.HasPrefix(name, EnvPrefix) || isKnown[name] {
 			continue
 		}
-		best, bestD := "", 4
-		for _, k := range known {
-			if d := editDistance(name, k); d < bestD || (d == bestD && best != "" && k < best) {
-				best, bestD = k, d
-			}
-		}
-		if best != "" {
+		if best, ok := problem.Closest(name, known, 4); ok {
 			out = append(out, fmt.Sprintf("unknown environment variable %s; did you mean %s?", name, best))
 		} else {
 			out = append(out, "unknown environment variable "+name)
@@ -413,27 +408,6 @@ func UnknownEnv(environ, known []string) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-// editDistance is the Levenshtein distance of a and b, in bytes.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // UsageError is a bad command line: an unknown flag, a bad flag value or

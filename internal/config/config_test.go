@@ -274,14 +274,6 @@ func TestUnknownEnv(t *testing.T) {
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("got %q, want %q", got, want)
 	}
-	for _, tc := range []struct {
-		a, b string
-		d    int
-	}{{"", "", 0}, {"abc", "", 3}, {"kitten", "sitting", 3}, {"BOTD_LISTNE", "BOTD_LISTEN", 2}, {"flaw", "lawn", 2}} {
-		if d := editDistance(tc.a, tc.b); d != tc.d {
-			t.Errorf("editDistance(%q, %q) = %d, want %d", tc.a, tc.b, d, tc.d)
-		}
-	}
 }
 
 // Credentials: exactly one of secret, certificate and federated token

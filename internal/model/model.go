@@ -243,6 +243,19 @@ func (s OperationStatus) Normalize() OperationStatus {
 // Final reports whether the status is completed or failed.
 func (s OperationStatus) Final() bool { return s == OpCompleted || s == OpFailed }
 
+// Invitee is the invitation of a target given by id: an E.164 number
+// (starting with +) is a phone identity, anything else a user's object id.
+func Invitee(id string) InvitationParticipantInfo {
+	x := &Identity{ODataType: ODataIdentity, ID: id}
+	set := &IdentitySet{ODataType: ODataIdentitySet}
+	if len(id) > 0 && id[0] == '+' {
+		set.Phone = x
+	} else {
+		set.User = x
+	}
+	return InvitationParticipantInfo{ODataType: ODataInvitationParticipant, Identity: set}
+}
+
 // IsE164 reports whether s is a phone number in E.164 form, as Graph's
 // phone identities need it: '+', a country code not starting with 0, and
 // at most 15 digits in all.

@@ -67,3 +67,20 @@ func TestCodesHaveDistinctStatuses(t *testing.T) {
 		t.Fatalf("%v", seen)
 	}
 }
+
+func TestClosest(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		d    int
+	}{{"", "", 0}, {"abc", "", 3}, {"kitten", "sitting", 3}, {"BOTD_LISTNE", "BOTD_LISTEN", 2}, {"flaw", "lawn", 2}} {
+		if d := editDistance(tc.a, tc.b); d != tc.d {
+			t.Errorf("editDistance(%q, %q) = %d, want %d", tc.a, tc.b, d, tc.d)
+		}
+	}
+	if got, ok := Closest("anwser", []string{"answer", "reject"}, 3); !ok || got != "answer" {
+		t.Errorf("Closest = %q %v", got, ok)
+	}
+	if got, ok := Closest("zzzzzz", []string{"answer", "reject"}, 3); ok {
+		t.Errorf("Closest of a far name = %q", got)
+	}
+}

@@ -147,9 +147,9 @@ func Load(srcs []Source, opts Options) (*Set, error) {
 }
 
 type loader struct {
-	opts Options
+	opts  Options
 	file_ string
-	errs LoadErrors
+	errs  LoadErrors
 }
 
 func (l *loader) errf(p Pos, format string, args ...any) {

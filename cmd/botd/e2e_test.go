@@ -689,8 +689,8 @@ func (r e2eRun) e2eScenarios(t *testing.T) {
 			bot := e2eKey(v.Targets[0].Identity)
 			return e2eRosterIs(v, bot, []string{bot, "user:" + e2eCaller})
 		})
-		if n := e2eMetric(t, b, "botd_automation_actions_total", `action="answer"`, `result="ok"`); n < 1 {
-			t.Errorf("botd_automation_actions_total{action=answer,result=ok} = %v: botd did not answer", n)
+		if n := e2eMetric(t, b, "botd_flow_actions_total", `flow="builtin"`, `action="answer"`, `result="ok"`); n < 1 {
+			t.Errorf("botd_flow_actions_total{flow=builtin,action=answer,result=ok} = %v: botd did not answer", n)
 		}
 		body, cc := e2eInviteBody(t, "001_01", e2eNoReplace)
 		e2eInvite(t, b, rung.ID, body, cc)

@@ -9,9 +9,11 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/mattn/go-isatty"
@@ -25,9 +27,9 @@ import (
 	"github.com/botd/botd/internal/callstate"
 	"github.com/botd/botd/internal/config"
 	"github.com/botd/botd/internal/emulator"
+	"github.com/botd/botd/internal/flows"
 	"github.com/botd/botd/internal/graph"
 	"github.com/botd/botd/internal/handlers"
-	"github.com/botd/botd/internal/model"
 	"github.com/botd/botd/internal/notify"
 )
 
@@ -88,6 +90,7 @@ type started struct {
 	publicLn, adminLn net.Listener
 	rt                config.Runtime
 	emu               *emulator.Server // nil unless in emulator mode
+	flows             *flows.Set       // BOTD_FLOWS, loaded and checked; nil when unset
 }
 
 func (st *started) close() {
@@ -114,6 +117,13 @@ func resolve(log zerolog.Logger, cfg *config.Config) (_ *started, err error) {
 			Msg("emulator mode: no Graph credentials set (BOTD_CLIENT_ID, BOTD_CLIENT_SECRET, BOTD_TENANT_ID), so botd talks to its embedded Graph emulator on loopback")
 	}
 	st := &started{}
+	// A flow file that does not load stops botd before anything starts.
+	if cfg.Flows != "" {
+		if st.flows, err = flows.LoadPath(cfg.Flows, flowsConfig(cfg).Options()); err != nil {
+			return nil, fmt.Errorf("BOTD_FLOWS: %w", err)
+		}
+		log.Info().Str("path", cfg.Flows).Int("flows", len(st.flows.Flows())).Msg("flows loaded")
+	}
 	if st.publicLn, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("BOTD_LISTEN: %w", err)
 	}
@@ -177,11 +187,29 @@ func storeConfig(cfg *config.Config) callstate.Config {
 	return c
 }
 
+// flowsConfig is the flow engine's config: its documented defaults with
+// botd's config laid over them.
+func flowsConfig(cfg *config.Config) flows.Config {
+	c := flows.DefaultConfig()
+	c.Path, c.MaxRuns, c.DefaultTimeout, c.Workers = cfg.Flows, cfg.FlowMaxRuns, cfg.FlowWaitTimeout, cfg.Workers
+	c.ActionTimeout = cfg.GraphRetryBudget + cfg.GraphTimeout
+	return c
+}
+
+func anyList(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
+}
+
 // app is botd built: its components and its two servers.
 type app struct {
 	store             *callstate.Store
 	calls             *calls.Service
 	engine            *automation.Engine
+	flows             *flows.Engine
 	metrics           *handlers.Metrics
 	ready             *handlers.Readiness
 	publicSrv         *http.Server
@@ -201,10 +229,6 @@ func build(bgCtx context.Context, log zerolog.Logger, cfg *config.Config, st *st
 	if err != nil {
 		return nil, fmt.Errorf("call store: %w", err)
 	}
-	var invitees []model.InvitationParticipantInfo
-	for _, t := range cfg.InviteTargets() {
-		invitees = append(invitees, model.Invitee(t))
-	}
 	// The one sender of outbound actions, for the admin API and automation.
 	svc := calls.New(calls.Config{
 		CallbackURL: rt.CallbackURL(), TenantID: rt.TenantID, BotAppID: rt.ClientID, BotName: cfg.BotName,
@@ -212,28 +236,35 @@ func build(bgCtx context.Context, log zerolog.Logger, cfg *config.Config, st *st
 		// bearer token must not follow one), bounded like a Graph request.
 		Fetch: &http.Client{Timeout: cfg.GraphTimeout, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
 	}, gc, store, log)
-	// The engine observes the store: every change reaches it.
+	// Both engines observe the store: every change reaches them.
 	engine, err := automation.New(automation.Config{
-		IncomingAction:    cfg.IncomingAction,
-		RejectReason:      cfg.RejectReason,
-		RedirectTarget:    cfg.RedirectTarget,
-		InviteOnEstablish: invitees,
-		InviteRetries:     cfg.InviteRetries,
-		InviteBackoff:     cfg.InviteRetryBackoff,
-		KeepAlive:         cfg.KeepAliveInterval,
-		Workers:           cfg.Workers,
-		QueueSize:         cfg.QueueSize,
-		ActionTimeout:     cfg.GraphRetryBudget + cfg.GraphTimeout,
+		KeepAlive:     cfg.KeepAliveInterval,
+		Workers:       cfg.Workers,
+		QueueSize:     cfg.QueueSize,
+		ActionTimeout: cfg.GraphRetryBudget + cfg.GraphTimeout,
 	}, svc, store, log, reg)
 	if err != nil {
 		return nil, fmt.Errorf("automation: %w", err)
 	}
+	// The Automation settings are the built-in flow's parameters.
+	builtin, err := flows.Builtin(flowsConfig(cfg).Options(), map[string]any{
+		"incomingAction": cfg.IncomingAction, "rejectReason": cfg.RejectReason, "redirectTarget": cfg.RedirectTarget,
+		"invite": anyList(cfg.InviteTargets()), "inviteRetries": cfg.InviteRetries, "inviteBackoff": cfg.InviteRetryBackoff.String(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	fe, err := flows.New(flowsConfig(cfg), st.flows, svc, store, log, reg)
+	if err != nil {
+		return nil, fmt.Errorf("flows: %w", err)
+	}
+	fe.SetBuiltin(builtin)
 
 	sec, err := security(bgCtx, log, cfg, rt, reg)
 	if err != nil {
 		return nil, err
 	}
-	a := &app{store: store, calls: svc, engine: engine, metrics: handlers.NewMetrics(reg), publicLn: st.publicLn, adminLn: st.adminLn}
+	a := &app{store: store, calls: svc, engine: engine, flows: fe, metrics: handlers.NewMetrics(reg), publicLn: st.publicLn, adminLn: st.adminLn}
 	a.ready = handlers.NewReadiness(func(ctx context.Context) error {
 		if sec.verifier != nil && !sec.verifier.Ready() {
 			return errors.New("the signing keys of Graph's callbacks are not loaded yet")
@@ -284,9 +315,29 @@ func buildServers(a *app, log zerolog.Logger, cfg *config.Config, rt *config.Run
 // Its background work runs on bgCtx, which stopBG ends last.
 func serve(ctx, bgCtx context.Context, stopBG context.CancelFunc, log zerolog.Logger, cfg *config.Config, callbackURL string, a *app) error {
 	var bg sync.WaitGroup
-	bg.Add(2)
+	bg.Add(3)
 	go func() { defer bg.Done(); _ = a.store.Run(bgCtx) }()
 	go func() { defer bg.Done(); a.engine.Run(bgCtx) }()
+	go func() { defer bg.Done(); a.flows.Run(bgCtx) }()
+	if cfg.Flows != "" {
+		// SIGHUP reloads the flows; a file that does not load keeps the
+		// flows loaded before (Reload logs why).
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		bg.Add(1)
+		go func() {
+			defer bg.Done()
+			defer signal.Stop(hup)
+			for {
+				select {
+				case <-bgCtx.Done():
+					return
+				case <-hup:
+					_, _ = a.flows.Reload()
+				}
+			}
+		}()
+	}
 
 	serveErr := make(chan error, 2)
 	for _, s := range []struct {
@@ -339,6 +390,9 @@ func shutdown(a *app, timeout time.Duration) error {
 	var errs []error
 	if err := a.publicSrv.Shutdown(sdCtx); err != nil {
 		errs = append(errs, fmt.Errorf("public listener shutdown: %w", err))
+	}
+	if err := a.flows.Drain(sdCtx); err != nil {
+		errs = append(errs, err)
 	}
 	a.engine.Close()
 	if err := a.engine.Wait(sdCtx); err != nil {

@@ -294,7 +294,7 @@ func TestShutdownDrains(t *testing.T) {
 		t.Fatalf("the queued answer was not sent before exit: %d answers", n)
 	}
 	b.logs.wait(t, "answer done", func(m map[string]any) bool {
-		return m["message"] == "automation action done" && m["action"] == "answer"
+		return m["message"] == "flow action" && m["action"] == "answer"
 	})
 	if strings.Contains(b.logs.String(), "s3cr3t-value") {
 		t.Fatal("the client secret reached the log")

@@ -1,13 +1,15 @@
-// Package automation is the bot's behaviour: it turns the changes the call
-// store reports into outbound Graph actions (answer incoming calls, invite on
-// establish, retry failed invites, keep established calls alive, resync a
-// roster after a gap) and runs them on a bounded pool of workers, never inside
-// a Graph callback.
+// Package automation is what botd does for every call, whatever flow drives
+// it: it keeps established calls alive (keepAlive before Graph's 45-minute
+// limit, and a call whose keepAlive Graph answers 404 is marked ended) and
+// resyncs a roster after a delta gap. It runs them on a bounded pool of
+// workers, never inside a Graph callback.
 //
-// It owns the queue, the workers, the timers and the retry policy. It leaves
-// decoding to notify, state to callstate, and every outbound action to the
-// calls service, which fills botd's defaults, records operations and sends
-// to Graph; it reaches them through the small interfaces below.
+// The bot's behaviour (answer, reject, redirect, invite on establish and
+// its retries) is not here: it is the flows engine's built-in flow
+// (internal/flows), so that there is one engine. Automation owns the
+// queue, the workers and the keepAlive timers; it leaves decoding to
+// notify, state to callstate, and every outbound action to the calls
+// service, through the small interfaces below.
 package automation
 
 import (
@@ -18,7 +20,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/rs/zerolog"
@@ -26,16 +27,11 @@ import (
 	"github.com/botd/botd/internal/calls"
 	"github.com/botd/botd/internal/callstate"
 	"github.com/botd/botd/internal/graph"
-	"github.com/botd/botd/internal/model"
 )
 
 // Calls is the part of the calls service automation acts through: it
 // fills botd's defaults, records operations and sends to Graph.
 type Calls interface {
-	Answer(ctx context.Context, callID string, req *graph.AnswerRequest) (calls.Result, error)
-	Reject(ctx context.Context, callID string, req *graph.RejectRequest) (calls.Result, error)
-	Redirect(ctx context.Context, callID string, req *graph.RedirectRequest) (calls.Result, error)
-	Invite(ctx context.Context, callID string, req *graph.InviteRequest) (*model.Operation, error)
 	KeepAlive(ctx context.Context, callID string) (calls.Result, error)
 	ResyncRoster(ctx context.Context, callID string) error
 }
@@ -49,14 +45,8 @@ type Store interface {
 
 // Config is automation's behaviour.
 type Config struct {
-	IncomingAction string // answer, reject, redirect, ignore
-	RejectReason   string
-	RedirectTarget string
-	// InviteOnEstablish are invited when a call becomes established.
-	InviteOnEstablish []model.InvitationParticipantInfo
-	InviteRetries     int
-	InviteBackoff     time.Duration
-	KeepAlive         time.Duration
+	// KeepAlive is the keepAlive period of established calls. Required.
+	KeepAlive time.Duration
 	// Workers run the queued actions; QueueSize bounds the actions waiting
 	// for one. Both are required (see DefaultWorkers, DefaultQueueSize).
 	Workers   int
@@ -79,6 +69,8 @@ const (
 // check names the first required setting of c that is zero or negative.
 func (c Config) check() error {
 	switch {
+	case c.KeepAlive <= 0:
+		return fmt.Errorf("automation config: KeepAlive must be positive, got %s", c.KeepAlive)
 	case c.Workers <= 0:
 		return fmt.Errorf("automation config: Workers must be positive, got %d", c.Workers)
 	case c.QueueSize <= 0:
@@ -110,14 +102,6 @@ type Engine struct {
 	closed    bool
 	inflight  sync.WaitGroup // queued + running jobs
 	keepalive map[string]*time.Timer
-	retries   map[string]inviteAttempt // by clientContext of the op automation sent
-	timers    map[*time.Timer]struct{} // pending retry timers
-}
-
-type inviteAttempt struct {
-	callID       string
-	participants []model.InvitationParticipantInfo
-	attempt      int
 }
 
 type metrics struct {
@@ -163,15 +147,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 
 // Action kinds: the action label of the automation metrics.
 const (
-	actionAnswer       = "answer"
-	actionReject       = "reject"
-	actionRedirect     = "redirect"
-	actionInvite       = "invite"
 	actionKeepAlive    = "keepalive"
 	actionRosterResync = "roster_resync"
 )
 
-var actionKinds = []string{actionAnswer, actionReject, actionRedirect, actionInvite, actionKeepAlive, actionRosterResync}
+var actionKinds = []string{actionKeepAlive, actionRosterResync}
 
 // Action results and refusal reasons: the result and reason labels.
 const (
@@ -183,8 +163,8 @@ const (
 	refusedShuttingDown  = "shutting_down"
 )
 
-// New builds an engine, or refuses a cfg whose Workers, QueueSize or
-// ActionTimeout is not positive, naming it. Start its workers with Run.
+// New builds an engine, or refuses a cfg whose KeepAlive, Workers,
+// QueueSize or ActionTimeout is not positive, naming it. Start its workers with Run.
 func New(cfg Config, c Calls, s Store, log zerolog.Logger, reg prometheus.Registerer) (*Engine, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
@@ -197,8 +177,6 @@ func New(cfg Config, c Calls, s Store, log zerolog.Logger, reg prometheus.Regist
 		metrics:   newMetrics(reg),
 		queue:     make(chan job, cfg.QueueSize),
 		keepalive: map[string]*time.Timer{},
-		retries:   map[string]inviteAttempt{},
-		timers:    map[*time.Timer]struct{}{},
 	}
 	// Every change, from a notification, from botd's own requests or from
 	// a timer, reaches the engine from here on, and for good: after Close
@@ -235,9 +213,6 @@ func (e *Engine) Close() {
 	}
 	e.closed = true
 	for _, t := range e.keepalive {
-		t.Stop()
-	}
-	for t := range e.timers {
 		t.Stop()
 	}
 	close(e.queue)
@@ -310,135 +285,14 @@ func (e *Engine) Handle(changes []callstate.Change) {
 	for i := range changes {
 		c := &changes[i]
 		switch c.Kind {
-		case callstate.CallIncoming:
-			e.onIncoming(c)
 		case callstate.CallEstablished:
 			e.startKeepAlive(c.CallID)
-			if len(e.cfg.InviteOnEstablish) > 0 {
-				e.invite(c.CallID, e.cfg.InviteOnEstablish, 0)
-			}
 		case callstate.CallTerminated:
 			e.stopKeepAlive(c.CallID)
-		case callstate.OperationFailed:
-			e.onOperationFailed(c)
-		case callstate.OperationCompleted:
-			if c.Operation != nil {
-				e.mu.Lock()
-				delete(e.retries, c.Operation.ClientContext)
-				e.mu.Unlock()
-			}
 		case callstate.RosterNeedsResync:
 			e.resync(c.CallID)
 		}
 	}
-}
-
-func (e *Engine) onIncoming(c *callstate.Change) {
-	callID := c.CallID
-	switch e.cfg.IncomingAction {
-	case "ignore":
-		e.log.Info().Str("call_id", callID).Msg("incoming call left unanswered (incoming-action=ignore)")
-	case "reject":
-		e.enqueue(job{kind: actionReject, callID: callID, run: func(ctx context.Context) error {
-			_, err := e.calls.Reject(ctx, callID, &graph.RejectRequest{Reason: e.cfg.RejectReason})
-			return wrap("reject", err)
-		}})
-	case "redirect":
-		e.enqueue(job{kind: actionRedirect, callID: callID, run: func(ctx context.Context) error {
-			_, err := e.calls.Redirect(ctx, callID, &graph.RedirectRequest{
-				Targets: []model.InvitationParticipantInfo{model.Invitee(e.cfg.RedirectTarget)},
-			})
-			return wrap("redirect", err)
-		}})
-	default:
-		e.enqueue(job{kind: actionAnswer, callID: callID, run: func(ctx context.Context) error {
-			// The calls service fills botd's answer defaults.
-			_, err := e.calls.Answer(ctx, callID, &graph.AnswerRequest{})
-			return wrap("answer", err)
-		}})
-	}
-}
-
-// invite sends an invite for callID through the calls service, which
-// records it in the store first so that a notification racing the response
-// is matched by clientContext. The attempt is kept by that clientContext,
-// for onOperationFailed to retry.
-func (e *Engine) invite(callID string, ps []model.InvitationParticipantInfo, attempt int) {
-	clientContext := uuid.NewString()
-	e.enqueue(job{kind: actionInvite, callID: callID, run: func(ctx context.Context) error {
-		e.mu.Lock()
-		e.retries[clientContext] = inviteAttempt{callID: callID, participants: ps, attempt: attempt}
-		e.mu.Unlock()
-		op, err := e.calls.Invite(ctx, callID, &graph.InviteRequest{Participants: ps, ClientContext: clientContext})
-		switch {
-		case err == nil:
-			e.log.Info().Str("call_id", callID).Str("op_id", op.ID).
-				Str("client_context", clientContext).Int("attempt", attempt).Msg("invite sent")
-		case notRecorded(err):
-			// Refused before it was recorded: no operation will fail.
-			e.mu.Lock()
-			delete(e.retries, clientContext)
-			e.mu.Unlock()
-		}
-		// An unknown outcome is not resent: the operation stays running
-		// and is completed by its notification (matched by clientContext)
-		// or by the store's operation timeout.
-		return wrap("invite participants", err)
-	}})
-}
-
-// notRecorded reports whether the calls service refused an operation
-// before recording it in the store.
-func notRecorded(err error) bool {
-	var ce *calls.Error
-	var ve *graph.ValidationError
-	return errors.As(err, &ce) || errors.As(err, &ve) ||
-		errors.Is(err, callstate.ErrUnknownCall) || errors.Is(err, callstate.ErrTooManyOperations)
-}
-
-func (e *Engine) onOperationFailed(c *callstate.Change) {
-	if c.Operation == nil {
-		return
-	}
-	e.mu.Lock()
-	a, ok := e.retries[c.Operation.ClientContext]
-	delete(e.retries, c.Operation.ClientContext)
-	closed := e.closed
-	e.mu.Unlock()
-	if !ok || closed {
-		return
-	}
-	log := e.log.With().Str("call_id", a.callID).Str("op_id", c.Operation.ID).Str("client_context", c.Operation.ClientContext).Logger()
-	if c.Operation.FailureReason == "timeout" {
-		// The invite may have succeeded without botd hearing of it; a
-		// resend could ring people twice.
-		log.Warn().Msg("invite timed out with no result; not retried")
-		return
-	}
-	if a.attempt >= e.cfg.InviteRetries {
-		log.Warn().Int("attempts", a.attempt+1).Msg("invite failed; retries exhausted")
-		return
-	}
-	wait := e.cfg.InviteBackoff << a.attempt
-	log.Info().Dur("wait", wait).Int("attempt", a.attempt+1).Msg("invite failed; retrying")
-	e.after(wait, func() { e.invite(a.callID, a.participants, a.attempt+1) })
-}
-
-// after runs f after d unless the engine closes first.
-func (e *Engine) after(d time.Duration, f func()) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.closed {
-		return
-	}
-	var t *time.Timer
-	t = time.AfterFunc(d, func() {
-		e.mu.Lock()
-		delete(e.timers, t)
-		e.mu.Unlock()
-		f()
-	})
-	e.timers[t] = struct{}{}
 }
 
 func (e *Engine) startKeepAlive(callID string) {

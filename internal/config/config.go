@@ -95,6 +95,11 @@ type Config struct {
 	Workers            int
 	QueueSize          int
 
+	// Flows.
+	Flows           string // a flow file or a directory of them; "" runs the built-in flow only
+	FlowMaxRuns     int
+	FlowWaitTimeout time.Duration
+
 	// Emulator mode (no credentials).
 	EmulatorListen    string  // the emulator's address (Graph, token, /emulator/incoming)
 	EmulatorSeed      int64   // 0: random, logged
@@ -261,6 +266,10 @@ func table(c *Config) []setting {
 		opt("keepalive-interval", 15*time.Minute, "keepAlive period for established calls (Graph ends calls after 45m without one)", &c.KeepAliveInterval),
 		opt("workers", 8, "workers running outbound Graph actions", &c.Workers),
 		opt("queue-size", 4096, "outbound actions that may wait for a worker", &c.QueueSize))
+	area("Flows",
+		opt("flows", "", "a flow file, or a directory of *.yaml flow files, loaded at start and on SIGHUP or POST /v1/flows/reload (empty: only the built-in flow the Automation settings describe)", &c.Flows),
+		opt("flow-max-runs", 10000, "flow runs in flight at once; a start over it is refused with 503", &c.FlowMaxRuns),
+		opt("flow-wait-timeout", 5*time.Minute, "how long a flow step waits when it names no timeout; then the run fails", &c.FlowWaitTimeout))
 	area("Emulator mode",
 		opt("emulator-listen", "127.0.0.1:7070", "emulator mode: where the embedded emulator serves Graph, its token endpoint and POST /emulator/incoming (loopback only)", &c.EmulatorListen),
 		opt("emulator-seed", 0, "emulator mode: seed of every random decision (0 picks one and logs it), so a run can be repeated", &c.EmulatorSeed),

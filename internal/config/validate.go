@@ -91,6 +91,7 @@ func (c *Config) checkNumbers(bad badFunc) {
 		{"retention", c.Retention}, {"operation-timeout", c.OperationTimeout},
 		{"delta-gap-timeout", c.DeltaGapTimeout}, {"invite-retry-backoff", c.InviteRetryBackoff},
 		{"keepalive-interval", c.KeepAliveInterval}, {"forward-timeout", c.ForwardTimeout},
+		{"flow-wait-timeout", c.FlowWaitTimeout},
 	} {
 		if p.d <= 0 {
 			bad(p.name, "must be a positive duration")
@@ -120,6 +121,7 @@ func (c *Config) checkNumbers(bad badFunc) {
 		{"max-calls", int64(c.MaxCalls), 1, none, ""},
 		{"workers", int64(c.Workers), 1, 1024, ""},
 		{"queue-size", int64(c.QueueSize), 1, none, ""},
+		{"flow-max-runs", int64(c.FlowMaxRuns), 1, 1000000, ""},
 	} {
 		if r.v >= r.min && (r.max == none || r.v <= r.max) {
 			continue

@@ -145,6 +145,8 @@ type Engine struct {
 	orphanCount int
 
 	ready chan *run
+	// busy counts runs scheduled or being handled, for Drain.
+	busy atomic.Int64
 }
 
 // maxOrphans bounds the changes held for calls being created.
@@ -245,6 +247,21 @@ func (e *Engine) Run(ctx context.Context) {
 	}
 	e.mu.Unlock()
 	wg.Wait()
+}
+
+// Drain waits until every run's queued events have been handled (so an
+// action a callback asked for before shutdown is sent), or ctx ends.
+func (e *Engine) Drain(ctx context.Context) error {
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for e.busy.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("drain flows: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+	return nil
 }
 
 // Errors of Start.
@@ -421,7 +438,9 @@ func (e *Engine) observe(changes []callstate.Change) {
 		if len(rs) == 0 {
 			switch {
 			case c.Kind == callstate.CallIncoming:
-				e.triggerLocked(&c)
+				e.triggerLocked(&c, TriggerIncoming)
+			case c.Kind == callstate.CallEstablished && e.creating == 0:
+				e.triggerLocked(&c, TriggerEstablished)
 			case e.creating > 0 && e.orphanCount < maxOrphans:
 				e.orphans[c.CallID] = append(e.orphans[c.CallID], c)
 				e.orphanCount++
@@ -436,9 +455,9 @@ func (e *Engine) observe(changes []callstate.Change) {
 	}
 }
 
-// triggerLocked starts the first flow whose trigger matches an incoming
-// call. Callers hold e.mu.
-func (e *Engine) triggerLocked(c *callstate.Change) {
+// triggerLocked starts the first flow whose trigger matches a call no run
+// holds that became incoming or established (on). Callers hold e.mu.
+func (e *Engine) triggerLocked(c *callstate.Change, on string) {
 	set := e.flows.Load()
 	if len(set.triggers) == 0 {
 		return
@@ -446,11 +465,18 @@ func (e *Engine) triggerLocked(c *callstate.Change) {
 	info := callInfoFrom(c.CallID, "call", c.Call)
 	for _, f := range set.triggers {
 		t := f.Trigger
-		if !matchGlob(t.Caller, info.Source) || !matchGlob(t.Called, info.Target) || !matchGlob(t.Tenant, info.Tenant) {
+		if !slices.Contains(t.On, on) || !matchGlob(t.Caller, info.Source) || !matchGlob(t.Called, info.Target) || !matchGlob(t.Tenant, info.Tenant) {
+			continue
+		}
+		params, err := f.bind(nil)
+		if err != nil {
+			e.log.Error().Err(err).Str("flow", f.Name).Msg("triggered flow cannot start")
 			continue
 		}
 		if t.cond != nil {
-			ok, err := t.cond.test(&activation{run: &run{flow: f, calls: map[string]string{}}, call: func() *CallInfo { return info }})
+			probe := &run{flow: f, params: params, vars: map[string]ref.Val{}, calls: map[string]string{}}
+			ok, err := t.cond.test(&activation{run: probe, event: &EventInfo{Kind: on, CallID: c.CallID, Call: "call"},
+				call: func() *CallInfo { return info }})
 			if err != nil {
 				e.log.Warn().Err(err).Str("flow", f.Name).Str("call_id", c.CallID).Msg("flow trigger condition failed; skipped")
 				continue
@@ -458,11 +484,6 @@ func (e *Engine) triggerLocked(c *callstate.Change) {
 			if !ok {
 				continue
 			}
-		}
-		params, err := f.bind(nil)
-		if err != nil {
-			e.log.Error().Err(err).Str("flow", f.Name).Msg("triggered flow cannot start")
-			return
 		}
 		if _, err := e.startLocked(f, params, startTrigger, nil, "", c.CallID); err != nil {
 			e.log.Error().Err(err).Str("flow", f.Name).Str("call_id", c.CallID).Msg("incoming call left to Graph: no flow run")
@@ -501,6 +522,15 @@ func (e *Engine) endCreate(r *run, callID string) {
 		e.bindLocked(r, callID)
 	}
 	if e.creating == 0 {
+		// Calls no run claimed: a placed call that became established
+		// meanwhile may start a flow.
+		for id, held := range e.orphans {
+			for i := range held {
+				if held[i].Kind == callstate.CallEstablished && len(e.byCall[id]) == 0 {
+					e.triggerLocked(&held[i], TriggerEstablished)
+				}
+			}
+		}
 		clear(e.orphans)
 		e.orphanCount = 0
 	}
@@ -545,6 +575,7 @@ func (e *Engine) process(ctx context.Context, r *run) {
 		if len(r.mailbox) == 0 {
 			r.scheduled = false
 			r.boxMu.Unlock()
+			e.busy.Add(-1)
 			return
 		}
 		ev := r.mailbox[0]

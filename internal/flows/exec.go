@@ -60,7 +60,7 @@ func (r *run) exec(ctx context.Context, a *action, fe *EventInfo) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.e.cfg.ActionTimeout)
 	defer cancel()
-	start := time.Now()
+	start, seq := time.Now(), r.seq
 	err := r.send(ctx, a, act)
 	result := resultOK
 	switch {
@@ -72,6 +72,11 @@ func (r *run) exec(ctx context.Context, a *action, fe *EventInfo) error {
 		r.log.Warn().Str("action", a.kind).Str("step", r.step).Msg("flow action outcome unknown; not resent")
 	default:
 		result = resultError
+		// The step handles the failure now: the store's later
+		// OperationFailed for the same operation is not a second event.
+		for i := seq + 1; i <= r.seq; i++ {
+			delete(r.ops, r.id+"-"+strconv.Itoa(i))
+		}
 	}
 	r.e.metrics.actions.WithLabelValues(r.flow.Name, a.kind, result).Inc()
 	log := r.log.Info()

@@ -56,14 +56,24 @@ type Field struct {
 // the caller's id (a phone number or user id), the called target's id and
 // the tenant id.
 type Trigger struct {
-	Order  int    `json:"order"`
-	Caller string `json:"caller,omitempty"`
-	Called string `json:"called,omitempty"`
-	Tenant string `json:"tenant,omitempty"`
-	If     string `json:"if,omitempty"`
+	Order int `json:"order"`
+	// On lists what starts the flow for a call no run holds: incoming (a
+	// call to the bot; the default) and established (a call botd placed
+	// through the admin API reached established).
+	On     []string `json:"on"`
+	Caller string   `json:"caller,omitempty"`
+	Called string   `json:"called,omitempty"`
+	Tenant string   `json:"tenant,omitempty"`
+	If     string   `json:"if,omitempty"`
 
 	cond *expr
 }
+
+// What a trigger starts on.
+const (
+	TriggerIncoming    = "incoming"
+	TriggerEstablished = "established"
+)
 
 type step struct {
 	name    string
@@ -151,11 +161,25 @@ type compiler struct {
 }
 
 func (c *compiler) trigger(n *yaml.Node) *Trigger {
-	fs, ok := c.l.fields(n, "trigger", "order", "caller", "called", "tenant", "if")
+	fs, ok := c.l.fields(n, "trigger", "order", "on", "caller", "called", "tenant", "if")
 	if !ok {
 		return nil
 	}
-	t := &Trigger{}
+	t := &Trigger{On: []string{TriggerIncoming}}
+	if v := fs["on"]; v != nil {
+		t.On = nil
+		if v.Kind != yaml.SequenceNode {
+			c.l.errf(c.l.pos(v), "trigger on must be a list (of %s, %s), got %s", TriggerIncoming, TriggerEstablished, kindName(v))
+		}
+		for _, x := range v.Content {
+			if s, ok := c.l.str(x, "trigger on"); ok {
+				if s != TriggerIncoming && s != TriggerEstablished {
+					c.l.errf(c.l.pos(x), "trigger on: unknown %q (known: %s, %s)", s, TriggerIncoming, TriggerEstablished)
+				}
+				t.On = append(t.On, s)
+			}
+		}
+	}
 	if v := fs["order"]; v != nil {
 		if v.Tag != "!!int" {
 			c.l.errf(c.l.pos(v), "trigger order must be an integer, got %s", kindName(v))

@@ -76,7 +76,15 @@ func (m *metrics) init(f *Flow) {
 	for _, r := range []string{"limit", "shutting_down"} {
 		m.refused.WithLabelValues(f.Name, r)
 	}
-	for _, s := range f.order {
-		m.steps.WithLabelValues(f.Name, s)
+	for _, name := range f.order {
+		m.steps.WithLabelValues(f.Name, name)
+		for _, a := range f.steps[name].actions {
+			for _, r := range []string{resultOK, resultError, resultOutcomeUnknown} {
+				m.actions.WithLabelValues(f.Name, a.kind, r)
+			}
+		}
+	}
+	for _, r := range []string{"ok", "transport_error", "retryable_status", "refused"} {
+		m.notify.WithLabelValues(f.Name, r)
 	}
 }

@@ -165,9 +165,11 @@ func (r *run) post(ev event) {
 	r.scheduled = true
 	r.boxMu.Unlock()
 	if schedule {
+		r.e.busy.Add(1)
 		select {
 		case r.e.ready <- r:
 		default:
+			r.e.busy.Add(-1)
 			// Cannot happen: the queue holds one entry per running run.
 			r.log.Error().Msg("flow run could not be scheduled")
 		}
@@ -284,14 +286,12 @@ func (r *run) onChange(ctx context.Context, c *callstate.Change) {
 		return
 	}
 	switch {
-	case fe.Kind == EvTerminated && named && name != "":
-		status := StatusFailed
-		if name == "call" {
-			status = StatusCompleted
-		}
+	case fe.Kind == EvTerminated && named && name == "call":
+		// The run's main call ended and the step does not handle it: the
+		// run ends with it. Other calls' ends are the steps' business.
 		r.last = fe
 		r.record(r.step, "end", fe)
-		r.finish(status, fmt.Sprintf("call %s terminated in step %s, which does not handle it", name, r.step))
+		r.finish(StatusCompleted, fmt.Sprintf("the call terminated in step %s, which does not handle it", r.step))
 	case fe.Kind == EvOperationFailed:
 		r.log.Warn().Str("call_id", c.CallID).Str("op_type", fe.Operation.Type).Str("step", r.step).
 			Msg("operation failed; the step does not handle it and keeps waiting")

@@ -182,7 +182,7 @@ func problemKeys(t *testing.T, body []byte) []string {
 // on the callback paths answers 405 with Allow: POST and a problem body,
 // not 401: the method is checked before the token.
 func TestCallbackMethodBeforeAuth(t *testing.T) {
-	r := newRig(t, rigOptions{automation: automation0(), secure: newSecurity(t)})
+	r := newRig(t, rigOptions{automation: automation0(), incoming: "ignore", secure: newSecurity(t)})
 	for _, method := range []string{http.MethodGet, http.MethodPut, http.MethodDelete} {
 		for _, path := range []string{"/api/calls", "/api/calls/botd-9"} {
 			t.Run(method+path, func(t *testing.T) {
@@ -209,7 +209,7 @@ func TestCallbackMethodBeforeAuth(t *testing.T) {
 // members, in the order, of every other problem botd writes, the request
 // path as instance among them.
 func TestAuthProblemShape(t *testing.T) {
-	r := newRig(t, rigOptions{automation: automation0(), secure: newSecurity(t)})
+	r := newRig(t, rigOptions{automation: automation0(), incoming: "ignore", secure: newSecurity(t)})
 	want := problemKeys(t, r.adminDo(http.MethodGet, "/v1/calls/nope", nil).body)
 	if strings.Join(want, ",") != "type,title,status,detail,instance,code" {
 		t.Fatalf("handlers' problem members: %v", want)

@@ -20,7 +20,7 @@ func TestExamples(t *testing.T) {
 	if len(files) < 15+12 {
 		t.Fatalf("examples/ holds %d bodies, want one per seed scenario (15) and per media or participant action (12)", len(files))
 	}
-	r := newRig(t, rigOptions{automation: automation0()})
+	r := newRig(t, rigOptions{automation: automation0(), incoming: "ignore"})
 	for _, f := range files {
 		name := filepath.Base(f)
 		if !strings.HasPrefix(name, "create-") && !strings.HasPrefix(name, "join-meeting-") && !strings.HasPrefix(name, "invite-") {

@@ -22,6 +22,7 @@ import (
 	"github.com/botd/botd/internal/calls"
 	"github.com/botd/botd/internal/callstate"
 	"github.com/botd/botd/internal/emulator"
+	"github.com/botd/botd/internal/flows"
 	"github.com/botd/botd/internal/graph"
 	"github.com/botd/botd/internal/notify"
 	"github.com/botd/botd/internal/testkit"
@@ -38,6 +39,7 @@ type rig struct {
 	emu     *emulator.Server
 	store   *callstate.Store
 	engine  *automation.Engine
+	flows   *flows.Engine
 	metrics *Metrics
 	reg     *prometheus.Registry
 	public  *httptest.Server
@@ -52,8 +54,10 @@ type rig struct {
 
 type rigOptions struct {
 	automation automation.Config
-	store      callstate.Config
-	cluster    Cluster
+	// incoming is the built-in flow's incoming action (default answer).
+	incoming string
+	store    callstate.Config
+	cluster  Cluster
 	// secure turns on inbound callback authentication (against keys the
 	// test holds, served through the emulator's JWKS) and the admin token.
 	secure *security
@@ -99,8 +103,8 @@ func newRig(t *testing.T, o rigOptions) *rig {
 	}
 	r.callbackURL = callbackURL
 	r.calls = calls.New(calls.Config{CallbackURL: callbackURL, TenantID: "tenant-1", BotAppID: "app-1", BotName: "botd-test"}, gc, r.store, log)
-	if o.automation.IncomingAction == "" {
-		o.automation.IncomingAction = "answer"
+	if o.incoming == "" {
+		o.incoming = "answer"
 	}
 	if o.automation.KeepAlive == 0 {
 		o.automation.KeepAlive = time.Hour
@@ -118,9 +122,21 @@ func newRig(t *testing.T, o rigOptions) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The incoming action is the built-in flow's, as in cmd/botd.
+	fcfg := flows.DefaultConfig()
+	bf, err := flows.Builtin(fcfg.Options(), map[string]any{"incomingAction": o.incoming})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.flows, err = flows.New(fcfg, nil, r.calls, r.store, log, r.reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.flows.SetBuiltin(bf)
 	ctx, cancel := context.WithCancel(context.Background())
 	var bg sync.WaitGroup
-	bg.Add(2)
+	bg.Add(3)
+	go func() { defer bg.Done(); r.flows.Run(ctx) }()
 	go func() { defer bg.Done(); r.engine.Run(ctx) }()
 	go func() { defer bg.Done(); _ = r.store.Run(ctx) }()
 	t.Cleanup(func() {

@@ -128,7 +128,7 @@ func with(c jwt.MapClaims, kv ...any) jwt.MapClaims {
 func TestHostileRequests(t *testing.T) {
 	sec := newSecurity(t)
 	sec.metricsOff = true
-	r := newRig(t, rigOptions{automation: automation0(), secure: sec})
+	r := newRig(t, rigOptions{automation: automation0(), incoming: "ignore", secure: sec})
 	other, _ := rsa.GenerateKey(rand.Reader, 2048)
 	pub, _ := x509.MarshalPKIXPublicKey(&sec.key.PublicKey)
 	good := sec.claims()
@@ -317,7 +317,7 @@ func authFailures(t *testing.T, r *rig, reason string) float64 {
 // TestSlowlorisHeaders: a client that never finishes its headers is cut
 // off by the server's header timeout instead of holding a connection.
 func TestSlowlorisHeaders(t *testing.T) {
-	r := newRig(t, rigOptions{automation: automation0(), secure: newSecurity(t)})
+	r := newRig(t, rigOptions{automation: automation0(), incoming: "ignore", secure: newSecurity(t)})
 	conn, err := net.Dial("tcp", strings.TrimPrefix(r.public.URL, "http://"))
 	if err != nil {
 		t.Fatal(err)

@@ -35,7 +35,7 @@ var emulatorFault503 = emulator.Fault{Status: http.StatusServiceUnavailable}
 // automation0 leaves incoming calls alone and keepAlive far away, for tests
 // that watch notifications only.
 func automation0() automation.Config {
-	return automation.Config{IncomingAction: "ignore", KeepAlive: time.Hour}
+	return automation.Config{KeepAlive: time.Hour}
 }
 
 // sameJSON compares two JSON documents semantically, treating null as
@@ -92,7 +92,7 @@ func setJSON(t *testing.T, body []byte, key string, val any) []byte {
 // with the seed's 201, and the seed's notifications drive the call to
 // established with its roster.
 func TestCreateCallSeedFlow(t *testing.T) {
-	r := newRig(t, rigOptions{automation: automation0()})
+	r := newRig(t, rigOptions{automation: automation0(), incoming: "ignore"})
 	r.emu.Script(emulator.RouteCreateCall, emulator.Fault{
 		Status: http.StatusCreated, Body: seed(t, "003_15_response.json"),
 		Header: http.Header{"Location": {r.emu.GraphURL() + "/communications/calls/2f1a1100-b174-40a0-aba7-0b405e01ed92"}, "Content-Type": {"application/json"}},
@@ -145,7 +145,7 @@ func TestCreateCallSeedFlow(t *testing.T) {
 func TestCreateCallEveryForm(t *testing.T) {
 	for _, name := range []string{"003_01_request.json", "003_08_request.json", "003_10_request.json", "003_12_request.json", "003_14_request.json", "003_20_request.json", "003_22_request.json", "003_24_request.json", "003_26_request.json", "003_28_request.json"} {
 		t.Run(name, func(t *testing.T) {
-			r := newRig(t, rigOptions{automation: automation0()})
+			r := newRig(t, rigOptions{automation: automation0(), incoming: "ignore"})
 			body := seed(t, name)
 			rp := r.adminDo(http.MethodPost, "/v1/calls", withoutCallback(t, body))
 			if rp.status != http.StatusCreated {
@@ -206,7 +206,7 @@ func TestInviteSeedFlows(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			r := newRig(t, rigOptions{automation: automation0()})
+			r := newRig(t, rigOptions{automation: automation0(), incoming: "ignore"})
 			// The call exists: an established call botd knows.
 			r.emu.PutCall(model.Call{ID: tc.callID, State: model.StateEstablished, CallbackURI: r.callbackURL})
 			r.mustNotify([]byte(fmt.Sprintf(`{"value":[{"changeType":"updated","resourceUrl":"/communications/calls/%s","resourceData":{"@odata.type":"#microsoft.graph.call","id":"%s","state":"established"}}]}`, tc.callID, tc.callID)))
@@ -251,7 +251,7 @@ func TestInviteSeedFlows(t *testing.T) {
 }
 
 func TestInviteGeneratesClientContext(t *testing.T) {
-	r := newRig(t, rigOptions{automation: automation0()})
+	r := newRig(t, rigOptions{automation: automation0(), incoming: "ignore"})
 	id := r.emu.PutCall(model.Call{State: model.StateEstablished, CallbackURI: r.callbackURL})
 	r.mustNotify([]byte(fmt.Sprintf(`{"value":[{"changeType":"updated","resourceUrl":"/communications/calls/%s","resourceData":{"@odata.type":"#microsoft.graph.call","id":"%s","state":"established"}}]}`, id, id)))
 	rp := r.adminDo(http.MethodPost, "/v1/calls/"+id+"/participants/invite", []byte(`{"participants":[{"identity":{"phone":{"id":"+12345678901"}}}]}`))
@@ -274,7 +274,7 @@ func TestInviteGeneratesClientContext(t *testing.T) {
 // changes no state (the requests the handlers refuse themselves:
 // TestAdminDecodingErrors).
 func TestAdminErrors(t *testing.T) {
-	r := newRig(t, rigOptions{automation: automation0()})
+	r := newRig(t, rigOptions{automation: automation0(), incoming: "ignore"})
 	known := r.emu.PutCall(model.Call{State: model.StateEstablished, CallbackURI: r.callbackURL})
 	r.mustNotify([]byte(fmt.Sprintf(`{"value":[{"changeType":"updated","resourceUrl":"/communications/calls/%s","resourceData":{"@odata.type":"#microsoft.graph.call","id":"%s","state":"established"}}]}`, known, known)))
 	p2p := withoutCallback(t, seed(t, "003_01_request.json"))
@@ -337,7 +337,7 @@ func mustJSON(v any) []byte { b, _ := json.Marshal(v); return b }
 // TestGraphErrorsBecome502 checks that Graph's refusal reaches the user
 // with Graph's code and request id, and that a failed invite is failed.
 func TestGraphErrorsBecome502(t *testing.T) {
-	r := newRig(t, rigOptions{automation: automation0()})
+	r := newRig(t, rigOptions{automation: automation0(), incoming: "ignore"})
 	r.emu.Script(emulator.RouteCreateCall, emulator.Fault{Status: http.StatusForbidden, Code: "Forbidden"})
 	rp := r.adminDo(http.MethodPost, "/v1/calls", withoutCallback(t, seed(t, "003_01_request.json")))
 	if rp.status != http.StatusBadGateway {
@@ -366,7 +366,7 @@ func TestGraphErrorsBecome502(t *testing.T) {
 
 // TestRetriedThenSucceeds: a 503 then success is invisible to the user.
 func TestRetriedThenSucceeds(t *testing.T) {
-	r := newRig(t, rigOptions{automation: automation0()})
+	r := newRig(t, rigOptions{automation: automation0(), incoming: "ignore"})
 	r.emu.Script(emulator.RouteCreateCall, emulator.Fault{Status: http.StatusServiceUnavailable, RetryAfter: "0"})
 	rp := r.adminDo(http.MethodPost, "/v1/calls", withoutCallback(t, seed(t, "003_01_request.json")))
 	if rp.status != http.StatusCreated {
@@ -380,7 +380,7 @@ func TestRetriedThenSucceeds(t *testing.T) {
 // TestIncomingCallIsAnswered: a created incoming-call notification makes
 // botd answer, with its own callbackUri, outside the callback request.
 func TestIncomingCallIsAnswered(t *testing.T) {
-	r := newRig(t, rigOptions{automation: automation.Config{IncomingAction: "answer", KeepAlive: time.Hour}})
+	r := newRig(t, rigOptions{automation: automation.Config{KeepAlive: time.Hour}, incoming: "answer"})
 	id := r.emu.PutCall(model.Call{State: model.StateIncoming, Direction: "incoming"})
 	r.mustNotify([]byte(fmt.Sprintf(`{"value":[{"changeType":"created","resourceUrl":"/communications/calls/%s","resourceData":{"@odata.type":"#microsoft.graph.call","id":"%s","state":"incoming","direction":"incoming",
 		"source":{"identity":{"phone":{"id":"+12345678901"}}},"targets":[{"identity":{"application":{"id":"app-1"}}}]}}]}`, id, id)))
@@ -401,7 +401,7 @@ func TestIncomingCallIsAnswered(t *testing.T) {
 
 // TestKeepAliveIsSent: an established call gets keepAlive on the interval.
 func TestKeepAliveIsSent(t *testing.T) {
-	r := newRig(t, rigOptions{automation: automation.Config{IncomingAction: "ignore", KeepAlive: 20 * time.Millisecond}})
+	r := newRig(t, rigOptions{automation: automation.Config{KeepAlive: 20 * time.Millisecond}, incoming: "ignore"})
 	id := r.emu.PutCall(model.Call{State: model.StateEstablished})
 	r.mustNotify([]byte(fmt.Sprintf(`{"value":[{"changeType":"updated","resourceUrl":"/communications/calls/%s","resourceData":{"@odata.type":"#microsoft.graph.call","id":"%s","state":"established"}}]}`, id, id)))
 	eventually(t, "two keepAlives", func() bool { return len(r.emu.Requests(emulator.RouteKeepAlive)) >= 2 })
@@ -413,7 +413,7 @@ func TestKeepAliveIsSent(t *testing.T) {
 // TestRosterGapResync: a delta roster with a gap that never fills makes
 // botd list the participants and replace the roster.
 func TestRosterGapResync(t *testing.T) {
-	r := newRig(t, rigOptions{automation: automation0(), store: callstate.Config{DeltaGapTimeout: 20 * time.Millisecond}})
+	r := newRig(t, rigOptions{automation: automation0(), incoming: "ignore", store: callstate.Config{DeltaGapTimeout: 20 * time.Millisecond}})
 	id := r.emu.PutCall(model.Call{State: model.StateEstablished})
 	john := model.Participant{ID: "p-john", Info: model.ParticipantInfo{Identity: &model.IdentitySet{User: &model.Identity{ID: "john"}}}}
 	r.emu.SetParticipants(id, []model.Participant{john})
@@ -428,7 +428,7 @@ func TestRosterGapResync(t *testing.T) {
 }
 
 func TestCallActions(t *testing.T) {
-	r := newRig(t, rigOptions{automation: automation0()})
+	r := newRig(t, rigOptions{automation: automation0(), incoming: "ignore"})
 	for _, tc := range []struct {
 		path   string
 		body   string
@@ -486,7 +486,7 @@ func TestCallActions(t *testing.T) {
 // not track answers 404 not_found, sends nothing to Graph, and never 502,
 // over the whole stack (the handlers' side: TestUntrackedCallIs404).
 func TestUnknownCallSendsNothing(t *testing.T) {
-	r := newRig(t, rigOptions{automation: automation0()})
+	r := newRig(t, rigOptions{automation: automation0(), incoming: "ignore"})
 	routes := append([]struct{ method, path, body string }{{http.MethodGet, "", ""}, {http.MethodGet, "/participants", ""}}, callRoutes...)
 	routes = append(routes, participantRoutes...)
 	for _, rt := range routes {
@@ -512,7 +512,7 @@ func TestUnknownCallSendsNothing(t *testing.T) {
 // nothing; the call can still be read (the handlers' side:
 // TestTerminatedCallIs409).
 func TestTerminatedCallSendsNothing(t *testing.T) {
-	r := newRig(t, rigOptions{automation: automation0()})
+	r := newRig(t, rigOptions{automation: automation0(), incoming: "ignore"})
 	id := r.emu.PutCall(model.Call{State: model.StateEstablished, CallbackURI: r.callbackURL})
 	r.track(id, model.StateEstablished)
 	r.track(id, model.StateTerminated)
@@ -540,7 +540,7 @@ func TestTerminatedCallSendsNothing(t *testing.T) {
 // TestGraphNotFoundIs404: a call botd holds as live that Graph no longer
 // knows answers 404 not_found with Graph's ids, not 502.
 func TestGraphNotFoundIs404(t *testing.T) {
-	r := newRig(t, rigOptions{automation: automation0()})
+	r := newRig(t, rigOptions{automation: automation0(), incoming: "ignore"})
 	for _, rt := range callRoutes {
 		t.Run(rt.method+rt.path, func(t *testing.T) {
 			// Tracked by botd, unknown to Graph.
@@ -565,7 +565,7 @@ func TestGraphNotFoundIs404(t *testing.T) {
 // not in the call's roster answers 404 and sends nothing (the handlers'
 // side: TestUnknownParticipantIs404).
 func TestUnknownParticipantSendsNothing(t *testing.T) {
-	r := newRig(t, rigOptions{automation: automation0()})
+	r := newRig(t, rigOptions{automation: automation0(), incoming: "ignore"})
 	id := r.emu.PutCall(model.Call{State: model.StateEstablished, CallbackURI: r.callbackURL})
 	r.track(id, model.StateEstablished)
 	for _, rt := range participantRoutes {
@@ -593,7 +593,7 @@ func TestUnknownParticipantSendsNothing(t *testing.T) {
 // tenant's token is fetched once for all the requests of its lifetime; a
 // call whose notifications name no tenant takes the callback token's tid.
 func TestEachCallItsTenantsToken(t *testing.T) {
-	r := newRig(t, rigOptions{automation: automation0()})
+	r := newRig(t, rigOptions{automation: automation0(), incoming: "ignore"})
 	const tenantA, tenantB = "3f7c9a10-1b2c-4d3e-8f40-5a6b7c8d9e01", "contoso.onmicrosoft.com"
 	p2p := withoutCallback(t, seed(t, "003_01_request.json"))
 	ids := map[string]string{}
@@ -643,7 +643,7 @@ func TestEachCallItsTenantsToken(t *testing.T) {
 // with that tenant's token.
 func TestCallTakesCallbackTenant(t *testing.T) {
 	sec := newSecurity(t)
-	r := newRig(t, rigOptions{automation: automation0(), secure: sec})
+	r := newRig(t, rigOptions{automation: automation0(), incoming: "ignore", secure: sec})
 	const tid = "fabrikam.onmicrosoft.com"
 	r.emu.PutCall(model.Call{ID: "t-1", State: model.StateEstablished})
 	tok := sec.sign(t, jwt.SigningMethodRS256, sec.key, with(sec.claims(), "tid", tid), sec.kid)
@@ -697,7 +697,7 @@ func validationFailures(t *testing.T, reg prometheus.Gatherer, op, rule string) 
 // client's validation metric under the operation and rule, in series that
 // existed from start.
 func TestAdminRefusalsAreRuleFailures(t *testing.T) {
-	r := newRig(t, rigOptions{automation: automation0()})
+	r := newRig(t, rigOptions{automation: automation0(), incoming: "ignore"})
 	known := r.emu.PutCall(model.Call{State: model.StateEstablished, CallbackURI: r.callbackURL})
 	r.track(known, model.StateEstablished)
 	p2p := withoutCallback(t, seed(t, "003_01_request.json"))
@@ -750,7 +750,7 @@ func TestAdminRefusalsAreRuleFailures(t *testing.T) {
 // line carries Graph's request id as graph_request_id, never botd's
 // request_id.
 func TestCallCreatedLogsGraphRequestID(t *testing.T) {
-	r := newRig(t, rigOptions{automation: automation0()})
+	r := newRig(t, rigOptions{automation: automation0(), incoming: "ignore"})
 	h := http.Header{"Content-Type": {"application/json"}, "X-Request-Id": {"botd-req-1"}}
 	rp := send(t, http.MethodPost, r.admin.URL+"/v1/calls", h, withoutCallback(t, seed(t, "003_01_request.json")))
 	if rp.status != http.StatusCreated {
@@ -771,7 +771,7 @@ func TestCallCreatedLogsGraphRequestID(t *testing.T) {
 
 // TestReadyzNeedsAToken: readiness asks the Graph client for a token.
 func TestReadyzNeedsAToken(t *testing.T) {
-	r := newRig(t, rigOptions{automation: automation0()})
+	r := newRig(t, rigOptions{automation: automation0(), incoming: "ignore"})
 	r.emu.SetFault("token", &emulatorFault503)
 	if rp := r.adminDo(http.MethodGet, "/readyz", nil); rp.status != http.StatusServiceUnavailable {
 		t.Fatalf("readyz with a failing token endpoint = %d: %s", rp.status, rp.body)

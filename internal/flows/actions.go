@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/url"
 	"path"
-	"slices"
 	"sort"
 	"strings"
 
@@ -201,9 +200,6 @@ func (c *compiler) action(n *yaml.Node, where string) *action {
 				if !identPattern.MatchString(name) {
 					c.l.errf(c.l.pos(an), "%s: %q is not a name usable in expressions", aw, name)
 				}
-				if a.kind == actCreateCall && name == "call" {
-					// Allowed: the run's main call is the one it creates.
-				}
 				a.as = name
 			case "flow":
 				a.flow, a.flowPos = name, c.l.pos(an)
@@ -341,5 +337,3 @@ func matchGlob(p, s string) bool {
 	ok, _ := path.Match(p, s)
 	return ok
 }
-
-var _ = slices.Contains[[]string]

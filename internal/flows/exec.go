@@ -231,6 +231,16 @@ func prompt(uri string) model.MediaPrompt {
 	}}
 }
 
+// prompts are the prompt argument's URIs as Graph media prompts.
+func (a *action) prompts(act *activation) ([]model.MediaPrompt, error) {
+	uris, err := a.strs("prompt", act)
+	out := make([]model.MediaPrompt, len(uris))
+	for i, u := range uris {
+		out[i] = prompt(u)
+	}
+	return out, err
+}
+
 // send runs an outbound action through the calls service.
 func (r *run) send(ctx context.Context, a *action, act *activation) error {
 	if a.kind == actNotify {
@@ -403,13 +413,11 @@ func (r *run) media(ctx context.Context, a *action, act *activation, callID stri
 		if err := a.body(act, b); err != nil {
 			return err
 		}
-		uris, err := a.strs("prompt", act)
+		ps, err := a.prompts(act)
 		if err != nil {
 			return err
 		}
-		for _, u := range uris {
-			b.Prompts = append(b.Prompts, prompt(u))
-		}
+		b.Prompts = append(b.Prompts, ps...)
 		b.ClientContext = cc
 		_, err = c.PlayPrompt(ctx, callID, b)
 		return err
@@ -418,13 +426,11 @@ func (r *run) media(ctx context.Context, a *action, act *activation, callID stri
 		if err := a.body(act, b); err != nil {
 			return err
 		}
-		uris, err := a.strs("prompt", act)
+		ps, err := a.prompts(act)
 		if err != nil {
 			return err
 		}
-		for _, u := range uris {
-			b.Prompts = append(b.Prompts, prompt(u))
-		}
+		b.Prompts = append(b.Prompts, ps...)
 		for k, dst := range map[string]**int32{"maxRecordDurationInSeconds": &b.MaxRecordDurationInSeconds,
 			"maxSilenceTimeoutInSeconds": &b.MaxSilenceTimeoutInSeconds, "initialSilenceTimeoutInSeconds": &b.InitialSilenceTimeoutInSeconds} {
 			if v, err := a.int32p(k, act); err != nil {

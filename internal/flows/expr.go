@@ -161,16 +161,11 @@ const costLimit = 1_000_000
 
 // expr is a compiled expression.
 type expr struct {
-	src  string
-	pos  Pos
-	prg  cel.Program
-	out  *cel.Type
-	refs uint8 // what the activation must hold (refCall...)
+	src string
+	pos Pos
+	prg cel.Program
+	out *cel.Type
 }
-
-const (
-	refCall uint8 = 1 << iota
-)
 
 // compile compiles src, at pos (col is where src starts), and checks its
 // type is assignable to want.
@@ -201,11 +196,7 @@ func (c *compiler) compile(src string, pos Pos, what string, want *cel.Type) *ex
 		c.l.errf(pos, "%s: %v", what, err)
 		return nil
 	}
-	x := &expr{src: src, pos: pos, prg: prg, out: out}
-	if strings.Contains(src, "call") {
-		x.refs |= refCall
-	}
-	return x
+	return &expr{src: src, pos: pos, prg: prg, out: out}
 }
 
 func quoteExpr(s string) string {
@@ -593,6 +584,7 @@ func ToJSON(v ref.Val) any {
 	return v.Value()
 }
 
+// errType marks a value of the wrong type for its field.
 var errType = errors.New("wrong type")
 
 // convert turns a value from JSON or YAML (or a ref.Val) into the field's

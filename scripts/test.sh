@@ -12,25 +12,29 @@ cd "$(dirname "$0")/.."
 
 FUZZTIME=${FUZZTIME:-3s}
 
-echo "== gofmt"
+# Each stage prints the seconds the run has taken so far, so a slow stage
+# shows in CI output.
+stage() { echo "== $* (at ${SECONDS}s)"; }
+
+stage "gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 if [ -n "$unformatted" ]; then
   echo "gofmt would change:"; echo "$unformatted"; exit 1
 fi
 
-echo "== go vet"
+stage "go vet"
 go vet ./...
 
-echo "== staticcheck (go tool, pinned in go.mod)"
+stage "staticcheck (go tool, pinned in go.mod)"
 go tool staticcheck ./...
 
-echo "== kustomize build (go tool, pinned in go.mod; the engine of kubectl kustomize)"
+stage "kustomize build (go tool, pinned in go.mod; the engine of kubectl kustomize)"
 for overlay in deploy/overlays/*/; do
   go tool kustomize build "$overlay" >/dev/null
   echo "rendered $overlay"
 done
 
-echo "== fuzz targets (${FUZZTIME} each)"
+stage "fuzz targets (${FUZZTIME} each)"
 # Every Fuzz* function runs for a bounded time; its seed corpus is f.Add
 # plus testdata/fuzz, and a crash fails the run (the failing input is then
 # in testdata/fuzz, to commit as a regression test). Go 1.26's fuzz runner
@@ -59,5 +63,7 @@ grep -rl --include='*_test.go' '^func Fuzz' . | sort | while read -r file; do
   done
 done
 
-echo "== go test -race"
+stage "go test -race"
 go test -race -count=1 ./...
+
+echo "== done in ${SECONDS}s"

@@ -279,7 +279,7 @@ func build(bgCtx context.Context, log zerolog.Logger, cfg *config.Config, st *st
 func buildServers(a *app, log zerolog.Logger, cfg *config.Config, rt *config.Runtime, sec securityParts, reg *prometheus.Registry) {
 	peers, _ := cfg.PeerMap() // validated by config.Load
 	deps := handlers.Deps{
-		Log: log, Decoder: notify.NewDecoder(notify.DefaultLimits()), Store: a.store, Calls: a.calls,
+		Log: log, Decoder: notify.NewDecoder(notify.DefaultLimits()), Store: a.store, Calls: a.calls, Flows: a.flows,
 		Metrics: a.metrics, Ready: a.ready, Gatherer: reg,
 		CallbackPath: cfg.CallbackPath, MaxBody: cfg.MaxBody,
 		RequestTimeout: cfg.GraphRetryBudget + cfg.GraphTimeout + 5*time.Second,

@@ -2,6 +2,7 @@ package flows
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -203,8 +204,8 @@ func (e *Engine) Flows() *Set { return e.flows.Load() }
 var ErrNoPath = &problem.Error{Code: problem.Conflict, Message: "no flow files to reload: botd was started without BOTD_FLOWS"}
 
 // Reload loads Config.Path again and, if every file loads, replaces the
-// flows; runs in flight keep the flow they started with. On error (a
-// *problem.Error wrapping LoadErrors) the flows stay as they were.
+// flows; runs in flight keep the flow they started with. On error (a 422
+// problem listing every load error) the flows stay as they were.
 func (e *Engine) Reload() (*Set, error) {
 	path := e.cfg.Path
 	if path == "" {
@@ -214,12 +215,33 @@ func (e *Engine) Reload() (*Set, error) {
 	if err != nil {
 		e.metrics.reloads.WithLabelValues("error").Inc()
 		e.log.Error().Err(err).Str("path", path).Msg("flows not reloaded; keeping the flows loaded before")
-		return nil, &problem.Error{Code: problem.Unprocessable, Message: "flows not reloaded", Err: err}
+		return nil, &reloadError{err: err}
 	}
 	e.setFlows(set)
 	e.metrics.reloads.WithLabelValues("ok").Inc()
 	e.log.Info().Str("path", path).Int("flows", len(set.names)).Msg("flows reloaded")
 	return e.flows.Load(), nil
+}
+
+// reloadError is a reload refused: a 422 problem whose errors member
+// lists every load error with its position.
+type reloadError struct{ err error }
+
+func (e *reloadError) Error() string { return "flows not reloaded: " + e.err.Error() }
+func (e *reloadError) Unwrap() error { return e.err }
+
+func (e *reloadError) Problem() problem.Problem {
+	var lines []string
+	var les LoadErrors
+	if errors.As(e.err, &les) {
+		for _, le := range les {
+			lines = append(lines, le.Error())
+		}
+	} else {
+		lines = []string{e.err.Error()}
+	}
+	return problem.Problem{Code: problem.Unprocessable, Rule: "flows.load", Errors: lines,
+		Detail: fmt.Sprintf("flows not reloaded (%d errors); the flows loaded before stay", len(lines))}
 }
 
 // Run runs the workers until ctx ends.

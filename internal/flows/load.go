@@ -1,6 +1,7 @@
 package flows
 
 import (
+	"cmp"
 	"fmt"
 	"io/fs"
 	"os"
@@ -141,6 +142,10 @@ func Load(srcs []Source, opts Options) (*Set, error) {
 		l.link(f, seen)
 	}
 	if len(l.errs) > 0 {
+		// In file order: the checks run in passes, not line by line.
+		slices.SortStableFunc(l.errs, func(a, b *LoadError) int {
+			return cmp.Or(strings.Compare(a.Pos.File, b.Pos.File), cmp.Compare(a.Pos.Line, b.Pos.Line), cmp.Compare(a.Pos.Col, b.Pos.Col))
+		})
 		return nil, l.errs
 	}
 	return newSet(flows), nil
@@ -348,6 +353,12 @@ func (l *loader) flow(n *yaml.Node) *Flow {
 	c := &compiler{l: l, env: env, sc: sc, flow: f}
 	if v := fs["trigger"]; v != nil {
 		f.Trigger = c.trigger(v)
+		// A call starts a triggered flow with no parameters given.
+		for _, p := range f.Parameters {
+			if p.Required {
+				l.errf(p.pos, "parameter %s is required, but a triggered flow starts with none given: give it a default", p.Name)
+			}
+		}
 	}
 	if v := fs["outputs"]; v != nil {
 		for _, kv := range l.pairs(v, "outputs") {

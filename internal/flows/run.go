@@ -3,6 +3,7 @@ package flows
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -132,6 +133,8 @@ func (r *run) publish() {
 	for cc := range r.ops {
 		v.Operations = append(v.Operations, cc)
 	}
+	slices.Sort(v.Touched)
+	slices.Sort(v.Operations)
 	if r.parent != nil {
 		v.Parent = r.parent.id
 	}

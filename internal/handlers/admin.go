@@ -105,9 +105,15 @@ func liveCall(d Deps, w http.ResponseWriter, r *http.Request, participantID stri
 
 func handleGetCall(d Deps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if v, ok := trackedCall(d, w, r); ok {
-			writeJSON(w, http.StatusOK, v)
+		v, ok := trackedCall(d, w, r)
+		if !ok {
+			return
 		}
+		reply := callReply{CallView: v}
+		if d.Flows != nil {
+			reply.Runs = d.Flows.RunsForCall(v.ID)
+		}
+		writeJSON(w, http.StatusOK, reply)
 	})
 }
 

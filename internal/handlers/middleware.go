@@ -18,6 +18,8 @@ type logFields struct {
 	items    int
 	rejected int
 	callID   string
+	// runID is the flow run the request starts, reads or cancels.
+	runID string
 	// tenant is the tid of the request's verified callback token.
 	tenant string
 }
@@ -39,7 +41,7 @@ func fieldsFrom(ctx context.Context) *logFields {
 }
 
 // accessLog writes one line per request: method, route pattern, status,
-// latency, bytes and what the handler added (items, call_id). It never logs
+// latency, bytes and what the handler added (items, call_id, run_id). It never logs
 // headers, so bearer tokens cannot reach the log.
 func accessLog(log zerolog.Logger, listener string) func(http.Handler) http.Handler {
 	log = log.With().Str("component", "http").Str("listener", listener).Logger()
@@ -69,6 +71,9 @@ func accessLog(log zerolog.Logger, listener string) func(http.Handler) http.Hand
 			}
 			if f.callID != "" {
 				ev = ev.Str("call_id", f.callID)
+			}
+			if f.runID != "" {
+				ev = ev.Str("run_id", f.runID)
 			}
 			ev.Msg("request")
 		})

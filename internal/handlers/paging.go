@@ -3,7 +3,6 @@ package handlers
 import (
 	"encoding/base64"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -36,9 +35,10 @@ func pageSize(r *http.Request) (int, error) {
 	return n, nil
 }
 
-// nextLink is the link to the page after the one that ends with last.
+// nextLink is the link to the page after the one that ends with last; it
+// keeps the request's other query parameters (a list's filters).
 func nextLink(r *http.Request, top int, token string) string {
-	q := url.Values{}
+	q := r.URL.Query()
 	q.Set("$top", strconv.Itoa(top))
 	q.Set("$skiptoken", token)
 	return r.URL.Path + "?" + q.Encode()

@@ -56,8 +56,12 @@ type rigOptions struct {
 	automation automation.Config
 	// incoming is the built-in flow's incoming action (default answer).
 	incoming string
-	store    callstate.Config
-	cluster  Cluster
+	// flows is BOTD_FLOWS: a flow file or directory ("" none).
+	flows string
+	// maxRuns is BOTD_FLOW_MAX_RUNS (0: the default).
+	maxRuns int
+	store   callstate.Config
+	cluster Cluster
 	// secure turns on inbound callback authentication (against keys the
 	// test holds, served through the emulator's JWKS) and the admin token.
 	secure *security
@@ -128,7 +132,17 @@ func newRig(t *testing.T, o rigOptions) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.flows, err = flows.New(fcfg, nil, r.calls, r.store, log, r.reg)
+	var set *flows.Set
+	if o.flows != "" {
+		fcfg.Path = o.flows
+		if set, err = flows.LoadPath(o.flows, fcfg.Options()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if o.maxRuns > 0 {
+		fcfg.MaxRuns = o.maxRuns
+	}
+	r.flows, err = flows.New(fcfg, set, r.calls, r.store, log, r.reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +162,7 @@ func newRig(t *testing.T, o rigOptions) *rig {
 	r.metrics = NewMetrics(r.reg)
 	ready := NewReadiness(gc.CheckToken, time.Second, r.metrics)
 	r.deps = Deps{
-		Log: log, Decoder: notify.NewDecoder(notify.DefaultLimits()), Store: r.store, Calls: r.calls,
+		Log: log, Decoder: notify.NewDecoder(notify.DefaultLimits()), Store: r.store, Calls: r.calls, Flows: r.flows,
 		Metrics: r.metrics, Ready: ready, Gatherer: r.reg,
 		CallbackPath: "/api/calls", MaxBody: 1 << 20,
 		RequestTimeout: 10 * time.Second,

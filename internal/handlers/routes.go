@@ -24,7 +24,10 @@ type Deps struct {
 	Store   Store
 	// Calls sends every outbound action; the handlers never reach Graph
 	// but through it.
-	Calls    Calls
+	Calls Calls
+	// Flows is the flow engine behind /v1/flows and /v1/runs; nil serves
+	// neither (a rig that tests calls alone).
+	Flows    Flows
 	Metrics  *Metrics
 	Ready    *Readiness
 	Gatherer prometheus.Gatherer
@@ -99,6 +102,9 @@ func Admin(d Deps) http.Handler {
 			r.Use(d.AdminAuth)
 		}
 		r.Get("/v1/changes", handleChanges(d).ServeHTTP)
+		if d.Flows != nil {
+			flowRoutes(r, d)
+		}
 		r.Route("/v1/calls", func(r chi.Router) {
 			r.Get("/", handleListCalls(d).ServeHTTP)
 			r.Post("/", handleCreateCall(d).ServeHTTP)

@@ -82,6 +82,9 @@ type Problem struct {
 	ClientRequestID string `json:"clientRequestId,omitempty"`
 	// Items lists per-item rejections of a notification batch.
 	Items []ItemProblem `json:"items,omitempty"`
+	// Errors lists every error of a file that did not load, each
+	// "file:line:column: message".
+	Errors []string `json:"errors,omitempty"`
 }
 
 // ItemProblem is one rejected item of a batch.

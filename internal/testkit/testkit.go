@@ -1,6 +1,6 @@
 // Package testkit holds the helpers botd's tests share: a log sink safe for
-// concurrent writers and a wait that polls a condition without asserting
-// on time. Only tests import it.
+// concurrent writers, a wait that polls a condition without asserting
+// on time, and a metric's value as a registry gathers it. Only tests import it.
 package testkit
 
 import (
@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Buffer is an io.Writer safe for concurrent writers, for capturing logs.
@@ -44,4 +46,39 @@ func Eventually(t testing.TB, what string, cond func() bool) {
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
+}
+
+// Metric is the value of the series of name whose labels include labels
+// (a counter's or gauge's value; 0 when no series matches), as g gathers
+// it.
+func Metric(t testing.TB, g prometheus.Gatherer, name string, labels map[string]string) float64 {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range mf.GetMetric() {
+			have := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				have[lp.GetName()] = lp.GetValue()
+			}
+			for k, v := range labels {
+				if have[k] != v {
+					continue series
+				}
+			}
+			switch {
+			case m.Counter != nil:
+				return m.Counter.GetValue()
+			case m.Gauge != nil:
+				return m.Gauge.GetValue()
+			}
+		}
+	}
+	return 0
 }

@@ -498,3 +498,55 @@ func TestEndCallFromTheFarSide(t *testing.T) {
 		t.Errorf("sequence %q", got)
 	}
 }
+
+// TestLeave: people leave a joined meeting on their own (Leave, and its
+// HTTP form); the bot gets each roster without them, and stays in the
+// call, alone at the end. The bot itself cannot be made to leave.
+func TestLeave(t *testing.T) {
+	e := newEmu(t, Options{})
+	c := e.create(joinMeetingIDBody)
+	roster := e.established(c.ID)
+	if len(roster) != 3 {
+		t.Fatalf("roster %d, want the bot and two attendees", len(roster))
+	}
+	if e.s.Leave(c.ID, c.MyParticipantID) {
+		t.Error("the bot was made to leave")
+	}
+	if e.s.Leave(c.ID, "nobody") || e.s.Leave("nosuch", roster[1].ID) {
+		t.Error("Leave reported an unknown participant or call gone")
+	}
+	if !e.s.Leave(c.ID, roster[1].ID) {
+		t.Fatal("Leave refused an attendee")
+	}
+	a := send(t, http.MethodDelete, e.s.URL()+"/emulator/calls/"+c.ID+"/participants/"+roster[2].ID, "", "", "")
+	if a.status != http.StatusNoContent {
+		t.Fatalf("DELETE /emulator/calls/.../participants = %d %s", a.status, a.body)
+	}
+	if a := send(t, http.MethodDelete, e.s.URL()+"/emulator/calls/"+c.ID+"/participants/"+roster[2].ID, "", "", ""); a.status != http.StatusNotFound {
+		t.Errorf("a second leave = %d", a.status)
+	}
+	ns := e.bot.waitFor("a roster of the bot alone", func(ns []note) bool {
+		_, ok := lastWhere(ns, c.ID, func(n note) bool { return n.Kind == model.EventRoster && len(n.Participants) == 1 })
+		return ok
+	})
+	var sizes []int
+	for _, n := range forCall(ns, c.ID) {
+		if n.Kind == model.EventRoster {
+			sizes = append(sizes, len(n.Participants))
+		}
+	}
+	// A full roster is the roster when it is posted: two leaves a step
+	// apart may come as one.
+	if len(sizes) < 2 || sizes[0] != 3 || !slices.IsSortedFunc(sizes, func(a, b int) int { return b - a }) {
+		t.Errorf("roster sizes %v, want 3 first, then fewer", sizes)
+	}
+	if last, _ := lastWhere(ns, c.ID, func(n note) bool { return n.Kind == model.EventRoster }); last.Participants[0].ID != c.MyParticipantID {
+		t.Errorf("last roster %s, want the bot alone", last.Body)
+	}
+	if got := e.s.Participants(c.ID); len(got) != 1 {
+		t.Errorf("emulator holds %d participants", len(got))
+	}
+	if v, ok := e.s.Call(c.ID); !ok || v.State != model.StateEstablished {
+		t.Errorf("call %v after everyone left, want it established", v.State)
+	}
+}

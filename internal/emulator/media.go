@@ -712,6 +712,54 @@ func (s *Server) handleChangeScreenSharingRole(w http.ResponseWriter, r *http.Re
 	w.WriteHeader(http.StatusAccepted)
 }
 
+// removeLocked takes the participant at i out of the roster and, after a
+// step, posts the roster without them. Callers hold s.mu.
+func (s *Server) removeLocked(cs *callState, i int) {
+	gone := cs.participants[i]
+	cs.participants = slices.Delete(cs.participants, i, i+1)
+	if cs.held == gone.ID {
+		cs.held = ""
+	}
+	s.afterLocked(s.step(), func() {
+		if !cs.ended {
+			s.notifyRosterLocked(cs, nil, []model.Participant{gone})
+		}
+	})
+}
+
+// Leave makes a participant other than the bot leave a live call on
+// their own, as when someone leaves a meeting: after a step the bot gets
+// the roster without them. The call goes on, even with the bot alone (to
+// end a peer-to-peer call from the far side, use EndCall). It reports
+// false if there is no such live call or participant, or pid is the
+// bot's.
+func (s *Server) Leave(callID, pid string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cs := s.liveCallLocked(callID)
+	if cs == nil || s.stopping || pid == cs.call.MyParticipantID {
+		return false
+	}
+	i := participantIndexLocked(cs, pid)
+	if i < 0 {
+		return false
+	}
+	s.removeLocked(cs, i)
+	return true
+}
+
+// handleLeave is DELETE /emulator/calls/{id}/participants/{pid}: the
+// participant leaves on their own (Leave). 204, or 404 when there is no
+// such live call or participant other than the bot.
+func (s *Server) handleLeave(w http.ResponseWriter, r *http.Request) {
+	id, pid := r.PathValue("id"), r.PathValue("pid")
+	if !s.Leave(id, pid) {
+		s.graphError(w, r, http.StatusNotFound, "itemNotFound", "No participant "+trunc(pid)+" other than the bot in live call "+trunc(id)+".")
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
 func (s *Server) handleRemoveParticipant(w http.ResponseWriter, r *http.Request) {
 	pid := r.PathValue("pid")
 	inCall := false
@@ -721,16 +769,7 @@ func (s *Server) handleRemoveParticipant(w http.ResponseWriter, r *http.Request)
 		if i < 0 {
 			return false
 		}
-		gone := cs.participants[i]
-		cs.participants = slices.Delete(cs.participants, i, i+1)
-		if cs.held == pid {
-			cs.held = ""
-		}
-		s.afterLocked(s.step(), func() {
-			if !cs.ended {
-				s.notifyRosterLocked(cs, nil, []model.Participant{gone})
-			}
-		})
+		s.removeLocked(cs, i)
 		return true
 	})
 	switch {

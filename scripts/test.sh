@@ -37,31 +37,45 @@ done
 stage "fuzz targets (${FUZZTIME} each)"
 # Every Fuzz* function runs for a bounded time; its seed corpus is f.Add
 # plus testdata/fuzz, and a crash fails the run (the failing input is then
-# in testdata/fuzz, to commit as a regression test). Go 1.26's fuzz runner
-# can end a timed run with "context deadline exceeded" and no failing input
-# (golang/go#75804); such a run is tried once more, a real crash never.
-fuzz() {
-  local pkg=$1 fn=$2 out
-  if out=$(go test -run='^$' -fuzz="^${fn}\$" -fuzztime="$FUZZTIME" "$pkg" 2>&1); then
-    echo "$out" | tail -1
+# in testdata/fuzz, to commit as a regression test). Each package's fuzz
+# test binary is built once (go test -c -fuzz), and the targets then run
+# two at a time, one fuzz worker each: a build per target cost more than
+# the fuzzing itself. Go 1.26's fuzz runner can end a timed run with
+# "context deadline exceeded" and no failing input (golang/go#75804); such
+# a run is tried once more, a real crash never.
+fuzzdir=$(mktemp -d)
+trap 'rm -rf "$fuzzdir"' EXIT
+targets=()
+for pkg in $(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do
+  bin="$fuzzdir/$(echo "${pkg#./}" | tr / _).test"
+  go test -c -fuzz=. -o "$bin" "$pkg"
+  for fn in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$pkg"/*_test.go | sed 's/^func //' | sort); do
+    targets+=("$pkg $bin $fn")
+  done
+done
+fuzz_one() {
+  local pkg=$1 bin=$2 fn=$3 out
+  run() { (cd "$pkg" && "$bin" -test.run='^$' -test.fuzz="^${fn}\$" -test.fuzztime="$FUZZTIME" -test.parallel=1 -test.fuzzcachedir="$FUZZCACHE" 2>&1); }
+  if out=$(run); then
+    echo "ok   $pkg $fn"
     return 0
   fi
   if echo "$out" | grep -q 'context deadline exceeded' && ! echo "$out" | grep -q 'Failing input written'; then
     echo "$out" | tail -3
-    echo "(runner deadline flake, golang/go#75804: once more)"
-    go test -run='^$' -fuzz="^${fn}\$" -fuzztime="$FUZZTIME" "$pkg" 2>&1 | tail -1
-    return "${PIPESTATUS[0]}"
+    echo "(runner deadline flake, golang/go#75804: $pkg $fn once more)"
+    if out=$(run); then
+      echo "ok   $pkg $fn"
+      return 0
+    fi
   fi
+  echo "FAIL $pkg $fn"
   echo "$out"
   return 1
 }
-grep -rl --include='*_test.go' '^func Fuzz' . | sort | while read -r file; do
-  pkg=$(dirname "$file")
-  for fn in $(grep -o '^func Fuzz[A-Za-z0-9_]*' "$file" | sed 's/^func //'); do
-    echo "-- $pkg $fn"
-    fuzz "$pkg" "$fn"
-  done
-done
+export -f fuzz_one
+export FUZZTIME FUZZCACHE="$fuzzdir/cache"
+printf '%s\n' "${targets[@]}" | xargs -P 2 -L 1 bash -c 'fuzz_one "$@"' _
+echo "${#targets[@]} fuzz targets"
 
 stage "go test -race"
 go test -race -count=1 ./...

@@ -1,6 +1,11 @@
 package flows
 
-import "testing"
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+)
 
 // TestExamplesLoad: the shipped examples load with no error.
 func TestExamplesLoad(t *testing.T) {
@@ -32,5 +37,29 @@ func TestBuiltinLoads(t *testing.T) {
 	}
 	if _, err := Builtin(Options{DefaultTimeout: DefaultWaitTimeout}, map[string]any{"inviteRetries": "x"}); err == nil {
 		t.Error("a mistyped default was accepted")
+	}
+}
+
+// TestREADMEFlowLoads: every YAML block of the README's Flows section is
+// a flow that loads.
+func TestREADMEFlowLoads(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(b), "\n## Flows\n")
+	if !ok {
+		t.Fatal("README has no Flows section")
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	blocks := strings.Split(section, "```yaml\n")[1:]
+	if len(blocks) == 0 {
+		t.Fatal("the Flows section has no yaml block")
+	}
+	for i, blk := range blocks {
+		text, _, _ := strings.Cut(blk, "```")
+		if _, err := Load([]Source{{File: fmt.Sprintf("README.md block %d", i+1), Data: []byte(text)}}, Options{DefaultTimeout: DefaultWaitTimeout}); err != nil {
+			t.Errorf("README block %d: %v", i+1, err)
+		}
 	}
 }

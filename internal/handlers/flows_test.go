@@ -16,43 +16,31 @@ import (
 	"github.com/botd/botd/internal/testkit"
 )
 
-// holdFlow waits an hour for nothing: a run that stays running.
-const holdFlow = `name: hold
+// waitSteps wait an hour for nothing: a run that stays running.
+const waitSteps = `start: wait
+steps:
+  wait:
+    timeout: 1h
+    on:
+      - event: timeout
+        end: completed
+`
+
+// holdFlow has parameters, one required; otherFlow none; claimFlow claims
+// incoming calls from +1999 (and only those).
+const (
+	holdFlow = `name: hold
 description: waits
 parameters:
   n: {type: int, required: true}
   note: {type: string, default: hi}
-start: wait
-steps:
-  wait:
-    timeout: 1h
-    on:
-      - event: timeout
-        end: completed
-`
-
-const otherFlow = `name: other
-start: wait
-steps:
-  wait:
-    timeout: 1h
-    on:
-      - event: timeout
-        end: completed
-`
-
-// claimFlow claims incoming calls from +1999 (and only those), and waits.
-const claimFlow = `name: claim
+` + waitSteps
+	otherFlow = "name: other\n" + waitSteps
+	claimFlow = `name: claim
 trigger:
   caller: "+1999*"
-start: wait
-steps:
-  wait:
-    timeout: 1h
-    on:
-      - event: timeout
-        end: completed
-`
+` + waitSteps
+)
 
 // flowRig is a rig with BOTD_FLOWS a directory holding holdFlow,
 // otherFlow and claimFlow.
@@ -165,7 +153,7 @@ func TestFlowsList(t *testing.T) {
 // listing every error with its position, and the flows stay as they were.
 func TestFlowsReload(t *testing.T) {
 	r, dir := flowRig(t, rigOptions{})
-	writeFlow(t, dir, "third.yaml", strings.ReplaceAll(otherFlow, "name: other", "name: third"))
+	writeFlow(t, dir, "third.yaml", "name: third\n"+waitSteps)
 	rp := r.adminDo(http.MethodPost, "/v1/flows/reload", nil)
 	if rp.status != http.StatusOK || !strings.Contains(string(rp.body), `"name":"third"`) {
 		t.Fatalf("reload = %d: %s", rp.status, rp.body)

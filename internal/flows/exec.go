@@ -422,36 +422,9 @@ func (r *run) media(ctx context.Context, a *action, act *activation, callID stri
 		_, err = c.PlayPrompt(ctx, callID, b)
 		return err
 	case actRecordResponse:
-		b := &graph.RecordResponseRequest{}
-		if err := a.body(act, b); err != nil {
-			return err
-		}
-		ps, err := a.prompts(act)
+		b, err := a.recordBody(act)
 		if err != nil {
 			return err
-		}
-		b.Prompts = append(b.Prompts, ps...)
-		for k, dst := range map[string]**int32{"maxRecordDurationInSeconds": &b.MaxRecordDurationInSeconds,
-			"maxSilenceTimeoutInSeconds": &b.MaxSilenceTimeoutInSeconds, "initialSilenceTimeoutInSeconds": &b.InitialSilenceTimeoutInSeconds} {
-			if v, err := a.int32p(k, act); err != nil {
-				return err
-			} else if v != nil {
-				*dst = v
-			}
-		}
-		for k, dst := range map[string]**bool{"playBeep": &b.PlayBeep, "bargeInAllowed": &b.BargeInAllowed} {
-			if v, err := a.boolp(k, act); err != nil {
-				return err
-			} else if v != nil {
-				*dst = v
-			}
-		}
-		stops, err := a.strs("stopTones", act)
-		if err != nil {
-			return err
-		}
-		for _, s := range stops {
-			b.StopTones = append(b.StopTones, model.ParseTone(s))
 		}
 		b.ClientContext = cc
 		_, err = c.RecordResponse(ctx, callID, b)
@@ -506,6 +479,43 @@ func (r *run) media(ctx context.Context, a *action, act *activation, callID stri
 		return fmt.Errorf("action %s is not an outbound action", a.kind)
 	}
 	return err
+}
+
+// recordBody is a recordResponse action's request: its body, then the
+// fields the action names, which win.
+func (a *action) recordBody(act *activation) (*graph.RecordResponseRequest, error) {
+	b := &graph.RecordResponseRequest{}
+	if err := a.body(act, b); err != nil {
+		return nil, err
+	}
+	ps, err := a.prompts(act)
+	if err != nil {
+		return nil, err
+	}
+	b.Prompts = append(b.Prompts, ps...)
+	for k, dst := range map[string]**int32{"maxRecordDurationInSeconds": &b.MaxRecordDurationInSeconds,
+		"maxSilenceTimeoutInSeconds": &b.MaxSilenceTimeoutInSeconds, "initialSilenceTimeoutInSeconds": &b.InitialSilenceTimeoutInSeconds} {
+		if v, err := a.int32p(k, act); err != nil {
+			return nil, err
+		} else if v != nil {
+			*dst = v
+		}
+	}
+	for k, dst := range map[string]**bool{"playBeep": &b.PlayBeep, "bargeInAllowed": &b.BargeInAllowed} {
+		if v, err := a.boolp(k, act); err != nil {
+			return nil, err
+		} else if v != nil {
+			*dst = v
+		}
+	}
+	stops, err := a.strs("stopTones", act)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range stops {
+		b.StopTones = append(b.StopTones, model.ParseTone(s))
+	}
+	return b, nil
 }
 
 // startChild starts another flow, whose end the run gets as flowEnded.

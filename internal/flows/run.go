@@ -2,6 +2,7 @@ package flows
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"sync"
@@ -370,6 +371,10 @@ func (r *run) follow(t *transition, fe *EventInfo) (string, bool) {
 	return t.next, true
 }
 
+// MaxVariableBytes bounds one variable's value, as JSON: with the
+// declared variables and the bounded history, it bounds a run's memory.
+const MaxVariableBytes = 64 << 10
+
 func (r *run) assign(nv namedValue, a *activation) error {
 	v, err := nv.v.eval(a)
 	if err != nil {
@@ -380,6 +385,13 @@ func (r *run) assign(nv namedValue, a *activation) error {
 			cv, err := f.convert(v)
 			if err != nil {
 				return fmt.Errorf("set %s: %w", nv.name, err)
+			}
+			b, err := json.Marshal(ToJSON(cv))
+			if err != nil {
+				return fmt.Errorf("set %s: %w", nv.name, err)
+			}
+			if len(b) > MaxVariableBytes {
+				return fmt.Errorf("set %s: the value is %d bytes of JSON, more than the %d a variable may hold", nv.name, len(b), MaxVariableBytes)
 			}
 			r.vars[nv.name] = cv
 			return nil

@@ -17,6 +17,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/botd/botd/internal/model"
+	"github.com/botd/botd/internal/netx"
 )
 
 // maxRequestBody bounds what the fake reads of a request.
@@ -80,10 +81,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.Serve
 // or the route.
 func (s *Server) wrap(route Route, h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		w := &statusWriter{ResponseWriter: rw}
+		w := &netx.StatusWriter{ResponseWriter: rw}
 		defer func() {
 			s.opts.Log.Debug().Str("component", "emulator").Str("route", string(route)).Str("method", r.Method).
-				Str("path", r.URL.Path).Int("status", w.status()).Str("client_request_id", r.Header.Get("client-request-id")).
+				Str("path", r.URL.Path).Int("status", w.Status).Str("client_request_id", r.Header.Get("client-request-id")).
 				Msg("emulator request")
 		}()
 		body, _ := io.ReadAll(io.LimitReader(r.Body, maxRequestBody))
@@ -128,28 +129,6 @@ func (s *Server) wrap(route Route, h http.HandlerFunc) http.Handler {
 		h(w, r)
 	})
 }
-
-// statusWriter remembers the status written, for the request log.
-type statusWriter struct {
-	http.ResponseWriter
-	code int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.code == 0 {
-		w.code = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.code == 0 {
-		w.code = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *statusWriter) status() int { return w.code }
 
 func (s *Server) record(route Route, r *http.Request, body []byte) {
 	body = redactBody(route, body)

@@ -18,6 +18,7 @@ import (
 	"github.com/botd/botd/internal/callstate"
 	"github.com/botd/botd/internal/graph"
 	"github.com/botd/botd/internal/model"
+	"github.com/botd/botd/internal/netx"
 	"github.com/botd/botd/internal/notify"
 	"github.com/botd/botd/internal/problem"
 )
@@ -394,12 +395,9 @@ func validCallID(next http.Handler) http.Handler {
 func adminMetrics(m *Metrics) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			sw := &statusWriter{ResponseWriter: w}
+			sw := &netx.StatusWriter{ResponseWriter: w}
 			next.ServeHTTP(sw, r)
-			if sw.status == 0 {
-				sw.status = http.StatusOK
-			}
-			m.adminRequests.WithLabelValues(routePattern(r), methodLabel(r.Method), strconv.Itoa(sw.status)).Inc()
+			m.adminRequests.WithLabelValues(routePattern(r), methodLabel(r.Method), strconv.Itoa(sw.Code())).Inc()
 		})
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/botd/botd/internal/model"
+	"github.com/botd/botd/internal/netx"
 	"github.com/botd/botd/internal/notify"
 )
 
@@ -186,37 +187,10 @@ func callbackMetrics(m *Metrics) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
-			sw := &statusWriter{ResponseWriter: w}
+			sw := &netx.StatusWriter{ResponseWriter: w}
 			next.ServeHTTP(sw, r)
-			if sw.status == 0 {
-				sw.status = http.StatusOK
-			}
-			m.callbackRequests.WithLabelValues(strconv.Itoa(sw.status)).Inc()
+			m.callbackRequests.WithLabelValues(strconv.Itoa(sw.Code())).Inc()
 			m.callbackLatency.Observe(time.Since(start).Seconds())
 		})
 	}
-}
-
-// statusWriter remembers the status for the metrics.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-// Unwrap lets http.ResponseController reach the connection (Flush for
-// GET /v1/changes).
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
 }

@@ -1,5 +1,7 @@
-// Package netx owns botd's one rule for which hosts are loopback: the only
-// ones plain http, an open admin listener or emulator mode may use.
+// Package netx owns botd's one rule for which hosts are loopback (the only
+// ones plain http, an open admin listener or emulator mode may use), and
+// the one response writer that remembers a status, for botd's and the
+// emulator's logs and metrics.
 package netx
 
 import (

@@ -82,6 +82,35 @@ type Config struct {
 	Fetch *http.Client
 }
 
+// Actions are the outbound actions, the one list: the admin handlers and
+// the flow engine act through it, and *Service is its implementation.
+type Actions interface {
+	CreateCall(ctx context.Context, call *model.Call) (callstate.CallView, error)
+	Answer(ctx context.Context, callID string, req *graph.AnswerRequest) (Result, error)
+	Reject(ctx context.Context, callID string, req *graph.RejectRequest) (Result, error)
+	Redirect(ctx context.Context, callID string, req *graph.RedirectRequest) (Result, error)
+	Transfer(ctx context.Context, callID string, req *graph.TransferRequest) (Result, error)
+	KeepAlive(ctx context.Context, callID string) (Result, error)
+	Hangup(ctx context.Context, callID string) (Result, error)
+
+	Invite(ctx context.Context, callID string, req *graph.InviteRequest) (*model.Operation, error)
+	PlayPrompt(ctx context.Context, callID string, req *graph.PlayPromptRequest) (*model.Operation, error)
+	RecordResponse(ctx context.Context, callID string, req *graph.RecordResponseRequest) (*model.Operation, error)
+	SubscribeToTone(ctx context.Context, callID string, req *graph.SubscribeToToneRequest) (*model.Operation, error)
+	SendDtmfTones(ctx context.Context, callID string, req *graph.SendDtmfTonesRequest) (*model.Operation, error)
+	CancelMediaProcessing(ctx context.Context, callID string, req *graph.CancelMediaProcessingRequest) (*model.Operation, error)
+	Mute(ctx context.Context, callID string, req *graph.MuteRequest) (*model.Operation, error)
+	Unmute(ctx context.Context, callID string, req *graph.MuteRequest) (*model.Operation, error)
+	UpdateRecordingStatus(ctx context.Context, callID string, req *graph.UpdateRecordingStatusRequest) (*model.Operation, error)
+	ChangeScreenSharingRole(ctx context.Context, callID string, req *graph.ChangeScreenSharingRoleRequest) (*model.Operation, error)
+	MuteParticipant(ctx context.Context, callID, participantID string, req *graph.MuteRequest) (*model.Operation, error)
+	StartHoldMusic(ctx context.Context, callID, participantID string, req *graph.StartHoldMusicRequest) (*model.Operation, error)
+	StopHoldMusic(ctx context.Context, callID, participantID string, req *graph.StopHoldMusicRequest) (*model.Operation, error)
+	RemoveParticipant(ctx context.Context, callID, participantID string) (*model.Operation, error)
+}
+
+var _ Actions = (*Service)(nil)
+
 // Service sends botd's outbound actions. It is safe for concurrent use.
 type Service struct {
 	cfg   Config

@@ -18,34 +18,12 @@ import (
 
 	"github.com/botd/botd/internal/calls"
 	"github.com/botd/botd/internal/callstate"
-	"github.com/botd/botd/internal/graph"
-	"github.com/botd/botd/internal/model"
 	"github.com/botd/botd/internal/problem"
 )
 
-// Calls is the part of the calls service flows act through: nothing else
-// sends to Graph.
-type Calls interface {
-	CreateCall(ctx context.Context, call *model.Call) (callstate.CallView, error)
-	Invite(ctx context.Context, callID string, req *graph.InviteRequest) (*model.Operation, error)
-	Answer(ctx context.Context, callID string, req *graph.AnswerRequest) (calls.Result, error)
-	Reject(ctx context.Context, callID string, req *graph.RejectRequest) (calls.Result, error)
-	Redirect(ctx context.Context, callID string, req *graph.RedirectRequest) (calls.Result, error)
-	Transfer(ctx context.Context, callID string, req *graph.TransferRequest) (calls.Result, error)
-	Hangup(ctx context.Context, callID string) (calls.Result, error)
-	PlayPrompt(ctx context.Context, callID string, req *graph.PlayPromptRequest) (*model.Operation, error)
-	RecordResponse(ctx context.Context, callID string, req *graph.RecordResponseRequest) (*model.Operation, error)
-	SubscribeToTone(ctx context.Context, callID string, req *graph.SubscribeToToneRequest) (*model.Operation, error)
-	SendDtmfTones(ctx context.Context, callID string, req *graph.SendDtmfTonesRequest) (*model.Operation, error)
-	CancelMediaProcessing(ctx context.Context, callID string, req *graph.CancelMediaProcessingRequest) (*model.Operation, error)
-	Mute(ctx context.Context, callID string, req *graph.MuteRequest) (*model.Operation, error)
-	Unmute(ctx context.Context, callID string, req *graph.MuteRequest) (*model.Operation, error)
-	UpdateRecordingStatus(ctx context.Context, callID string, req *graph.UpdateRecordingStatusRequest) (*model.Operation, error)
-	MuteParticipant(ctx context.Context, callID, participantID string, req *graph.MuteRequest) (*model.Operation, error)
-	StartHoldMusic(ctx context.Context, callID, participantID string, req *graph.StartHoldMusicRequest) (*model.Operation, error)
-	StopHoldMusic(ctx context.Context, callID, participantID string, req *graph.StopHoldMusicRequest) (*model.Operation, error)
-	RemoveParticipant(ctx context.Context, callID, participantID string) (*model.Operation, error)
-}
+// Calls is the calls service's outbound actions, which flows act
+// through: nothing else sends to Graph.
+type Calls = calls.Actions
 
 // Store is the part of the call store flows read: the calls, and every
 // change to them, in order per call.

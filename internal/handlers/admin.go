@@ -16,7 +16,6 @@ import (
 
 	"github.com/botd/botd/internal/calls"
 	"github.com/botd/botd/internal/callstate"
-	"github.com/botd/botd/internal/graph"
 	"github.com/botd/botd/internal/model"
 	"github.com/botd/botd/internal/netx"
 	"github.com/botd/botd/internal/notify"
@@ -32,33 +31,12 @@ type Store interface {
 	Subscribe(buffer int) (<-chan callstate.Change, func())
 }
 
-// Calls is the calls service: the one sender of botd's outbound actions.
-// The admin handlers decode a request, call it and write its answer.
+// Calls is the calls service: the one sender of botd's outbound actions
+// (calls.Actions), and what it reads of a call for the admin API. The
+// admin handlers decode a request, call it and write its answer.
 type Calls interface {
+	calls.Actions
 	Live(callID, participantID string) (callstate.CallView, error)
-	CreateCall(ctx context.Context, call *model.Call) (callstate.CallView, error)
-	Answer(ctx context.Context, callID string, req *graph.AnswerRequest) (calls.Result, error)
-	Reject(ctx context.Context, callID string, req *graph.RejectRequest) (calls.Result, error)
-	Redirect(ctx context.Context, callID string, req *graph.RedirectRequest) (calls.Result, error)
-	Transfer(ctx context.Context, callID string, req *graph.TransferRequest) (calls.Result, error)
-	KeepAlive(ctx context.Context, callID string) (calls.Result, error)
-	Hangup(ctx context.Context, callID string) (calls.Result, error)
-
-	Invite(ctx context.Context, callID string, req *graph.InviteRequest) (*model.Operation, error)
-	PlayPrompt(ctx context.Context, callID string, req *graph.PlayPromptRequest) (*model.Operation, error)
-	RecordResponse(ctx context.Context, callID string, req *graph.RecordResponseRequest) (*model.Operation, error)
-	SubscribeToTone(ctx context.Context, callID string, req *graph.SubscribeToToneRequest) (*model.Operation, error)
-	SendDtmfTones(ctx context.Context, callID string, req *graph.SendDtmfTonesRequest) (*model.Operation, error)
-	CancelMediaProcessing(ctx context.Context, callID string, req *graph.CancelMediaProcessingRequest) (*model.Operation, error)
-	Mute(ctx context.Context, callID string, req *graph.MuteRequest) (*model.Operation, error)
-	Unmute(ctx context.Context, callID string, req *graph.MuteRequest) (*model.Operation, error)
-	UpdateRecordingStatus(ctx context.Context, callID string, req *graph.UpdateRecordingStatusRequest) (*model.Operation, error)
-	ChangeScreenSharingRole(ctx context.Context, callID string, req *graph.ChangeScreenSharingRoleRequest) (*model.Operation, error)
-	MuteParticipant(ctx context.Context, callID, participantID string, req *graph.MuteRequest) (*model.Operation, error)
-	StartHoldMusic(ctx context.Context, callID, participantID string, req *graph.StartHoldMusicRequest) (*model.Operation, error)
-	StopHoldMusic(ctx context.Context, callID, participantID string, req *graph.StopHoldMusicRequest) (*model.Operation, error)
-	RemoveParticipant(ctx context.Context, callID, participantID string) (*model.Operation, error)
-
 	GraphCall(ctx context.Context, callID string) (*model.Call, error)
 	GraphOperation(ctx context.Context, callID, opID string) (*model.Operation, error)
 	Recording(ctx context.Context, callID, opID string) (io.ReadCloser, string, error)

@@ -111,100 +111,72 @@ func (s *Service) Invite(ctx context.Context, callID string, b *graph.InviteRequ
 	})
 }
 
-// PlayPrompt plays prompts in a call.
-func (s *Service) PlayPrompt(ctx context.Context, callID string, b *graph.PlayPromptRequest) (*model.Operation, error) {
-	return operation(ctx, s, callID, "", b, opSpec[graph.PlayPromptRequest]{
-		typ: "playPrompt", op: graph.OpPlayPrompt,
-		clientContext: func(b *graph.PlayPromptRequest) *string { return &b.ClientContext },
-		validate:      graph.ValidatePlayPrompt,
-		send: func(ctx context.Context, b *graph.PlayPromptRequest) (*model.Operation, graph.Meta, error) {
-			return s.graph.PlayPrompt(ctx, callID, b)
+// callOp runs an operation on a call whose body has a clientContext.
+func callOp[T any, P interface {
+	*T
+	graph.ContextBody
+}](ctx context.Context, s *Service, callID string, body P, typ, op string, validate func(P) error,
+	send func(context.Context, string, P) (*model.Operation, graph.Meta, error)) (*model.Operation, error) {
+	return participantOp(ctx, s, callID, "", body, typ, op, validate, func(ctx context.Context, callID, _ string, b P) (*model.Operation, graph.Meta, error) {
+		return send(ctx, callID, b)
+	})
+}
+
+// participantOp runs an operation on a call, or on one of its participants
+// (pid set), whose body has a clientContext.
+func participantOp[T any, P interface {
+	*T
+	graph.ContextBody
+}](ctx context.Context, s *Service, callID, pid string, body P, typ, op string, validate func(P) error,
+	send func(context.Context, string, string, P) (*model.Operation, graph.Meta, error)) (*model.Operation, error) {
+	return operation(ctx, s, callID, pid, (*T)(body), opSpec[T]{
+		typ: typ, op: op,
+		clientContext: func(b *T) *string { return P(b).ContextRef() },
+		validate:      func(b *T) error { return validate(P(b)) },
+		send: func(ctx context.Context, b *T) (*model.Operation, graph.Meta, error) {
+			return send(ctx, callID, pid, P(b))
 		},
 	})
+}
+
+// PlayPrompt plays prompts in a call.
+func (s *Service) PlayPrompt(ctx context.Context, callID string, b *graph.PlayPromptRequest) (*model.Operation, error) {
+	return callOp(ctx, s, callID, b, "playPrompt", graph.OpPlayPrompt, graph.ValidatePlayPrompt, s.graph.PlayPrompt)
 }
 
 // RecordResponse records a caller's response after a prompt.
 func (s *Service) RecordResponse(ctx context.Context, callID string, b *graph.RecordResponseRequest) (*model.Operation, error) {
-	return operation(ctx, s, callID, "", b, opSpec[graph.RecordResponseRequest]{
-		typ: "recordResponse", op: graph.OpRecordResponse,
-		clientContext: func(b *graph.RecordResponseRequest) *string { return &b.ClientContext },
-		validate:      graph.ValidateRecordResponse,
-		send: func(ctx context.Context, b *graph.RecordResponseRequest) (*model.Operation, graph.Meta, error) {
-			return s.graph.RecordResponse(ctx, callID, b)
-		},
-	})
+	return callOp(ctx, s, callID, b, "recordResponse", graph.OpRecordResponse, graph.ValidateRecordResponse, s.graph.RecordResponse)
 }
 
 // SubscribeToTone subscribes botd to the call's DTMF tones.
 func (s *Service) SubscribeToTone(ctx context.Context, callID string, b *graph.SubscribeToToneRequest) (*model.Operation, error) {
-	return operation(ctx, s, callID, "", b, opSpec[graph.SubscribeToToneRequest]{
-		typ: "subscribeToTone", op: graph.OpSubscribeToTone,
-		clientContext: func(b *graph.SubscribeToToneRequest) *string { return &b.ClientContext },
-		validate:      graph.ValidateSubscribeToTone,
-		send: func(ctx context.Context, b *graph.SubscribeToToneRequest) (*model.Operation, graph.Meta, error) {
-			return s.graph.SubscribeToTone(ctx, callID, b)
-		},
-	})
+	return callOp(ctx, s, callID, b, "subscribeToTone", graph.OpSubscribeToTone, graph.ValidateSubscribeToTone, s.graph.SubscribeToTone)
 }
 
 // SendDtmfTones sends DTMF tones in a call.
 func (s *Service) SendDtmfTones(ctx context.Context, callID string, b *graph.SendDtmfTonesRequest) (*model.Operation, error) {
-	return operation(ctx, s, callID, "", b, opSpec[graph.SendDtmfTonesRequest]{
-		typ: "sendDtmfTones", op: graph.OpSendDtmfTones,
-		clientContext: func(b *graph.SendDtmfTonesRequest) *string { return &b.ClientContext },
-		validate:      graph.ValidateSendDtmfTones,
-		send: func(ctx context.Context, b *graph.SendDtmfTonesRequest) (*model.Operation, graph.Meta, error) {
-			return s.graph.SendDtmfTones(ctx, callID, b)
-		},
-	})
+	return callOp(ctx, s, callID, b, "sendDtmfTones", graph.OpSendDtmfTones, graph.ValidateSendDtmfTones, s.graph.SendDtmfTones)
 }
 
 // CancelMediaProcessing cancels the call's pending media operations.
 func (s *Service) CancelMediaProcessing(ctx context.Context, callID string, b *graph.CancelMediaProcessingRequest) (*model.Operation, error) {
-	return operation(ctx, s, callID, "", b, opSpec[graph.CancelMediaProcessingRequest]{
-		typ: "cancelMediaProcessing", op: graph.OpCancelMediaProcessing,
-		clientContext: func(b *graph.CancelMediaProcessingRequest) *string { return &b.ClientContext },
-		validate:      graph.ValidateCancelMediaProcessing,
-		send: func(ctx context.Context, b *graph.CancelMediaProcessingRequest) (*model.Operation, graph.Meta, error) {
-			return s.graph.CancelMediaProcessing(ctx, callID, b)
-		},
-	})
+	return callOp(ctx, s, callID, b, "cancelMediaProcessing", graph.OpCancelMediaProcessing, graph.ValidateCancelMediaProcessing, s.graph.CancelMediaProcessing)
 }
 
 // Mute mutes botd in a call.
 func (s *Service) Mute(ctx context.Context, callID string, b *graph.MuteRequest) (*model.Operation, error) {
-	return operation(ctx, s, callID, "", b, opSpec[graph.MuteRequest]{
-		typ: "mute", op: graph.OpMute,
-		clientContext: func(b *graph.MuteRequest) *string { return &b.ClientContext },
-		validate:      graph.ValidateMute,
-		send: func(ctx context.Context, b *graph.MuteRequest) (*model.Operation, graph.Meta, error) {
-			return s.graph.Mute(ctx, callID, b)
-		},
-	})
+	return callOp(ctx, s, callID, b, "mute", graph.OpMute, graph.ValidateMute, s.graph.Mute)
 }
 
 // Unmute unmutes botd in a call.
 func (s *Service) Unmute(ctx context.Context, callID string, b *graph.MuteRequest) (*model.Operation, error) {
-	return operation(ctx, s, callID, "", b, opSpec[graph.MuteRequest]{
-		typ: "unmute", op: graph.OpUnmute,
-		clientContext: func(b *graph.MuteRequest) *string { return &b.ClientContext },
-		validate:      graph.ValidateMute,
-		send: func(ctx context.Context, b *graph.MuteRequest) (*model.Operation, graph.Meta, error) {
-			return s.graph.Unmute(ctx, callID, b)
-		},
-	})
+	return callOp(ctx, s, callID, b, "unmute", graph.OpUnmute, graph.ValidateMute, s.graph.Unmute)
 }
 
 // UpdateRecordingStatus tells Graph botd's recording status.
 func (s *Service) UpdateRecordingStatus(ctx context.Context, callID string, b *graph.UpdateRecordingStatusRequest) (*model.Operation, error) {
-	return operation(ctx, s, callID, "", b, opSpec[graph.UpdateRecordingStatusRequest]{
-		typ: "updateRecordingStatus", op: graph.OpUpdateRecordingStatus,
-		clientContext: func(b *graph.UpdateRecordingStatusRequest) *string { return &b.ClientContext },
-		validate:      graph.ValidateUpdateRecordingStatus,
-		send: func(ctx context.Context, b *graph.UpdateRecordingStatusRequest) (*model.Operation, graph.Meta, error) {
-			return s.graph.UpdateRecordingStatus(ctx, callID, b)
-		},
-	})
+	return callOp(ctx, s, callID, b, "updateRecordingStatus", graph.OpUpdateRecordingStatus, graph.ValidateUpdateRecordingStatus, s.graph.UpdateRecordingStatus)
 }
 
 // ChangeScreenSharingRole changes botd's screen-sharing role; Graph
@@ -221,38 +193,17 @@ func (s *Service) ChangeScreenSharingRole(ctx context.Context, callID string, b 
 
 // MuteParticipant mutes a participant of the call's roster.
 func (s *Service) MuteParticipant(ctx context.Context, callID, participantID string, b *graph.MuteRequest) (*model.Operation, error) {
-	return operation(ctx, s, callID, participantID, b, opSpec[graph.MuteRequest]{
-		typ: "mute", op: graph.OpMuteParticipant,
-		clientContext: func(b *graph.MuteRequest) *string { return &b.ClientContext },
-		validate:      graph.ValidateMute,
-		send: func(ctx context.Context, b *graph.MuteRequest) (*model.Operation, graph.Meta, error) {
-			return s.graph.MuteParticipant(ctx, callID, participantID, b)
-		},
-	})
+	return participantOp(ctx, s, callID, participantID, b, "mute", graph.OpMuteParticipant, graph.ValidateMute, s.graph.MuteParticipant)
 }
 
 // StartHoldMusic puts a participant of the call's roster on hold.
 func (s *Service) StartHoldMusic(ctx context.Context, callID, participantID string, b *graph.StartHoldMusicRequest) (*model.Operation, error) {
-	return operation(ctx, s, callID, participantID, b, opSpec[graph.StartHoldMusicRequest]{
-		typ: "startHoldMusic", op: graph.OpStartHoldMusic,
-		clientContext: func(b *graph.StartHoldMusicRequest) *string { return &b.ClientContext },
-		validate:      graph.ValidateStartHoldMusic,
-		send: func(ctx context.Context, b *graph.StartHoldMusicRequest) (*model.Operation, graph.Meta, error) {
-			return s.graph.StartHoldMusic(ctx, callID, participantID, b)
-		},
-	})
+	return participantOp(ctx, s, callID, participantID, b, "startHoldMusic", graph.OpStartHoldMusic, graph.ValidateStartHoldMusic, s.graph.StartHoldMusic)
 }
 
 // StopHoldMusic takes a participant of the call's roster off hold.
 func (s *Service) StopHoldMusic(ctx context.Context, callID, participantID string, b *graph.StopHoldMusicRequest) (*model.Operation, error) {
-	return operation(ctx, s, callID, participantID, b, opSpec[graph.StopHoldMusicRequest]{
-		typ: "stopHoldMusic", op: graph.OpStopHoldMusic,
-		clientContext: func(b *graph.StopHoldMusicRequest) *string { return &b.ClientContext },
-		validate:      graph.ValidateStopHoldMusic,
-		send: func(ctx context.Context, b *graph.StopHoldMusicRequest) (*model.Operation, graph.Meta, error) {
-			return s.graph.StopHoldMusic(ctx, callID, participantID, b)
-		},
-	})
+	return participantOp(ctx, s, callID, participantID, b, "stopHoldMusic", graph.OpStopHoldMusic, graph.ValidateStopHoldMusic, s.graph.StopHoldMusic)
 }
 
 // RemoveParticipant removes a participant of the call's roster; Graph

@@ -799,3 +799,18 @@ func ValidateChangeScreenSharingRole(req *ChangeScreenSharingRoleRequest) error 
 	}
 	return nil
 }
+
+// ContextBody is a request body with a clientContext: ContextRef points
+// at it, so that the calls service can fill it.
+type ContextBody interface{ ContextRef() *string }
+
+func (r *InviteRequest) ContextRef() *string                { return &r.ClientContext }
+func (r *PlayPromptRequest) ContextRef() *string            { return &r.ClientContext }
+func (r *RecordResponseRequest) ContextRef() *string        { return &r.ClientContext }
+func (r *SubscribeToToneRequest) ContextRef() *string       { return &r.ClientContext }
+func (r *SendDtmfTonesRequest) ContextRef() *string         { return &r.ClientContext }
+func (r *CancelMediaProcessingRequest) ContextRef() *string { return &r.ClientContext }
+func (r *MuteRequest) ContextRef() *string                  { return &r.ClientContext }
+func (r *StartHoldMusicRequest) ContextRef() *string        { return &r.ClientContext }
+func (r *StopHoldMusicRequest) ContextRef() *string         { return &r.ClientContext }
+func (r *UpdateRecordingStatusRequest) ContextRef() *string { return &r.ClientContext }

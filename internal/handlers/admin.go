@@ -53,11 +53,7 @@ type actionReply struct {
 func handleListCalls(d Deps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		page, err := callsPage(r, d.Store.Calls())
-		if err != nil {
-			writeProblem(w, r, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, page)
+		answer(w, r, http.StatusOK, page, err)
 	})
 }
 
@@ -103,11 +99,7 @@ func handleListParticipants(d Deps) http.Handler {
 			return
 		}
 		page, err := indexPage(r, v.Participants)
-		if err != nil {
-			writeProblem(w, r, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, page)
+		answer(w, r, http.StatusOK, page, err)
 	})
 }
 

@@ -43,3 +43,12 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
 }
+
+// answer writes v as JSON with status, or err's problem when err is set.
+func answer(w http.ResponseWriter, r *http.Request, status int, v any, err error) {
+	if err != nil {
+		writeProblem(w, r, err)
+		return
+	}
+	writeJSON(w, status, v)
+}

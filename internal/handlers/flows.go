@@ -158,11 +158,7 @@ func handleCancelRun(d Deps) http.Handler {
 		id := chi.URLParam(r, "runID")
 		fieldsFrom(r.Context()).runID = id
 		v, err := d.Flows.Cancel(id)
-		if err != nil {
-			writeProblem(w, r, err)
-			return
-		}
-		writeJSON(w, http.StatusAccepted, v)
+		answer(w, r, http.StatusAccepted, v, err)
 	})
 }
 

@@ -14,11 +14,7 @@ func handleGraphCall(d Deps) http.Handler {
 		callID := chi.URLParam(r, "callID")
 		fieldsFrom(r.Context()).callID = callID
 		c, err := d.Calls.GraphCall(r.Context(), callID)
-		if err != nil {
-			writeProblem(w, r, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, c)
+		answer(w, r, http.StatusOK, c, err)
 	})
 }
 
@@ -29,11 +25,7 @@ func handleGraphOperation(d Deps) http.Handler {
 		callID := chi.URLParam(r, "callID")
 		fieldsFrom(r.Context()).callID = callID
 		op, err := d.Calls.GraphOperation(r.Context(), callID, chi.URLParam(r, "opID"))
-		if err != nil {
-			writeProblem(w, r, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, op)
+		answer(w, r, http.StatusOK, op, err)
 	})
 }
 

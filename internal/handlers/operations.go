@@ -42,11 +42,7 @@ func (a opAction[T]) handler(d Deps) http.HandlerFunc {
 			return
 		}
 		op, err := a.send(r.Context(), callID, pid, body)
-		if err != nil {
-			writeProblem(w, r, err)
-			return
-		}
-		writeJSON(w, http.StatusAccepted, op)
+		answer(w, r, http.StatusAccepted, op, err)
 	})
 }
 

@@ -34,6 +34,11 @@ type call struct {
 	roster      roster
 	delta       deltaState
 	needsResync bool
+	// leftIDs are the ids of participants who recently left, bounded:
+	// Graph gives a participant who rejoins a new id, so a full roster that
+	// brings one back is a stale notification or a real return that only a
+	// resync can tell apart.
+	leftIDs []string
 
 	ops           []*OperationView
 	sessions      []model.ContentSharingSession

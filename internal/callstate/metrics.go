@@ -68,8 +68,9 @@ func (r reason) String() string { return reasonNames[r] }
 
 // Resync reasons (values of botd_call_roster_resyncs_total's reason label).
 const (
-	resyncGapTimeout   = "gap_timeout"
-	resyncHoldOverflow = "hold_overflow"
+	resyncGapTimeout          = "gap_timeout"
+	resyncHoldOverflow        = "hold_overflow"
+	resyncParticipantReturned = "participant_returned"
 )
 
 // Operation statuses counted besides Graph's completed and failed.
@@ -148,7 +149,7 @@ func newMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"type"}),
 		resyncs: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "botd_call_roster_resyncs_total",
-			Help: "Times a call's roster was marked as needing a resync, by reason (gap_timeout, hold_overflow).",
+			Help: "Times a call's roster was marked as needing a resync, by reason (gap_timeout, hold_overflow, participant_returned).",
 		}, []string{"reason"}),
 		refused: f.NewCounter(prometheus.CounterOpts{
 			Name: "botd_calls_refused_total",
@@ -191,7 +192,7 @@ func newMetrics(reg prometheus.Registerer) *Metrics {
 	for k := CallTracked; k < numChangeKinds; k++ {
 		m.changes[k] = changes.WithLabelValues(k.String())
 	}
-	for _, r := range []string{resyncGapTimeout, resyncHoldOverflow} {
+	for _, r := range []string{resyncGapTimeout, resyncHoldOverflow, resyncParticipantReturned} {
 		m.resyncs.WithLabelValues(r)
 	}
 	// Series with fixed labels are exported, at 0, from start.

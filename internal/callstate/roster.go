@@ -168,6 +168,12 @@ func (s *Store) rosterChangeLocked(c *call, a *applyCtx, k ChangeKind, p *model.
 	msg := "participant joined"
 	if k == ParticipantLeft {
 		msg = "participant left"
+		if p.ID != "" {
+			if len(c.leftIDs) >= maxLeftIDs {
+				c.leftIDs = slices.Delete(c.leftIDs, 0, 1)
+			}
+			c.leftIDs = append(c.leftIDs, p.ID)
+		}
 	}
 	c.log.Info().Str("participant_id", p.ID).Func(a.logCause).Msg(msg)
 }
@@ -187,11 +193,21 @@ func (s *Store) applyRosterLocked(c *call, a *applyCtx, ev *model.Event) {
 		}
 		return
 	}
-	s.replaceRosterLocked(c, a, ev.Participants)
+	if returned := s.replaceRosterLocked(c, a, ev.Participants); returned != "" {
+		// A full roster has no sequence number: one that brings back a
+		// participant who left is a late notification, or a return only
+		// Graph can confirm. Keep it, and list the participants to know.
+		c.log.Info().Str("participant_id", returned).Msg("a participant who left is back in a full roster")
+		s.markResyncLocked(c, a, resyncParticipantReturned)
+	}
 }
 
-// replaceRosterLocked makes ps the roster, reporting the difference.
-func (s *Store) replaceRosterLocked(c *call, a *applyCtx, ps []model.Participant) {
+// maxLeftIDs bounds the ids of participants who left that a call remembers.
+const maxLeftIDs = 32
+
+// replaceRosterLocked makes ps the roster, reporting the difference. It
+// returns the id of a participant it added who had left before, if any.
+func (s *Store) replaceRosterLocked(c *call, a *applyCtx, ps []model.Participant) (returned string) {
 	old := &c.roster
 	next := roster{ps: make([]model.Participant, 0, len(ps)), keys: make([]string, 0, len(ps))}
 	matched := make([]bool, len(old.ps))
@@ -217,6 +233,9 @@ func (s *Store) replaceRosterLocked(c *call, a *applyCtx, ps []model.Participant
 		next.add(np, key)
 		switch {
 		case j < 0:
+			if np.ID != "" && slices.Contains(c.leftIDs, np.ID) {
+				returned = np.ID
+			}
 			s.rosterChangeLocked(c, a, ParticipantJoined, &np)
 		default:
 			matched[j] = true
@@ -232,6 +251,7 @@ func (s *Store) replaceRosterLocked(c *call, a *applyCtx, ps []model.Participant
 	}
 	s.m.participants.Add(float64(next.len() - old.len()))
 	c.roster = next
+	return returned
 }
 
 func (s *Store) removeParticipantLocked(c *call, a *applyCtx, j int, rs *model.RemovedState) {
@@ -415,11 +435,17 @@ func (s *Store) flushLocked(c *call, a *applyCtx, why string) {
 	for _, dr := range held {
 		s.applyDeltaParticipantsLocked(c, a, dr)
 	}
+	c.log.Warn().Str("reason", why).Int("held", len(held)).Int64("sequence_number", d.seq).
+		Msg("roster gap given up")
+	s.markResyncLocked(c, a, why)
+}
+
+// markResyncLocked marks c's roster as needing a resync, for why.
+func (s *Store) markResyncLocked(c *call, a *applyCtx, why string) {
 	s.m.resyncs.WithLabelValues(why).Inc()
 	if !c.needsResync {
 		c.needsResync = true
 		a.add(Change{Kind: RosterNeedsResync, Reason: why})
 	}
-	c.log.Warn().Str("reason", why).Int("held", len(held)).Int64("sequence_number", d.seq).
-		Msg("roster needs resync")
+	c.log.Warn().Str("reason", why).Msg("roster needs resync")
 }

@@ -344,3 +344,42 @@ func TestDeltaAnyOrderProperty(t *testing.T) {
 		}
 	})
 }
+
+// A full roster has no sequence number, so a late one can bring back a
+// participant who left. Graph gives a participant who rejoins a new id:
+// the store keeps the roster it was given but asks for a resync, and the
+// resync's list puts the roster right.
+func TestFullRosterReturnedParticipantAsksResync(t *testing.T) {
+	s := newStore(t, Config{Now: newClock().Now})
+	a, b, c := participant("a", "ua"), participant("b", "ub"), participant("c", "uc")
+	mustApply(t, s, rosterEvent("c1", a, b, c))
+	if got, want := kindsString(mustApply(t, s, rosterEvent("c1", a))), "participant_left,participant_left"; got != want {
+		t.Fatalf("leave: %s, want %s", got, want)
+	}
+	// A new participant is no reason to resync.
+	d := participant("d", "ud")
+	if got, want := kindsString(mustApply(t, s, rosterEvent("c1", a, d))), "participant_joined"; got != want {
+		t.Fatalf("new participant: %s, want %s", got, want)
+	}
+	// The late roster from before b and c left.
+	cs := mustApply(t, s, rosterEvent("c1", a, b, c, d))
+	if got, want := kindsString(cs), "participant_joined,participant_joined,roster_needs_resync"; got != want {
+		t.Fatalf("stale roster: %s, want %s", got, want)
+	}
+	if cs[2].Reason != resyncParticipantReturned {
+		t.Errorf("reason = %q", cs[2].Reason)
+	}
+	if v := mustCall(t, s, "c1"); !v.RosterNeedsResync {
+		t.Error("roster not marked for resync")
+	}
+	if got := testutil.ToFloat64(s.m.resyncs.WithLabelValues(resyncParticipantReturned)); got != 1 {
+		t.Errorf("resyncs{participant_returned} = %v", got)
+	}
+	// Graph's list is the truth: b and c are gone again.
+	if got, want := kindsString(s.ReplaceRoster("c1", []model.Participant{a, d})), "participant_left,participant_left"; got != want {
+		t.Errorf("resync: %s, want %s", got, want)
+	}
+	if v := mustCall(t, s, "c1"); v.RosterNeedsResync || !slices.Equal(participantIDs(v), []string{"a", "d"}) {
+		t.Errorf("after resync: %+v", v)
+	}
+}

@@ -43,18 +43,19 @@ for overlay in deploy/overlays/*/; do
   echo "rendered $overlay"
 done
 
+# With FUZZPKGS set, each of its Fuzz* functions runs for a bounded time;
+# its seed corpus is f.Add plus testdata/fuzz, and a crash fails the run
+# (the failing input is then in testdata/fuzz, to commit as a regression
+# test). Each package's fuzz test binary is built once (go test -c -fuzz),
+# two packages at a time, and the targets then run two at a time, one fuzz
+# worker each: a build per target cost more than the fuzzing itself. Go
+# 1.26's fuzz runner can end a timed run with "context deadline exceeded"
+# and no failing input (golang/go#75804); such a run is tried once more, a
+# real crash never.
 if [ -z "$FUZZPKGS" ]; then
   stage "fuzz targets: seed corpora only, in go test below (FUZZPKGS=all fuzzes each for FUZZTIME)"
 else
-stage "fuzz targets of ${FUZZPKGS} (${FUZZTIME} each)"
-# Every Fuzz* function runs for a bounded time; its seed corpus is f.Add
-# plus testdata/fuzz, and a crash fails the run (the failing input is then
-# in testdata/fuzz, to commit as a regression test). Each package's fuzz
-# test binary is built once (go test -c -fuzz), two packages at a time, and
-# the targets then run two at a time, one fuzz worker each: a build per
-# target cost more than the fuzzing itself. Go 1.26's fuzz runner can end a timed run with
-# "context deadline exceeded" and no failing input (golang/go#75804); such
-# a run is tried once more, a real crash never.
+  stage "fuzz targets of ${FUZZPKGS} (${FUZZTIME} each)"
 fuzzdir=$(mktemp -d)
 trap 'rm -rf "$fuzzdir"' EXIT
 if [ "$FUZZPKGS" = all ]; then

@@ -1,6 +1,7 @@
 package callstate
 
 import (
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -49,6 +50,14 @@ type call struct {
 	// delivering is set while a goroutine hands them over.
 	outbox     []Change
 	delivering bool
+}
+
+// rememberID appends id to ids, dropping the oldest beyond max.
+func rememberID(ids []string, id string, max int) []string {
+	if len(ids) >= max {
+		ids = slices.Delete(ids, 0, 1)
+	}
+	return append(ids, id)
 }
 
 func (s *Store) newCall(id string, now time.Time) *call {

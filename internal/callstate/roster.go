@@ -162,17 +162,15 @@ func participantChange(k ChangeKind, p *model.Participant) Change {
 }
 
 // rosterChangeLocked reports a participant who joined or left c, and logs
-// it at info: who is on a call is what an operator follows it by.
+// it at info: who is on a call is what an operator follows it by. Every
+// leave passes here, so it is where c remembers the ids that left.
 func (s *Store) rosterChangeLocked(c *call, a *applyCtx, k ChangeKind, p *model.Participant) {
 	a.add(participantChange(k, p))
 	msg := "participant joined"
 	if k == ParticipantLeft {
 		msg = "participant left"
 		if p.ID != "" {
-			if len(c.leftIDs) >= maxLeftIDs {
-				c.leftIDs = slices.Delete(c.leftIDs, 0, 1)
-			}
-			c.leftIDs = append(c.leftIDs, p.ID)
+			c.leftIDs = rememberID(c.leftIDs, p.ID, maxLeftIDs)
 		}
 	}
 	c.log.Info().Str("participant_id", p.ID).Func(a.logCause).Msg(msg)

@@ -39,10 +39,7 @@ func (s *Store) applySessionsLocked(c *call, a *applyCtx, ev *model.Event) {
 			s.ignoreLocked(c, a, reasonUnknownSession)
 		case ev.ChangeType == model.ChangeDeleted:
 			c.sessions = slices.Delete(c.sessions, j, j+1)
-			if len(c.endedSessions) >= maxEndedSessions {
-				c.endedSessions = slices.Delete(c.endedSessions, 0, 1)
-			}
-			c.endedSessions = append(c.endedSessions, ss.ID)
+			c.endedSessions = rememberID(c.endedSessions, ss.ID, maxEndedSessions)
 			a.add(Change{Kind: ContentSharingEnded, Session: &ss})
 		case j >= 0 && ev.ChangeType == model.ChangeCreated:
 			s.ignoreLocked(c, a, reasonDuplicateSession)

@@ -36,40 +36,49 @@ steps:
         end: completed
 `
 
-type benchRig struct {
+// engineRig is an engine for one flow file (src; "" for none) on a real
+// call store, with its workers running until stop; no calls service, so
+// its flows act only on the engine's own state.
+type engineRig struct {
 	store *callstate.Store
 	eng   *Engine
+	stop  func()
 }
 
-func newBenchRig(b *testing.B, src string, maxRuns int) *benchRig {
-	b.Helper()
+func newEngineRig(tb testing.TB, src string, cfg Config) *engineRig {
+	tb.Helper()
 	var set *Set
 	if src != "" {
 		var err error
-		if set, err = Load([]Source{{File: "bench.yaml", Data: []byte(src)}}, Options{DefaultTimeout: DefaultWaitTimeout}); err != nil {
-			b.Fatal(err)
+		if set, err = Load([]Source{{File: "rig.yaml", Data: []byte(src)}}, Options{DefaultTimeout: DefaultWaitTimeout}); err != nil {
+			tb.Fatal(err)
 		}
 	}
 	st, err := callstate.New(callstate.DefaultConfig(), zerolog.Nop(), prometheus.NewRegistry())
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	cfg := DefaultConfig()
-	cfg.MaxRuns = maxRuns
 	e, err := New(cfg, set, nil, st, zerolog.Nop(), prometheus.NewRegistry())
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); e.Run(ctx) }()
-	b.Cleanup(func() { cancel(); wg.Wait() })
-	return &benchRig{store: st, eng: e}
+	return &engineRig{store: st, eng: e, stop: func() { cancel(); wg.Wait() }}
+}
+
+func newBenchRig(b *testing.B, src string, maxRuns int) *engineRig {
+	cfg := DefaultConfig()
+	cfg.MaxRuns = maxRuns
+	r := newEngineRig(b, src, cfg)
+	b.Cleanup(r.stop)
+	return r
 }
 
 // idle waits until the engine's workers have handled every event posted.
-func (r *benchRig) idle() {
+func (r *engineRig) idle() {
 	for r.eng.busy.Load() != 0 {
 		runtime.Gosched() // a sleep would cost more than the work measured
 	}

@@ -1,17 +1,10 @@
 package flows
 
 import (
-	"context"
 	"strings"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/rs/zerolog"
-
-	"github.com/botd/botd/internal/callstate"
 )
 
 // growFlow appends 1 KiB to a variable at every timeout, forever.
@@ -32,22 +25,8 @@ steps:
 // the run, with an error naming it, instead of growing without end.
 func TestVariableBound(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		set, err := Load([]Source{{File: "grow.yaml", Data: []byte(growFlow)}}, Options{DefaultTimeout: DefaultWaitTimeout})
-		if err != nil {
-			t.Fatal(err)
-		}
-		st, err := callstate.New(callstate.DefaultConfig(), zerolog.Nop(), prometheus.NewRegistry())
-		if err != nil {
-			t.Fatal(err)
-		}
-		e, err := New(DefaultConfig(), set, nil, st, zerolog.Nop(), prometheus.NewRegistry())
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() { defer wg.Done(); e.Run(ctx) }()
+		r := newEngineRig(t, growFlow, DefaultConfig())
+		e := r.eng
 		v, err := e.Start("grow", nil)
 		if err != nil {
 			t.Fatal(err)
@@ -64,8 +43,7 @@ func TestVariableBound(t *testing.T) {
 			// Let the next timeout fire.
 			time.Sleep(time.Second)
 		}
-		cancel()
-		wg.Wait()
+		r.stop()
 		if v.Status != StatusFailed || !strings.Contains(v.Error, "set s: the value is") || !strings.Contains(v.Error, "more than the 65536") {
 			t.Fatalf("run %s: %q", v.Status, v.Error)
 		}

@@ -436,8 +436,9 @@ type Server struct {
 	closeOnce sync.Once
 }
 
-// New returns a Server that is not listening yet.
-func New(opts Options) *Server {
+// withDefaults fills every Options field left at its zero value with the
+// emulator's default, and draws a random Seed when none is given.
+func (opts *Options) withDefaults() {
 	if opts.TenantID == "" {
 		opts.TenantID = DefaultTenantID
 	}
@@ -482,6 +483,11 @@ func New(opts Options) *Server {
 			opts.Seed = 1
 		}
 	}
+}
+
+// New returns a Server that is not listening yet.
+func New(opts Options) *Server {
+	opts.withDefaults()
 	client := opts.HTTPClient
 	if client == nil {
 		client = &http.Client{Timeout: 10 * time.Second}

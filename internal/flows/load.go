@@ -302,49 +302,8 @@ func (l *loader) flow(n *yaml.Node) *Flow {
 	if !ok {
 		return nil
 	}
-	f := &Flow{File: l.file_, namePos: l.pos(n), steps: map[string]*step{}}
-	if v := fs["name"]; v == nil {
-		l.errf(l.pos(n), "flow: name is required")
-	} else if f.Name, ok = l.name(v, "flow name"); ok {
-		f.namePos = l.pos(v)
-	}
-	if v := fs["description"]; v != nil {
-		f.Description, _ = l.str(v, "description")
-	}
-	f.DefaultTimeout = l.opts.DefaultTimeout
-	if v := fs["defaultTimeout"]; v != nil {
-		if d, ok := l.duration(v, "defaultTimeout"); ok {
-			f.DefaultTimeout = d
-		}
-	}
-	sc := newScope()
-	if v := fs["parameters"]; v != nil {
-		f.Parameters = l.fieldDecls(v, "parameter", true)
-	}
-	if v := fs["variables"]; v != nil {
-		f.Variables = l.fieldDecls(v, "variable", false)
-	}
-	for _, p := range f.Parameters {
-		sc.params[p.Name] = p
-	}
-	for _, v := range f.Variables {
-		if _, clash := sc.params[v.Name]; clash {
-			l.errf(v.pos, "variable %q has the name of a parameter", v.Name)
-		}
-		sc.vars[v.Name] = v
-	}
-	// Call names: the main call, and every createCall's "as". They are
-	// collected first so that a step may name a call created later.
-	sc.calls["call"] = true
-	steps := fs["steps"]
-	if steps == nil {
-		l.errf(l.pos(n), "flow: steps is required")
-	} else {
-		l.collectNames(steps, sc)
-	}
-	if v := fs["onCancel"]; v != nil {
-		sc.collectActions(l, v)
-	}
+	f := l.flowHeader(n, fs)
+	sc := l.flowScope(n, fs, f)
 	env, err := newEnv(sc)
 	if err != nil {
 		l.errf(l.pos(n), "expressions: %v", err)
@@ -367,19 +326,7 @@ func (l *loader) flow(n *yaml.Node) *Flow {
 			}
 		}
 	}
-	if steps != nil {
-		for _, kv := range l.pairs(steps, "steps") {
-			if name, ok := l.name(kv[0], "step name"); ok {
-				if name == "end" {
-					l.errf(l.pos(kv[0]), "step name \"end\" is reserved (use end: in a transition)")
-					continue
-				}
-				s := c.step(name, kv[0], kv[1])
-				f.steps[name] = s
-				f.order = append(f.order, name)
-			}
-		}
-	}
+	c.flowSteps(fs["steps"])
 	if v := fs["start"]; v != nil {
 		f.Start, _ = l.str(v, "start")
 		f.startPos = l.pos(v)
@@ -389,10 +336,83 @@ func (l *loader) flow(n *yaml.Node) *Flow {
 	if v := fs["onCancel"]; v != nil {
 		f.onCancel = c.actions(v, "onCancel")
 	}
-	if steps != nil && len(f.order) == 0 && len(l.errs) == 0 {
-		l.errf(l.pos(steps), "steps: a flow needs at least one step")
+	return f
+}
+
+// flowHeader reads a flow's name, description and defaultTimeout.
+func (l *loader) flowHeader(n *yaml.Node, fs map[string]*yaml.Node) *Flow {
+	f := &Flow{File: l.file_, namePos: l.pos(n), steps: map[string]*step{}}
+	ok := false
+	if v := fs["name"]; v == nil {
+		l.errf(l.pos(n), "flow: name is required")
+	} else if f.Name, ok = l.name(v, "flow name"); ok {
+		f.namePos = l.pos(v)
+	}
+	if v := fs["description"]; v != nil {
+		f.Description, _ = l.str(v, "description")
+	}
+	f.DefaultTimeout = l.opts.DefaultTimeout
+	if v := fs["defaultTimeout"]; v != nil {
+		if d, ok := l.duration(v, "defaultTimeout"); ok {
+			f.DefaultTimeout = d
+		}
 	}
 	return f
+}
+
+// flowScope reads a flow's parameters and variables into f, and returns the
+// scope its expressions compile in: those, and every call name.
+func (l *loader) flowScope(n *yaml.Node, fs map[string]*yaml.Node, f *Flow) *scope {
+	sc := newScope()
+	if v := fs["parameters"]; v != nil {
+		f.Parameters = l.fieldDecls(v, "parameter", true)
+	}
+	if v := fs["variables"]; v != nil {
+		f.Variables = l.fieldDecls(v, "variable", false)
+	}
+	for _, p := range f.Parameters {
+		sc.params[p.Name] = p
+	}
+	for _, v := range f.Variables {
+		if _, clash := sc.params[v.Name]; clash {
+			l.errf(v.pos, "variable %q has the name of a parameter", v.Name)
+		}
+		sc.vars[v.Name] = v
+	}
+	// Call names: the main call, and every createCall's "as". They are
+	// collected first so that a step may name a call created later.
+	sc.calls["call"] = true
+	if steps := fs["steps"]; steps == nil {
+		l.errf(l.pos(n), "flow: steps is required")
+	} else {
+		l.collectNames(steps, sc)
+	}
+	if v := fs["onCancel"]; v != nil {
+		sc.collectActions(l, v)
+	}
+	return sc
+}
+
+// flowSteps compiles the steps mapping (nil: absent, already reported) into
+// the flow, in file order.
+func (c *compiler) flowSteps(steps *yaml.Node) {
+	if steps == nil {
+		return
+	}
+	l, f := c.l, c.flow
+	for _, kv := range l.pairs(steps, "steps") {
+		if name, ok := l.name(kv[0], "step name"); ok {
+			if name == "end" {
+				l.errf(l.pos(kv[0]), "step name \"end\" is reserved (use end: in a transition)")
+				continue
+			}
+			f.steps[name] = c.step(name, kv[0], kv[1])
+			f.order = append(f.order, name)
+		}
+	}
+	if len(f.order) == 0 && len(l.errs) == 0 {
+		l.errf(l.pos(steps), "steps: a flow needs at least one step")
+	}
 }
 
 // collectNames records the step names and the call names the steps'

@@ -460,6 +460,25 @@ func (s *Server) withCall(w http.ResponseWriter, r *http.Request, allowTerminate
 	return snap, ok
 }
 
+// changeCall runs fn with s.mu held on the call the path names (not a
+// terminated one). fn returns a problem, "" when it changed the call. A
+// problem is answered 400 BadRequest, errNoParticipant 404 itemNotFound,
+// and ok is false; so it is when the call is unknown (404, by withCall).
+func (s *Server) changeCall(w http.ResponseWriter, r *http.Request, fn func(cs *callState) (problem string)) (model.Call, bool) {
+	var problem string
+	call, ok := s.withCall(w, r, false, func(cs *callState) bool {
+		problem = fn(cs)
+		return problem == ""
+	})
+	switch {
+	case problem == errNoParticipant:
+		s.graphError(w, r, http.StatusNotFound, "itemNotFound", "Participant "+r.PathValue("pid")+" not found.")
+	case problem != "":
+		s.graphError(w, r, http.StatusBadRequest, "BadRequest", problem)
+	}
+	return call, ok
+}
+
 func (s *Server) handleGetCall(w http.ResponseWriter, r *http.Request) {
 	call, ok := s.withCall(w, r, true, func(*callState) bool { return true })
 	if !ok {
@@ -514,19 +533,13 @@ func (s *Server) stateAction(w http.ResponseWriter, r *http.Request, kind EventK
 	if !s.decodeChecked(w, r, body, check) {
 		return
 	}
-	var problem string
-	call, ok := s.withCall(w, r, false, func(cs *callState) bool {
+	call, ok := s.changeCall(w, r, func(cs *callState) string {
 		if !allowed(cs.call.State) {
-			problem = fmt.Sprintf("Call is in state %q; %s is not allowed.", cs.call.State, kind)
-			return false
+			return fmt.Sprintf("Call is in state %q; %s is not allowed.", cs.call.State, kind)
 		}
 		apply(cs)
-		return true
+		return ""
 	})
-	if problem != "" {
-		s.graphError(w, r, http.StatusBadRequest, "BadRequest", problem)
-		return
-	}
 	if !ok {
 		return
 	}
@@ -661,20 +674,15 @@ func (s *Server) handleInvite(w http.ResponseWriter, r *http.Request) {
 		ClientContext: body.ClientContext,
 		Participants:  body.Participants,
 	}
-	var problem string
-	call, ok := s.withCall(w, r, false, func(cs *callState) bool {
-		if problem = inviteProblemLocked(cs, body.Participants); problem != "" {
-			return false
+	call, ok := s.changeCall(w, r, func(cs *callState) string {
+		if problem := inviteProblemLocked(cs, body.Participants); problem != "" {
+			return problem
 		}
 		op.ID = s.newIDLocked()
 		s.storeOpLocked(cs, op)
 		s.startInviteLocked(cs, op, len(body.Participants) > 1)
-		return true
+		return ""
 	})
-	if problem != "" {
-		s.graphError(w, r, http.StatusBadRequest, "BadRequest", problem)
-		return
-	}
 	if !ok {
 		return
 	}

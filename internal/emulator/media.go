@@ -192,32 +192,19 @@ func (s *Server) opAction(w http.ResponseWriter, r *http.Request, status int, od
 		return
 	}
 	op := model.Operation{ODataType: odataType, Status: model.OpRunning, ClientContext: ctx()}
-	var problem string
-	notFound := false
-	call, ok := s.withCall(w, r, false, func(cs *callState) bool {
+	call, ok := s.changeCall(w, r, func(cs *callState) string {
 		op.ID = s.newIDLocked()
-		if problem = start(cs, op); problem != "" {
-			notFound = problem == errNoParticipant
-			return false
-		}
-		return true
+		return start(cs, op)
 	})
-	switch {
-	case notFound:
-		s.graphError(w, r, http.StatusNotFound, "itemNotFound", "Participant "+r.PathValue("pid")+" not found.")
-		return
-	case problem != "":
-		s.graphError(w, r, http.StatusBadRequest, "BadRequest", problem)
-		return
-	case !ok:
+	if !ok {
 		return
 	}
 	w.Header().Set("Location", callURL(r, call.ID)+"/operations/"+url.PathEscape(op.ID))
 	writeEntity(w, r, status, op, "communications/calls('"+call.ID+"')/operations/$entity")
 }
 
-// errNoParticipant is the problem a start function reports for a
-// participant the call does not hold: 404.
+// errNoParticipant is the problem a start function (or any changeCall
+// function) reports for a participant the call does not hold: 404.
 const errNoParticipant = "\x00no participant"
 
 func (s *Server) handlePlayPrompt(w http.ResponseWriter, r *http.Request) {

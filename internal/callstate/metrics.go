@@ -2,6 +2,7 @@ package callstate
 
 import (
 	"sort"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
@@ -72,6 +73,9 @@ const (
 	resyncHoldOverflow        = "hold_overflow"
 	resyncParticipantReturned = "participant_returned"
 )
+
+// resyncReasons lists every resync reason, for the metric's series and help.
+var resyncReasons = []string{resyncGapTimeout, resyncHoldOverflow, resyncParticipantReturned}
 
 // Operation statuses counted besides Graph's completed and failed.
 const (
@@ -149,7 +153,7 @@ func newMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"type"}),
 		resyncs: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "botd_call_roster_resyncs_total",
-			Help: "Times a call's roster was marked as needing a resync, by reason (gap_timeout, hold_overflow, participant_returned).",
+			Help: "Times a call's roster was marked as needing a resync, by reason (" + strings.Join(resyncReasons, ", ") + ").",
 		}, []string{"reason"}),
 		refused: f.NewCounter(prometheus.CounterOpts{
 			Name: "botd_calls_refused_total",
@@ -192,7 +196,7 @@ func newMetrics(reg prometheus.Registerer) *Metrics {
 	for k := CallTracked; k < numChangeKinds; k++ {
 		m.changes[k] = changes.WithLabelValues(k.String())
 	}
-	for _, r := range []string{resyncGapTimeout, resyncHoldOverflow, resyncParticipantReturned} {
+	for _, r := range resyncReasons {
 		m.resyncs.WithLabelValues(r)
 	}
 	// Series with fixed labels are exported, at 0, from start.

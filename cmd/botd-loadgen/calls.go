@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -18,8 +20,7 @@ type callsResult struct {
 	elapsed            time.Duration
 	toEstablished      []time.Duration // sorted
 	errors             map[string]int
-	before, after      metricsSnapshot
-	metricsErr         error
+	scrapes
 }
 
 // runCalls keeps -concurrency call lives going for -duration. Each life:
@@ -27,7 +28,7 @@ type callsResult struct {
 // invite a PSTN participant and play a prompt, then DELETE.
 func runCalls(ctx context.Context, o options) (*callsResult, error) {
 	res := &callsResult{errors: map[string]int{}}
-	res.before, res.metricsErr = scrape(ctx, o.metrics)
+	res.scrapeBefore(ctx, o.metrics)
 	client := newClient(o.concurrency*2, o.timeout)
 	defer client.CloseIdleConnections()
 	ctx2, cancel := context.WithTimeout(ctx, o.duration)
@@ -54,10 +55,7 @@ func runCalls(ctx context.Context, o options) (*callsResult, error) {
 	wg.Wait()
 	res.elapsed = time.Since(start)
 	sort.Slice(res.toEstablished, func(i, j int) bool { return res.toEstablished[i] < res.toEstablished[j] })
-	var err error
-	if res.after, err = scrape(ctx, o.metrics); res.metricsErr == nil {
-		res.metricsErr = err
-	}
+	res.scrapeAfter(ctx, o.metrics)
 	return res, nil
 }
 
@@ -156,12 +154,7 @@ func (r *callsResult) print(w io.Writer) {
 		n += v
 	}
 	fmt.Fprintf(w, "errors:    %d\n", n)
-	keys := make([]string, 0, len(r.errors))
-	for k := range r.errors {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(r.errors)) {
 		fmt.Fprintf(w, "  %s: %d\n", k, r.errors[k])
 	}
 	printMemory(w, r.before, r.after, r.metricsErr)

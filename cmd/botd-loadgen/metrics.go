@@ -50,6 +50,25 @@ func parseMetrics(r io.Reader) (metricsSnapshot, error) {
 	return m, nil
 }
 
+// scrapes are a run's metrics, read before and after it, with the first
+// error reading them.
+type scrapes struct {
+	before, after metricsSnapshot
+	metricsErr    error
+}
+
+func (s *scrapes) scrapeBefore(ctx context.Context, url string) {
+	s.before, s.metricsErr = scrape(ctx, url)
+}
+
+// scrapeAfter reads the metrics at the run's end, keeping the first error.
+func (s *scrapes) scrapeAfter(ctx context.Context, url string) {
+	var err error
+	if s.after, err = scrape(ctx, url); s.metricsErr == nil {
+		s.metricsErr = err
+	}
+}
+
 // scrape reads url's metrics; an empty url gives no snapshot and no error.
 func scrape(ctx context.Context, url string) (metricsSnapshot, error) {
 	if url == "" {

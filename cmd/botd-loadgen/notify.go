@@ -5,8 +5,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"regexp"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -48,17 +50,15 @@ func (t *template) body(buf []byte, i int) []byte {
 
 // result is what a notify, max or report run measured.
 type result struct {
-	mode       string
-	offered    float64 // requests per second scheduled (notify); 0 for max
-	scheduled  int
-	sent       int
-	elapsed    time.Duration
-	statuses   map[int]int
-	errors     map[string]int
-	latencies  []time.Duration // sorted
-	before     metricsSnapshot
-	after      metricsSnapshot
-	metricsErr error
+	mode      string
+	offered   float64 // requests per second scheduled (notify); 0 for max
+	scheduled int
+	sent      int
+	elapsed   time.Duration
+	statuses  map[int]int
+	errors    map[string]int
+	latencies []time.Duration // sorted
+	scrapes
 }
 
 func (r *result) achieved() float64 {
@@ -195,7 +195,7 @@ func schedule(start time.Time, rate float64, d time.Duration) []time.Time {
 // end are counted as errNotSent.
 func runNotify(ctx context.Context, o options, tmpl *template) *result {
 	r := &result{mode: "notify", offered: o.rate}
-	r.before, r.metricsErr = scrape(ctx, o.metrics)
+	r.scrapeBefore(ctx, o.metrics)
 	client := newClient(o.concurrency, o.timeout)
 	defer client.CloseIdleConnections()
 
@@ -205,20 +205,14 @@ func runNotify(ctx context.Context, o options, tmpl *template) *result {
 	cutoff := start.Add(o.duration + o.timeout)
 
 	jobs := make(chan job)
-	ts := make([]*tally, o.concurrency)
-	var wg sync.WaitGroup
-	for w := range ts {
-		t := newTally()
-		ts[w] = t
-		wg.Go(func() {
-			var buf []byte
-			for j := range jobs {
-				buf = tmpl.body(buf[:0], j.i)
-				t.post(ctx, client, o.url, buf)
-				t.latencies = append(t.latencies, time.Since(j.sched))
-			}
-		})
-	}
+	ts, wait := startWorkers(o.concurrency, func(t *tally) {
+		var buf []byte
+		for j := range jobs {
+			buf = tmpl.body(buf[:0], j.i)
+			t.post(ctx, client, o.url, buf)
+			t.latencies = append(t.latencies, time.Since(j.sched))
+		}
+	})
 	notSent := 0
 	for i, at := range times {
 		if d := time.Until(at); d > 0 {
@@ -251,16 +245,13 @@ func runNotify(ctx context.Context, o options, tmpl *template) *result {
 		}
 	}
 	close(jobs)
-	wg.Wait()
+	wait()
 	r.elapsed = time.Since(start)
 	merge(r, ts)
 	if notSent > 0 {
 		r.errors[errNotSent] += notSent
 	}
-	var err error
-	if r.after, err = scrape(ctx, o.metrics); r.metricsErr == nil {
-		r.metricsErr = err
-	}
+	r.scrapeAfter(ctx, o.metrics)
 	return r
 }
 
@@ -268,44 +259,48 @@ func runNotify(ctx context.Context, o options, tmpl *template) *result {
 // its achieved rate is the server's ceiling. Latency is per request.
 func runMax(ctx context.Context, o options, tmpl *template) *result {
 	r := &result{mode: "max"}
-	r.before, r.metricsErr = scrape(ctx, o.metrics)
+	r.scrapeBefore(ctx, o.metrics)
 	client := newClient(o.concurrency, o.timeout)
 	defer client.CloseIdleConnections()
 	ctx2, cancel := context.WithTimeout(ctx, o.duration)
 	defer cancel()
 	start := time.Now()
-	ts := make([]*tally, o.concurrency)
 	var mu sync.Mutex
 	next := 0
+	ts, wait := startWorkers(o.concurrency, func(t *tally) {
+		var buf []byte
+		for ctx2.Err() == nil {
+			mu.Lock()
+			i := next
+			next++
+			mu.Unlock()
+			buf = tmpl.body(buf[:0], i)
+			t0 := time.Now()
+			// The request itself is not bound to ctx2, so the run's end
+			// does not turn the last requests into errors.
+			t.post(ctx, client, o.url, buf)
+			t.latencies = append(t.latencies, time.Since(t0))
+		}
+	})
+	wait()
+	r.elapsed = time.Since(start)
+	r.scheduled, r.sent = next, next
+	merge(r, ts)
+	r.scrapeAfter(ctx, o.metrics)
+	return r
+}
+
+// startWorkers starts n workers, each running work with a tally of its
+// own; wait returns when every work has returned.
+func startWorkers(n int, work func(t *tally)) (ts []*tally, wait func()) {
+	ts = make([]*tally, n)
 	var wg sync.WaitGroup
 	for w := range ts {
 		t := newTally()
 		ts[w] = t
-		wg.Go(func() {
-			var buf []byte
-			for ctx2.Err() == nil {
-				mu.Lock()
-				i := next
-				next++
-				mu.Unlock()
-				buf = tmpl.body(buf[:0], i)
-				t0 := time.Now()
-				// The request itself is not bound to ctx2, so the run's end
-				// does not turn the last requests into errors.
-				t.post(ctx, client, o.url, buf)
-				t.latencies = append(t.latencies, time.Since(t0))
-			}
-		})
+		wg.Go(func() { work(t) })
 	}
-	wg.Wait()
-	r.elapsed = time.Since(start)
-	r.scheduled, r.sent = next, next
-	merge(r, ts)
-	var err error
-	if r.after, err = scrape(ctx, o.metrics); r.metricsErr == nil {
-		r.metricsErr = err
-	}
-	return r
+	return ts, wg.Wait
 }
 
 func (r *result) print(w io.Writer) {
@@ -316,18 +311,13 @@ func (r *result) print(w io.Writer) {
 	}
 	fmt.Fprintf(w, "achieved:  %.0f req/s over %s\n", r.achieved(), r.elapsed.Round(time.Millisecond))
 	fmt.Fprintf(w, "statuses: ")
-	codes := make([]int, 0, len(r.statuses))
-	for c := range r.statuses {
-		codes = append(codes, c)
-	}
-	sort.Ints(codes)
-	for _, c := range codes {
+	for _, c := range slices.Sorted(maps.Keys(r.statuses)) {
 		fmt.Fprintf(w, " %d=%d", c, r.statuses[c])
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "errors:    %d\n", r.errorCount())
-	for k, v := range r.errors {
-		fmt.Fprintf(w, "  %s: %d\n", k, v)
+	for _, k := range slices.Sorted(maps.Keys(r.errors)) {
+		fmt.Fprintf(w, "  %s: %d\n", k, r.errors[k])
 	}
 	p := percentiles(r.latencies)
 	fmt.Fprintf(w, "latency:   p50=%s p90=%s p99=%s p999=%s max=%s\n", fmtDur(p.p50), fmtDur(p.p90), fmtDur(p.p99), fmtDur(p.p999), fmtDur(p.max))

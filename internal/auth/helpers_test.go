@@ -133,29 +133,12 @@ func (fm *fakeMicrosoft) set(f func(fm *fakeMicrosoft)) {
 	f(fm)
 }
 
-// clock is a settable clock for exp, nbf, the cache and the rate limit.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *clock { return &clock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
+// newClock is a settable clock for exp, nbf, the cache and the rate limit.
+func newClock() *testkit.Clock { return testkit.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)) }
 
 type testEnv struct {
 	fm    *fakeMicrosoft
-	clk   *clock
+	clk   *testkit.Clock
 	reg   *prometheus.Registry
 	v     *Verifier
 	log   *testkit.Buffer

@@ -20,6 +20,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/botd/botd/internal/problem"
+	"github.com/botd/botd/internal/tunable"
 )
 
 // The documented values of VerifierConfig's settings, as
@@ -206,18 +207,13 @@ func (cfg *VerifierConfig) resolve() (issuers, tenants map[string]struct{}, err 
 	if cfg.ClockSkew <= 0 || cfg.ClockSkew > MaxClockSkew {
 		return nil, nil, fmt.Errorf("inbound auth: ClockSkew %s must be in (0, %s]", cfg.ClockSkew, MaxClockSkew)
 	}
-	for _, d := range []struct {
-		name string
-		v    time.Duration
-	}{
-		{"RefreshInterval", cfg.RefreshInterval},
-		{"RetryInterval", cfg.RetryInterval},
-		{"UnknownKIDInterval", cfg.UnknownKIDInterval},
-		{"FetchTimeout", cfg.FetchTimeout},
-	} {
-		if d.v <= 0 {
-			return nil, nil, fmt.Errorf("inbound auth: %s must be positive, got %s", d.name, d.v)
-		}
+	if err := tunable.Positive(
+		tunable.Duration("RefreshInterval", cfg.RefreshInterval),
+		tunable.Duration("RetryInterval", cfg.RetryInterval),
+		tunable.Duration("UnknownKIDInterval", cfg.UnknownKIDInterval),
+		tunable.Duration("FetchTimeout", cfg.FetchTimeout),
+	); err != nil {
+		return nil, nil, fmt.Errorf("inbound auth: %w", err)
 	}
 	if cfg.CacheSize == 0 {
 		return nil, nil, errors.New("inbound auth: CacheSize must not be 0 (negative disables the cache)")

@@ -27,6 +27,7 @@ import (
 	"github.com/botd/botd/internal/calls"
 	"github.com/botd/botd/internal/callstate"
 	"github.com/botd/botd/internal/graph"
+	"github.com/botd/botd/internal/tunable"
 )
 
 // Calls is the part of the calls service automation acts through: it
@@ -68,15 +69,13 @@ const (
 
 // check names the first required setting of c that is zero or negative.
 func (c Config) check() error {
-	switch {
-	case c.KeepAlive <= 0:
-		return fmt.Errorf("automation config: KeepAlive must be positive, got %s", c.KeepAlive)
-	case c.Workers <= 0:
-		return fmt.Errorf("automation config: Workers must be positive, got %d", c.Workers)
-	case c.QueueSize <= 0:
-		return fmt.Errorf("automation config: QueueSize must be positive, got %d", c.QueueSize)
-	case c.ActionTimeout <= 0:
-		return fmt.Errorf("automation config: ActionTimeout must be positive, got %s", c.ActionTimeout)
+	if err := tunable.Positive(
+		tunable.Duration("KeepAlive", c.KeepAlive),
+		tunable.Int("Workers", c.Workers),
+		tunable.Int("QueueSize", c.QueueSize),
+		tunable.Duration("ActionTimeout", c.ActionTimeout),
+	); err != nil {
+		return fmt.Errorf("automation config: %w", err)
 	}
 	return nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/botd/botd/internal/callstate"
 	"github.com/botd/botd/internal/graph"
 	"github.com/botd/botd/internal/model"
+	"github.com/botd/botd/internal/testkit"
 )
 
 // fakeGraph records what automation asked of Graph and answers from its
@@ -124,22 +125,6 @@ func newRig(t *testing.T, cfg Config, scfg callstate.Config) *rig {
 	return r
 }
 
-func callEvent(id string, ct model.ChangeType, state model.CallState) *model.Event {
-	return &model.Event{
-		ChangeType: ct,
-		Path:       model.ResourcePath{CallID: id, Kind: model.ResourceCall},
-		Kind:       model.EventCall,
-		Call:       &model.Call{ID: id, State: state},
-	}
-}
-
-func apply(t *testing.T, s *callstate.Store, ev *model.Event) {
-	t.Helper()
-	if _, err := s.Apply(ev); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // drain waits until every queued action has run.
 func (r *rig) drain(t *testing.T) {
 	t.Helper()
@@ -154,7 +139,7 @@ func TestKeepAliveWhileEstablished(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newRig(t, Config{KeepAlive: 15 * time.Minute}, callstate.Config{})
 		defer r.stop()
-		apply(t, r.store, callEvent("c1", model.ChangeUpdated, model.StateEstablished))
+		testkit.Apply(t, r.store.Apply, testkit.CallEvent("c1", model.ChangeUpdated, model.StateEstablished))
 		time.Sleep(15*time.Minute + time.Second)
 		synctest.Wait()
 		if n := r.g.count("keepalive:c1"); n != 1 {
@@ -165,7 +150,7 @@ func TestKeepAliveWhileEstablished(t *testing.T) {
 		if n := r.g.count("keepalive:c1"); n != 3 {
 			t.Fatalf("after 45m: %d keepalives", n)
 		}
-		apply(t, r.store, callEvent("c1", model.ChangeUpdated, model.StateTerminated))
+		testkit.Apply(t, r.store.Apply, testkit.CallEvent("c1", model.ChangeUpdated, model.StateTerminated))
 		synctest.Wait()
 		if r.eng.KeepAlives() != 0 {
 			t.Fatal("keepalive timer survives termination")
@@ -183,7 +168,7 @@ func TestKeepAlive404TerminatesCall(t *testing.T) {
 		r := newRig(t, Config{KeepAlive: time.Minute}, callstate.Config{})
 		defer r.stop()
 		r.g.keepErr = &graph.APIError{StatusCode: http.StatusNotFound, Code: "NotFound"}
-		apply(t, r.store, callEvent("c1", model.ChangeUpdated, model.StateEstablished))
+		testkit.Apply(t, r.store.Apply, testkit.CallEvent("c1", model.ChangeUpdated, model.StateEstablished))
 		time.Sleep(time.Minute + time.Second)
 		synctest.Wait()
 		v, _ := r.store.Call("c1")
@@ -205,9 +190,9 @@ func TestRosterGapTriggersResync(t *testing.T) {
 		defer r.stop()
 		john := model.Participant{ID: "p-john", Info: model.ParticipantInfo{Identity: &model.IdentitySet{User: &model.Identity{ID: "john"}}}}
 		r.g.roster = []model.Participant{john}
-		apply(t, r.store, callEvent("c1", model.ChangeUpdated, model.StateEstablished))
+		testkit.Apply(t, r.store.Apply, testkit.CallEvent("c1", model.ChangeUpdated, model.StateEstablished))
 		// Delta 2 arrives, 1 never does.
-		apply(t, r.store, &model.Event{
+		testkit.Apply(t, r.store.Apply, &model.Event{
 			ChangeType: model.ChangeUpdated,
 			Path:       model.ResourcePath{CallID: "c1", Kind: model.ResourceParticipants},
 			Kind:       model.EventRosterDelta,

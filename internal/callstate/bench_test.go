@@ -9,6 +9,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/botd/botd/internal/model"
+	"github.com/botd/botd/internal/testkit"
 )
 
 func benchStore(b *testing.B) *Store {
@@ -48,10 +49,10 @@ func benchParticipant(call, i int) model.Participant {
 func BenchmarkApplyCallState(b *testing.B) {
 	b.Run("one call", func(b *testing.B) {
 		s := benchStore(b)
-		mustApply(b, s, callEvent("c1", model.ChangeUpdated, model.StateEstablished))
+		mustApply(b, s, testkit.CallEvent("c1", model.ChangeUpdated, model.StateEstablished))
 		evs := [2]*model.Event{
-			callEvent("c1", model.ChangeUpdated, model.StateHold),
-			callEvent("c1", model.ChangeUpdated, model.StateEstablished),
+			testkit.CallEvent("c1", model.ChangeUpdated, model.StateHold),
+			testkit.CallEvent("c1", model.ChangeUpdated, model.StateEstablished),
 		}
 		b.ReportAllocs()
 		for i := 0; b.Loop(); i++ {
@@ -66,13 +67,13 @@ func BenchmarkApplyCallState(b *testing.B) {
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {
 			id := fmt.Sprintf("call-%d", next.Add(1))
-			if _, err := s.Apply(callEvent(id, model.ChangeUpdated, model.StateEstablished)); err != nil {
+			if _, err := s.Apply(testkit.CallEvent(id, model.ChangeUpdated, model.StateEstablished)); err != nil {
 				b.Error(err)
 				return
 			}
 			evs := [2]*model.Event{
-				callEvent(id, model.ChangeUpdated, model.StateHold),
-				callEvent(id, model.ChangeUpdated, model.StateEstablished),
+				testkit.CallEvent(id, model.ChangeUpdated, model.StateHold),
+				testkit.CallEvent(id, model.ChangeUpdated, model.StateEstablished),
 			}
 			for i := 0; pb.Next(); i++ {
 				if _, err := s.Apply(evs[i&1]); err != nil {
@@ -143,7 +144,7 @@ func BenchmarkMemoryPerCall(b *testing.B) {
 					for i := range ps {
 						ps[i] = benchParticipant(c, i)
 					}
-					mustApply(b, s, callEvent(id, model.ChangeUpdated, model.StateEstablished), rosterEvent(id, ps...))
+					mustApply(b, s, testkit.CallEvent(id, model.ChangeUpdated, model.StateEstablished), rosterEvent(id, ps...))
 				}
 				runtime.GC()
 				runtime.ReadMemStats(&after)

@@ -3,6 +3,8 @@ package callstate
 import (
 	"fmt"
 	"time"
+
+	"github.com/botd/botd/internal/tunable"
 )
 
 // The documented defaults of Config, as DefaultConfig returns them. New
@@ -79,32 +81,18 @@ type Config struct {
 // check returns c with Now filled when nil, or an error naming the first
 // setting that is zero or negative.
 func (c Config) check() (Config, error) {
-	for _, d := range []struct {
-		name string
-		v    time.Duration
-	}{
-		{"Retention", c.Retention},
-		{"SweepInterval", c.SweepInterval},
-		{"OperationTimeout", c.OperationTimeout},
-		{"DeltaGapTimeout", c.DeltaGapTimeout},
-	} {
-		if d.v <= 0 {
-			return c, fmt.Errorf("callstate config: %s must be positive, got %s", d.name, d.v)
-		}
-	}
-	for _, i := range []struct {
-		name string
-		v    int
-	}{
-		{"DeltaHoldMax", c.DeltaHoldMax},
-		{"MaxTransitions", c.MaxTransitions},
-		{"MaxCalls", c.MaxCalls},
-		{"MaxOperationsPerCall", c.MaxOperationsPerCall},
-		{"MaxTonesPerCall", c.MaxTonesPerCall},
-	} {
-		if i.v <= 0 {
-			return c, fmt.Errorf("callstate config: %s must be positive, got %d", i.name, i.v)
-		}
+	if err := tunable.Positive(
+		tunable.Duration("Retention", c.Retention),
+		tunable.Duration("SweepInterval", c.SweepInterval),
+		tunable.Duration("OperationTimeout", c.OperationTimeout),
+		tunable.Duration("DeltaGapTimeout", c.DeltaGapTimeout),
+		tunable.Int("DeltaHoldMax", c.DeltaHoldMax),
+		tunable.Int("MaxTransitions", c.MaxTransitions),
+		tunable.Int("MaxCalls", c.MaxCalls),
+		tunable.Int("MaxOperationsPerCall", c.MaxOperationsPerCall),
+		tunable.Int("MaxTonesPerCall", c.MaxTonesPerCall),
+	); err != nil {
+		return c, fmt.Errorf("callstate config: %w", err)
 	}
 	if c.Now == nil {
 		c.Now = time.Now

@@ -9,6 +9,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/botd/botd/internal/model"
+	"github.com/botd/botd/internal/testkit"
 )
 
 // FuzzApplySequence drives a Store with any sequence of events and botd
@@ -37,9 +38,9 @@ func FuzzApplySequence(f *testing.F) {
 			}
 			switch op & 15 {
 			case 0, 1:
-				s.Apply(callEvent(id, model.ChangeUpdated, states[int(arg)%len(states)]))
+				s.Apply(testkit.CallEvent(id, model.ChangeUpdated, states[int(arg)%len(states)]))
 			case 2:
-				s.Apply(callEvent(id, model.ChangeDeleted, ""))
+				s.Apply(testkit.CallEvent(id, model.ChangeDeleted, ""))
 			case 3:
 				if arg&16 != 0 {
 					p = removed(p)

@@ -16,30 +16,14 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/botd/botd/internal/model"
+	"github.com/botd/botd/internal/testkit"
 )
 
 // t0 is the fake clock's start.
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
-// fakeClock is a settable clock for tests that call pass directly.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *fakeClock { return &fakeClock{t: t0} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+// newClock is a settable clock for tests that call pass directly.
+func newClock() *testkit.Clock { return testkit.NewClock(t0) }
 
 // sinkRecorder collects what Sink gets.
 type sinkRecorder struct {
@@ -144,14 +128,6 @@ func histCount(t testing.TB, c prometheus.Collector) uint64 {
 }
 
 // Event builders.
-
-func callEvent(id string, ct model.ChangeType, state model.CallState) *model.Event {
-	return &model.Event{
-		ChangeType: ct, Kind: model.EventCall, ODataType: model.ODataCall,
-		Path: model.ResourcePath{CallID: id, Kind: model.ResourceCall},
-		Call: &model.Call{ID: id, State: state},
-	}
-}
 
 func user(id string) *model.IdentitySet {
 	return &model.IdentitySet{User: &model.Identity{ID: id}}

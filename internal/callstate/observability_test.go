@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/botd/botd/internal/model"
+	"github.com/botd/botd/internal/testkit"
 )
 
 // rosterLogs returns the participant joined/left lines logged to buf.
@@ -39,7 +40,7 @@ func TestParticipantsJoiningAndLeavingLoggedAtInfo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mustApply(t, s, callEvent("c1", model.ChangeUpdated, model.StateEstablished))
+	mustApply(t, s, testkit.CallEvent("c1", model.ChangeUpdated, model.StateEstablished))
 	mustApply(t, s, rosterEvent("c1", participant("p1", "u1"), participant("p2", "u2")))
 	mustApply(t, s, rosterEvent("c1", participant("p1", "u1")))
 	gone := participant("p1", "u1")

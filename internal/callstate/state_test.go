@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/botd/botd/internal/model"
+	"github.com/botd/botd/internal/testkit"
 )
 
 func TestStateRules(t *testing.T) {
@@ -45,7 +46,7 @@ func TestStateRules(t *testing.T) {
 			s := newStore(t, Config{Now: newClock().Now})
 			var stateChanges int
 			for i, st := range tc.states {
-				ev := callEvent("c1", model.ChangeUpdated, st)
+				ev := testkit.CallEvent("c1", model.ChangeUpdated, st)
 				ev.Index = i
 				cs := mustApply(t, s, ev)
 				stateChanges += countKind(cs, CallStateChanged)
@@ -90,7 +91,7 @@ func TestTransitionCauseAndHistoryBound(t *testing.T) {
 	s := newStore(t, Config{Now: newClock().Now, MaxTransitions: 4})
 	states := []model.CallState{model.StateEstablished, model.StateHold, model.StateEstablished, model.StateHold, model.StateEstablished, model.StateEstablishing}
 	for i, st := range states {
-		ev := callEvent("c1", model.ChangeUpdated, st)
+		ev := testkit.CallEvent("c1", model.ChangeUpdated, st)
 		ev.Index = i
 		mustApply(t, s, ev)
 	}
@@ -109,7 +110,7 @@ func TestTransitionCauseAndHistoryBound(t *testing.T) {
 
 func TestDeletedCallTerminates(t *testing.T) {
 	s := newStore(t, Config{Now: newClock().Now})
-	mustApply(t, s, callEvent("c1", model.ChangeUpdated, model.StateEstablished))
+	mustApply(t, s, testkit.CallEvent("c1", model.ChangeUpdated, model.StateEstablished))
 	del := &model.Event{ChangeType: model.ChangeDeleted, Kind: model.EventCall,
 		Path: model.ResourcePath{CallID: "c1", Kind: model.ResourceCall},
 		Call: &model.Call{ID: "c1", ResultInfo: &model.ResultInfo{Code: 200, Message: "hung up"}}}
@@ -131,7 +132,7 @@ func TestDeletedCallTerminates(t *testing.T) {
 
 func TestIncomingCall(t *testing.T) {
 	s := newStore(t, Config{Now: newClock().Now})
-	ev := callEvent("in1", model.ChangeCreated, model.StateIncoming)
+	ev := testkit.CallEvent("in1", model.ChangeCreated, model.StateIncoming)
 	ev.CallbackURI = "https://bot.contoso.com/callback"
 	ev.Call.TenantID = "tenant"
 	ev.Call.Source = &model.ParticipantInfo{Identity: user("caller")}
@@ -160,14 +161,14 @@ func TestIncomingCall(t *testing.T) {
 func TestCallbackURIFollowsAnswer(t *testing.T) {
 	s := newStore(t, Config{Now: newClock().Now})
 	const webhook, own = "https://bot.contoso.com/api/calls", "https://bot.contoso.com/api/calls/botd-1"
-	in := callEvent("in1", model.ChangeCreated, model.StateIncoming)
+	in := testkit.CallEvent("in1", model.ChangeCreated, model.StateIncoming)
 	in.CallbackURI = webhook
 	mustApply(t, s, in)
 	if v := mustCall(t, s, "in1"); v.CallbackURI != webhook {
 		t.Fatalf("incoming callbackUri = %q, want %q", v.CallbackURI, webhook)
 	}
 	for _, st := range []model.CallState{model.StateEstablishing, model.StateEstablished} {
-		ev := callEvent("in1", model.ChangeUpdated, st)
+		ev := testkit.CallEvent("in1", model.ChangeUpdated, st)
 		ev.CallbackURI = own
 		mustApply(t, s, ev)
 	}
@@ -183,7 +184,7 @@ func TestCallbackURIFollowsAnswer(t *testing.T) {
 func TestTrackCallMergesAndIsIdempotent(t *testing.T) {
 	s := newStore(t, Config{Now: newClock().Now})
 	// The notification beats the 201 response.
-	mustApply(t, s, callEvent("c1", model.ChangeUpdated, model.StateEstablished))
+	mustApply(t, s, testkit.CallEvent("c1", model.ChangeUpdated, model.StateEstablished))
 	res := &model.Call{ID: "c1", State: model.StateEstablishing, CallChainID: "chain", Subject: "hi"}
 	cs, err := s.TrackCall(res)
 	must(t, err)
@@ -207,7 +208,7 @@ func TestTrackCallMergesAndIsIdempotent(t *testing.T) {
 func TestMarkTerminated(t *testing.T) {
 	clk := newClock()
 	s := newStore(t, Config{Now: clk.Now})
-	mustApply(t, s, callEvent("c1", model.ChangeUpdated, model.StateEstablished))
+	mustApply(t, s, testkit.CallEvent("c1", model.ChangeUpdated, model.StateEstablished))
 	clk.Advance(90 * time.Second)
 	cs := s.MarkTerminated("c1", "keepAlive 404")
 	if got, want := kindsString(cs), "call_state_changed,call_terminated"; got != want {
@@ -233,13 +234,13 @@ func TestMarkTerminated(t *testing.T) {
 func TestTerminatedIsFinal(t *testing.T) {
 	s := newStore(t, Config{Now: newClock().Now})
 	mustApply(t, s,
-		callEvent("c1", model.ChangeUpdated, model.StateEstablished),
+		testkit.CallEvent("c1", model.ChangeUpdated, model.StateEstablished),
 		rosterEvent("c1", participant("p1", "u1")),
 	)
 	must(t, s.TrackOperation("c1", OperationRecord{ID: "op1", Type: "playPrompt"}))
-	mustApply(t, s, callEvent("c1", model.ChangeUpdated, model.StateTerminated))
+	mustApply(t, s, testkit.CallEvent("c1", model.ChangeUpdated, model.StateTerminated))
 	cs := mustApply(t, s,
-		callEvent("c1", model.ChangeUpdated, model.StateEstablished),
+		testkit.CallEvent("c1", model.ChangeUpdated, model.StateEstablished),
 		rosterEvent("c1", participant("p2", "u2")),
 		deltaEvent("c1", 1, participant("p3", "u3")),
 		&model.Event{ChangeType: model.ChangeCreated, Kind: model.EventContentSharing,
@@ -277,7 +278,7 @@ func TestIgnoredEvents(t *testing.T) {
 		{&model.Event{Kind: model.EventUnknown, Path: model.ResourcePath{CallID: "c1"}}, reasonUnknownEvent},
 		{&model.Event{Kind: model.EventOperation, Path: model.ResourcePath{CallID: "c1"}}, reasonMalformed},
 		{&model.Event{Kind: model.EventRosterDelta, Path: model.ResourcePath{CallID: "c1"}}, reasonMalformed},
-		{callEvent("c1", model.ChangeUpdated, "ringing"), reasonInvalidState},
+		{testkit.CallEvent("c1", model.ChangeUpdated, "ringing"), reasonInvalidState},
 	} {
 		before := ignored(s, tc.r)
 		if cs := mustApply(t, s, tc.ev); countKind(cs, CallStateChanged) != 0 {
@@ -300,7 +301,7 @@ func TestIgnoredEvents(t *testing.T) {
 
 func TestCallViewJSON(t *testing.T) {
 	s := newStore(t, Config{Now: newClock().Now})
-	mustApply(t, s, callEvent("c1", model.ChangeUpdated, model.StateEstablished))
+	mustApply(t, s, testkit.CallEvent("c1", model.ChangeUpdated, model.StateEstablished))
 	b, err := json.Marshal(mustCall(t, s, "c1"))
 	must(t, err)
 	for _, want := range []string{`"id":"c1"`, `"state":"established"`, `"participants":[]`, `"operations":[]`,

@@ -16,13 +16,14 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/botd/botd/internal/model"
+	"github.com/botd/botd/internal/testkit"
 )
 
 func TestMaxCalls(t *testing.T) {
 	s := newStore(t, Config{Now: newClock().Now, MaxCalls: 2})
-	mustApply(t, s, callEvent("c1", model.ChangeUpdated, model.StateEstablished),
-		callEvent("c2", model.ChangeCreated, model.StateIncoming))
-	_, err := s.Apply(callEvent("c3", model.ChangeCreated, model.StateIncoming))
+	mustApply(t, s, testkit.CallEvent("c1", model.ChangeUpdated, model.StateEstablished),
+		testkit.CallEvent("c2", model.ChangeCreated, model.StateIncoming))
+	_, err := s.Apply(testkit.CallEvent("c3", model.ChangeCreated, model.StateIncoming))
 	if !errors.Is(err, ErrTooManyCalls) {
 		t.Fatalf("third call: %v", err)
 	}
@@ -36,7 +37,7 @@ func TestMaxCalls(t *testing.T) {
 		t.Error("refused call tracked")
 	}
 	// Tracked calls still take events.
-	if cs := mustApply(t, s, callEvent("c1", model.ChangeUpdated, model.StateHold)); len(cs) == 0 {
+	if cs := mustApply(t, s, testkit.CallEvent("c1", model.ChangeUpdated, model.StateHold)); len(cs) == 0 {
 		t.Error("existing call refused")
 	}
 	if got := len(s.Calls()); got != 2 {
@@ -59,10 +60,10 @@ func TestSweepAfterRetention(t *testing.T) {
 		defer cancel()
 		go s.Run(ctx)
 
-		mustApply(t, s, callEvent("c1", model.ChangeUpdated, model.StateEstablished),
+		mustApply(t, s, testkit.CallEvent("c1", model.ChangeUpdated, model.StateEstablished),
 			rosterEvent("c1", participant("a", "ua")))
 		must(t, s.TrackOperation("c1", OperationRecord{ID: "op1", Type: "invite"}))
-		mustApply(t, s, callEvent("c2", model.ChangeUpdated, model.StateEstablished))
+		mustApply(t, s, testkit.CallEvent("c2", model.ChangeUpdated, model.StateEstablished))
 		time.Sleep(time.Minute)
 		s.MarkTerminated("c1", "test")
 
@@ -90,7 +91,7 @@ func TestSweepAfterRetention(t *testing.T) {
 		}
 
 		// Late: ignored, not resurrected.
-		if cs := mustApply(t, s, callEvent("c1", model.ChangeUpdated, model.StateEstablished)); len(cs) != 0 {
+		if cs := mustApply(t, s, testkit.CallEvent("c1", model.ChangeUpdated, model.StateEstablished)); len(cs) != 0 {
 			t.Errorf("late notification: %s", kindsString(cs))
 		}
 		if ignored(s, reasonSweptCall) != 1 {
@@ -151,8 +152,8 @@ func TestSubscribers(t *testing.T) {
 	defer cancelSlow()
 	fast, cancelFast := s.Subscribe(100)
 	cs := mustApply(t, s,
-		callEvent("c1", model.ChangeCreated, model.StateIncoming),
-		callEvent("c1", model.ChangeUpdated, model.StateEstablished))
+		testkit.CallEvent("c1", model.ChangeCreated, model.StateIncoming),
+		testkit.CallEvent("c1", model.ChangeUpdated, model.StateEstablished))
 	// The slow one got one change, then was dropped and closed.
 	if _, ok := <-slow; !ok {
 		t.Fatal("slow subscriber got nothing")
@@ -200,7 +201,7 @@ func TestObserverReentrant(t *testing.T) {
 	}
 	s = newStore(t, Config{Now: newClock().Now})
 	s.Observe(sink)
-	mustApply(t, s, callEvent("c1", model.ChangeUpdated, model.StateEstablished))
+	mustApply(t, s, testkit.CallEvent("c1", model.ChangeUpdated, model.StateEstablished))
 	mu.Lock()
 	defer mu.Unlock()
 	want := []string{"call_tracked", "call_state_changed", "call_established", "call_state_changed", "call_terminated"}
@@ -214,12 +215,12 @@ func TestObserverReentrant(t *testing.T) {
 // this test would deadlock.)
 func TestCallsDoNotWaitOnEachOther(t *testing.T) {
 	s := newStore(t, Config{Now: newClock().Now})
-	mustApply(t, s, callEvent("a", model.ChangeUpdated, model.StateEstablished),
-		callEvent("b", model.ChangeUpdated, model.StateEstablished))
+	mustApply(t, s, testkit.CallEvent("a", model.ChangeUpdated, model.StateEstablished),
+		testkit.CallEvent("b", model.ChangeUpdated, model.StateEstablished))
 	a := s.lookupForTest("a")
 	a.mu.Lock()
-	mustApply(t, s, callEvent("b", model.ChangeUpdated, model.StateHold),
-		callEvent("new", model.ChangeCreated, model.StateIncoming))
+	mustApply(t, s, testkit.CallEvent("b", model.ChangeUpdated, model.StateHold),
+		testkit.CallEvent("new", model.ChangeCreated, model.StateIncoming))
 	if v := mustCall(t, s, "b"); v.State != model.StateHold {
 		t.Errorf("b = %s", v.State)
 	}
@@ -233,10 +234,10 @@ func TestCallsSorted(t *testing.T) {
 	clk := newClock()
 	s := newStore(t, Config{Now: clk.Now})
 	for _, id := range []string{"z", "b", "a"} {
-		mustApply(t, s, callEvent(id, model.ChangeUpdated, model.StateEstablished))
+		mustApply(t, s, testkit.CallEvent(id, model.ChangeUpdated, model.StateEstablished))
 	}
 	clk.Advance(time.Second)
-	mustApply(t, s, callEvent("0", model.ChangeUpdated, model.StateEstablished), rosterEvent("a", participant("p", "u")))
+	mustApply(t, s, testkit.CallEvent("0", model.ChangeUpdated, model.StateEstablished), rosterEvent("a", participant("p", "u")))
 	var ids []string
 	for _, c := range s.Calls() {
 		ids = append(ids, c.ID)
@@ -300,7 +301,7 @@ func TestConcurrency(t *testing.T) {
 		id := fmt.Sprintf("call-%02d", i)
 		wg.Go(func() {
 			for j, st := range sequence {
-				ev := callEvent(id, model.ChangeUpdated, st)
+				ev := testkit.CallEvent(id, model.ChangeUpdated, st)
 				ev.Index = j
 				if _, err := s.Apply(ev); err != nil {
 					t.Error(err)
@@ -309,7 +310,7 @@ func TestConcurrency(t *testing.T) {
 		})
 	}
 	// The shared call's deltas, 1..N, dealt out at random to racers.
-	mustApply(t, s, callEvent("shared", model.ChangeUpdated, model.StateEstablished))
+	mustApply(t, s, testkit.CallEvent("shared", model.ChangeUpdated, model.StateEstablished))
 	all := make([]*model.Event, deltas)
 	for i := range deltas {
 		p := participant(fmt.Sprintf("p%d", i%7), fmt.Sprintf("u%d", i%7))
@@ -384,13 +385,13 @@ func TestLiveCountsCallsNotTerminated(t *testing.T) {
 	if s.Live() != 0 {
 		t.Fatal("empty store has live calls")
 	}
-	mustApply(t, s, callEvent("a", model.ChangeUpdated, model.StateEstablished))
-	mustApply(t, s, callEvent("b", model.ChangeUpdated, model.StateEstablishing))
+	mustApply(t, s, testkit.CallEvent("a", model.ChangeUpdated, model.StateEstablished))
+	mustApply(t, s, testkit.CallEvent("b", model.ChangeUpdated, model.StateEstablishing))
 	mustApply(t, s, rosterEvent("c", participant("p1", "u1"))) // no state yet
 	if got := s.Live(); got != 2 {
 		t.Fatalf("Live = %d, want 2", got)
 	}
-	mustApply(t, s, callEvent("a", model.ChangeUpdated, model.StateTerminated))
+	mustApply(t, s, testkit.CallEvent("a", model.ChangeUpdated, model.StateTerminated))
 	if got := s.Live(); got != 1 {
 		t.Fatalf("Live after a hang-up = %d, want 1", got)
 	}
@@ -408,10 +409,10 @@ func TestObserveAndStop(t *testing.T) {
 	})
 	ch, unsub := s.Subscribe(16)
 	defer unsub()
-	mustApply(t, s, callEvent("o1", model.ChangeCreated, model.StateEstablishing))
+	mustApply(t, s, testkit.CallEvent("o1", model.ChangeCreated, model.StateEstablishing))
 	stop()
 	stop() // twice is fine
-	mustApply(t, s, callEvent("o1", model.ChangeUpdated, model.StateEstablished))
+	mustApply(t, s, testkit.CallEvent("o1", model.ChangeUpdated, model.StateEstablished))
 	if strings.Join(got, ",") != "call_tracked,call_state_changed" {
 		t.Fatalf("observer got %v", got)
 	}

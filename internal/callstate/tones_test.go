@@ -9,10 +9,11 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/botd/botd/internal/model"
+	"github.com/botd/botd/internal/testkit"
 )
 
 func toneEvent(callID string, seq int64, tone model.Tone) *model.Event {
-	ev := callEvent(callID, model.ChangeUpdated, model.StateEstablished)
+	ev := testkit.CallEvent(callID, model.ChangeUpdated, model.StateEstablished)
 	ev.Call.ToneInfo = &model.ToneInfo{ODataType: model.ODataToneInfo, SequenceID: seq, Tone: tone}
 	return ev
 }
@@ -58,7 +59,7 @@ func TestTonesOnceEachInOrder(t *testing.T) {
 	if v.State != model.StateEstablished {
 		t.Fatalf("state %s", v.State)
 	}
-	for _, ch := range mustApply(t, s, callEvent("c1", model.ChangeUpdated, model.StateHold)) {
+	for _, ch := range mustApply(t, s, testkit.CallEvent("c1", model.ChangeUpdated, model.StateHold)) {
 		if ch.Call != nil && ch.Call.ToneInfo != nil {
 			t.Fatalf("call snapshot carries a tone: %+v", ch.Call.ToneInfo)
 		}

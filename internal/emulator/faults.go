@@ -74,12 +74,7 @@ type faultState struct {
 func (s *Server) SetFaultRule(k FaultKind, r FaultRule) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	f := s.faults[k]
-	if f == nil {
-		f = &faultState{}
-		s.faults[k] = f
-	}
-	f.rule = r
+	s.faultLocked(k).rule = r
 }
 
 // InjectNext makes the next n chances of a fault kind fault, in addition
@@ -87,12 +82,17 @@ func (s *Server) SetFaultRule(k FaultKind, r FaultRule) {
 func (s *Server) InjectNext(k FaultKind, n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.faultLocked(k).rule.Next += n
+}
+
+// faultLocked returns the state of a fault kind, made on first use.
+func (s *Server) faultLocked(k FaultKind) *faultState {
 	f := s.faults[k]
 	if f == nil {
 		f = &faultState{}
 		s.faults[k] = f
 	}
-	f.rule.Next += n
+	return f
 }
 
 // ClearFaultRules turns every injected fault off; the counts stay.

@@ -285,8 +285,7 @@ func (s *Server) handleRecordResponse(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleSubscribeToTone(w http.ResponseWriter, r *http.Request) {
-	var body opBody
-	s.opAction(w, r, http.StatusOK, model.ODataSubscribeToToneOp, &body, func() string { return body.ClientContext }, ctxCheck(&body),
+	s.plainOp(w, r, http.StatusOK, model.ODataSubscribeToToneOp,
 		func(cs *callState, op model.Operation) string {
 			s.storeOpLocked(cs, op)
 			s.afterLocked(s.step(), func() {
@@ -298,8 +297,12 @@ func (s *Server) handleSubscribeToTone(w http.ResponseWriter, r *http.Request) {
 		})
 }
 
-// ctxCheck checks a decoded opBody, for opAction.
-func ctxCheck(b *opBody) func() string { return func() string { return b.problem() } }
+// plainOp is opAction for an action whose body is only an opBody.
+func (s *Server) plainOp(w http.ResponseWriter, r *http.Request, status int, odataType string,
+	start func(cs *callState, op model.Operation) string) {
+	var body opBody
+	s.opAction(w, r, status, odataType, &body, func() string { return body.ClientContext }, func() string { return body.problem() }, start)
+}
 
 func (s *Server) handleSendDtmfTones(w http.ResponseWriter, r *http.Request) {
 	var body struct {
@@ -337,8 +340,7 @@ func (s *Server) handleSendDtmfTones(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleCancelMediaProcessing(w http.ResponseWriter, r *http.Request) {
-	var body opBody
-	s.opAction(w, r, http.StatusOK, model.ODataCancelMediaProcessingOp, &body, func() string { return body.ClientContext }, ctxCheck(&body),
+	s.plainOp(w, r, http.StatusOK, model.ODataCancelMediaProcessingOp,
 		func(cs *callState, op model.Operation) string {
 			s.storeOpLocked(cs, op)
 			// What runs now is cancelled, in the order it was started; then
@@ -523,12 +525,11 @@ func (s *Server) handleUnmute(w http.ResponseWriter, r *http.Request) { s.muteSe
 // muteSelf mutes or unmutes the bot: the operation completes, then the
 // roster shows the bot's isMuted.
 func (s *Server) muteSelf(w http.ResponseWriter, r *http.Request, muted bool) {
-	var body opBody
 	typ := model.ODataMuteParticipantOp
 	if !muted {
 		typ = model.ODataUnmuteParticipantOp
 	}
-	s.opAction(w, r, http.StatusOK, typ, &body, func() string { return body.ClientContext }, ctxCheck(&body),
+	s.plainOp(w, r, http.StatusOK, typ,
 		func(cs *callState, op model.Operation) string {
 			s.storeOpLocked(cs, op)
 			s.afterLocked(s.step(), func() {
@@ -541,9 +542,8 @@ func (s *Server) muteSelf(w http.ResponseWriter, r *http.Request, muted bool) {
 }
 
 func (s *Server) handleMuteParticipant(w http.ResponseWriter, r *http.Request) {
-	var body opBody
 	pid := r.PathValue("pid")
-	s.opAction(w, r, http.StatusOK, model.ODataMuteParticipantOp, &body, func() string { return body.ClientContext }, ctxCheck(&body),
+	s.plainOp(w, r, http.StatusOK, model.ODataMuteParticipantOp,
 		func(cs *callState, op model.Operation) string {
 			if participantIndexLocked(cs, pid) < 0 {
 				return errNoParticipant
@@ -617,9 +617,8 @@ func (s *Server) handleStartHoldMusic(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleStopHoldMusic(w http.ResponseWriter, r *http.Request) {
-	var body opBody
 	pid := r.PathValue("pid")
-	s.opAction(w, r, http.StatusAccepted, model.ODataStopHoldMusicOp, &body, func() string { return body.ClientContext }, ctxCheck(&body),
+	s.plainOp(w, r, http.StatusAccepted, model.ODataStopHoldMusicOp,
 		func(cs *callState, op model.Operation) string {
 			switch {
 			case participantIndexLocked(cs, pid) < 0:

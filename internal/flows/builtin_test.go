@@ -16,6 +16,7 @@ import (
 	"github.com/botd/botd/internal/callstate"
 	"github.com/botd/botd/internal/graph"
 	"github.com/botd/botd/internal/model"
+	"github.com/botd/botd/internal/testkit"
 )
 
 // The built-in flow's tests: botd's Automation settings, as a flow,
@@ -137,22 +138,6 @@ func newBuiltinRig(t *testing.T, settings map[string]any, scfg callstate.Config)
 	return r
 }
 
-func bgCall(id string, ct model.ChangeType, state model.CallState) *model.Event {
-	return &model.Event{
-		ChangeType: ct,
-		Path:       model.ResourcePath{CallID: id, Kind: model.ResourceCall},
-		Kind:       model.EventCall,
-		Call:       &model.Call{ID: id, State: state},
-	}
-}
-
-func bgApply(t *testing.T, s *callstate.Store, ev *model.Event) {
-	t.Helper()
-	if _, err := s.Apply(ev); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // ended waits until no run is in flight.
 func (r *bgRig) idle(t *testing.T) {
 	t.Helper()
@@ -173,7 +158,7 @@ func TestBuiltinIncomingCallActions(t *testing.T) {
 		t.Run(tc.action, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				r := newBuiltinRig(t, map[string]any{"incomingAction": tc.action, "rejectReason": "busy", "redirectTarget": "+12345678901"}, callstate.Config{})
-				bgApply(t, r.store, bgCall("c1", model.ChangeCreated, model.StateIncoming))
+				testkit.Apply(t, r.store.Apply, testkit.CallEvent("c1", model.ChangeCreated, model.StateIncoming))
 				r.idle(t)
 				r.g.mu.Lock()
 				defer r.g.mu.Unlock()
@@ -213,8 +198,8 @@ func TestBuiltinIncomingCallActions(t *testing.T) {
 func TestBuiltinDuplicateIncomingAnsweredOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newBuiltinRig(t, nil, callstate.Config{})
-		bgApply(t, r.store, bgCall("c1", model.ChangeCreated, model.StateIncoming))
-		bgApply(t, r.store, bgCall("c1", model.ChangeCreated, model.StateIncoming))
+		testkit.Apply(t, r.store.Apply, testkit.CallEvent("c1", model.ChangeCreated, model.StateIncoming))
+		testkit.Apply(t, r.store.Apply, testkit.CallEvent("c1", model.ChangeCreated, model.StateIncoming))
 		r.idle(t)
 		if n := r.g.count("answer:"); n != 1 {
 			t.Fatalf("answered %d times", n)
@@ -231,20 +216,20 @@ func TestBuiltinDuplicateIncomingAnsweredOnce(t *testing.T) {
 func TestBuiltinInviteOnEstablish(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newBuiltinRig(t, map[string]any{"invite": []any{"+12345678901"}}, callstate.Config{})
-		bgApply(t, r.store, bgCall("c1", model.ChangeCreated, model.StateIncoming))
+		testkit.Apply(t, r.store.Apply, testkit.CallEvent("c1", model.ChangeCreated, model.StateIncoming))
 		r.idle(t)
-		bgApply(t, r.store, bgCall("c1", model.ChangeUpdated, model.StateEstablished))
+		testkit.Apply(t, r.store.Apply, testkit.CallEvent("c1", model.ChangeUpdated, model.StateEstablished))
 		r.idle(t)
 		if n := r.g.count("invite:c1"); n != 1 {
 			t.Fatalf("invites = %d", n)
 		}
 		cc := r.g.invites[0].ClientContext
-		bgApply(t, r.store, bgCall("c1", model.ChangeUpdated, model.StateEstablished))
+		testkit.Apply(t, r.store.Apply, testkit.CallEvent("c1", model.ChangeUpdated, model.StateEstablished))
 		r.idle(t)
 		if n := r.g.count("invite:c1"); n != 1 {
 			t.Fatalf("invites after duplicate = %d", n)
 		}
-		bgApply(t, r.store, &model.Event{
+		testkit.Apply(t, r.store.Apply, &model.Event{
 			ChangeType: model.ChangeDeleted,
 			Path:       model.ResourcePath{CallID: "c1", Kind: model.ResourceOperation, SubID: "op-1"},
 			Kind:       model.EventOperation,
@@ -263,7 +248,7 @@ func TestBuiltinInviteOnEstablish(t *testing.T) {
 func TestBuiltinEstablishedTrigger(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newBuiltinRig(t, map[string]any{"invite": []any{"+12345678901"}}, callstate.Config{})
-		bgApply(t, r.store, bgCall("c1", model.ChangeUpdated, model.StateEstablished))
+		testkit.Apply(t, r.store.Apply, testkit.CallEvent("c1", model.ChangeUpdated, model.StateEstablished))
 		r.idle(t)
 		if n := r.g.count("invite:c1"); n != 1 {
 			t.Fatalf("invites = %d", n)
@@ -271,7 +256,7 @@ func TestBuiltinEstablishedTrigger(t *testing.T) {
 	})
 	synctest.Test(t, func(t *testing.T) {
 		r := newBuiltinRig(t, nil, callstate.Config{})
-		bgApply(t, r.store, bgCall("c1", model.ChangeUpdated, model.StateEstablished))
+		testkit.Apply(t, r.store.Apply, testkit.CallEvent("c1", model.ChangeUpdated, model.StateEstablished))
 		r.idle(t)
 		if runs := r.eng.Runs("", ""); len(runs) != 0 {
 			t.Fatalf("a run started with no invitees: %+v", runs)
@@ -284,7 +269,7 @@ func TestBuiltinFailedInviteIsRetriedWithBackoff(t *testing.T) {
 		r := newBuiltinRig(t, map[string]any{"invite": []any{"+12345678901"}, "inviteRetries": 2, "inviteBackoff": "1s"}, callstate.Config{})
 		busy := &graph.APIError{StatusCode: http.StatusForbidden, Code: "Forbidden"}
 		r.g.inviteErr = []error{busy, busy, busy}
-		bgApply(t, r.store, bgCall("c1", model.ChangeUpdated, model.StateEstablished))
+		testkit.Apply(t, r.store.Apply, testkit.CallEvent("c1", model.ChangeUpdated, model.StateEstablished))
 		r.idle(t)
 		if n := r.g.count("invite:"); n != 1 {
 			t.Fatalf("first attempt: %d invites", n)
@@ -322,7 +307,7 @@ func TestBuiltinOutcomeUnknownInviteIsNotResent(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newBuiltinRig(t, map[string]any{"invite": []any{"+12345678901"}, "inviteRetries": 3, "inviteBackoff": "1s"}, callstate.Config{OperationTimeout: time.Minute})
 		r.g.inviteErr = []error{&graph.OutcomeUnknownError{Op: "invite", Err: context.DeadlineExceeded}}
-		bgApply(t, r.store, bgCall("c1", model.ChangeUpdated, model.StateEstablished))
+		testkit.Apply(t, r.store.Apply, testkit.CallEvent("c1", model.ChangeUpdated, model.StateEstablished))
 		r.idle(t)
 		v, _ := r.store.Call("c1")
 		if len(v.Operations) != 1 || v.Operations[0].Status.Final() {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/botd/botd/internal/cloud"
 	"github.com/botd/botd/internal/netx"
+	"github.com/botd/botd/internal/tunable"
 )
 
 // The documented values of Config's tunables, as DefaultConfig returns
@@ -222,24 +223,19 @@ func resolveConfig(cfg Config) (resolved, error) {
 // checkTunables names the first tunable of cfg that is out of range: zero
 // or negative, except MaxRetries, where 0 means no retries.
 func checkTunables(cfg Config) error {
-	for _, d := range []struct {
-		name string
-		v    time.Duration
-	}{
-		{"RequestTimeout", cfg.RequestTimeout},
-		{"RetryBudget", cfg.RetryBudget},
-		{"BackoffInitial", cfg.BackoffInitial},
-		{"BackoffMax", cfg.BackoffMax},
-	} {
-		if d.v <= 0 {
-			return fmt.Errorf("%s must be positive, got %s", d.name, d.v)
-		}
+	if err := tunable.Positive(
+		tunable.Duration("RequestTimeout", cfg.RequestTimeout),
+		tunable.Duration("RetryBudget", cfg.RetryBudget),
+		tunable.Duration("BackoffInitial", cfg.BackoffInitial),
+		tunable.Duration("BackoffMax", cfg.BackoffMax),
+	); err != nil {
+		return err
 	}
 	switch {
 	case cfg.BackoffMax < cfg.BackoffInitial:
 		return fmt.Errorf("BackoffMax %s must not be below BackoffInitial %s", cfg.BackoffMax, cfg.BackoffInitial)
 	case cfg.MaxTenants <= 0:
-		return fmt.Errorf("MaxTenants must be positive, got %d", cfg.MaxTenants)
+		return tunable.Positive(tunable.Int("MaxTenants", cfg.MaxTenants))
 	case cfg.MaxRetries < 0:
 		return fmt.Errorf("MaxRetries must not be negative (0 is no retries), got %d", cfg.MaxRetries)
 	}

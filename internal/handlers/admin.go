@@ -62,7 +62,7 @@ func trackedCall(d Deps, w http.ResponseWriter, r *http.Request) (callstate.Call
 	id := chi.URLParam(r, "callID")
 	v, ok := d.Store.Call(id)
 	if !ok {
-		writeProblem(w, r, errorf(CodeNotFound, "call %q is not tracked", id))
+		writeProblem(w, r, errorf(problem.NotFound, "call %q is not tracked", id))
 	}
 	return v, ok
 }
@@ -200,7 +200,7 @@ func handleHangup(d Deps) http.Handler {
 }
 
 // errEmptyBody answers a request that needs a body and came without one.
-var errEmptyBody = errorf(CodeInvalid, "the request body is empty")
+var errEmptyBody = errorf(problem.Invalid, "the request body is empty")
 
 // decodeBody decodes a JSON request body strictly: the content type must be
 // JSON, unknown fields are reported by name, and trailing data is refused. An
@@ -218,15 +218,15 @@ func decodeBody(r *http.Request, v any, required bool) error {
 		return nil
 	}
 	if !isJSON(r.Header.Get("Content-Type")) {
-		return errorf(CodeMediaType, "content type must be application/json, got %q", r.Header.Get("Content-Type"))
+		return errorf(problem.MediaType, "content type must be application/json, got %q", r.Header.Get("Content-Type"))
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return &Error{Code: CodeInvalid, Message: "invalid JSON body", Err: jsonError(err)}
+		return &Error{Code: problem.Invalid, Message: "invalid JSON body", Err: jsonError(err)}
 	}
 	if dec.More() {
-		return errorf(CodeInvalid, "invalid JSON body: data after the JSON value")
+		return errorf(problem.Invalid, "invalid JSON body: data after the JSON value")
 	}
 	return nil
 }
@@ -354,7 +354,7 @@ func validCallID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := chi.URLParam(r, "callID")
 		if p, err := notify.ParseResourcePath("/communications/calls/" + id); err != nil || p.Kind != model.ResourceCall || p.CallID != id {
-			writeProblem(w, r, errorf(CodeNotFound, "%q is not a call id", problem.Shorten(id)))
+			writeProblem(w, r, errorf(problem.NotFound, "%q is not a call id", problem.Shorten(id)))
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/botd/botd/internal/calls"
 	"github.com/botd/botd/internal/graph"
+	"github.com/botd/botd/internal/problem"
 )
 
 // TestAdminDecodingErrors: each admin request the handlers refuse
@@ -81,7 +82,7 @@ func TestUntrackedCallIs404(t *testing.T) {
 				t.Fatalf("status %d, want 404: %s", rp.status, rp.body)
 			}
 			p := rp.problem(t)
-			if p.Code != CodeNotFound || p.Detail != `call "nope" is not tracked` || p.Instance != "/v1/calls/nope"+rt.path {
+			if p.Code != problem.NotFound || p.Detail != `call "nope" is not tracked` || p.Instance != "/v1/calls/nope"+rt.path {
 				t.Errorf("problem = %+v", p)
 			}
 			if rt.method == http.MethodDelete && rt.path == "" {
@@ -108,7 +109,7 @@ func TestTerminatedCallIs409(t *testing.T) {
 				t.Fatalf("status %d, want 409: %s", rp.status, rp.body)
 			}
 			p := rp.problem(t)
-			if p.Code != CodeConflict || p.Detail != "call already terminated" || p.Title != "Conflict" {
+			if p.Code != problem.Conflict || p.Detail != "call already terminated" || p.Title != "Conflict" {
 				t.Errorf("problem = %+v", p)
 			}
 		})
@@ -128,7 +129,7 @@ func TestUnknownParticipantIs404(t *testing.T) {
 			if rp.status != http.StatusNotFound {
 				t.Fatalf("status %d, want 404: %s", rp.status, rp.body)
 			}
-			if p := rp.problem(t); p.Code != CodeNotFound || p.Detail != `participant "p1" is not in call "c1"` {
+			if p := rp.problem(t); p.Code != problem.NotFound || p.Detail != `participant "p1" is not in call "c1"` {
 				t.Errorf("problem = %+v", p)
 			}
 		})
@@ -149,9 +150,9 @@ func TestGraphRefusalsReachTheUser(t *testing.T) {
 		status     int
 		code       Code
 	}{
-		{"create forbidden", "/v1/calls", p2p, &graph.APIError{StatusCode: http.StatusForbidden, Code: "Forbidden", RequestID: "rid-1", ClientRequestID: "crid-1"}, http.StatusBadGateway, CodeUpstream},
-		{"invite bad request", "/v1/calls/c1/participants/invite", seed(t, "001_13_request.json"), &graph.APIError{StatusCode: http.StatusBadRequest, Code: "BadRequest", RequestID: "rid-1", ClientRequestID: "crid-1"}, http.StatusBadGateway, CodeUpstream},
-		{"keepAlive, Graph has no such call", "/v1/calls/c1/keepAlive", nil, &graph.APIError{StatusCode: http.StatusNotFound, Code: "NotFound", RequestID: "rid-1", ClientRequestID: "crid-1"}, http.StatusNotFound, CodeNotFound},
+		{"create forbidden", "/v1/calls", p2p, &graph.APIError{StatusCode: http.StatusForbidden, Code: "Forbidden", RequestID: "rid-1", ClientRequestID: "crid-1"}, http.StatusBadGateway, problem.Upstream},
+		{"invite bad request", "/v1/calls/c1/participants/invite", seed(t, "001_13_request.json"), &graph.APIError{StatusCode: http.StatusBadRequest, Code: "BadRequest", RequestID: "rid-1", ClientRequestID: "crid-1"}, http.StatusBadGateway, problem.Upstream},
+		{"keepAlive, Graph has no such call", "/v1/calls/c1/keepAlive", nil, &graph.APIError{StatusCode: http.StatusNotFound, Code: "NotFound", RequestID: "rid-1", ClientRequestID: "crid-1"}, http.StatusNotFound, problem.NotFound},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newFakeRig(t, &fakeCalls{err: tc.err}, rigOptions{})

@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"sync"
+
+	"github.com/botd/botd/internal/problem"
 )
 
 // readBody reads a request body that the router's RequestSize middleware
@@ -15,9 +17,9 @@ func readBody(r *http.Request) ([]byte, error) {
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, errorf(CodeTooLarge, "body exceeds %d bytes", mbe.Limit)
+			return nil, errorf(problem.TooLarge, "body exceeds %d bytes", mbe.Limit)
 		}
-		return nil, errorf(CodeInvalid, "read body: %v", err)
+		return nil, errorf(problem.Invalid, "read body: %v", err)
 	}
 	return body, nil
 }
@@ -44,9 +46,9 @@ func readPooledBody(r *http.Request) (*bytes.Buffer, error) {
 		releaseBody(buf)
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, errorf(CodeTooLarge, "body exceeds %d bytes", mbe.Limit)
+			return nil, errorf(problem.TooLarge, "body exceeds %d bytes", mbe.Limit)
 		}
-		return nil, errorf(CodeInvalid, "read body: %v", err)
+		return nil, errorf(problem.Invalid, "read body: %v", err)
 	}
 	return buf, nil
 }
@@ -73,6 +75,6 @@ func postOnly(w http.ResponseWriter, r *http.Request) bool {
 		return true
 	}
 	w.Header().Set("Allow", http.MethodPost)
-	writeProblem(w, r, errorf(CodeMethod, "method %s not allowed: Graph posts notifications", r.Method))
+	writeProblem(w, r, errorf(problem.MethodNotAllow, "method %s not allowed: Graph posts notifications", r.Method))
 	return false
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/botd/botd/internal/model"
 	"github.com/botd/botd/internal/netx"
 	"github.com/botd/botd/internal/notify"
+	"github.com/botd/botd/internal/problem"
 )
 
 // Decoder turns a callback body into events.
@@ -45,7 +46,7 @@ func handleCallback(d Deps) http.Handler {
 			return
 		}
 		if !isJSON(r.Header.Get("Content-Type")) {
-			writeProblem(w, r, errorf(CodeMediaType, "content type must be application/json, got %q", r.Header.Get("Content-Type")))
+			writeProblem(w, r, errorf(problem.MediaType, "content type must be application/json, got %q", r.Header.Get("Content-Type")))
 			return
 		}
 		buf, err := readPooledBody(r)

@@ -27,7 +27,7 @@ func handleChanges(d Deps) http.Handler {
 		callID := r.URL.Query().Get("callId")
 		if callID != "" {
 			if p, err := notify.ParseResourcePath("/communications/calls/" + callID); err != nil || p.Kind != model.ResourceCall {
-				writeProblem(w, r, errorf(CodeInvalid, "callId %q is not a call id", problem.Shorten(callID)))
+				writeProblem(w, r, errorf(problem.Invalid, "callId %q is not a call id", problem.Shorten(callID)))
 				return
 			}
 		}

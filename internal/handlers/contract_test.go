@@ -12,6 +12,7 @@ import (
 
 	"github.com/botd/botd/internal/callstate"
 	"github.com/botd/botd/internal/model"
+	"github.com/botd/botd/internal/problem"
 )
 
 // TestJSONTypeErrorsSpeakJSON: a body member of the wrong type is named by
@@ -46,7 +47,7 @@ func TestJSONTypeErrorsSpeakJSON(t *testing.T) {
 			if rp.status != http.StatusBadRequest {
 				t.Fatalf("status %d, want 400: %s", rp.status, rp.body)
 			}
-			if p := rp.problem(t); p.Code != CodeInvalid || p.Detail != tc.detail {
+			if p := rp.problem(t); p.Code != problem.Invalid || p.Detail != tc.detail {
 				t.Errorf("problem = %+v\nwant detail %s", p, tc.detail)
 			}
 			f.askedNothing(t)
@@ -75,7 +76,7 @@ func TestEmptyBody(t *testing.T) {
 					t.Fatalf("status %d, want 400: %s", rp.status, rp.body)
 				}
 				p := rp.problem(t)
-				if p.Code != CodeInvalid || p.Detail != "the request body is empty" || p.Instance != rt.path {
+				if p.Code != problem.Invalid || p.Detail != "the request body is empty" || p.Instance != rt.path {
 					t.Errorf("problem = %+v", p)
 				}
 				if n := f.askedCount(); n != before {
@@ -194,7 +195,7 @@ func TestCallbackMethodBeforeAuth(t *testing.T) {
 					t.Errorf("Allow = %q", a)
 				}
 				p := rp.problem(t)
-				if p.Code != CodeMethod || p.Instance != path || p.Detail != "method "+method+" not allowed: Graph posts notifications" {
+				if p.Code != problem.MethodNotAllow || p.Instance != path || p.Detail != "method "+method+" not allowed: Graph posts notifications" {
 					t.Errorf("problem = %+v", p)
 				}
 			})
@@ -227,7 +228,7 @@ func TestAuthProblemShape(t *testing.T) {
 				t.Errorf("members %v, want %v: %s", got, want, rp.body)
 			}
 			p := rp.problem(t)
-			if p.Type != "about:blank" || p.Title != "Unauthorized" || p.Code != CodeUnauthorized || p.Instance != tc.path || p.Detail != tc.detail {
+			if p.Type != "about:blank" || p.Title != "Unauthorized" || p.Code != problem.Unauthorized || p.Instance != tc.path || p.Detail != tc.detail {
 				t.Errorf("problem = %+v", p)
 			}
 		})

@@ -16,22 +16,6 @@ type (
 	ItemProblem = problem.ItemProblem
 )
 
-// Error codes, as internal/problem defines them.
-const (
-	CodeInvalid         = problem.Invalid
-	CodeUnauthorized    = problem.Unauthorized
-	CodeNotFound        = problem.NotFound
-	CodeMethod          = problem.MethodNotAllow
-	CodeConflict        = problem.Conflict
-	CodeTooLarge        = problem.TooLarge
-	CodeMediaType       = problem.MediaType
-	CodeUnprocessable   = problem.Unprocessable
-	CodeInternal        = problem.Internal
-	CodeUpstream        = problem.Upstream
-	CodeUnavailable     = problem.Unavailable
-	CodeUpstreamTimeout = problem.UpstreamTimeout
-)
-
 var (
 	errorf       = problem.Errorf
 	writeProblem = problem.Write

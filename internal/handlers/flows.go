@@ -54,7 +54,7 @@ func handleGetFlow(d Deps) http.Handler {
 		name := chi.URLParam(r, "flow")
 		f, ok := d.Flows.Flows().Flow(name)
 		if !ok {
-			writeProblem(w, r, errorf(CodeNotFound, "flow %q is not loaded", problem.Shorten(name)))
+			writeProblem(w, r, errorf(problem.NotFound, "flow %q is not loaded", problem.Shorten(name)))
 			return
 		}
 		writeJSON(w, http.StatusOK, f)
@@ -108,7 +108,7 @@ func handleListRuns(d Deps) http.Handler {
 		q := r.URL.Query()
 		status := q.Get("status")
 		if status != "" && !slices.Contains(runStatuses, status) {
-			writeProblem(w, r, &Error{Code: CodeInvalid, Field: "status",
+			writeProblem(w, r, &Error{Code: problem.Invalid, Field: "status",
 				Message: "\"status\" must be one of running, completed, failed, canceled, got " + strconv.Quote(problem.Shorten(status))})
 			return
 		}
@@ -143,7 +143,7 @@ func handleGetRun(d Deps) http.Handler {
 		fieldsFrom(r.Context()).runID = id
 		v, ok := d.Flows.RunView(id)
 		if !ok {
-			writeProblem(w, r, errorf(CodeNotFound, "run %q is not known", problem.Shorten(id)))
+			writeProblem(w, r, errorf(problem.NotFound, "run %q is not known", problem.Shorten(id)))
 			return
 		}
 		writeJSON(w, http.StatusOK, v)

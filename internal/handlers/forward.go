@@ -12,6 +12,8 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/botd/botd/internal/problem"
 )
 
 // ForwardedHeader marks a notification one replica forwarded to another. A
@@ -81,7 +83,7 @@ func handleInstanceCallback(d Deps, local http.Handler) http.Handler {
 			d.Metrics.forward.requests.WithLabelValues(forwardLoop).Inc()
 			log.Error().Str("owner", owner).Str("forwarded_by", by).Msg("forwarded notification for another instance; not forwarding again")
 			w.Header().Set("Retry-After", "1")
-			writeProblem(w, r, errorf(CodeUnavailable, "notification for instance %q was forwarded here by %q, which is not that instance", owner, by))
+			writeProblem(w, r, errorf(problem.Unavailable, "notification for instance %q was forwarded here by %q, which is not that instance", owner, by))
 			return
 		}
 		if !postOnly(w, r) {
@@ -99,7 +101,7 @@ func handleInstanceCallback(d Deps, local http.Handler) http.Handler {
 			d.Metrics.forward.requests.WithLabelValues(forwardFailed).Inc()
 			log.Error().Err(err).Str("owner", owner).Msg("forwarding a notification to its owner failed")
 			w.Header().Set("Retry-After", "1")
-			writeProblem(w, r, &Error{Code: CodeUnavailable, Message: fmt.Sprintf("owner instance %q is unreachable", owner), Err: err})
+			writeProblem(w, r, &Error{Code: problem.Unavailable, Message: fmt.Sprintf("owner instance %q is unreachable", owner), Err: err})
 			return
 		}
 		d.Metrics.forward.requests.WithLabelValues(forwardForwarded).Inc()

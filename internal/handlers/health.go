@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"sync/atomic"
 	"time"
+
+	"github.com/botd/botd/internal/problem"
 )
 
 // Readiness is botd's readiness: false until the listeners are up, false
@@ -46,14 +48,14 @@ func handleLive() http.HandlerFunc {
 func handleReady(rd *Readiness) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !rd.Up() {
-			writeProblem(w, r, errorf(CodeUnavailable, "not ready: starting or shutting down"))
+			writeProblem(w, r, errorf(problem.Unavailable, "not ready: starting or shutting down"))
 			return
 		}
 		if rd.Check != nil {
 			ctx, cancel := context.WithTimeout(r.Context(), rd.Timeout)
 			defer cancel()
 			if err := rd.Check(ctx); err != nil {
-				writeProblem(w, r, &Error{Code: CodeUnavailable, Message: "not ready: no Graph token", Err: err})
+				writeProblem(w, r, &Error{Code: problem.Unavailable, Message: "not ready: no Graph token", Err: err})
 				return
 			}
 		}

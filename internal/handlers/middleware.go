@@ -11,6 +11,8 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 	"github.com/rs/zerolog"
+
+	"github.com/botd/botd/internal/problem"
 )
 
 // logFields lets a handler add fields to its request's access log line.
@@ -110,7 +112,7 @@ func recoverer(log zerolog.Logger) func(http.Handler) http.Handler {
 						panic(v)
 					}
 					log.Error().Str("component", "http").Str("panic", fmt.Sprint(v)).Bytes("stack", debug.Stack()).Msg("handler panicked")
-					writeProblem(w, r, errorf(CodeInternal, "internal error"))
+					writeProblem(w, r, errorf(problem.Internal, "internal error"))
 				}
 			}()
 			next.ServeHTTP(w, r)
@@ -120,12 +122,12 @@ func recoverer(log zerolog.Logger) func(http.Handler) http.Handler {
 
 func handleNotFound() http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		writeProblem(w, r, errorf(CodeNotFound, "no such route"))
+		writeProblem(w, r, errorf(problem.NotFound, "no such route"))
 	}
 }
 
 func handleMethodNotAllowed() http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		writeProblem(w, r, errorf(CodeMethod, "method %s not allowed here", r.Method))
+		writeProblem(w, r, errorf(problem.MethodNotAllow, "method %s not allowed here", r.Method))
 	}
 }

@@ -30,7 +30,7 @@ func pageSize(r *http.Request) (int, error) {
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 1 || n > maxPage {
-		return 0, errorf(CodeInvalid, `"$top" must be a whole number from 1 to %d, got %q`, maxPage, problem.Shorten(v))
+		return 0, errorf(problem.Invalid, `"$top" must be a whole number from 1 to %d, got %q`, maxPage, problem.Shorten(v))
 	}
 	return n, nil
 }
@@ -56,7 +56,7 @@ func callsPage(r *http.Request, all []callstate.CallSummary) (listReply[callstat
 	if tok := r.URL.Query().Get("$skiptoken"); tok != "" {
 		at, id, ok := parseCallToken(tok)
 		if !ok {
-			return listReply[callstate.CallSummary]{}, errorf(CodeInvalid, `"$skiptoken" is not one this list gave`)
+			return listReply[callstate.CallSummary]{}, errorf(problem.Invalid, `"$skiptoken" is not one this list gave`)
 		}
 		for start < len(all) && !after(all[start], at, id) {
 			start++
@@ -104,7 +104,7 @@ func indexPage[T any](r *http.Request, all []T) (listReply[T], error) {
 	if tok := r.URL.Query().Get("$skiptoken"); tok != "" {
 		n, err := strconv.Atoi(tok)
 		if err != nil || n < 0 {
-			return listReply[T]{}, errorf(CodeInvalid, `"$skiptoken" is not one this list gave`)
+			return listReply[T]{}, errorf(problem.Invalid, `"$skiptoken" is not one this list gave`)
 		}
 		start = min(n, len(all))
 	}

@@ -28,6 +28,7 @@ import (
 	"github.com/botd/botd/internal/callstate"
 	"github.com/botd/botd/internal/emulator"
 	"github.com/botd/botd/internal/model"
+	"github.com/botd/botd/internal/problem"
 )
 
 var emulatorFault503 = emulator.Fault{Status: http.StatusServiceUnavailable}
@@ -497,7 +498,7 @@ func TestUnknownCallSendsNothing(t *testing.T) {
 				t.Fatalf("status %d, want 404: %s", rp.status, rp.body)
 			}
 			p := rp.problem(t)
-			if p.Code != CodeNotFound || p.Detail != `call "nope" is not tracked` || p.Instance != "/v1/calls/nope"+rt.path {
+			if p.Code != problem.NotFound || p.Detail != `call "nope" is not tracked` || p.Instance != "/v1/calls/nope"+rt.path {
 				t.Errorf("problem = %+v", p)
 			}
 			if n := len(r.emu.GraphRequests()); n != before {
@@ -524,7 +525,7 @@ func TestTerminatedCallSendsNothing(t *testing.T) {
 				t.Fatalf("status %d, want 409: %s", rp.status, rp.body)
 			}
 			p := rp.problem(t)
-			if p.Code != CodeConflict || p.Detail != "call already terminated" || p.Title != "Conflict" {
+			if p.Code != problem.Conflict || p.Detail != "call already terminated" || p.Title != "Conflict" {
 				t.Errorf("problem = %+v", p)
 			}
 			if n := len(r.emu.GraphRequests()); n != before {
@@ -551,7 +552,7 @@ func TestGraphNotFoundIs404(t *testing.T) {
 				t.Fatalf("status %d, want 404: %s", rp.status, rp.body)
 			}
 			p := rp.problem(t)
-			if p.Code != CodeNotFound || p.GraphStatus != http.StatusNotFound || p.ClientRequestID == "" {
+			if p.Code != problem.NotFound || p.GraphStatus != http.StatusNotFound || p.ClientRequestID == "" {
 				t.Errorf("problem = %+v", p)
 			}
 			if len(r.emu.GraphRequests()) == 0 {
@@ -575,7 +576,7 @@ func TestUnknownParticipantSendsNothing(t *testing.T) {
 			if rp.status != http.StatusNotFound {
 				t.Fatalf("status %d, want 404: %s", rp.status, rp.body)
 			}
-			if p := rp.problem(t); p.Code != CodeNotFound || p.Detail != `participant "p1" is not in call "`+id+`"` {
+			if p := rp.problem(t); p.Code != problem.NotFound || p.Detail != `participant "p1" is not in call "`+id+`"` {
 				t.Errorf("problem = %+v", p)
 			}
 			if n := len(r.emu.GraphRequests()); n != before {
@@ -730,7 +731,7 @@ func TestAdminRefusalsAreRuleFailures(t *testing.T) {
 				t.Fatalf("status %d, want 422: %s", rp.status, rp.body)
 			}
 			p := rp.problem(t)
-			if p.Code != CodeUnprocessable || p.Rule != tc.rule || p.Field == "" || (tc.field != "" && p.Field != tc.field) {
+			if p.Code != problem.Unprocessable || p.Rule != tc.rule || p.Field == "" || (tc.field != "" && p.Field != tc.field) {
 				t.Errorf("problem = %+v", p)
 			}
 			if tc.detail != "" && p.Detail != tc.detail {

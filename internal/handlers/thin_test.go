@@ -19,6 +19,7 @@ import (
 	"github.com/botd/botd/internal/graph"
 	"github.com/botd/botd/internal/model"
 	"github.com/botd/botd/internal/notify"
+	"github.com/botd/botd/internal/problem"
 	"github.com/botd/botd/internal/testkit"
 )
 
@@ -272,13 +273,13 @@ func TestServiceRefusalsAreProblems(t *testing.T) {
 		code      Code
 		detail    string
 	}{
-		{"not tracked", &calls.Error{Kind: calls.NotFound, Message: `call "c1" is not tracked`}, nil, "{", http.StatusNotFound, CodeNotFound, `call "c1" is not tracked`},
-		{"terminated", &calls.Error{Kind: calls.Conflict, Message: "call already terminated"}, nil, "{", http.StatusConflict, CodeConflict, "call already terminated"},
-		{"bad body", nil, nil, "{", http.StatusBadRequest, CodeInvalid, ""},
-		{"rule", nil, &graph.ValidationError{Rule: graph.RuleCallbackOwn, Field: "callbackUri", Message: "not botd's"}, "{}", http.StatusUnprocessableEntity, CodeUnprocessable, ""},
-		{"graph 404", nil, &graph.APIError{StatusCode: http.StatusNotFound, Code: "NotFound", Message: "gone"}, "{}", http.StatusNotFound, CodeNotFound, "Graph has no such call: gone"},
-		{"graph 403", nil, &graph.APIError{StatusCode: http.StatusForbidden, Code: "Forbidden", Message: "no"}, "{}", http.StatusBadGateway, CodeUpstream, "Graph refused the request: no"},
-		{"unknown outcome", nil, &graph.OutcomeUnknownError{Op: "answer", Err: context.DeadlineExceeded}, "{}", http.StatusGatewayTimeout, CodeUpstreamTimeout, ""},
+		{"not tracked", &calls.Error{Kind: calls.NotFound, Message: `call "c1" is not tracked`}, nil, "{", http.StatusNotFound, problem.NotFound, `call "c1" is not tracked`},
+		{"terminated", &calls.Error{Kind: calls.Conflict, Message: "call already terminated"}, nil, "{", http.StatusConflict, problem.Conflict, "call already terminated"},
+		{"bad body", nil, nil, "{", http.StatusBadRequest, problem.Invalid, ""},
+		{"rule", nil, &graph.ValidationError{Rule: graph.RuleCallbackOwn, Field: "callbackUri", Message: "not botd's"}, "{}", http.StatusUnprocessableEntity, problem.Unprocessable, ""},
+		{"graph 404", nil, &graph.APIError{StatusCode: http.StatusNotFound, Code: "NotFound", Message: "gone"}, "{}", http.StatusNotFound, problem.NotFound, "Graph has no such call: gone"},
+		{"graph 403", nil, &graph.APIError{StatusCode: http.StatusForbidden, Code: "Forbidden", Message: "no"}, "{}", http.StatusBadGateway, problem.Upstream, "Graph refused the request: no"},
+		{"unknown outcome", nil, &graph.OutcomeUnknownError{Op: "answer", Err: context.DeadlineExceeded}, "{}", http.StatusGatewayTimeout, problem.UpstreamTimeout, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/botd/botd/internal/model"
 )
 
 // Buffer is an io.Writer safe for concurrent writers, for capturing logs.
@@ -81,4 +83,49 @@ func Metric(t testing.TB, g prometheus.Gatherer, name string, labels map[string]
 		}
 	}
 	return 0
+}
+
+// Clock is a settable clock, safe for concurrent use: Now reads it and
+// Advance moves it.
+type Clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+// NewClock returns a Clock set to start.
+func NewClock(start time.Time) *Clock { return &Clock{now: start} }
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// Advance moves the clock on by d.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// CallEvent is a call resource notification: call id in state, as Graph
+// posts it with change type ct.
+func CallEvent(id string, ct model.ChangeType, state model.CallState) *model.Event {
+	return &model.Event{
+		ChangeType: ct, Kind: model.EventCall, ODataType: model.ODataCall,
+		Path: model.ResourcePath{CallID: id, Kind: model.ResourceCall},
+		Call: &model.Call{ID: id, State: state},
+	}
+}
+
+// Apply applies ev with apply (a call store's Apply) and fails the test
+// on an error.
+func Apply[T any](t testing.TB, apply func(*model.Event) (T, error), ev *model.Event) T {
+	t.Helper()
+	out, err := apply(ev)
+	if err != nil {
+		t.Fatalf("apply %s %s: %v", ev.Kind, ev.CallID(), err)
+	}
+	return out
 }

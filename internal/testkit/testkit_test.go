@@ -5,6 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 func TestBufferConcurrent(t *testing.T) {
@@ -25,5 +26,14 @@ func TestEventually(t *testing.T) {
 	Eventually(t, "three polls", func() bool { return n.Add(1) >= 3 })
 	if n.Load() != 3 {
 		t.Fatalf("polled %d times", n.Load())
+	}
+}
+
+func TestClock(t *testing.T) {
+	start := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	c := NewClock(start)
+	c.Advance(90 * time.Second)
+	if got, want := c.Now(), start.Add(90*time.Second); !got.Equal(want) {
+		t.Fatalf("Now = %s, want %s", got, want)
 	}
 }

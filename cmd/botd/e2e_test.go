@@ -28,6 +28,7 @@ import (
 	"github.com/botd/botd/internal/callstate"
 	"github.com/botd/botd/internal/emulator"
 	"github.com/botd/botd/internal/model"
+	"github.com/botd/botd/internal/testkit"
 )
 
 // e2eBound is how long any awaited condition may take before the test
@@ -144,7 +145,7 @@ func e2eDo(method, url string, body any) (int, []byte, error) {
 func e2eSeedBody(t *testing.T, name string) map[string]any {
 	t.Helper()
 	var m map[string]any
-	if err := json.Unmarshal(seed(t, name), &m); err != nil {
+	if err := json.Unmarshal(testkit.Seed(t, name), &m); err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}
 	return m

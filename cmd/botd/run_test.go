@@ -9,8 +9,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +16,7 @@ import (
 
 	"github.com/botd/botd/internal/emulator"
 	"github.com/botd/botd/internal/model"
+	"github.com/botd/botd/internal/testkit"
 )
 
 // logSink collects botd's JSON log lines and tells when one appears.
@@ -163,15 +162,6 @@ func get(t *testing.T, url string) (int, []byte) {
 	return res.StatusCode, b
 }
 
-func seed(t *testing.T, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "seeds", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // TestEmulatorModeByDefault: with no credentials botd says in its first
 // line that it runs against its embedded emulator, serves, and a call can
 // be created through the admin API.
@@ -193,7 +183,7 @@ func TestEmulatorModeByDefault(t *testing.T) {
 		t.Fatalf("public livez = %d", code)
 	}
 	var m map[string]any
-	_ = json.Unmarshal(seed(t, "003_26_request.json"), &m)
+	_ = json.Unmarshal(testkit.Seed(t, "003_26_request.json"), &m)
 	delete(m, "callbackUri")
 	body, _ := json.Marshal(m)
 	code, out := post(t, b.admin+"/v1/calls", body)

@@ -3,8 +3,6 @@ package callstate
 import (
 	"bytes"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
@@ -167,19 +165,10 @@ func opEvent(callID string, ct model.ChangeType, op *model.Operation) *model.Eve
 
 // Seed payloads, decoded as internal/notify would (test-only, minimal).
 
-func readTestdata(t testing.TB, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "seeds", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // loadJSON decodes a request or response payload.
 func loadJSON(t testing.TB, name string, v any) {
 	t.Helper()
-	if err := json.Unmarshal(readTestdata(t, name), v); err != nil {
+	if err := json.Unmarshal(testkit.Seed(t, name), v); err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}
 }

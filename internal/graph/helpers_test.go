@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"reflect"
 	"sort"
 	"sync"
@@ -104,15 +102,6 @@ func newEnv(t *testing.T, opts emulator.Options, mut ...func(*Config)) *env {
 	}
 	t.Cleanup(c.Close)
 	return &env{fg: fg, c: c, cfg: cfg, reg: reg, sleeps: sl, logs: logs}
-}
-
-func readSeed(t testing.TB, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "seeds", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 // jsonDiff compares two JSON documents semantically, member by member, and

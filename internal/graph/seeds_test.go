@@ -10,6 +10,7 @@ import (
 
 	"github.com/botd/botd/internal/emulator"
 	"github.com/botd/botd/internal/model"
+	"github.com/botd/botd/internal/testkit"
 )
 
 // The request bodies below are built by hand from the typed API, the way
@@ -218,7 +219,7 @@ func TestSeedRequestBodiesMarshal(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			assertJSONEquivalent(t, readSeed(t, s.request), got)
+			assertJSONEquivalent(t, testkit.Seed(t, s.request), got)
 		})
 	}
 	for _, s := range inviteSeeds {
@@ -231,7 +232,7 @@ func TestSeedRequestBodiesMarshal(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			assertJSONEquivalent(t, readSeed(t, s.request), got)
+			assertJSONEquivalent(t, testkit.Seed(t, s.request), got)
 		})
 	}
 }
@@ -263,7 +264,7 @@ func TestSeedRequestsOnTheWire(t *testing.T) {
 			if len(reqs) != 1 {
 				t.Fatalf("fake got %d create requests, want 1", len(reqs))
 			}
-			assertJSONEquivalent(t, readSeed(t, s.request), reqs[0].Body)
+			assertJSONEquivalent(t, testkit.Seed(t, s.request), reqs[0].Body)
 			if call.ID == "" || call.State != model.StateEstablishing || call.MyParticipantID == "" || call.CallChainID == "" {
 				t.Errorf("decoded call = %+v, want id, establishing, myParticipantId, callChainId", call)
 			}
@@ -291,7 +292,7 @@ func TestSeedRequestsOnTheWire(t *testing.T) {
 			if reqs[0].CallID != s.callID {
 				t.Errorf("invite went to call %q, want %q", reqs[0].CallID, s.callID)
 			}
-			assertJSONEquivalent(t, readSeed(t, s.request), reqs[0].Body)
+			assertJSONEquivalent(t, testkit.Seed(t, s.request), reqs[0].Body)
 			if op.Status != model.OpRunning || op.ClientContext != seedCtx || op.ID == "" {
 				t.Errorf("operation = %+v, want running with clientContext echoed", op)
 			}
@@ -313,7 +314,7 @@ func TestSeedResponsesDecode(t *testing.T) {
 	ctx := context.Background()
 	for _, s := range createSeeds {
 		t.Run("create/"+s.response, func(t *testing.T) {
-			body := readSeed(t, s.response)
+			body := testkit.Seed(t, s.response)
 			var want struct {
 				ID, State, MyParticipantID, CallChainID string
 			}
@@ -343,7 +344,7 @@ func TestSeedResponsesDecode(t *testing.T) {
 	}
 	for _, s := range inviteSeeds {
 		t.Run("invite/"+s.response, func(t *testing.T) {
-			body := readSeed(t, s.response)
+			body := testkit.Seed(t, s.response)
 			var want struct {
 				ID           string
 				Participants []json.RawMessage

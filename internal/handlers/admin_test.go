@@ -7,6 +7,7 @@ import (
 	"github.com/botd/botd/internal/calls"
 	"github.com/botd/botd/internal/graph"
 	"github.com/botd/botd/internal/problem"
+	"github.com/botd/botd/internal/testkit"
 )
 
 // TestAdminDecodingErrors: each admin request the handlers refuse
@@ -14,7 +15,7 @@ import (
 // body, asks the calls service nothing and changes no state; a rule
 // refusal of the service is a 422 naming its rule and field.
 func TestAdminDecodingErrors(t *testing.T) {
-	p2p := withoutCallback(t, seed(t, "003_01_request.json"))
+	p2p := withoutCallback(t, testkit.Seed(t, "003_01_request.json"))
 	const known = "k-1"
 	cases := []struct {
 		name, method, path string
@@ -39,17 +40,7 @@ func TestAdminDecodingErrors(t *testing.T) {
 			f := &fakeCalls{err: tc.err}
 			r := newFakeRig(t, f, rigOptions{})
 			rp := r.adminDo(tc.method, tc.path, tc.body)
-			if rp.status != tc.status {
-				t.Fatalf("status %d, want %d: %s", rp.status, tc.status, rp.body)
-			}
-			p := rp.problem(t)
-			if tc.rule != "" && p.Rule != tc.rule {
-				t.Errorf("rule = %q, want %q (%s)", p.Rule, tc.rule, p.Detail)
-			}
-			// The README: every 422 names its rule and field.
-			if rp.status == http.StatusUnprocessableEntity && (p.Rule == "" || p.Field == "") {
-				t.Errorf("422 without rule or field: %s", rp.body)
-			}
+			rp.refused(t, tc.status, tc.rule)
 			if tc.err == nil {
 				f.askedNothing(t)
 			}
@@ -142,7 +133,7 @@ func TestUnknownParticipantIs404(t *testing.T) {
 // 502 (over the whole stack: TestGraphErrorsBecome502,
 // TestGraphNotFoundIs404).
 func TestGraphRefusalsReachTheUser(t *testing.T) {
-	p2p := withoutCallback(t, seed(t, "003_01_request.json"))
+	p2p := withoutCallback(t, testkit.Seed(t, "003_01_request.json"))
 	for _, tc := range []struct {
 		name, path string
 		body       []byte
@@ -151,7 +142,7 @@ func TestGraphRefusalsReachTheUser(t *testing.T) {
 		code       Code
 	}{
 		{"create forbidden", "/v1/calls", p2p, &graph.APIError{StatusCode: http.StatusForbidden, Code: "Forbidden", RequestID: "rid-1", ClientRequestID: "crid-1"}, http.StatusBadGateway, problem.Upstream},
-		{"invite bad request", "/v1/calls/c1/participants/invite", seed(t, "001_13_request.json"), &graph.APIError{StatusCode: http.StatusBadRequest, Code: "BadRequest", RequestID: "rid-1", ClientRequestID: "crid-1"}, http.StatusBadGateway, problem.Upstream},
+		{"invite bad request", "/v1/calls/c1/participants/invite", testkit.Seed(t, "001_13_request.json"), &graph.APIError{StatusCode: http.StatusBadRequest, Code: "BadRequest", RequestID: "rid-1", ClientRequestID: "crid-1"}, http.StatusBadGateway, problem.Upstream},
 		{"keepAlive, Graph has no such call", "/v1/calls/c1/keepAlive", nil, &graph.APIError{StatusCode: http.StatusNotFound, Code: "NotFound", RequestID: "rid-1", ClientRequestID: "crid-1"}, http.StatusNotFound, problem.NotFound},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/botd/botd/internal/callstate"
 	"github.com/botd/botd/internal/model"
+	"github.com/botd/botd/internal/testkit"
 )
 
 const (
@@ -116,7 +117,7 @@ func TestEverySeedNotificationShowsInTheView(t *testing.T) {
 			return nil
 		}},
 	}
-	files, _ := filepath.Glob(filepath.Join("..", "..", "testdata", "seeds", "*_notification.json"))
+	files, _ := filepath.Glob(filepath.Join(testkit.SeedDir, "*_notification.json"))
 	if len(files) == 0 {
 		t.Fatal("no seed notifications found")
 	}
@@ -132,7 +133,7 @@ func TestEverySeedNotificationShowsInTheView(t *testing.T) {
 				t.Fatalf("no expectation for seed %s", name)
 			}
 			r := newFakeRig(t, &fakeCalls{}, rigOptions{})
-			body := seed(t, name)
+			body := testkit.Seed(t, name)
 			if strings.HasSuffix(name, "_notification.json") && (strings.Contains(string(body), `"deleted"`) && strings.Contains(string(body), "Operation")) {
 				// An operation botd sent on a call it knows: record it
 				// first, as botd does before sending.
@@ -142,7 +143,7 @@ func TestEverySeedNotificationShowsInTheView(t *testing.T) {
 				}
 			}
 			if name == "003_06_notification.json" || name == "003_07_notification.json" {
-				r.mustNotify(seed(t, "003_05_notification.json"))
+				r.mustNotify(testkit.Seed(t, "003_05_notification.json"))
 			}
 			r.mustNotify(body)
 			if err := w.check(r.view(w.callID)); err != nil {
@@ -204,7 +205,7 @@ func TestCallbackCountsEveryItem(t *testing.T) {
 // status with a problem body, and no call appears.
 func TestCallbackErrorsChangeNothing(t *testing.T) {
 	r := newFakeRig(t, &fakeCalls{}, rigOptions{})
-	good := seed(t, "003_17_notification.json")
+	good := testkit.Seed(t, "003_17_notification.json")
 	huge := append([]byte(`{"value":[`), bytes.Repeat([]byte(" "), 2<<20)...)
 	cases := []struct {
 		name, method, ct string
@@ -280,7 +281,7 @@ func TestReadyz(t *testing.T) {
 
 func TestMetricsEndpoint(t *testing.T) {
 	r := newFakeRig(t, &fakeCalls{}, rigOptions{})
-	r.mustNotify(seed(t, "003_17_notification.json"))
+	r.mustNotify(testkit.Seed(t, "003_17_notification.json"))
 	rp := r.adminDo(http.MethodGet, "/metrics", nil)
 	if rp.status != http.StatusOK {
 		t.Fatalf("/metrics = %d", rp.status)

@@ -13,6 +13,7 @@ import (
 	"github.com/botd/botd/internal/callstate"
 	"github.com/botd/botd/internal/model"
 	"github.com/botd/botd/internal/problem"
+	"github.com/botd/botd/internal/testkit"
 )
 
 // TestJSONTypeErrorsSpeakJSON: a body member of the wrong type is named by
@@ -22,7 +23,7 @@ func TestJSONTypeErrorsSpeakJSON(t *testing.T) {
 	f := &fakeCalls{}
 	r := newFakeRig(t, f, rigOptions{})
 	const known = "k-1" // live: the fake's Live refuses nothing
-	p2p := withoutCallback(t, seed(t, "003_01_request.json"))
+	p2p := withoutCallback(t, testkit.Seed(t, "003_01_request.json"))
 	cases := []struct {
 		name, path string
 		body       []byte
@@ -129,7 +130,7 @@ func logLines(t *testing.T, r *rig, msg string) []map[string]any {
 func TestLogFieldNames(t *testing.T) {
 	r := newFakeRig(t, &fakeCalls{view: callstate.CallView{ID: "new-1", State: model.StateEstablishing}}, rigOptions{})
 	h := http.Header{"Content-Type": {"application/json"}, "X-Request-Id": {"botd-req-1"}}
-	rp := send(t, http.MethodPost, r.admin.URL+"/v1/calls", h, withoutCallback(t, seed(t, "003_01_request.json")))
+	rp := send(t, http.MethodPost, r.admin.URL+"/v1/calls", h, withoutCallback(t, testkit.Seed(t, "003_01_request.json")))
 	if rp.status != http.StatusCreated {
 		t.Fatalf("create call = %d: %s", rp.status, rp.body)
 	}
@@ -292,7 +293,7 @@ func TestHandlersMetricsFromStart(t *testing.T) {
 	send(t, http.MethodGet, r.public.URL+"/api/calls", nil, nil)
 	send(t, http.MethodPost, r.public.URL+"/api/calls", http.Header{"Content-Type": {"text/plain"}}, []byte("x"))
 	send(t, http.MethodPost, r.public.URL+"/api/calls/"+r.deps.Cluster.Self, http.Header{"Content-Type": {"application/json"}}, []byte(`{"value":[]}`))
-	r.adminDo(http.MethodPost, "/v1/calls", withoutCallback(t, seed(t, "003_01_request.json")))
+	r.adminDo(http.MethodPost, "/v1/calls", withoutCallback(t, testkit.Seed(t, "003_01_request.json")))
 	r.adminDo(http.MethodPost, "/v1/calls", []byte(`{`))
 	r.adminDo(http.MethodGet, "/v1/calls", nil)
 	r.adminDo(http.MethodGet, "/v1/calls/nope", nil)

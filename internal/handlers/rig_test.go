@@ -8,8 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -180,16 +178,6 @@ func newRig(t *testing.T, o rigOptions) *rig {
 	return r
 }
 
-// seed reads a payload from the shared seed directory.
-func seed(t *testing.T, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "seeds", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 type reply struct {
 	status int
 	header http.Header
@@ -200,6 +188,22 @@ func (rp reply) decode(t *testing.T, v any) {
 	t.Helper()
 	if err := json.Unmarshal(rp.body, v); err != nil {
 		t.Fatalf("decode %s: %v", rp.body, err)
+	}
+}
+
+// refused checks that rp is a problem with status and, when rule is not
+// empty, that rule; every 422 must name its rule and field (the README).
+func (rp reply) refused(t *testing.T, status int, rule string) {
+	t.Helper()
+	if rp.status != status {
+		t.Fatalf("status %d, want %d: %s", rp.status, status, rp.body)
+	}
+	p := rp.problem(t)
+	if rule != "" && p.Rule != rule {
+		t.Errorf("rule = %q, want %q (%s)", p.Rule, rule, p.Detail)
+	}
+	if rp.status == http.StatusUnprocessableEntity && (p.Rule == "" || p.Field == "") {
+		t.Errorf("422 without rule or field: %s", rp.body)
 	}
 }
 

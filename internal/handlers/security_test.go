@@ -21,6 +21,7 @@ import (
 	"github.com/botd/botd/internal/auth"
 	"github.com/botd/botd/internal/emulator"
 	"github.com/botd/botd/internal/model"
+	"github.com/botd/botd/internal/testkit"
 )
 
 // security holds the keys of a secure rig: the emulator signs with key and
@@ -139,7 +140,7 @@ func TestHostileRequests(t *testing.T) {
 		return bearer(sec.sign(t, m, key, c, kid))
 	}
 	okHdr := bearer(sec.good)
-	body := seed(t, "003_17_notification.json")
+	body := testkit.Seed(t, "003_17_notification.json")
 	deep := strings.Repeat(`{"a":`, 5000) + "1" + strings.Repeat("}", 5000)
 	var many strings.Builder
 	many.WriteString(`{"value":[`)
@@ -162,7 +163,7 @@ func TestHostileRequests(t *testing.T) {
 		return h
 	}
 	adm := admin(sec.adminToken)
-	p2p := withoutCallback(t, seed(t, "003_01_request.json"))
+	p2p := withoutCallback(t, testkit.Seed(t, "003_01_request.json"))
 	id10k := strings.Repeat("a", 10<<10)
 
 	cb := r.public.URL + "/api/calls"
@@ -223,7 +224,7 @@ func TestHostileRequests(t *testing.T) {
 		{"admin six targets", "POST", ad + "/v1/calls", adm, setJSON(t, p2p, "targets", sixUsers()), 422, ""},
 		{"admin traversal", "GET", ad + "/v1/calls/..%2f..%2fmetrics", adm, nil, 404, ""},
 		{"admin 10 KB id", "GET", ad + "/v1/calls/" + id10k, adm, nil, 404, ""},
-		{"admin invite unknown call", "POST", ad + "/v1/calls/nope/participants/invite", adm, seed(t, "001_13_request.json"), 404, ""},
+		{"admin invite unknown call", "POST", ad + "/v1/calls/nope/participants/invite", adm, testkit.Seed(t, "001_13_request.json"), 404, ""},
 		{"admin hang up a 10 KB id", "DELETE", ad + "/v1/calls/" + id10k, adm, nil, 404, ""},
 		{"admin answer an id with a colon", "POST", ad + "/v1/calls/a:b/answer", adm, []byte(`{}`), 404, ""},
 	}
@@ -264,7 +265,7 @@ func TestHostileRequests(t *testing.T) {
 	}
 
 	// After all that, a good callback still works.
-	r.mustNotify(seed(t, "003_17_notification.json"))
+	r.mustNotify(testkit.Seed(t, "003_17_notification.json"))
 	if v := r.view("2f1a1100-b174-40a0-aba7-0b405e01ed92"); v.State != model.StateEstablished {
 		t.Fatalf("state = %s", v.State)
 	}

@@ -29,6 +29,7 @@ import (
 	"github.com/botd/botd/internal/emulator"
 	"github.com/botd/botd/internal/model"
 	"github.com/botd/botd/internal/problem"
+	"github.com/botd/botd/internal/testkit"
 )
 
 var emulatorFault503 = emulator.Fault{Status: http.StatusServiceUnavailable}
@@ -95,10 +96,10 @@ func setJSON(t *testing.T, body []byte, key string, val any) []byte {
 func TestCreateCallSeedFlow(t *testing.T) {
 	r := newRig(t, rigOptions{automation: automation0(), incoming: "ignore"})
 	r.emu.Script(emulator.RouteCreateCall, emulator.Fault{
-		Status: http.StatusCreated, Body: seed(t, "003_15_response.json"),
+		Status: http.StatusCreated, Body: testkit.Seed(t, "003_15_response.json"),
 		Header: http.Header{"Location": {r.emu.GraphURL() + "/communications/calls/2f1a1100-b174-40a0-aba7-0b405e01ed92"}, "Content-Type": {"application/json"}},
 	})
-	rp := r.adminDo(http.MethodPost, "/v1/calls", withoutCallback(t, seed(t, "003_14_request.json")))
+	rp := r.adminDo(http.MethodPost, "/v1/calls", withoutCallback(t, testkit.Seed(t, "003_14_request.json")))
 	if rp.status != http.StatusCreated {
 		t.Fatalf("POST /v1/calls = %d: %s", rp.status, rp.body)
 	}
@@ -115,11 +116,11 @@ func TestCreateCallSeedFlow(t *testing.T) {
 	if len(sent) != 1 {
 		t.Fatalf("Graph got %d create-call requests", len(sent))
 	}
-	sameJSON(t, sent[0].Body, r.expectedCreateBody(seed(t, "003_14_request.json")))
+	sameJSON(t, sent[0].Body, r.expectedCreateBody(testkit.Seed(t, "003_14_request.json")))
 
-	r.mustNotify(seed(t, "003_16_notification.json"))
-	r.mustNotify(seed(t, "003_17_notification.json"))
-	r.mustNotify(seed(t, "003_18_notification.json"))
+	r.mustNotify(testkit.Seed(t, "003_16_notification.json"))
+	r.mustNotify(testkit.Seed(t, "003_17_notification.json"))
+	r.mustNotify(testkit.Seed(t, "003_18_notification.json"))
 	v = r.view(id)
 	if v.State != model.StateEstablished || len(v.Participants) != 2 {
 		t.Fatalf("after notifications: state %s, %d participants", v.State, len(v.Participants))
@@ -147,7 +148,7 @@ func TestCreateCallEveryForm(t *testing.T) {
 	for _, name := range []string{"003_01_request.json", "003_08_request.json", "003_10_request.json", "003_12_request.json", "003_14_request.json", "003_20_request.json", "003_22_request.json", "003_24_request.json", "003_26_request.json", "003_28_request.json"} {
 		t.Run(name, func(t *testing.T) {
 			r := newRig(t, rigOptions{automation: automation0(), incoming: "ignore"})
-			body := seed(t, name)
+			body := testkit.Seed(t, name)
 			rp := r.adminDo(http.MethodPost, "/v1/calls", withoutCallback(t, body))
 			if rp.status != http.StatusCreated {
 				t.Fatalf("POST /v1/calls = %d: %s", rp.status, rp.body)
@@ -212,10 +213,10 @@ func TestInviteSeedFlows(t *testing.T) {
 			r.emu.PutCall(model.Call{ID: tc.callID, State: model.StateEstablished, CallbackURI: r.callbackURL})
 			r.mustNotify([]byte(fmt.Sprintf(`{"value":[{"changeType":"updated","resourceUrl":"/communications/calls/%s","resourceData":{"@odata.type":"#microsoft.graph.call","id":"%s","state":"established"}}]}`, tc.callID, tc.callID)))
 			r.emu.Script(emulator.RouteInvite, emulator.Fault{
-				Status: http.StatusOK, Body: seed(t, tc.response),
+				Status: http.StatusOK, Body: testkit.Seed(t, tc.response),
 				Header: http.Header{"Content-Type": {"application/json"}, "Location": {r.emu.GraphURL() + "/communications/calls/" + tc.callID + "/operations/" + tc.opID}},
 			})
-			rp := r.adminDo(http.MethodPost, "/v1/calls/"+tc.callID+"/participants/invite", seed(t, tc.request))
+			rp := r.adminDo(http.MethodPost, "/v1/calls/"+tc.callID+"/participants/invite", testkit.Seed(t, tc.request))
 			if rp.status != http.StatusAccepted {
 				t.Fatalf("invite = %d: %s", rp.status, rp.body)
 			}
@@ -228,14 +229,14 @@ func TestInviteSeedFlows(t *testing.T) {
 			if len(sent) != 1 {
 				t.Fatalf("Graph got %d invites", len(sent))
 			}
-			sameJSON(t, sent[0].Body, seed(t, tc.request))
+			sameJSON(t, sent[0].Body, testkit.Seed(t, tc.request))
 
 			v := r.view(tc.callID)
 			if len(v.Operations) != 1 || v.Operations[0].Status != model.OpRunning {
 				t.Fatalf("before the notification: %+v", v.Operations)
 			}
-			r.mustNotify(seed(t, tc.opNote))
-			r.mustNotify(seed(t, tc.roster))
+			r.mustNotify(testkit.Seed(t, tc.opNote))
+			r.mustNotify(testkit.Seed(t, tc.roster))
 			v = r.view(tc.callID)
 			if len(v.Operations) != 1 || v.Operations[0].Status != model.OpCompleted || v.Operations[0].ClientContext != ctxSeed {
 				t.Fatalf("operation after its notification: %+v", v.Operations)
@@ -278,7 +279,7 @@ func TestAdminErrors(t *testing.T) {
 	r := newRig(t, rigOptions{automation: automation0(), incoming: "ignore"})
 	known := r.emu.PutCall(model.Call{State: model.StateEstablished, CallbackURI: r.callbackURL})
 	r.mustNotify([]byte(fmt.Sprintf(`{"value":[{"changeType":"updated","resourceUrl":"/communications/calls/%s","resourceData":{"@odata.type":"#microsoft.graph.call","id":"%s","state":"established"}}]}`, known, known)))
-	p2p := withoutCallback(t, seed(t, "003_01_request.json"))
+	p2p := withoutCallback(t, testkit.Seed(t, "003_01_request.json"))
 	cases := []struct {
 		name, method, path string
 		body               []byte
@@ -289,8 +290,8 @@ func TestAdminErrors(t *testing.T) {
 		{"no targets", http.MethodPost, "/v1/calls", setJSON(t, p2p, "targets", []any{}), http.StatusUnprocessableEntity, "required"},
 		{"bad phone", http.MethodPost, "/v1/calls", setJSON(t, p2p, "targets", []any{map[string]any{"identity": map[string]any{"phone": map[string]any{"id": "12345"}}}}), http.StatusUnprocessableEntity, "phone.e164"},
 		{"six group targets", http.MethodPost, "/v1/calls", setJSON(t, p2p, "targets", sixUsers()), http.StatusUnprocessableEntity, "groupCall.maxTargets"},
-		{"invite unknown call", http.MethodPost, "/v1/calls/nope/participants/invite", seed(t, "001_13_request.json"), http.StatusNotFound, ""},
-		{"invite long clientContext", http.MethodPost, "/v1/calls/" + known + "/participants/invite", setJSON(t, seed(t, "001_13_request.json"), "clientContext", strings.Repeat("x", 257)), http.StatusUnprocessableEntity, "clientContext.maxLength"},
+		{"invite unknown call", http.MethodPost, "/v1/calls/nope/participants/invite", testkit.Seed(t, "001_13_request.json"), http.StatusNotFound, ""},
+		{"invite long clientContext", http.MethodPost, "/v1/calls/" + known + "/participants/invite", setJSON(t, testkit.Seed(t, "001_13_request.json"), "clientContext", strings.Repeat("x", 257)), http.StatusUnprocessableEntity, "clientContext.maxLength"},
 		{"invite six", http.MethodPost, "/v1/calls/" + known + "/participants/invite", []byte(`{"participants":` + string(mustJSON(sixUsers())) + `}`), http.StatusUnprocessableEntity, "invite.maxParticipants"},
 		{"invite move two", http.MethodPost, "/v1/calls/" + known + "/participants/invite", []byte(`{"participants":[{"participantId":"p1","identity":{"user":{"id":"u1"}}},{"identity":{"user":{"id":"u2"}}}]}`), http.StatusUnprocessableEntity, "invite.participantIdSingle"},
 		{"invite no participants", http.MethodPost, "/v1/calls/" + known + "/participants/invite", []byte(`{}`), http.StatusUnprocessableEntity, "required"},
@@ -300,17 +301,7 @@ func TestAdminErrors(t *testing.T) {
 			before := len(r.emu.GraphRequests())
 			calls := r.store.Calls()
 			rp := r.adminDo(tc.method, tc.path, tc.body)
-			if rp.status != tc.status {
-				t.Fatalf("status %d, want %d: %s", rp.status, tc.status, rp.body)
-			}
-			p := rp.problem(t)
-			if tc.rule != "" && p.Rule != tc.rule {
-				t.Errorf("rule = %q, want %q (%s)", p.Rule, tc.rule, p.Detail)
-			}
-			// The README: every 422 names its rule and field.
-			if rp.status == http.StatusUnprocessableEntity && (p.Rule == "" || p.Field == "") {
-				t.Errorf("422 without rule or field: %s", rp.body)
-			}
+			rp.refused(t, tc.status, tc.rule)
 			if n := len(r.emu.GraphRequests()); n != before {
 				t.Errorf("Graph got %d requests", n-before)
 			}
@@ -340,7 +331,7 @@ func mustJSON(v any) []byte { b, _ := json.Marshal(v); return b }
 func TestGraphErrorsBecome502(t *testing.T) {
 	r := newRig(t, rigOptions{automation: automation0(), incoming: "ignore"})
 	r.emu.Script(emulator.RouteCreateCall, emulator.Fault{Status: http.StatusForbidden, Code: "Forbidden"})
-	rp := r.adminDo(http.MethodPost, "/v1/calls", withoutCallback(t, seed(t, "003_01_request.json")))
+	rp := r.adminDo(http.MethodPost, "/v1/calls", withoutCallback(t, testkit.Seed(t, "003_01_request.json")))
 	if rp.status != http.StatusBadGateway {
 		t.Fatalf("status %d: %s", rp.status, rp.body)
 	}
@@ -355,7 +346,7 @@ func TestGraphErrorsBecome502(t *testing.T) {
 	id := r.emu.PutCall(model.Call{State: model.StateEstablished, CallbackURI: r.callbackURL})
 	r.mustNotify([]byte(fmt.Sprintf(`{"value":[{"changeType":"updated","resourceUrl":"/communications/calls/%s","resourceData":{"@odata.type":"#microsoft.graph.call","id":"%s","state":"established"}}]}`, id, id)))
 	r.emu.Script(emulator.RouteInvite, emulator.Fault{Status: http.StatusBadRequest, Code: "BadRequest"})
-	rp = r.adminDo(http.MethodPost, "/v1/calls/"+id+"/participants/invite", seed(t, "001_13_request.json"))
+	rp = r.adminDo(http.MethodPost, "/v1/calls/"+id+"/participants/invite", testkit.Seed(t, "001_13_request.json"))
 	if rp.status != http.StatusBadGateway {
 		t.Fatalf("invite status %d: %s", rp.status, rp.body)
 	}
@@ -369,7 +360,7 @@ func TestGraphErrorsBecome502(t *testing.T) {
 func TestRetriedThenSucceeds(t *testing.T) {
 	r := newRig(t, rigOptions{automation: automation0(), incoming: "ignore"})
 	r.emu.Script(emulator.RouteCreateCall, emulator.Fault{Status: http.StatusServiceUnavailable, RetryAfter: "0"})
-	rp := r.adminDo(http.MethodPost, "/v1/calls", withoutCallback(t, seed(t, "003_01_request.json")))
+	rp := r.adminDo(http.MethodPost, "/v1/calls", withoutCallback(t, testkit.Seed(t, "003_01_request.json")))
 	if rp.status != http.StatusCreated {
 		t.Fatalf("status %d: %s", rp.status, rp.body)
 	}
@@ -596,7 +587,7 @@ func TestUnknownParticipantSendsNothing(t *testing.T) {
 func TestEachCallItsTenantsToken(t *testing.T) {
 	r := newRig(t, rigOptions{automation: automation0(), incoming: "ignore"})
 	const tenantA, tenantB = "3f7c9a10-1b2c-4d3e-8f40-5a6b7c8d9e01", "contoso.onmicrosoft.com"
-	p2p := withoutCallback(t, seed(t, "003_01_request.json"))
+	p2p := withoutCallback(t, testkit.Seed(t, "003_01_request.json"))
 	ids := map[string]string{}
 	before := r.emu.TokenFetches()
 	for _, tenant := range []string{tenantA, tenantB} {
@@ -701,7 +692,7 @@ func TestAdminRefusalsAreRuleFailures(t *testing.T) {
 	r := newRig(t, rigOptions{automation: automation0(), incoming: "ignore"})
 	known := r.emu.PutCall(model.Call{State: model.StateEstablished, CallbackURI: r.callbackURL})
 	r.track(known, model.StateEstablished)
-	p2p := withoutCallback(t, seed(t, "003_01_request.json"))
+	p2p := withoutCallback(t, testkit.Seed(t, "003_01_request.json"))
 	before, err := testutil.GatherAndCount(r.reg, "botd_graph_validation_failures_total")
 	if err != nil {
 		t.Fatal(err)
@@ -753,7 +744,7 @@ func TestAdminRefusalsAreRuleFailures(t *testing.T) {
 func TestCallCreatedLogsGraphRequestID(t *testing.T) {
 	r := newRig(t, rigOptions{automation: automation0(), incoming: "ignore"})
 	h := http.Header{"Content-Type": {"application/json"}, "X-Request-Id": {"botd-req-1"}}
-	rp := send(t, http.MethodPost, r.admin.URL+"/v1/calls", h, withoutCallback(t, seed(t, "003_01_request.json")))
+	rp := send(t, http.MethodPost, r.admin.URL+"/v1/calls", h, withoutCallback(t, testkit.Seed(t, "003_01_request.json")))
 	if rp.status != http.StatusCreated {
 		t.Fatalf("create call = %d: %s", rp.status, rp.body)
 	}

@@ -3,9 +3,9 @@ package notify
 import (
 	"bytes"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"testing"
+
+	"github.com/botd/botd/internal/testkit"
 )
 
 // Benchmark payloads: a one-participant roster update (invite example 1)
@@ -19,10 +19,7 @@ const (
 // as Graph sends it.
 func compactPayload(tb testing.TB, name string) []byte {
 	tb.Helper()
-	raw, err := os.ReadFile(filepath.Join("..", "..", "testdata", "seeds", name))
-	if err != nil {
-		tb.Fatal(err)
-	}
+	raw := testkit.Seed(tb, name)
 	var buf bytes.Buffer
 	if err := json.Compact(&buf, raw); err != nil {
 		tb.Fatal(err)
@@ -31,12 +28,15 @@ func compactPayload(tb testing.TB, name string) []byte {
 }
 
 func benchDecode(b *testing.B, name string) {
-	body := compactPayload(b, name)
-	d := NewDecoder(DefaultLimits())
+	benchDecoder(b, NewDecoder(DefaultLimits()).Decode, compactPayload(b, name))
+}
+
+// benchDecoder times decode on body, which holds one event.
+func benchDecoder(b *testing.B, decode func([]byte) (*Batch, error), body []byte) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {
-		batch, err := d.Decode(body)
+		batch, err := decode(body)
 		if err != nil || len(batch.Events) != 1 {
 			b.Fatalf("Decode: %v, %+v", err, batch)
 		}

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/botd/botd/internal/model"
+	"github.com/botd/botd/internal/testkit"
 )
 
 // doc wraps items into a commsNotifications body.
@@ -242,7 +243,13 @@ func TestDecodeItemErrors(t *testing.T) {
 // decodeOne decodes a body of one item that must become an event.
 func decodeOne(t *testing.T, item string) *model.Event {
 	t.Helper()
-	b, err := NewDecoder(DefaultLimits()).Decode(doc(item))
+	return decodeSingle(t, doc(item))
+}
+
+// decodeSingle decodes a whole body that must hold exactly one event.
+func decodeSingle(t *testing.T, body []byte) *model.Event {
+	t.Helper()
+	b, err := NewDecoder(DefaultLimits()).Decode(body)
 	if err != nil {
 		t.Fatalf("Decode: %v", err)
 	}
@@ -419,7 +426,7 @@ func TestDecodeEveryIdentityKind(t *testing.T) {
 
 func TestDecoderConcurrent(t *testing.T) {
 	d := NewDecoder(DefaultLimits())
-	bodies := [][]byte{compactPayload(t, rosterPayload), compactPayload(t, callStatePayload), readPayload(t, "003_19_notification.json")}
+	bodies := [][]byte{compactPayload(t, rosterPayload), compactPayload(t, callStatePayload), testkit.Seed(t, "003_19_notification.json")}
 	want := make([]*Batch, len(bodies))
 	for i, body := range bodies {
 		b, err := d.Decode(body)

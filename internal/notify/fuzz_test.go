@@ -11,13 +11,14 @@ import (
 	"testing"
 
 	"github.com/botd/botd/internal/model"
+	"github.com/botd/botd/internal/testkit"
 )
 
 // fuzzLimits are small, so that the fuzzer reaches every limit.
 var fuzzLimits = Limits{MaxDepth: 12, MaxItems: 8, MaxParticipants: 4, MaxStringLen: 256}
 
 func FuzzDecode(f *testing.F) {
-	files, _ := filepath.Glob(filepath.Join("..", "..", "testdata", "seeds", "*.json"))
+	files, _ := filepath.Glob(filepath.Join(testkit.SeedDir, "*.json"))
 	media, _ := filepath.Glob(filepath.Join("testdata", "media", "*.json"))
 	if len(files) == 0 || len(media) == 0 {
 		f.Fatal("no seed payloads")

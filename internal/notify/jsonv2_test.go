@@ -518,29 +518,11 @@ func TestV2Limits(t *testing.T) {
 }
 
 func benchV2(b *testing.B, name string) {
-	body := v2Payloads(b)[name]
-	d := newV2Decoder(DefaultLimits())
-	b.ReportAllocs()
-	b.SetBytes(int64(len(body)))
-	for b.Loop() {
-		batch, err := d.Decode(body)
-		if err != nil || len(batch.Events) != 1 {
-			b.Fatalf("v2 Decode: %v, %+v", err, batch)
-		}
-	}
+	benchDecoder(b, newV2Decoder(DefaultLimits()).Decode, v2Payloads(b)[name])
 }
 
 func benchDecodeBody(b *testing.B, name string) {
-	body := v2Payloads(b)[name]
-	d := NewDecoder(DefaultLimits())
-	b.ReportAllocs()
-	b.SetBytes(int64(len(body)))
-	for b.Loop() {
-		batch, err := d.Decode(body)
-		if err != nil || len(batch.Events) != 1 {
-			b.Fatalf("Decode: %v, %+v", err, batch)
-		}
-	}
+	benchDecoder(b, NewDecoder(DefaultLimits()).Decode, v2Payloads(b)[name])
 }
 
 func BenchmarkV2Roster(b *testing.B)              { benchV2(b, "roster") }

@@ -182,14 +182,7 @@ func TestMediaExamples(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			b, err := NewDecoder(DefaultLimits()).Decode(body)
-			if err != nil {
-				t.Fatalf("Decode: %v", err)
-			}
-			if len(b.Rejected) != 0 || len(b.Events) != 1 {
-				t.Fatalf("got %d events, rejected %v; want 1 event", len(b.Events), b.Rejected)
-			}
-			ev := &b.Events[0]
+			ev := decodeSingle(t, body)
 			got := summarizeMedia(ev)
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("event:\n got %+v\nwant %+v", got, want)

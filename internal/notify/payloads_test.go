@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/botd/botd/internal/model"
+	"github.com/botd/botd/internal/testkit"
 )
 
 // summary is what a test checks of one event: enough to tell every seed
@@ -217,7 +218,7 @@ var seedWant = func() map[string]summary {
 // fails if the index and the directory disagree.
 func notificationFiles(t testing.TB) []string {
 	t.Helper()
-	f, err := os.Open(filepath.Join("..", "..", "testdata", "seeds", "INDEX.tsv"))
+	f, err := os.Open(filepath.Join(testkit.SeedDir, "INDEX.tsv"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,20 +234,11 @@ func notificationFiles(t testing.TB) []string {
 	if err := sc.Err(); err != nil {
 		t.Fatal(err)
 	}
-	onDisk, _ := filepath.Glob(filepath.Join("..", "..", "testdata", "seeds", "*_notification.json"))
+	onDisk, _ := filepath.Glob(filepath.Join(testkit.SeedDir, "*_notification.json"))
 	if len(onDisk) != len(files) || len(files) == 0 {
 		t.Fatalf("INDEX.tsv lists %d notifications, testdata/payloads holds %d", len(files), len(onDisk))
 	}
 	return files
-}
-
-func readPayload(t testing.TB, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "seeds", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 func TestSeedNotifications(t *testing.T) {
@@ -257,15 +249,8 @@ func TestSeedNotifications(t *testing.T) {
 			if !ok {
 				t.Fatalf("no table row for seed notification %s: add one to seedWant", name)
 			}
-			body := readPayload(t, name)
-			b, err := NewDecoder(DefaultLimits()).Decode(body)
-			if err != nil {
-				t.Fatalf("Decode: %v", err)
-			}
-			if len(b.Rejected) != 0 || len(b.Events) != 1 {
-				t.Fatalf("got %d events, rejected %v; want 1 event", len(b.Events), b.Rejected)
-			}
-			ev := &b.Events[0]
+			body := testkit.Seed(t, name)
+			ev := decodeSingle(t, body)
 			if ev.Index != 0 || ev.Raw != nil {
 				t.Errorf("Index %d, Raw %q; want 0, nil", ev.Index, ev.Raw)
 			}
@@ -284,7 +269,7 @@ func TestSeedNotifications(t *testing.T) {
 		})
 	}
 	for name := range seedWant {
-		if _, err := os.Stat(filepath.Join("..", "..", "testdata", "seeds", name)); err != nil {
+		if _, err := os.Stat(filepath.Join(testkit.SeedDir, name)); err != nil {
 			t.Errorf("table row for %s, which is not a seed payload", name)
 		}
 	}
@@ -295,7 +280,7 @@ func TestSeedNotifications(t *testing.T) {
 func TestCrossCheckStdlib(t *testing.T) {
 	for _, name := range notificationFiles(t) {
 		t.Run(name, func(t *testing.T) {
-			body := readPayload(t, name)
+			body := testkit.Seed(t, name)
 			b, err := NewDecoder(DefaultLimits()).Decode(body)
 			if err != nil {
 				t.Fatalf("Decode: %v", err)

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/botd/botd/internal/model"
+	"github.com/botd/botd/internal/testkit"
 )
 
 // opItem is an operation notification of the given type and members.
@@ -220,7 +221,7 @@ func TestDecodeQuirkFree(t *testing.T) {
 		}
 	}
 	for _, name := range notificationFiles(t) {
-		b, err := NewDecoder(DefaultLimits()).Decode(readPayload(t, name))
+		b, err := NewDecoder(DefaultLimits()).Decode(testkit.Seed(t, name))
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}

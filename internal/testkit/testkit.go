@@ -5,6 +5,9 @@ package testkit
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -128,4 +131,22 @@ func Apply[T any](t testing.TB, apply func(*model.Event) (T, error), ev *model.E
 		t.Fatalf("apply %s %s: %v", ev.Kind, ev.CallID(), err)
 	}
 	return out
+}
+
+// SeedDir is the repository's testdata/seeds: the Graph examples botd's
+// tests decode and send, found from this file's place in the tree, so that
+// every package's tests read the same files whatever their directory.
+var SeedDir = func() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", "testdata", "seeds")
+}()
+
+// Seed returns the seed payload name, failing the test when it is missing.
+func Seed(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(SeedDir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

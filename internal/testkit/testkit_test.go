@@ -37,3 +37,9 @@ func TestClock(t *testing.T) {
 		t.Fatalf("Now = %s, want %s", got, want)
 	}
 }
+
+func TestSeed(t *testing.T) {
+	if b := Seed(t, "INDEX.tsv"); len(b) == 0 {
+		t.Fatal("the seeds' INDEX.tsv is empty")
+	}
+}

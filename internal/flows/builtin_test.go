@@ -87,13 +87,7 @@ func (f *bgGraph) CountRefusal(string, error) {}
 func (f *bgGraph) count(prefix string) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	n := 0
-	for _, c := range f.calls {
-		if len(c) >= len(prefix) && c[:len(prefix)] == prefix {
-			n++
-		}
-	}
-	return n
+	return testkit.CountPrefix(f.calls, prefix)
 }
 
 type bgRig struct {

@@ -157,18 +157,31 @@ func newRig(t *testing.T, o rigOptions) *rig {
 		bg.Wait()
 	})
 
+	ready := r.setDeps(log, r.calls, gc.CheckToken, o)
+	r.deps.Flows = r.flows
+	if o.secure != nil {
+		o.secure.setup(t, r, log)
+	}
+	return r.serve(t, ready)
+}
+
+// setDeps sets r.metrics and r.deps for the rig's store and c, with a
+// readiness over check; the caller adds what else it has.
+func (r *rig) setDeps(log zerolog.Logger, c Calls, check func(context.Context) error, o rigOptions) *Readiness {
 	r.metrics = NewMetrics(r.reg)
-	ready := NewReadiness(gc.CheckToken, time.Second, r.metrics)
+	ready := NewReadiness(check, time.Second, r.metrics)
 	r.deps = Deps{
-		Log: log, Decoder: notify.NewDecoder(notify.DefaultLimits()), Store: r.store, Calls: r.calls, Flows: r.flows,
+		Log: log, Decoder: notify.NewDecoder(notify.DefaultLimits()), Store: r.store, Calls: c,
 		Metrics: r.metrics, Ready: ready, Gatherer: r.reg,
 		CallbackPath: "/api/calls", MaxBody: 1 << 20,
 		RequestTimeout: 10 * time.Second,
 		Cluster:        o.cluster,
 	}
-	if o.secure != nil {
-		o.secure.setup(t, r, log)
-	}
+	return ready
+}
+
+// serve starts both routers over r.deps and turns readiness on.
+func (r *rig) serve(t *testing.T, ready *Readiness) *rig {
 	r.public.Config.Handler = Public(r.deps)
 	r.public.Start()
 	t.Cleanup(r.public.Close)
@@ -229,13 +242,7 @@ func do(t *testing.T, method, url, contentType string, body []byte) reply {
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return reply{status: res.StatusCode, header: res.Header, body: b}
+	return roundTrip(t, req)
 }
 
 // notify posts a callback body as Graph does, signed when the rig is
@@ -259,6 +266,12 @@ func send(t *testing.T, method, url string, h http.Header, body []byte) reply {
 	for k, v := range h {
 		req.Header[k] = v
 	}
+	return roundTrip(t, req)
+}
+
+// roundTrip sends req and reads the whole answer.
+func roundTrip(t *testing.T, req *http.Request) reply {
+	t.Helper()
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -337,22 +337,7 @@ func newFakeRig(t *testing.T, f *fakeCalls, o rigOptions) *rig {
 
 	r.public = httptest.NewUnstartedServer(nil)
 	r.callbackURL = "http://" + r.public.Listener.Addr().String() + "/api/calls"
-	r.metrics = NewMetrics(r.reg)
-	ready := NewReadiness(nil, time.Second, r.metrics)
-	r.deps = Deps{
-		Log: log, Decoder: notify.NewDecoder(notify.DefaultLimits()), Store: r.store, Calls: f,
-		Metrics: r.metrics, Ready: ready, Gatherer: r.reg,
-		CallbackPath: "/api/calls", MaxBody: 1 << 20,
-		RequestTimeout: 10 * time.Second,
-		Cluster:        o.cluster,
-	}
-	r.public.Config.Handler = Public(r.deps)
-	r.public.Start()
-	t.Cleanup(r.public.Close)
-	r.admin = httptest.NewServer(Admin(r.deps))
-	t.Cleanup(r.admin.Close)
-	ready.Set(true)
-	return r
+	return r.serve(t, r.setDeps(log, f, nil, o))
 }
 
 // askedNothing fails the test if the fake calls service was asked for any

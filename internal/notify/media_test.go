@@ -1,7 +1,6 @@
 package notify
 
 import (
-	"bufio"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -143,31 +142,15 @@ var mediaWant = map[string]mediaSummary{
 // and the directory disagree.
 func mediaFiles(t testing.TB) []string {
 	t.Helper()
-	f, err := os.Open(filepath.Join("testdata", "media", "INDEX.tsv"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var files []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		cols := strings.Split(sc.Text(), "\t")
+	return indexedFiles(t, filepath.Join("testdata", "media"), "*.json", func(cols []string) bool {
 		if len(cols) != 3 || !strings.HasPrefix(cols[1], "https://learn.microsoft.com/") {
 			if cols[0] != "file" {
-				t.Fatalf("INDEX.tsv line %q: want file, learn.microsoft.com URL, how the JSON was taken", sc.Text())
+				t.Fatalf("INDEX.tsv line %q: want file, learn.microsoft.com URL, how the JSON was taken", strings.Join(cols, "\t"))
 			}
-			continue
+			return false
 		}
-		files = append(files, cols[0])
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	onDisk, _ := filepath.Glob(filepath.Join("testdata", "media", "*.json"))
-	if len(onDisk) != len(files) || len(files) == 0 {
-		t.Fatalf("INDEX.tsv lists %d examples, testdata/media holds %d", len(files), len(onDisk))
-	}
-	return files
+		return true
+	})
 }
 
 func TestMediaExamples(t *testing.T) {

@@ -218,7 +218,17 @@ var seedWant = func() map[string]summary {
 // fails if the index and the directory disagree.
 func notificationFiles(t testing.TB) []string {
 	t.Helper()
-	f, err := os.Open(filepath.Join(testkit.SeedDir, "INDEX.tsv"))
+	return indexedFiles(t, testkit.SeedDir, "*_notification.json", func(cols []string) bool {
+		return len(cols) >= 4 && cols[3] == "notification"
+	})
+}
+
+// indexedFiles lists the first column of the rows of dir/INDEX.tsv that
+// keep accepts, and fails unless they are as many as the files in dir that
+// match glob, and not none.
+func indexedFiles(t testing.TB, dir, glob string, keep func(cols []string) bool) []string {
+	t.Helper()
+	f, err := os.Open(filepath.Join(dir, "INDEX.tsv"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,17 +236,16 @@ func notificationFiles(t testing.TB) []string {
 	var files []string
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		cols := strings.Split(sc.Text(), "\t")
-		if len(cols) >= 4 && cols[3] == "notification" {
+		if cols := strings.Split(sc.Text(), "\t"); keep(cols) {
 			files = append(files, cols[0])
 		}
 	}
 	if err := sc.Err(); err != nil {
 		t.Fatal(err)
 	}
-	onDisk, _ := filepath.Glob(filepath.Join(testkit.SeedDir, "*_notification.json"))
+	onDisk, _ := filepath.Glob(filepath.Join(dir, glob))
 	if len(onDisk) != len(files) || len(files) == 0 {
-		t.Fatalf("INDEX.tsv lists %d notifications, testdata/payloads holds %d", len(files), len(onDisk))
+		t.Fatalf("%s/INDEX.tsv lists %d files, the directory holds %d matching %s", dir, len(files), len(onDisk), glob)
 	}
 	return files
 }

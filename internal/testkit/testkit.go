@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -149,4 +150,16 @@ func Seed(t testing.TB, name string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// CountPrefix counts the entries of list that start with prefix: a fake's
+// record of what it was asked, such as "invite:<call id>".
+func CountPrefix(list []string, prefix string) int {
+	n := 0
+	for _, s := range list {
+		if strings.HasPrefix(s, prefix) {
+			n++
+		}
+	}
+	return n
 }

@@ -43,3 +43,10 @@ func TestSeed(t *testing.T) {
 		t.Fatal("the seeds' INDEX.tsv is empty")
 	}
 }
+
+func TestCountPrefix(t *testing.T) {
+	list := []string{"invite:c1", "invite:c2", "answer:c1", "invite"}
+	if n := CountPrefix(list, "invite:"); n != 2 {
+		t.Fatalf("CountPrefix = %d, want 2", n)
+	}
+}

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/botd/botd/internal/callstate"
 	"github.com/botd/botd/internal/config"
 	"github.com/botd/botd/internal/emulator"
 	"github.com/botd/botd/internal/model"
@@ -235,15 +234,6 @@ func TestGraphIsStandaloneEmulator(t *testing.T) {
 		t.Fatal("botd started its own emulator")
 	}
 	bot := &e2eBot{botd: b, incoming: "http://127.0.0.1:" + root + "/emulator/incoming"}
-	established := func(v *callstate.CallView) error {
-		switch v.State {
-		case model.StateEstablished:
-			return nil
-		case model.StateTerminated:
-			return fmt.Errorf("%w: terminated %+v", errE2EStop, v.ResultInfo)
-		}
-		return fmt.Errorf("state %s", v.State)
-	}
 	raw, err := os.ReadFile("../../examples/create-p2p-service-media.json")
 	if err != nil {
 		t.Fatal(err)
@@ -253,7 +243,7 @@ func TestGraphIsStandaloneEmulator(t *testing.T) {
 		t.Fatal(err)
 	}
 	v := e2eCreateCall(t, bot, body)
-	e2eWaitCall(t, bot, v.ID, "established", established)
+	e2eWaitCall(t, bot, v.ID, "established", e2eEstablished)
 
 	code, out, err := e2eDo("POST", bot.incoming, map[string]any{"from": map[string]any{"user": e2eCaller, "displayName": "Megan Bowen"}})
 	if err != nil || code != 201 {
@@ -264,7 +254,7 @@ func TestGraphIsStandaloneEmulator(t *testing.T) {
 		t.Fatalf("incoming answer %s: %v", out, err)
 	}
 	e2eWaitTracked(t, bot, rung.ID)
-	e2eWaitCall(t, bot, rung.ID, "answered and established", established)
+	e2eWaitCall(t, bot, rung.ID, "answered and established", e2eEstablished)
 	if strings.Contains(b.logs.String(), "inbound authentication is OFF") {
 		t.Fatal("callback authentication is off")
 	}

@@ -206,6 +206,18 @@ func e2eGetCall(b *e2eBot, id string) (v callstate.CallView, ok bool, err error)
 // can no longer become the one awaited.
 var errE2EStop = errors.New("cannot happen any more")
 
+// e2eEstablished is a wait condition: the call is established; a call that
+// ended instead stops the wait.
+func e2eEstablished(v *callstate.CallView) error {
+	switch v.State {
+	case model.StateEstablished:
+		return nil
+	case model.StateTerminated:
+		return fmt.Errorf("%w: terminated %+v", errE2EStop, v.ResultInfo)
+	}
+	return fmt.Errorf("state %s", v.State)
+}
+
 // e2eWaitCall polls call id until cond holds and returns that view. It
 // fails the test when cond returns an error, or when e2eBound passes,
 // showing the last view.
@@ -1028,15 +1040,7 @@ func TestE2EManyCalls(t *testing.T) {
 					continue
 				}
 				p.id = v.ID
-				if _, err := e2eTryWaitCall(b, v.ID, func(v *callstate.CallView) error {
-					switch v.State {
-					case model.StateEstablished:
-						return nil
-					case model.StateTerminated:
-						return fmt.Errorf("%w: terminated %+v", errE2EStop, v.ResultInfo)
-					}
-					return fmt.Errorf("state %s", v.State)
-				}); err != nil {
+				if _, err := e2eTryWaitCall(b, v.ID, e2eEstablished); err != nil {
 					failed(fmt.Errorf("call %d %s not established: %w", i, v.ID, err))
 					continue
 				}

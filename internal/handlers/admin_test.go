@@ -69,13 +69,7 @@ func TestUntrackedCallIs404(t *testing.T) {
 			f := &fakeCalls{liveErr: refusal, err: refusal}
 			r := newFakeRig(t, f, rigOptions{})
 			rp := r.adminDo(rt.method, "/v1/calls/nope"+rt.path, bodyOf(rt.body))
-			if rp.status != http.StatusNotFound {
-				t.Fatalf("status %d, want 404: %s", rp.status, rp.body)
-			}
-			p := rp.problem(t)
-			if p.Code != problem.NotFound || p.Detail != `call "nope" is not tracked` || p.Instance != "/v1/calls/nope"+rt.path {
-				t.Errorf("problem = %+v", p)
-			}
+			rp.untracked(t, "/v1/calls/nope"+rt.path)
 			if rt.method == http.MethodDelete && rt.path == "" {
 				if len(f.asked) != 1 || f.asked[0] != "Hangup nope " {
 					t.Errorf("asked %v, want [Hangup nope]", f.asked)

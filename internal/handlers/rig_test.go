@@ -23,6 +23,7 @@ import (
 	"github.com/botd/botd/internal/flows"
 	"github.com/botd/botd/internal/graph"
 	"github.com/botd/botd/internal/notify"
+	"github.com/botd/botd/internal/problem"
 	"github.com/botd/botd/internal/testkit"
 )
 
@@ -201,6 +202,19 @@ func (rp reply) decode(t *testing.T, v any) {
 	t.Helper()
 	if err := json.Unmarshal(rp.body, v); err != nil {
 		t.Fatalf("decode %s: %v", rp.body, err)
+	}
+}
+
+// untracked checks that rp is the 404 for call "nope", which is not
+// tracked, at instance.
+func (rp reply) untracked(t *testing.T, instance string) {
+	t.Helper()
+	if rp.status != http.StatusNotFound {
+		t.Fatalf("status %d, want 404: %s", rp.status, rp.body)
+	}
+	p := rp.problem(t)
+	if p.Code != problem.NotFound || p.Detail != `call "nope" is not tracked` || p.Instance != instance {
+		t.Errorf("problem = %+v", p)
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"sync"
 	"time"
@@ -27,6 +28,7 @@ import (
 	"github.com/botd/botd/internal/calls"
 	"github.com/botd/botd/internal/callstate"
 	"github.com/botd/botd/internal/graph"
+	"github.com/botd/botd/internal/model"
 	"github.com/botd/botd/internal/tunable"
 )
 
@@ -286,6 +288,14 @@ func (e *Engine) Handle(changes []callstate.Change) {
 		switch c.Kind {
 		case callstate.CallEstablished:
 			e.startKeepAlive(c.CallID)
+		case callstate.CallRestored:
+			// A call put back after a restart may have gone without a
+			// keepAlive for as long as botd was down: its first one is
+			// sent soon, at a random point of the first minute so that a
+			// restart with many calls spreads them.
+			if c.To == model.StateEstablished {
+				e.startKeepAliveAfter(c.CallID, rand.N(min(e.cfg.KeepAlive, restoredKeepAliveSpread)))
+			}
 		case callstate.CallTerminated:
 			e.stopKeepAlive(c.CallID)
 		case callstate.RosterNeedsResync:
@@ -294,7 +304,15 @@ func (e *Engine) Handle(changes []callstate.Change) {
 	}
 }
 
-func (e *Engine) startKeepAlive(callID string) {
+// restoredKeepAliveSpread is the window the first keepAlives of restored
+// calls are spread over.
+const restoredKeepAliveSpread = time.Minute
+
+func (e *Engine) startKeepAlive(callID string) { e.startKeepAliveAfter(callID, e.cfg.KeepAlive) }
+
+// startKeepAliveAfter sends the call's first keepAlive after first, then
+// one every KeepAlive.
+func (e *Engine) startKeepAliveAfter(callID string, first time.Duration) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed || e.keepalive[callID] != nil {
@@ -316,7 +334,7 @@ func (e *Engine) startKeepAlive(callID string) {
 			t.Reset(e.cfg.KeepAlive)
 		}
 	}
-	e.keepalive[callID] = time.AfterFunc(e.cfg.KeepAlive, tick)
+	e.keepalive[callID] = time.AfterFunc(first, tick)
 }
 
 func (e *Engine) stopKeepAlive(callID string) {

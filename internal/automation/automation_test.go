@@ -157,6 +157,34 @@ func TestKeepAliveWhileEstablished(t *testing.T) {
 	})
 }
 
+// TestKeepAliveResumesForRestoredCall: a call put back from the journal
+// gets its first keepAlive within the first minute, not a full period
+// later, then one every period; a restored call not established gets none.
+func TestKeepAliveResumesForRestoredCall(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, Config{KeepAlive: 15 * time.Minute}, callstate.Config{})
+		defer r.stop()
+		for id, state := range map[string]model.CallState{"c1": model.StateEstablished, "c2": model.StateEstablishing} {
+			if _, err := r.store.Restore(callstate.Record{Version: callstate.RecordVersion, Call: model.Call{ID: id, State: state}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		if n := r.g.count("keepalive:c1"); n != 1 {
+			t.Fatalf("a minute after the restore: %d keepalives, want 1", n)
+		}
+		time.Sleep(15 * time.Minute)
+		synctest.Wait()
+		if n := r.g.count("keepalive:c1"); n != 2 {
+			t.Fatalf("16m after the restore: %d keepalives, want 2", n)
+		}
+		if n := r.g.count("keepalive:c2"); n != 0 {
+			t.Fatalf("establishing call restored: %d keepalives", n)
+		}
+	})
+}
+
 func TestKeepAlive404TerminatesCall(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newRig(t, Config{KeepAlive: time.Minute}, callstate.Config{})

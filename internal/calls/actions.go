@@ -2,7 +2,9 @@ package calls
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 
 	"github.com/botd/botd/internal/callstate"
 	"github.com/botd/botd/internal/graph"
@@ -156,4 +158,38 @@ func (s *Service) ResyncRoster(ctx context.Context, callID string) error {
 	}
 	s.store.ReplaceRoster(callID, ps)
 	return nil
+}
+
+// GoneWhileDown is the reason Refresh ends a call with: Graph answered 404
+// for a call botd held before it restarted.
+const GoneWhileDown = "Graph no longer has the call (it ended while botd was down)"
+
+// Refresh reads a call botd held before a restart from Graph, with its
+// roster, and applies what changed while botd was down, as a notification
+// would. A call Graph answers 404 for has ended: the store marks it
+// terminated with GoneWhileDown. Errors other than 404 are returned, and
+// the call is kept as it was.
+func (s *Service) Refresh(ctx context.Context, callID string) error {
+	ctx = s.tenantCtx(ctx, callID)
+	res, _, err := s.graph.GetCall(ctx, callID)
+	var ae *graph.APIError
+	switch {
+	case errors.As(err, &ae) && ae.StatusCode == http.StatusNotFound:
+		s.store.MarkTerminated(callID, GoneWhileDown)
+		return nil
+	case err != nil:
+		return fmt.Errorf("get call: %w", err)
+	}
+	res.ID = callID
+	ev := &model.Event{
+		ChangeType: model.ChangeUpdated, Kind: model.EventCall, ODataType: model.ODataCall,
+		Path: model.ResourcePath{CallID: callID, Kind: model.ResourceCall}, Call: res,
+	}
+	if _, err := s.store.Apply(ev); err != nil {
+		return fmt.Errorf("apply call: %w", err)
+	}
+	if res.State == model.StateTerminated {
+		return nil
+	}
+	return s.ResyncRoster(ctx, callID)
 }

@@ -65,6 +65,8 @@ type Store interface {
 	OperationSent(callID, clientContext string, op *model.Operation) []callstate.Change
 	FailOperation(callID, clientContext string, result *model.ResultInfo, reason string) []callstate.Change
 	ReplaceRoster(callID string, ps []model.Participant) []callstate.Change
+	Apply(ev *model.Event) ([]callstate.Change, error)
+	MarkTerminated(callID, why string) []callstate.Change
 	Tenant(callID string) string
 }
 

@@ -27,6 +27,7 @@ const (
 	ContentSharingUpdated            // Session changed
 	ContentSharingEnded              // Session ended
 	ToneReceived                     // Tone: a key press, once per sequenceId
+	CallRestored                     // the call was put back from the journal at start (To: its state)
 	numChangeKinds
 )
 
@@ -47,6 +48,7 @@ var changeKindNames = [...]string{
 	ContentSharingUpdated: "content_sharing_updated",
 	ContentSharingEnded:   "content_sharing_ended",
 	ToneReceived:          "tone_received",
+	CallRestored:          "call_restored",
 }
 
 // String returns a stable snake_case name, safe as a metric label.

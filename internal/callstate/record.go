@@ -1,0 +1,131 @@
+package callstate
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/botd/botd/internal/model"
+)
+
+// RecordVersion is the version of Record's layout. A journal stores it
+// with each record; Restore refuses a version it does not know, and a
+// newer layout adds a migration from the older ones to internal/journal.
+const RecordVersion = 1
+
+// Record is what a journal keeps of one call: enough to rebuild it in a
+// new process. It holds the call resource as merged from Graph, the
+// roster, the operations, the content-sharing sessions, the key presses
+// and the bounded history. Held roster deltas are not kept: a restored
+// call's roster is listed from Graph again. A recording's access token is
+// not kept either (it is a credential, and expires): an operation
+// restored from a record has none.
+type Record struct {
+	Version              int                           `json:"v"`
+	Call                 model.Call                    `json:"call"`
+	CreatedByBot         bool                          `json:"createdByBot,omitempty"`
+	CreatedAt            time.Time                     `json:"createdAt"`
+	UpdatedAt            time.Time                     `json:"updatedAt"`
+	EstablishedAt        time.Time                     `json:"establishedAt,omitzero"`
+	TerminatedAt         time.Time                     `json:"terminatedAt,omitzero"`
+	Transitions          []Transition                  `json:"transitions,omitempty"`
+	Participants         []model.Participant           `json:"participants,omitempty"`
+	Operations           []OperationView               `json:"operations,omitempty"`
+	Sessions             []model.ContentSharingSession `json:"sessions,omitempty"`
+	Tones                []ToneView                    `json:"tones,omitempty"`
+	RosterNeedsResync    bool                          `json:"rosterNeedsResync,omitempty"`
+	RosterSequenceNumber int64                         `json:"rosterSequenceNumber,omitempty"`
+}
+
+// Record returns the call's record, for a journal; false for a call the
+// Store does not hold.
+func (s *Store) Record(id string) (Record, bool) {
+	c, _, err := s.lockCall(id, lockExisting, time.Time{})
+	if err != nil {
+		return Record{}, false
+	}
+	defer c.mu.Unlock()
+	r := Record{
+		Version:              RecordVersion,
+		Call:                 c.res,
+		CreatedByBot:         c.createdByBot,
+		CreatedAt:            c.createdAt,
+		UpdatedAt:            c.updatedAt,
+		EstablishedAt:        c.establishedAt,
+		TerminatedAt:         c.terminatedAt,
+		Transitions:          c.transitionsLocked(),
+		Participants:         append([]model.Participant(nil), c.roster.ps...),
+		Sessions:             append([]model.ContentSharingSession(nil), c.sessions...),
+		Tones:                append([]ToneView(nil), c.tones.list...),
+		RosterNeedsResync:    c.needsResync,
+		RosterSequenceNumber: c.delta.seq,
+	}
+	r.Operations = make([]OperationView, 0, len(c.ops))
+	for _, op := range c.ops {
+		o := *op
+		o.RecordingAccessToken = ""
+		r.Operations = append(r.Operations, o)
+	}
+	return r, true
+}
+
+// Restore puts a call back from its record, as a journal kept it, before
+// botd serves. It reports one CallRestored change, so that automation
+// resumes keepAlive for an established call; it counts no call as
+// started, established or ended again. A call the Store already holds is
+// left as it is (nil, nil): what it holds is newer than the record.
+func (s *Store) Restore(r Record) ([]Change, error) {
+	if r.Version != RecordVersion {
+		return nil, fmt.Errorf("restore call %s: record version %d, want %d", r.Call.ID, r.Version, RecordVersion)
+	}
+	if r.Call.ID == "" {
+		return nil, fmt.Errorf("restore call: %w", ErrNoCallID)
+	}
+	if r.Call.State != "" && !r.Call.State.Valid() {
+		return nil, fmt.Errorf("restore call %s: state %q is not a call state", r.Call.ID, r.Call.State)
+	}
+	now := s.now()
+	c, created, err := s.lockCall(r.Call.ID, lockCreateFresh, now)
+	if err != nil {
+		return nil, fmt.Errorf("restore call %s: %w", r.Call.ID, err)
+	}
+	if !created {
+		c.mu.Unlock()
+		return nil, nil
+	}
+	s.fillLocked(c, r)
+	a := &applyCtx{callID: c.id, now: now, idx: -1, botd: "restored from the journal"}
+	a.add(Change{Kind: CallRestored, To: c.res.State, Call: c.snapshotLocked()})
+	c.log.Info().Str("state", string(c.res.State)).Int("participants", c.roster.len()).Msg("call restored")
+	return s.finishLocked(c, a), nil
+}
+
+// fillLocked sets a new call's fields from r, and moves the gauges the
+// way the call's history did.
+func (s *Store) fillLocked(c *call, r Record) {
+	c.res = r.Call
+	c.createdByBot = r.CreatedByBot
+	c.started = r.Call.State != ""
+	c.createdAt, c.updatedAt = r.CreatedAt, r.UpdatedAt
+	c.establishedAt, c.terminatedAt = r.EstablishedAt, r.TerminatedAt
+	for _, t := range r.Transitions {
+		c.addTransitionLocked(t, s.cfg.MaxTransitions)
+	}
+	for _, p := range r.Participants {
+		if key := participantKey(&p); key != "" && c.roster.lookup(key) < 0 {
+			c.roster.add(p, key)
+		}
+	}
+	for i := range r.Operations {
+		op := r.Operations[i]
+		c.ops = append(c.ops, &op)
+	}
+	c.sessions = r.Sessions
+	c.tones.list = r.Tones
+	c.needsResync = r.RosterNeedsResync
+	c.delta.seq, c.delta.known, c.delta.maxSeen = r.RosterSequenceNumber, r.RosterSequenceNumber > 0, r.RosterSequenceNumber
+	s.m.callsByState[0].Dec()
+	s.m.callsByState[stateIndex(c.res.State)].Inc()
+	if c.res.State != model.StateTerminated {
+		s.m.participants.Add(float64(c.roster.len()))
+	}
+}

@@ -1,0 +1,202 @@
+// Package journal owns botd's durable copy of its calls: one bbolt file
+// under BOTD_DATA_DIR that a restarted botd loads its calls from. It owns
+// the file's layout and schema version, the write-behind of the call
+// store's changes in batched transactions (Writer), the recovery at start
+// that puts the calls back and asks Graph what changed while botd was
+// down (Recover), and the compaction of ended calls past the history
+// retention.
+package journal
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/botd/botd/internal/callstate"
+)
+
+// FileName is the journal's file in its directory.
+const FileName = "botd.journal"
+
+// SchemaVersion is the layout this botd writes. Open migrates an older
+// file forward and refuses a newer one.
+const SchemaVersion = 1
+
+// Buckets: meta holds the schema version; calls maps a call id to its
+// record (JSON); ended maps the time a call ended (8 bytes, big-endian
+// Unix nanoseconds) and its id to nothing, in time order, for compaction.
+var (
+	bucketMeta  = []byte("meta")
+	bucketCalls = []byte("calls")
+	bucketEnded = []byte("ended")
+	keySchema   = []byte("schema")
+)
+
+// lockTimeout bounds the wait for the file lock: a second botd on the same
+// directory fails at start instead of waiting for ever.
+const lockTimeout = 2 * time.Second
+
+// Journal is an open journal file. It is safe for concurrent use.
+type Journal struct {
+	db   *bolt.DB
+	path string
+}
+
+// ErrLocked is returned by Open when another process holds the journal.
+var ErrLocked = errors.New("journal: the file is locked by another process (is another botd running on the same BOTD_DATA_DIR?)")
+
+// Open opens, or creates, the journal in dir (created 0700 if missing),
+// checks its schema and migrates it forward. A file that cannot be read
+// as a journal is an error that names the file and how to move it aside.
+func Open(dir string) (*Journal, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("journal: data directory: %w", err)
+	}
+	path := filepath.Join(dir, FileName)
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout})
+	switch {
+	case errors.Is(err, bolt.ErrTimeout):
+		return nil, fmt.Errorf("%w: %s", ErrLocked, path)
+	case err != nil:
+		return nil, corrupt(path, err)
+	}
+	j := &Journal{db: db, path: path}
+	if err := j.db.Update(j.migrate); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return j, nil
+}
+
+// corrupt is the error for a journal file that does not read as one.
+func corrupt(path string, err error) error {
+	return fmt.Errorf("journal %s cannot be read (%v): move it aside (mv %s %s.broken) to start with no calls, or set BOTD_STATE=memory", path, err, path, path)
+}
+
+// migrate creates the buckets of a new file, and brings an older schema
+// to SchemaVersion. Version 1 is the first: there is nothing older to
+// migrate yet; a version 2 adds its step here.
+func (j *Journal) migrate(tx *bolt.Tx) error {
+	meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+	if err != nil {
+		return corrupt(j.path, err)
+	}
+	version := SchemaVersion
+	if v := meta.Get(keySchema); v != nil {
+		version, err = strconv.Atoi(string(v))
+		if err != nil {
+			return corrupt(j.path, fmt.Errorf("schema version %q", v))
+		}
+	}
+	if version > SchemaVersion {
+		return fmt.Errorf("journal %s has schema version %d, written by a newer botd; this botd reads up to %d", j.path, version, SchemaVersion)
+	}
+	for _, b := range [][]byte{bucketCalls, bucketEnded} {
+		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+			return corrupt(j.path, err)
+		}
+	}
+	return meta.Put(keySchema, []byte(strconv.Itoa(SchemaVersion)))
+}
+
+// Path is the journal's file.
+func (j *Journal) Path() string { return j.path }
+
+// Close closes the file.
+func (j *Journal) Close() error { return j.db.Close() }
+
+// Put writes records in one transaction: each replaces the call's
+// previous record, and an ended call is indexed by the time it ended.
+func (j *Journal) Put(recs []callstate.Record) error {
+	return j.db.Update(func(tx *bolt.Tx) error {
+		calls, ended := tx.Bucket(bucketCalls), tx.Bucket(bucketEnded)
+		for i := range recs {
+			r := &recs[i]
+			b, err := json.Marshal(r)
+			if err != nil {
+				return fmt.Errorf("journal: encode call %s: %w", r.Call.ID, err)
+			}
+			if err := calls.Put([]byte(r.Call.ID), b); err != nil {
+				return err
+			}
+			if !r.TerminatedAt.IsZero() {
+				if err := ended.Put(endedKey(r.TerminatedAt, r.Call.ID), nil); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
+func endedKey(at time.Time, id string) []byte {
+	k := make([]byte, 8, 8+len(id))
+	binary.BigEndian.PutUint64(k, uint64(at.UnixNano()))
+	return append(k, id...)
+}
+
+// Load calls fn with every record, in call id order. A record that does
+// not decode stops Load with an error naming the call and the file.
+func (j *Journal) Load(fn func(callstate.Record) error) error {
+	return j.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketCalls).ForEach(func(k, v []byte) error {
+			r, err := DecodeRecord(v)
+			if err != nil {
+				return corrupt(j.path, fmt.Errorf("call %q: %w", k, err))
+			}
+			return fn(r)
+		})
+	})
+}
+
+// DecodeRecord decodes one stored record, refusing one that is not a
+// record of a version this botd reads, or has no call id.
+func DecodeRecord(b []byte) (callstate.Record, error) {
+	var r callstate.Record
+	if err := json.Unmarshal(b, &r); err != nil {
+		return r, fmt.Errorf("record: %w", err)
+	}
+	switch {
+	case r.Version != callstate.RecordVersion:
+		return r, fmt.Errorf("record version %d, want %d", r.Version, callstate.RecordVersion)
+	case r.Call.ID == "":
+		return r, errors.New("record has no call id")
+	}
+	return r, nil
+}
+
+// Compact deletes the records of calls that ended before cutoff, and
+// returns how many it deleted.
+func (j *Journal) Compact(cutoff time.Time) (int, error) {
+	n := 0
+	err := j.db.Update(func(tx *bolt.Tx) error {
+		calls, ended := tx.Bucket(bucketCalls), tx.Bucket(bucketEnded)
+		c := ended.Cursor()
+		limit := endedKey(cutoff, "")
+		for k, _ := c.First(); k != nil && string(k[:8]) < string(limit); k, _ = c.First() {
+			id := k[8:]
+			// The call's record goes only if this is its last end: a call
+			// id Graph reused would have a newer one.
+			if v := calls.Get(id); v != nil {
+				if r, err := DecodeRecord(v); err != nil || !r.TerminatedAt.After(cutoff) {
+					if err := calls.Delete(id); err != nil {
+						return err
+					}
+					n++
+				}
+			}
+			if err := c.Delete(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return n, err
+}

@@ -1,0 +1,292 @@
+package journal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/rs/zerolog"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/botd/botd/internal/callstate"
+	"github.com/botd/botd/internal/model"
+	"github.com/botd/botd/internal/testkit"
+)
+
+func newStore(t testing.TB) *callstate.Store {
+	t.Helper()
+	s, err := callstate.New(callstate.DefaultConfig(), zerolog.Nop(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func open(t testing.TB, dir string) *Journal {
+	t.Helper()
+	j, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = j.Close() })
+	return j
+}
+
+func writerCfg() WriterConfig {
+	return WriterConfig{Lag: 50 * time.Millisecond, HistoryRetention: 30 * 24 * time.Hour, CompactEvery: time.Hour}
+}
+
+func rosterEvent(callID string, ids ...string) *model.Event {
+	ps := make([]model.Participant, len(ids))
+	for i, id := range ids {
+		ps[i] = model.Participant{ID: id, Info: model.ParticipantInfo{Identity: &model.IdentitySet{User: &model.Identity{ID: "u-" + id}}}}
+	}
+	return &model.Event{
+		ChangeType: model.ChangeUpdated, Kind: model.EventRoster, ODataType: model.ODataParticipant,
+		Path:         model.ResourcePath{CallID: callID, Kind: model.ResourceParticipants},
+		Participants: ps,
+	}
+}
+
+// fakeGraph answers Refresh from what it holds, as Graph would after
+// botd's downtime.
+type fakeGraph struct {
+	mu     sync.Mutex
+	store  *callstate.Store
+	gone   map[string]bool
+	roster map[string][]string
+	fail   map[string]bool
+	asked  []string
+}
+
+func (g *fakeGraph) Refresh(_ context.Context, id string) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.asked = append(g.asked, id)
+	switch {
+	case g.fail[id]:
+		return errors.New("graph unreachable")
+	case g.gone[id]:
+		g.store.MarkTerminated(id, "gone")
+		return nil
+	}
+	if ids, ok := g.roster[id]; ok {
+		ps := rosterEvent(id, ids...).Participants
+		g.store.ReplaceRoster(id, ps)
+	}
+	return nil
+}
+
+// TestRestartKeepsCalls: calls written behind by a writer come back in a
+// new store from the same directory, with their state and roster; Graph
+// is asked about each live one, a call it no longer has is ended, and a
+// call it cannot be asked about is kept as stored.
+func TestRestartKeepsCalls(t *testing.T) {
+	dir := t.TempDir()
+	s1 := newStore(t)
+	j1 := open(t, dir)
+	w1 := NewWriter(j1, s1, writerCfg(), zerolog.Nop(), nil)
+	for i := range 5 {
+		id := fmt.Sprintf("c%d", i)
+		testkit.Apply(t, s1.Apply, testkit.CallEvent(id, model.ChangeCreated, model.StateEstablishing))
+		testkit.Apply(t, s1.Apply, testkit.CallEvent(id, model.ChangeUpdated, model.StateEstablished))
+		testkit.Apply(t, s1.Apply, rosterEvent(id, "p1", "p2"))
+	}
+	testkit.Apply(t, s1.Apply, testkit.CallEvent("c4", model.ChangeUpdated, model.StateTerminated))
+	if !w1.Flush() {
+		t.Fatal("flush failed")
+	}
+	if err := j1.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s2 := newStore(t)
+	reg := prometheus.NewRegistry()
+	w2 := NewWriter(open(t, dir), s2, writerCfg(), zerolog.Nop(), reg)
+	g := &fakeGraph{store: s2, gone: map[string]bool{"c1": true}, roster: map[string][]string{"c2": {"p1", "p2", "p3"}}, fail: map[string]bool{"c3": true}}
+	got, err := w2.Recover(context.Background(), s2, g, RecoverConfig{Retention: 10 * time.Minute, Rate: 1000, Workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (Recovered{Restored: 5, Refreshed: 3, Failed: 1}); got != want {
+		t.Errorf("Recover = %+v, want %+v", got, want)
+	}
+	if len(g.asked) != 4 {
+		t.Errorf("Graph asked about %v, want the 4 live calls", g.asked)
+	}
+	want := map[string]struct {
+		state model.CallState
+		n     int
+	}{
+		"c0": {model.StateEstablished, 2}, "c1": {model.StateTerminated, 2}, "c2": {model.StateEstablished, 3},
+		"c3": {model.StateEstablished, 2}, "c4": {model.StateTerminated, 2},
+	}
+	for id, w := range want {
+		v, ok := s2.Call(id)
+		if !ok || v.State != w.state || len(v.Participants) != w.n {
+			t.Errorf("%s: found %v, state %s, %d participants; want %s, %d", id, ok, v.State, len(v.Participants), w.state, w.n)
+		}
+	}
+	if n := testutil.ToFloat64(w2.m.recovered.WithLabelValues(recoveredFailed)); n != 1 {
+		t.Errorf("recovery failed = %v", n)
+	}
+	// What recovery changed is written too.
+	if !w2.Flush() {
+		t.Fatal("flush after recovery failed")
+	}
+	var states []string
+	if err := w2.j.Load(func(r callstate.Record) error {
+		states = append(states, r.Call.ID+"="+string(r.Call.State))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if g := strings.Join(states, " "); g != "c0=established c1=terminated c2=established c3=established c4=terminated" {
+		t.Errorf("journal holds %s", g)
+	}
+}
+
+// TestRecoverKeepsOldEndedCallsAsHistory: a call that ended longer ago
+// than the retention is not put back in memory, but stays in the journal.
+func TestRecoverKeepsOldEndedCallsAsHistory(t *testing.T) {
+	j := open(t, t.TempDir())
+	long := time.Now().Add(-time.Hour)
+	if err := j.Put([]callstate.Record{
+		{Version: callstate.RecordVersion, Call: model.Call{ID: "old", State: model.StateTerminated}, TerminatedAt: long},
+		{Version: callstate.RecordVersion, Call: model.Call{ID: "live", State: model.StateEstablished}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s := newStore(t)
+	w := NewWriter(j, s, writerCfg(), zerolog.Nop(), nil)
+	got, err := w.Recover(context.Background(), s, &fakeGraph{store: s}, RecoverConfig{Retention: 10 * time.Minute, Rate: 1000, Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != (Recovered{Restored: 1, History: 1, Refreshed: 1}) {
+		t.Errorf("Recover = %+v", got)
+	}
+	if _, ok := s.Call("old"); ok {
+		t.Error("a call ended an hour ago is back in memory")
+	}
+}
+
+// TestWriteFailureRetries: a write that fails keeps its calls, turns the
+// healthy gauge to 0, and the next write that works writes them.
+func TestWriteFailureRetries(t *testing.T) {
+	dir := t.TempDir()
+	s := newStore(t)
+	j, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &testkit.Buffer{}
+	w := NewWriter(j, s, writerCfg(), zerolog.New(logs), nil)
+	testkit.Apply(t, s.Apply, testkit.CallEvent("c1", model.ChangeCreated, model.StateEstablished))
+	_ = j.Close() // the disk goes away
+	if w.Flush() {
+		t.Fatal("flush to a closed journal succeeded")
+	}
+	if g := testutil.ToFloat64(w.m.healthy); g != 0 {
+		t.Errorf("healthy = %v while failing", g)
+	}
+	if !strings.Contains(logs.String(), "journal write failed") {
+		t.Errorf("no error logged: %s", logs)
+	}
+	w.j = open(t, dir) // and comes back
+	if !w.Flush() {
+		t.Fatal("flush after the disk came back failed")
+	}
+	if g := testutil.ToFloat64(w.m.healthy); g != 1 {
+		t.Errorf("healthy = %v after recovering", g)
+	}
+	n := 0
+	_ = w.j.Load(func(callstate.Record) error { n++; return nil })
+	if n != 1 {
+		t.Errorf("journal holds %d calls after the retry, want 1", n)
+	}
+}
+
+func TestCompact(t *testing.T) {
+	j := open(t, t.TempDir())
+	now := time.Now()
+	var recs []callstate.Record
+	for i, age := range []time.Duration{40 * 24 * time.Hour, 31 * 24 * time.Hour, 29 * 24 * time.Hour, time.Hour} {
+		recs = append(recs, callstate.Record{Version: callstate.RecordVersion, Call: model.Call{ID: fmt.Sprintf("e%d", i), State: model.StateTerminated}, TerminatedAt: now.Add(-age)})
+	}
+	recs = append(recs, callstate.Record{Version: callstate.RecordVersion, Call: model.Call{ID: "live", State: model.StateEstablished}})
+	if err := j.Put(recs); err != nil {
+		t.Fatal(err)
+	}
+	n, err := j.Compact(now.Add(-30 * 24 * time.Hour))
+	if err != nil || n != 2 {
+		t.Fatalf("Compact = %d, %v; want 2", n, err)
+	}
+	var ids []string
+	_ = j.Load(func(r callstate.Record) error { ids = append(ids, r.Call.ID); return nil })
+	if g := strings.Join(ids, " "); g != "e2 e3 live" {
+		t.Errorf("after compaction: %s", g)
+	}
+}
+
+// TestOpenRefuses: a file that is not a journal, and a journal of a newer
+// schema, stop Open with an error that says what to do.
+func TestOpenRefuses(t *testing.T) {
+	t.Run("not a journal", func(t *testing.T) {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, FileName), []byte(strings.Repeat("not bbolt ", 1000)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Open(dir)
+		if err == nil || !strings.Contains(err.Error(), "move it aside") {
+			t.Fatalf("Open = %v, want the move-aside advice", err)
+		}
+	})
+	t.Run("newer schema", func(t *testing.T) {
+		dir := t.TempDir()
+		j := open(t, dir)
+		if err := j.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keySchema, []byte("99")) }); err != nil {
+			t.Fatal(err)
+		}
+		_ = j.Close()
+		_, err := Open(dir)
+		if err == nil || !strings.Contains(err.Error(), "newer botd") {
+			t.Fatalf("Open = %v, want a newer-schema error", err)
+		}
+	})
+	t.Run("bad record", func(t *testing.T) {
+		j := open(t, t.TempDir())
+		if err := j.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketCalls).Put([]byte("c1"), []byte(`{"v":1`)) }); err != nil {
+			t.Fatal(err)
+		}
+		err := j.Load(func(callstate.Record) error { return nil })
+		if err == nil || !strings.Contains(err.Error(), `call "c1"`) || !strings.Contains(err.Error(), "move it aside") {
+			t.Fatalf("Load = %v", err)
+		}
+	})
+}
+
+func FuzzDecodeRecord(f *testing.F) {
+	f.Add([]byte(`{"v":1,"call":{"id":"c1","state":"established"},"participants":[{"id":"p1"}]}`))
+	f.Add([]byte(`{"v":2,"call":{"id":"c1"}}`))
+	f.Add([]byte(`{"v":1,"call":{}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := DecodeRecord(b)
+		if err != nil {
+			return
+		}
+		if r.Version != callstate.RecordVersion || r.Call.ID == "" {
+			t.Fatalf("accepted %+v", r)
+		}
+		// What decodes restores or is refused with an error, never a panic.
+		_, _ = newStore(t).Restore(r)
+	})
+}

@@ -1,0 +1,78 @@
+package journal
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// Results, the "result" label of the write and compaction counters.
+const (
+	resultOK    = "ok"
+	resultError = "error"
+)
+
+// What recovery did with a call, the "result" label of
+// botd_recovery_calls_total.
+const (
+	recoveredRestored  = "restored"
+	recoveredRefreshed = "refreshed"
+	recoveredFailed    = "failed"
+)
+
+type metrics struct {
+	writes          *prometheus.CounterVec
+	records         prometheus.Counter
+	duration        prometheus.Histogram
+	healthy         prometheus.Gauge
+	compactions     *prometheus.CounterVec
+	compacted       prometheus.Counter
+	recovered       *prometheus.CounterVec
+	recoverySeconds prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	f := promauto.With(reg)
+	m := &metrics{
+		writes: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "botd_journal_writes_total",
+			Help: "Journal write transactions (one per write-behind tick with changes), by result (ok, error).",
+		}, []string{"result"}),
+		records: f.NewCounter(prometheus.CounterOpts{
+			Name: "botd_journal_records_written_total",
+			Help: "Call records written to the journal.",
+		}),
+		duration: f.NewHistogram(prometheus.HistogramOpts{
+			Name:    "botd_journal_write_duration_seconds",
+			Help:    "Time of one journal write transaction, fsync included.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 10),
+		}),
+		healthy: f.NewGauge(prometheus.GaugeOpts{
+			Name: "botd_journal_healthy",
+			Help: "1 while the journal's last write succeeded, 0 while writes fail (botd serves from memory and retries).",
+		}),
+		compactions: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "botd_journal_compactions_total",
+			Help: "Journal compactions of ended calls past the history retention, by result (ok, error).",
+		}, []string{"result"}),
+		compacted: f.NewCounter(prometheus.CounterOpts{
+			Name: "botd_journal_compacted_calls_total",
+			Help: "Ended calls deleted from the journal by compaction.",
+		}),
+		recovered: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "botd_recovery_calls_total",
+			Help: "Calls handled by recovery at start, by result: restored (put back from the journal), refreshed (read again from Graph), failed (Graph could not be asked; kept as stored).",
+		}, []string{"result"}),
+		recoverySeconds: f.NewGauge(prometheus.GaugeOpts{
+			Name: "botd_recovery_duration_seconds",
+			Help: "Time the last recovery at start took, from loading the journal to the last call refreshed.",
+		}),
+	}
+	for _, r := range []string{resultOK, resultError} {
+		m.writes.WithLabelValues(r)
+		m.compactions.WithLabelValues(r)
+	}
+	for _, r := range []string{recoveredRestored, recoveredRefreshed, recoveredFailed} {
+		m.recovered.WithLabelValues(r)
+	}
+	return m
+}

@@ -1,0 +1,123 @@
+package journal
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/botd/botd/internal/callstate"
+	"github.com/botd/botd/internal/model"
+)
+
+// Restorer is the call store as recovery fills it.
+type Restorer interface {
+	Restore(r callstate.Record) ([]callstate.Change, error)
+}
+
+// Refresher asks Graph for a call's state and roster and applies them
+// (calls.Service.Refresh).
+type Refresher interface {
+	Refresh(ctx context.Context, callID string) error
+}
+
+// RecoverConfig tunes Recover.
+type RecoverConfig struct {
+	// Retention is how long an ended call stays in memory (BOTD_RETENTION):
+	// an ended call within it is put back, so that it can still be read;
+	// an older one stays in the journal only, as history.
+	Retention time.Duration
+	// Rate bounds the Graph requests recovery makes per second (each call
+	// takes two: the call and its participants), so that a restart with
+	// many calls is not throttled.
+	Rate float64
+	// Workers is how many calls are refreshed at once.
+	Workers int
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// Recovered counts what Recover did.
+type Recovered struct {
+	Restored  int // calls put back in memory
+	History   int // ended calls left in the journal only
+	Refreshed int // live calls read again from Graph
+	Failed    int // live calls Graph could not be asked about (kept as they were)
+}
+
+// Recover puts the journal's calls back into st, then refreshes
+// every live one from Graph at cfg.Rate (a call Graph no longer has is
+// ended by the refresher). It returns when every call is done or ctx
+// ends. A record the store refuses stops it: the journal and this botd
+// disagree, and starting without those calls would lose them silently.
+// Run it before botd serves, with the writer already observing st, so
+// that what the refresh changes is written.
+func (w *Writer) Recover(ctx context.Context, st Restorer, ref Refresher, cfg RecoverConfig) (Recovered, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	j, m, log := w.j, w.m, w.log
+	start := time.Now()
+	var got Recovered
+	var live []string
+	now := cfg.Now()
+	err := j.Load(func(r callstate.Record) error {
+		if r.Call.State == model.StateTerminated && now.Sub(r.TerminatedAt) >= cfg.Retention {
+			got.History++
+			return nil
+		}
+		if _, err := st.Restore(r); err != nil {
+			return err
+		}
+		got.Restored++
+		if r.Call.State != model.StateTerminated {
+			live = append(live, r.Call.ID)
+		}
+		return nil
+	})
+	if err != nil {
+		return got, fmt.Errorf("recover: %w", err)
+	}
+	m.recovered.WithLabelValues(recoveredRestored).Add(float64(got.Restored))
+	log.Info().Int("restored", got.Restored).Int("live", len(live)).Int("history", got.History).Str("path", j.Path()).
+		Msg("journal loaded; refreshing the live calls from Graph")
+
+	lim := rate.NewLimiter(rate.Limit(cfg.Rate), max(1, cfg.Workers))
+	ids := make(chan string)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for range max(1, cfg.Workers) {
+		wg.Go(func() {
+			for id := range ids {
+				// Each call costs two requests: the call and its roster.
+				err := lim.WaitN(ctx, min(2, lim.Burst()))
+				if err == nil {
+					err = ref.Refresh(ctx, id)
+				}
+				mu.Lock()
+				if err != nil {
+					got.Failed++
+					m.recovered.WithLabelValues(recoveredFailed).Inc()
+					log.Warn().Err(err).Str("call_id", id).Msg("recovery could not refresh the call from Graph; kept as the journal had it")
+				} else {
+					got.Refreshed++
+					m.recovered.WithLabelValues(recoveredRefreshed).Inc()
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	for _, id := range live {
+		if ctx.Err() != nil {
+			break
+		}
+		ids <- id
+	}
+	close(ids)
+	wg.Wait()
+	m.recoverySeconds.Set(time.Since(start).Seconds())
+	log.Info().Int("refreshed", got.Refreshed).Int("failed", got.Failed).Dur("took", time.Since(start)).Msg("recovery done")
+	return got, ctx.Err()
+}

@@ -1,0 +1,159 @@
+package journal
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/botd/botd/internal/callstate"
+)
+
+// Source is the call store as the writer reads it.
+type Source interface {
+	Observe(fn func([]callstate.Change)) (stop func())
+	Record(id string) (callstate.Record, bool)
+}
+
+// WriterConfig tunes a Writer.
+type WriterConfig struct {
+	// Lag is the longest a change waits before its call's record is
+	// written (group commit): every Lag, the calls changed since the last
+	// write are written in one transaction.
+	Lag time.Duration
+	// HistoryRetention is how long an ended call's record is kept; then
+	// compaction deletes it.
+	HistoryRetention time.Duration
+	// CompactEvery is the time between two compactions.
+	CompactEvery time.Duration
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// Writer writes the call store's changes behind: a change marks its call,
+// and every Lag the marked calls' current records are written in one
+// transaction. The store's callers never wait for the disk. A write that
+// fails keeps its calls marked, turns botd_journal_healthy to 0, and is
+// tried again at the next tick; botd keeps serving from memory meanwhile.
+type Writer struct {
+	j   *Journal
+	src Source
+	cfg WriterConfig
+	log zerolog.Logger
+	m   *metrics
+
+	mu      sync.Mutex
+	dirty   map[string]struct{}
+	failing bool
+}
+
+// NewWriter makes a writer of src's changes into j, and starts observing
+// src at once, so that no change made after NewWriter returns is missed.
+// Run writes them.
+func NewWriter(j *Journal, src Source, cfg WriterConfig, log zerolog.Logger, reg prometheus.Registerer) *Writer {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	w := &Writer{j: j, src: src, cfg: cfg, log: log.With().Str("component", "journal").Logger(), m: newMetrics(reg), dirty: map[string]struct{}{}}
+	w.m.healthy.Set(1)
+	src.Observe(w.observe)
+	return w
+}
+
+// observe marks the calls of a batch of changes; it is on the callback
+// path, so it only takes a lock and fills a map.
+func (w *Writer) observe(changes []callstate.Change) {
+	w.mu.Lock()
+	for i := range changes {
+		w.dirty[changes[i].CallID] = struct{}{}
+	}
+	w.mu.Unlock()
+}
+
+// Run writes every Lag, and compacts every CompactEvery, until ctx ends;
+// then it writes once more, so that a clean shutdown loses nothing.
+func (w *Writer) Run(ctx context.Context) {
+	tick := time.NewTicker(w.cfg.Lag)
+	defer tick.Stop()
+	compact := time.NewTicker(w.cfg.CompactEvery)
+	defer compact.Stop()
+	w.compact()
+	for {
+		select {
+		case <-ctx.Done():
+			w.Flush()
+			return
+		case <-tick.C:
+			w.Flush()
+		case <-compact.C:
+			w.compact()
+		}
+	}
+}
+
+// Flush writes the marked calls now, and reports whether the write
+// succeeded (or there was nothing to write).
+func (w *Writer) Flush() bool {
+	w.mu.Lock()
+	if len(w.dirty) == 0 {
+		w.mu.Unlock()
+		return true
+	}
+	ids := make([]string, 0, len(w.dirty))
+	for id := range w.dirty {
+		ids = append(ids, id)
+	}
+	clear(w.dirty)
+	w.mu.Unlock()
+
+	recs := make([]callstate.Record, 0, len(ids))
+	for _, id := range ids {
+		// A call swept from memory keeps its last record, as history.
+		if r, ok := w.src.Record(id); ok {
+			recs = append(recs, r)
+		}
+	}
+	start := time.Now()
+	err := w.j.Put(recs)
+	w.m.duration.Observe(time.Since(start).Seconds())
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err != nil {
+		for _, id := range ids {
+			w.dirty[id] = struct{}{}
+		}
+		w.m.writes.WithLabelValues(resultError).Inc()
+		w.m.healthy.Set(0)
+		if !w.failing {
+			w.log.Error().Err(err).Int("calls", len(ids)).Str("path", w.j.Path()).Msg("journal write failed; serving from memory and retrying")
+		}
+		w.failing = true
+		return false
+	}
+	w.m.writes.WithLabelValues(resultOK).Inc()
+	w.m.records.Add(float64(len(recs)))
+	w.m.healthy.Set(1)
+	if w.failing {
+		w.log.Info().Int("calls", len(recs)).Msg("journal write recovered")
+	}
+	w.failing = false
+	return true
+}
+
+// compact deletes the records of calls that ended before the history
+// retention.
+func (w *Writer) compact() {
+	n, err := w.j.Compact(w.cfg.Now().Add(-w.cfg.HistoryRetention))
+	if err != nil {
+		w.m.compactions.WithLabelValues(resultError).Inc()
+		w.log.Error().Err(err).Msg("journal compaction failed")
+		return
+	}
+	w.m.compactions.WithLabelValues(resultOK).Inc()
+	w.m.compacted.Add(float64(n))
+	if n > 0 {
+		w.log.Info().Int("calls", n).Dur("history_retention", w.cfg.HistoryRetention).Msg("journal compacted")
+	}
+}

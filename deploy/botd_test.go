@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -130,6 +131,9 @@ func startBotd(t *testing.T, env ...string) *botdProc {
 	bin := botdBinary(t)
 	p := &botdProc{ready: make(chan struct{}), readErr: make(chan struct{}), stderr: &testkit.Buffer{}}
 	p.cmd = exec.Command(bin)
+	if !slices.ContainsFunc(env, func(kv string) bool { return strings.HasPrefix(kv, "BOTD_DATA_DIR=") }) {
+		env = append(env, "BOTD_DATA_DIR="+t.TempDir())
+	}
 	p.cmd.Env = env
 	p.cmd.Stderr = p.stderr
 	stdout, err := p.cmd.StdoutPipe()

@@ -152,7 +152,7 @@ func TestConsoleLogHasNoColourOffTerminal(t *testing.T) {
 	cancel() // botd starts, logs, and stops at once
 	env := map[string]string{
 		"BOTD_LISTEN": "127.0.0.1:0", "BOTD_ADMIN_LISTEN": "127.0.0.1:0", "BOTD_EMULATOR_LISTEN": "127.0.0.1:0",
-		"BOTD_LOG_FORMAT": "console", "BOTD_INSTANCE": "botd-0",
+		"BOTD_LOG_FORMAT": "console", "BOTD_INSTANCE": "botd-0", "BOTD_DATA_DIR": t.TempDir(),
 	}
 	var out bytes.Buffer
 	if err := run(ctx, nil, func(k string) string { return env[k] }, environOf(env), &out, &out); err != nil {

@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -30,6 +31,7 @@ import (
 	"github.com/botd/botd/internal/flows"
 	"github.com/botd/botd/internal/graph"
 	"github.com/botd/botd/internal/handlers"
+	"github.com/botd/botd/internal/journal"
 	"github.com/botd/botd/internal/notify"
 )
 
@@ -215,10 +217,14 @@ type app struct {
 	publicSrv         *http.Server
 	adminSrv          *http.Server
 	publicLn, adminLn net.Listener
+	// journal and its writer are nil with BOTD_STATE=memory.
+	journal    *journal.Journal
+	writer     *journal.Writer
+	recovering atomic.Bool // callbacks are deferred while set
 }
 
 // build wires every component from the config and the runtime.
-func build(bgCtx context.Context, log zerolog.Logger, cfg *config.Config, st *started, reg *prometheus.Registry) (*app, error) {
+func build(bgCtx context.Context, log zerolog.Logger, cfg *config.Config, st *started, reg *prometheus.Registry) (_ *app, err error) {
 	rt := &st.rt
 	gc, err := graph.New(graphConfig(cfg, rt), log, reg)
 	if err != nil {
@@ -228,6 +234,23 @@ func build(bgCtx context.Context, log zerolog.Logger, cfg *config.Config, st *st
 	store, err := callstate.New(storeConfig(cfg), log, reg)
 	if err != nil {
 		return nil, fmt.Errorf("call store: %w", err)
+	}
+	a := &app{store: store, metrics: handlers.NewMetrics(reg), publicLn: st.publicLn, adminLn: st.adminLn}
+	if cfg.State == config.StateJournal {
+		// The journal opens before anything acts on the store, so that its
+		// writer sees every change; a journal that cannot be opened stops
+		// botd here.
+		if a.journal, err = journal.Open(cfg.DataDir); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if err != nil {
+				a.journal.Close()
+			}
+		}()
+		a.writer = journal.NewWriter(a.journal, store, journal.WriterConfig{
+			Lag: cfg.JournalLag, HistoryRetention: cfg.HistoryRetention, CompactEvery: journalCompactEvery,
+		}, log, reg)
 	}
 	// The one sender of outbound actions, for the admin API and automation.
 	svc := calls.New(calls.Config{
@@ -264,7 +287,7 @@ func build(bgCtx context.Context, log zerolog.Logger, cfg *config.Config, st *st
 	if err != nil {
 		return nil, err
 	}
-	a := &app{store: store, calls: svc, engine: engine, flows: fe, metrics: handlers.NewMetrics(reg), publicLn: st.publicLn, adminLn: st.adminLn}
+	a.calls, a.engine, a.flows = svc, engine, fe
 	a.ready = handlers.NewReadiness(func(ctx context.Context) error {
 		if sec.verifier != nil && !sec.verifier.Ready() {
 			return errors.New("the signing keys of Graph's callbacks are not loaded yet")
@@ -292,6 +315,7 @@ func buildServers(a *app, log zerolog.Logger, cfg *config.Config, rt *config.Run
 		CallbackLimit: auth.Limit(cfg.MaxInflight, time.Second, reg),
 		AdminAuth:     sec.adminAuth,
 		MetricsOpen:   cfg.MetricsOpen,
+		Recovering:    &a.recovering,
 	}
 	a.publicSrv = &http.Server{
 		Handler:           handlers.Public(deps),
@@ -319,6 +343,12 @@ func serve(ctx, bgCtx context.Context, stopBG context.CancelFunc, log zerolog.Lo
 	go func() { defer bg.Done(); _ = a.store.Run(bgCtx) }()
 	go func() { defer bg.Done(); a.engine.Run(bgCtx) }()
 	go func() { defer bg.Done(); a.flows.Run(bgCtx) }()
+	if a.writer != nil {
+		// The writer's last write is after everything else has stopped.
+		bg.Add(1)
+		go func() { defer bg.Done(); a.writer.Run(bgCtx) }()
+		a.recovering.Store(true)
+	}
 	if cfg.Flows != "" {
 		// SIGHUP reloads the flows; a file that does not load keeps the
 		// flows loaded before (Reload logs why).
@@ -352,15 +382,16 @@ func serve(ctx, bgCtx context.Context, stopBG context.CancelFunc, log zerolog.Lo
 			}
 		}()
 	}
-	a.ready.Set(true)
-	log.Info().Str("version", version).Str("callback_url", callbackURL).Msg("botd ready")
-
-	var runErr error
-	select {
-	case <-ctx.Done():
-		log.Info().Msg("shutdown requested")
-	case runErr = <-serveErr:
-		log.Error().Err(runErr).Msg("listener failed; shutting down")
+	runErr := recoverCalls(ctx, log, cfg, a)
+	if runErr == nil && ctx.Err() == nil {
+		a.ready.Set(true)
+		log.Info().Str("version", version).Str("callback_url", callbackURL).Msg("botd ready")
+		select {
+		case <-ctx.Done():
+			log.Info().Msg("shutdown requested")
+		case runErr = <-serveErr:
+			log.Error().Err(runErr).Msg("listener failed; shutting down")
+		}
 	}
 	// Readiness first, so no new call lands here; then, when draining,
 	// keep serving the live calls until they end or the drain timeout
@@ -372,6 +403,9 @@ func serve(ctx, bgCtx context.Context, stopBG context.CancelFunc, log zerolog.Lo
 	err := shutdown(a, cfg.ShutdownTimeout)
 	stopBG()
 	bg.Wait()
+	if a.journal != nil {
+		err = errors.Join(err, a.journal.Close())
+	}
 	if err != nil {
 		log.Error().Err(err).Msg("shutdown incomplete")
 		if runErr == nil {
@@ -380,6 +414,31 @@ func serve(ctx, bgCtx context.Context, stopBG context.CancelFunc, log zerolog.Lo
 	}
 	log.Info().Msg("botd stopped")
 	return runErr
+}
+
+// journalCompactEvery is the time between two compactions of the journal.
+const journalCompactEvery = time.Hour
+
+// recoveryWorkers is how many calls recovery refreshes from Graph at once.
+const recoveryWorkers = 8
+
+// recoverCalls puts the journal's calls back and refreshes the live ones
+// from Graph, while the listeners serve: readiness stays false and
+// callbacks are answered 503 with Retry-After until it is done. A journal
+// that cannot be read stops botd.
+func recoverCalls(ctx context.Context, log zerolog.Logger, cfg *config.Config, a *app) error {
+	if a.writer == nil {
+		return nil
+	}
+	defer a.recovering.Store(false)
+	_, err := a.writer.Recover(ctx, a.store, a.calls, journal.RecoverConfig{
+		Retention: cfg.Retention, Rate: cfg.RecoveryRate, Workers: recoveryWorkers,
+	})
+	if err != nil && ctx.Err() == nil {
+		log.Error().Err(err).Msg("recovery failed; shutting down")
+		return err
+	}
+	return nil
 }
 
 // shutdown stops taking callbacks and finishes the in-flight ones, drains

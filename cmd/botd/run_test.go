@@ -104,6 +104,7 @@ func start(t *testing.T, env map[string]string) *botd {
 		"BOTD_LISTEN":          "127.0.0.1:0",
 		"BOTD_ADMIN_LISTEN":    "127.0.0.1:0",
 		"BOTD_EMULATOR_LISTEN": "127.0.0.1:0",
+		"BOTD_DATA_DIR":        t.TempDir(),
 	}
 	for k, v := range env {
 		base[k] = v

@@ -75,6 +75,13 @@ type Config struct {
 	DeltaGapTimeout  time.Duration
 	MaxCalls         int
 
+	// State: the journal that calls survive a restart in.
+	State            string        // journal or memory
+	DataDir          string        // the journal's directory
+	HistoryRetention time.Duration // how long ended calls stay in the journal
+	JournalLag       time.Duration // the longest a change waits before it is written
+	RecoveryRate     float64       // Graph requests per second while recovering at start
+
 	// Security.
 	InboundAuth        string // on or off
 	AuthMetadataURL    string // OpenID configuration listing Graph's signing keys
@@ -161,11 +168,18 @@ func format(v any) string {
 	return fmt.Sprint(v)
 }
 
+// BOTD_STATE's values: calls kept in the journal, or in memory only.
+const (
+	StateJournal = "journal"
+	StateMemory  = "memory"
+)
+
 // The enumerations botd's settings take, each the one list of its values.
 var (
 	LogLevels       = []string{"debug", "info", "warn", "error"}
 	LogFormats      = []string{"json", "console"}
 	IncomingActions = []string{"answer", "reject", "redirect", "ignore"}
+	States          = []string{StateJournal, StateMemory}
 	RejectReasons   = model.RejectReasons
 )
 
@@ -247,6 +261,12 @@ func table(c *Config) []setting {
 		opt("operation-timeout", 2*time.Minute, "an operation with no result after this is failed with reason timeout", &c.OperationTimeout),
 		opt("delta-gap-timeout", 10*time.Second, "a delta-roster gap not filled by then triggers a roster resync", &c.DeltaGapTimeout),
 		opt("max-calls", 10000, "most calls tracked at once; a new call over it is refused", &c.MaxCalls))
+	area("State",
+		opt("state", StateJournal, "where calls are kept: journal (a file in BOTD_DATA_DIR; calls survive a restart) or memory (lost when botd stops)", &c.State),
+		opt("data-dir", "data", "directory of the journal file botd.journal (the image sets /var/lib/botd)", &c.DataDir),
+		opt("history-retention", 30*24*time.Hour, "how long an ended call stays in the journal, after it has left memory, before compaction deletes it", &c.HistoryRetention),
+		opt("journal-lag", 50*time.Millisecond, "the longest a change to a call waits before it is written to the journal, in one batch with the others of that time", &c.JournalLag),
+		opt("recovery-rate", 50.0, "Graph requests per second at most while botd refreshes its calls at start (each call takes two)", &c.RecoveryRate))
 
 	area("Security",
 		opt("inbound-auth", "on", "authenticate Graph callbacks (on, or off: allowed only for a loopback public listener or in emulator mode)", &c.InboundAuth),

@@ -115,6 +115,11 @@ func TestValidationNamesTheVariable(t *testing.T) {
 		{"graph url http", with(creds, "BOTD_GRAPH_BASE_URL", "http://graph.example.com"), "BOTD_GRAPH_BASE_URL"},
 		{"max body", with(creds, "BOTD_MAX_BODY", "10"), "BOTD_MAX_BODY"},
 		{"workers", with(creds, "BOTD_WORKERS", "0"), "BOTD_WORKERS"},
+		{"state", with(creds, "BOTD_STATE", "disk"), "BOTD_STATE"},
+		{"journal needs a dir", with(with(creds, "BOTD_STATE", "journal"), "BOTD_DATA_DIR", " "), "BOTD_DATA_DIR"},
+		{"journal lag", with(creds, "BOTD_JOURNAL_LAG", "0s"), "BOTD_JOURNAL_LAG"},
+		{"history retention", with(creds, "BOTD_HISTORY_RETENTION", "-1h"), "BOTD_HISTORY_RETENTION"},
+		{"recovery rate", with(creds, "BOTD_RECOVERY_RATE", "0"), "BOTD_RECOVERY_RATE"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -92,6 +92,7 @@ func (c *Config) checkNumbers(bad badFunc) {
 		{"delta-gap-timeout", c.DeltaGapTimeout}, {"invite-retry-backoff", c.InviteRetryBackoff},
 		{"keepalive-interval", c.KeepAliveInterval}, {"forward-timeout", c.ForwardTimeout},
 		{"flow-wait-timeout", c.FlowWaitTimeout},
+		{"history-retention", c.HistoryRetention}, {"journal-lag", c.JournalLag},
 	} {
 		if p.d <= 0 {
 			bad(p.name, "must be a positive duration")
@@ -102,6 +103,9 @@ func (c *Config) checkNumbers(bad badFunc) {
 	}
 	if c.KeepAliveInterval >= 45*time.Minute {
 		bad("keepalive-interval", "must be under 45m: Graph ends a call that has had no keepAlive for 45 minutes")
+	}
+	if c.RecoveryRate <= 0 {
+		bad("recovery-rate", "must be above 0")
 	}
 	if c.EmulatorTimeScale <= 0 || c.EmulatorTimeScale > 100 {
 		bad("emulator-time-scale", "must be above 0 and at most 100")
@@ -193,6 +197,11 @@ func (c *Config) checkChoices(bad badFunc) {
 	}
 	if !slices.Contains(RejectReasons, c.RejectReason) {
 		bad("reject-reason", "must be %s", orList(RejectReasons))
+	}
+	if !slices.Contains(States, c.State) {
+		bad("state", "must be %s", orList(States))
+	} else if c.State == StateJournal && strings.TrimSpace(c.DataDir) == "" {
+		bad("data-dir", "required when BOTD_STATE=journal")
 	}
 }
 

@@ -487,15 +487,27 @@ func TestTransfer(t *testing.T) {
 }
 
 func TestEndCallFromTheFarSide(t *testing.T) {
-	e := newEmu(t, Options{})
-	c := e.create(callTo(user(johnID, "John")))
-	e.established(c.ID)
-	if !e.s.EndCall(c.ID, nil) || e.s.EndCall(c.ID, nil) || e.s.EndCall("nope", nil) {
-		t.Fatal("EndCall: want true once for a live call, false after")
-	}
-	ns := e.bot.waitFor("terminated", terminatedCall(c.ID))
-	if got := describeCall(ns, c.ID); got[len(got)-1] != "call deleted terminated 200/18503" {
-		t.Errorf("sequence %q", got)
+	for _, overHTTP := range []bool{false, true} {
+		e := newEmu(t, Options{})
+		c := e.create(callTo(user(johnID, "John")))
+		e.established(c.ID)
+		end := func(id string) bool { return e.s.EndCall(id, nil) }
+		if overHTTP {
+			end = func(id string) bool {
+				a := send(t, http.MethodDelete, e.s.URL()+"/emulator/calls/"+id, "", "", "")
+				if a.status != http.StatusNoContent && a.status != http.StatusNotFound {
+					t.Fatalf("DELETE /emulator/calls/%s = %d %s", id, a.status, a.body)
+				}
+				return a.status == http.StatusNoContent
+			}
+		}
+		if !end(c.ID) || end(c.ID) || end("nope") {
+			t.Fatalf("EndCall (HTTP %v): want true once for a live call, false after", overHTTP)
+		}
+		ns := e.bot.waitFor("terminated", terminatedCall(c.ID))
+		if got := describeCall(ns, c.ID); got[len(got)-1] != "call deleted terminated 200/18503" {
+			t.Errorf("sequence %q", got)
+		}
 	}
 }
 

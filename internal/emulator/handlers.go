@@ -59,6 +59,7 @@ func (s *Server) register() {
 	s.handle("GET /emulator/requests", RouteRequests, s.handleRequests)
 	s.handle("GET /emulator/calls", RouteCalls, s.handleCalls)
 	s.handle("DELETE /emulator/calls/{id}/participants/{pid}", RouteCalls, s.handleLeave)
+	s.handle("DELETE /emulator/calls/{id}", RouteCalls, s.handleEndCall)
 	s.handle("GET "+openIDPath, RouteOpenID, s.handleOpenID)
 	s.handle("GET "+jwksPath, RouteJWKS, s.handleJWKS)
 	s.handle("GET /v1/.well-known/keys", RouteJWKS, s.handleJWKS)

@@ -746,6 +746,18 @@ func (s *Server) handleLeave(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// handleEndCall is DELETE /emulator/calls/{id}: the far side ends the
+// live call, as when the person in a peer-to-peer call hangs up
+// (EndCall). 204, or 404 when there is no such live call.
+func (s *Server) handleEndCall(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if !s.EndCall(id, nil) {
+		s.graphError(w, r, http.StatusNotFound, "itemNotFound", "No live call "+trunc(id)+".")
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
 func (s *Server) handleRemoveParticipant(w http.ResponseWriter, r *http.Request) {
 	pid := r.PathValue("pid")
 	inCall := false

@@ -29,6 +29,10 @@ const (
 	resultUnknown  = "unknown"   // not understood; kept as an unknown event
 )
 
+// recoveryRetryAfter is the Retry-After of a callback deferred while botd
+// recovers, in seconds.
+const recoveryRetryAfter = "5"
+
 // callbackReply is the 202 body: what was accepted and what was not.
 type callbackReply struct {
 	Accepted int           `json:"accepted"`
@@ -43,6 +47,12 @@ func handleCallback(d Deps) http.Handler {
 	log := d.Log.With().Str("component", "callback").Logger()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !postOnly(w, r) {
+			return
+		}
+		if d.Recovering != nil && d.Recovering.Load() {
+			d.Metrics.callbackDocuments.WithLabelValues(documentDeferred).Inc()
+			w.Header().Set("Retry-After", recoveryRetryAfter)
+			writeProblem(w, r, errorf(problem.Unavailable, "botd is recovering its calls after a restart; retry later"))
 			return
 		}
 		if !isJSON(r.Header.Get("Content-Type")) {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 
 	"github.com/botd/botd/internal/callstate"
 	"github.com/botd/botd/internal/model"
+	"github.com/botd/botd/internal/problem"
 	"github.com/botd/botd/internal/testkit"
 )
 
@@ -366,5 +368,32 @@ func TestMicrosoftMediaNotificationsApply(t *testing.T) {
 	}
 	if strings.Join(tones, ",") != "tone1" {
 		t.Errorf("tones %v, want the subscribeToTone page's tone1", tones)
+	}
+}
+
+// TestCallbackDeferredWhileRecovering: while botd recovers its calls at
+// start, a callback is answered 503 with Retry-After, counted as deferred,
+// and applies nothing; once recovery is done the same body is accepted.
+func TestCallbackDeferredWhileRecovering(t *testing.T) {
+	var recovering atomic.Bool
+	recovering.Store(true)
+	r := newFakeRig(t, &fakeCalls{}, rigOptions{recovering: &recovering})
+	body := testkit.Seed(t, "001_03_notification.json")
+	rp := r.notify(body)
+	if rp.status != http.StatusServiceUnavailable || rp.header.Get("Retry-After") != recoveryRetryAfter {
+		t.Fatalf("while recovering: %d, Retry-After %q: %s", rp.status, rp.header.Get("Retry-After"), rp.body)
+	}
+	if p := rp.problem(t); p.Code != problem.Unavailable {
+		t.Errorf("problem %+v", p)
+	}
+	if n := len(r.store.Calls()); n != 0 {
+		t.Fatalf("%d calls tracked from a deferred callback", n)
+	}
+	if got := testkit.Metric(t, r.reg, "botd_callback_documents_total", map[string]string{"result": "deferred"}); got != 1 {
+		t.Errorf("deferred = %v", got)
+	}
+	recovering.Store(false)
+	if rp := r.notify(body); rp.status != http.StatusAccepted {
+		t.Fatalf("after recovery: %d %s", rp.status, rp.body)
 	}
 }

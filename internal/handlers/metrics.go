@@ -36,7 +36,7 @@ var (
 		http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType, http.StatusInternalServerError,
 		http.StatusServiceUnavailable, http.StatusGatewayTimeout,
 	}
-	allDocumentResults = []string{documentAccepted, documentRejected}
+	allDocumentResults = []string{documentAccepted, documentRejected, documentDeferred}
 	// allItemResults are the results of a decoded item; a rejected item has
 	// no change type or resource, and is counted as invalid, invalid.
 	allItemResults  = []string{resultApplied, resultNoChange, resultRefused, resultUnknown}
@@ -55,6 +55,7 @@ var (
 const (
 	documentAccepted = "accepted"
 	documentRejected = "rejected"
+	documentDeferred = "deferred" // answered 503 while botd recovers at start
 	changeOther      = "other"
 	invalidLabel     = "invalid"
 	methodOther      = "other"
@@ -136,7 +137,7 @@ func buildMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		callbackDocuments: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "botd_callback_documents_total",
-			Help: "Callback bodies by result: accepted (a commsNotifications document) or rejected.",
+			Help: "Callback bodies by result: accepted (a commsNotifications document), rejected, or deferred (answered 503 with Retry-After while botd recovers its calls at start).",
 		}, []string{"result"}),
 		notifications: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "botd_notifications_total",

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -64,6 +65,8 @@ type rigOptions struct {
 	// secure turns on inbound callback authentication (against keys the
 	// test holds, served through the emulator's JWKS) and the admin token.
 	secure *security
+	// recovering is Deps.Recovering.
+	recovering *atomic.Bool
 }
 
 func newRig(t *testing.T, o rigOptions) *rig {
@@ -177,6 +180,7 @@ func (r *rig) setDeps(log zerolog.Logger, c Calls, check func(context.Context) e
 		CallbackPath: "/api/calls", MaxBody: 1 << 20,
 		RequestTimeout: 10 * time.Second,
 		Cluster:        o.cluster,
+		Recovering:     o.recovering,
 	}
 	return ready
 }

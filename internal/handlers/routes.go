@@ -8,6 +8,7 @@ package handlers
 
 import (
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -50,6 +51,10 @@ type Deps struct {
 	AdminAuth func(http.Handler) http.Handler
 	// MetricsOpen serves /metrics without AdminAuth.
 	MetricsOpen bool
+	// Recovering, while true, answers callbacks 503 with Retry-After: a
+	// restarted botd is putting its calls back from the journal and asking
+	// Graph what changed, and Graph retries them after. Nil never defers.
+	Recovering *atomic.Bool
 }
 
 // Public is the public listener's router: the Graph callback and /livez.

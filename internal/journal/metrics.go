@@ -24,6 +24,7 @@ type metrics struct {
 	records         prometheus.Counter
 	duration        prometheus.Histogram
 	healthy         prometheus.Gauge
+	pending         prometheus.Gauge
 	compactions     *prometheus.CounterVec
 	compacted       prometheus.Counter
 	recovered       *prometheus.CounterVec
@@ -49,6 +50,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		healthy: f.NewGauge(prometheus.GaugeOpts{
 			Name: "botd_journal_healthy",
 			Help: "1 while the journal's last write succeeded, 0 while writes fail (botd serves from memory and retries).",
+		}),
+		pending: f.NewGauge(prometheus.GaugeOpts{
+			Name: "botd_journal_pending_calls",
+			Help: "Calls changed since the journal's last write, waiting for the next one.",
 		}),
 		compactions: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "botd_journal_compactions_total",

@@ -69,6 +69,7 @@ func (w *Writer) observe(changes []callstate.Change) {
 	for i := range changes {
 		w.dirty[changes[i].CallID] = struct{}{}
 	}
+	w.m.pending.Set(float64(len(w.dirty)))
 	w.mu.Unlock()
 }
 
@@ -120,6 +121,7 @@ func (w *Writer) Flush() bool {
 	w.m.duration.Observe(time.Since(start).Seconds())
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	defer func() { w.m.pending.Set(float64(len(w.dirty))) }()
 	if err != nil {
 		for _, id := range ids {
 			w.dirty[id] = struct{}{}

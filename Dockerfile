@@ -28,6 +28,9 @@ ARG VERSION=dev
 ARG TARGETOS
 ARG TARGETARCH
 RUN CGO_ENABLED=0 GOOS=${TARGETOS} GOARCH=${TARGETARCH} go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/botd ./cmd/botd
+# The journal's directory, copied empty into the final stage (distroless
+# has no shell to make it there).
+RUN mkdir -p /out/data
 
 # static-debian12 carries CA certificates (for Graph and login.microsoftonline
 # .com), tzdata and /etc/passwd with the nonroot user; no shell, no package
@@ -46,6 +49,13 @@ LABEL org.opencontainers.image.title="botd" \
       org.opencontainers.image.base.name="gcr.io/distroless/static-debian12:nonroot"
 
 COPY --from=build /out/botd /botd
+
+# The journal (BOTD_STATE=journal, the default) lives in /var/lib/botd,
+# owned by the nonroot user; under Kubernetes the StatefulSet mounts a
+# volume there, so that a restarted pod gets its calls back.
+COPY --from=build --chown=65532:65532 /out/data /var/lib/botd
+ENV BOTD_DATA_DIR=/var/lib/botd
+VOLUME /var/lib/botd
 
 # 65532 is distroless's nonroot user; numeric so Kubernetes' runAsNonRoot
 # can verify it without reading /etc/passwd.

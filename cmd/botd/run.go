@@ -383,7 +383,7 @@ func serve(ctx, bgCtx context.Context, stopBG context.CancelFunc, log zerolog.Lo
 		}()
 	}
 	runErr := recoverCalls(ctx, log, cfg, a)
-	if runErr == nil && ctx.Err() == nil {
+	if runErr == nil {
 		a.ready.Set(true)
 		log.Info().Str("version", version).Str("callback_url", callbackURL).Msg("botd ready")
 		select {

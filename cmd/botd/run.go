@@ -257,7 +257,8 @@ func build(bgCtx context.Context, log zerolog.Logger, cfg *config.Config, st *st
 		CallbackURL: rt.CallbackURL(), TenantID: rt.TenantID, BotAppID: rt.ClientID, BotName: cfg.BotName,
 		// Recordings come from Graph's media servers: no redirects (the
 		// bearer token must not follow one), bounded like a Graph request.
-		Fetch: &http.Client{Timeout: cfg.GraphTimeout, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
+		Fetch:   &http.Client{Timeout: cfg.GraphTimeout, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
+		Durable: a.durable(),
 	}, gc, store, log)
 	// Both engines observe the store: every change reaches them.
 	engine, err := automation.New(automation.Config{
@@ -414,6 +415,15 @@ func serve(ctx, bgCtx context.Context, stopBG context.CancelFunc, log zerolog.Lo
 	}
 	log.Info().Msg("botd stopped")
 	return runErr
+}
+
+// durable is the calls service's write-before-send to the journal; nil
+// with BOTD_STATE=memory.
+func (a *app) durable() func(callID string) bool {
+	if a.writer == nil {
+		return nil
+	}
+	return a.writer.WriteNow
 }
 
 // journalCompactEvery is the time between two compactions of the journal.

@@ -44,6 +44,7 @@ func (s *Service) CreateCall(ctx context.Context, call *model.Call) (callstate.C
 		log.Error().Err(err).Str("call_id", created.ID).Msg("created call could not be tracked")
 		return callstate.CallView{ID: created.ID}, err
 	}
+	s.durable(created.ID)
 	log.Info().Str("call_id", created.ID).Str("graph_request_id", meta.RequestID).Msg("call created")
 	v, _ := s.store.Call(created.ID)
 	return v, nil

@@ -82,6 +82,13 @@ type Config struct {
 	BotName  string
 	// Fetch downloads recordings from their recordingLocation; nil: none.
 	Fetch *http.Client
+	// Durable, when set, writes a call's record to the journal and returns
+	// when it is on disk. The service calls it after recording an
+	// operation and before sending it, and after tracking a call it
+	// created, so that a crash cannot leave an operation sent that no one
+	// waits for. Its failure does not stop the action: botd keeps serving
+	// from memory, as it does when the journal fails.
+	Durable func(callID string) bool
 }
 
 // Actions are the outbound actions, the one list: the admin handlers and
@@ -193,6 +200,13 @@ func inRoster(v callstate.CallView, pid string) bool {
 
 // tenantCtx is ctx for a Graph request on callID: with a token for the
 // call's tenant (BOTD_TENANT_ID when the call names none).
+// durable writes the call's record to the journal now, when there is one.
+func (s *Service) durable(callID string) {
+	if s.cfg.Durable != nil && !s.cfg.Durable(callID) {
+		s.log.Warn().Str("call_id", callID).Msg("call not written to the journal before acting on it; going on from memory")
+	}
+}
+
 func (s *Service) tenantCtx(ctx context.Context, callID string) context.Context {
 	return graph.WithTenant(ctx, s.store.Tenant(callID))
 }

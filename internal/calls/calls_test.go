@@ -3,9 +3,11 @@ package calls
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -288,5 +290,39 @@ func TestRecording(t *testing.T) {
 	s.cfg.Fetch = nil
 	if _, _, err := s.Recording(context.Background(), "c1", "rec-1"); err == nil || !strings.Contains(err.Error(), "not configured") {
 		t.Fatalf("no client: %v", err)
+	}
+}
+
+// TestDurableBeforeSend: with a journal, an operation is written with its
+// record (pending, under its clientContext) before the request is sent,
+// and a created call is written once it is tracked.
+func TestDurableBeforeSend(t *testing.T) {
+	s, g, st := newService(t)
+	var order []string
+	s.cfg.Durable = func(callID string) bool {
+		g.mu.Lock()
+		sent := len(g.sent)
+		g.mu.Unlock()
+		v, _ := st.Call(callID)
+		pending := 0
+		for _, op := range v.Operations {
+			if !op.Status.Final() {
+				pending++
+			}
+		}
+		order = append(order, fmt.Sprintf("durable:%s:sent=%d:pending=%d", callID, sent, pending))
+		return true
+	}
+	track(t, st, "c1", model.StateEstablished, "tenant-a")
+	if _, err := s.Invite(context.Background(), "c1", &graph.InviteRequest{Participants: invitee()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateCall(context.Background(), &model.Call{Targets: invitee(), RequestedModalities: []string{"audio"},
+		MediaConfig: &model.MediaConfig{ODataType: model.ODataServiceHostedMediaConfig}}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"durable:c1:sent=0:pending=1", "durable:new-1:sent=2:pending=0"}
+	if !slices.Equal(order, want) {
+		t.Errorf("journal writes %v, want %v", order, want)
 	}
 }

@@ -57,6 +57,7 @@ func operation[T any](ctx context.Context, s *Service, callID, pid string, body 
 	if err := s.store.TrackOperation(callID, rec); err != nil {
 		return nil, err
 	}
+	s.durable(callID)
 	log := s.log.With().Str("call_id", callID).Str("op_type", a.typ).
 		Str("client_context", cc).Str("participant_id", pid).Logger()
 	op, meta, err := a.send(s.tenantCtx(ctx, callID), body)

@@ -290,3 +290,23 @@ func FuzzDecodeRecord(f *testing.F) {
 		_, _ = newStore(t).Restore(r)
 	})
 }
+
+// TestWriteNow: a call written at once is on disk before any tick.
+func TestWriteNow(t *testing.T) {
+	dir := t.TempDir()
+	s := newStore(t)
+	j := open(t, dir)
+	w := NewWriter(j, s, writerCfg(), zerolog.Nop(), nil)
+	testkit.Apply(t, s.Apply, testkit.CallEvent("c1", model.ChangeCreated, model.StateEstablished))
+	if w.WriteNow("c2") != true {
+		t.Fatal("WriteNow of a call the store does not hold failed")
+	}
+	if !w.WriteNow("c1") {
+		t.Fatal("WriteNow failed")
+	}
+	var ids []string
+	_ = j.Load(func(r callstate.Record) error { ids = append(ids, r.Call.ID); return nil })
+	if strings.Join(ids, " ") != "c1" {
+		t.Errorf("journal holds %v, want c1", ids)
+	}
+}

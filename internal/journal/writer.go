@@ -108,7 +108,19 @@ func (w *Writer) Flush() bool {
 	}
 	clear(w.dirty)
 	w.mu.Unlock()
+	return w.write(ids)
+}
 
+// WriteNow writes one call's record at once, in its own transaction, and
+// returns when it is on disk: for what botd decides to send (an
+// operation, a created call), written before the request goes to Graph.
+// A failure is counted and logged as Flush's are, and the call stays
+// marked for the next tick.
+func (w *Writer) WriteNow(callID string) bool { return w.write([]string{callID}) }
+
+// write writes the current records of ids in one transaction; on failure
+// the ids are marked again.
+func (w *Writer) write(ids []string) bool {
 	recs := make([]callstate.Record, 0, len(ids))
 	for _, id := range ids {
 		// A call swept from memory keeps its last record, as history.

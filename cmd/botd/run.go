@@ -318,6 +318,9 @@ func buildServers(a *app, log zerolog.Logger, cfg *config.Config, rt *config.Run
 		MetricsOpen:   cfg.MetricsOpen,
 		Recovering:    &a.recovering,
 	}
+	if a.journal != nil {
+		deps.History = a.journal
+	}
 	a.publicSrv = &http.Server{
 		Handler:           handlers.Public(deps),
 		ReadHeaderTimeout: 5 * time.Second,

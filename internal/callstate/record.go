@@ -129,3 +129,42 @@ func (s *Store) fillLocked(c *call, r Record) {
 		s.m.participants.Add(float64(c.roster.len()))
 	}
 }
+
+// CallDetail is a call's detail record, as the call history lists it:
+// who, when, how long and how it ended.
+type CallDetail struct {
+	ID              string            `json:"id"`
+	State           model.CallState   `json:"state"`
+	Direction       string            `json:"direction,omitempty"`
+	TenantID        string            `json:"tenantId,omitempty"`
+	CallChainID     string            `json:"callChainId,omitempty"`
+	CreatedByBot    bool              `json:"createdByBot"`
+	CreatedAt       time.Time         `json:"createdAt"`
+	EstablishedAt   time.Time         `json:"establishedAt,omitzero"`
+	TerminatedAt    time.Time         `json:"terminatedAt,omitzero"`
+	DurationSeconds float64           `json:"durationSeconds"`
+	ResultInfo      *model.ResultInfo `json:"resultInfo,omitempty"`
+	// Participants is the size of the roster when the call ended;
+	// Operations counts the operations the record kept.
+	Participants int `json:"participants"`
+	Operations   int `json:"operations"`
+}
+
+// Detail is r's detail record. The duration runs from established (or,
+// for a call never established, created) to terminated.
+func (r Record) Detail() CallDetail {
+	d := CallDetail{
+		ID: r.Call.ID, State: r.Call.State, Direction: r.Call.Direction, TenantID: r.Call.TenantID,
+		CallChainID: r.Call.CallChainID, CreatedByBot: r.CreatedByBot,
+		CreatedAt: r.CreatedAt, EstablishedAt: r.EstablishedAt, TerminatedAt: r.TerminatedAt,
+		ResultInfo: r.Call.ResultInfo, Participants: len(r.Participants), Operations: len(r.Operations),
+	}
+	start := r.EstablishedAt
+	if start.IsZero() {
+		start = r.CreatedAt
+	}
+	if !r.TerminatedAt.IsZero() && !start.IsZero() {
+		d.DurationSeconds = r.TerminatedAt.Sub(start).Seconds()
+	}
+	return d
+}

@@ -50,13 +50,6 @@ type actionReply struct {
 	RequestID       string `json:"requestId,omitempty"`
 }
 
-func handleListCalls(d Deps) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		page, err := callsPage(r, d.Store.Calls())
-		answer(w, r, http.StatusOK, page, err)
-	})
-}
-
 // trackedCall returns the view of the route's call, or answers 404.
 func trackedCall(d Deps, w http.ResponseWriter, r *http.Request) (callstate.CallView, bool) {
 	id := chi.URLParam(r, "callID")

@@ -264,7 +264,7 @@ func TestHandlersMetricsFromStart(t *testing.T) {
 	before := seriesCounts(t, r.reg)
 	for name, min := range map[string]int{
 		"botd_callback_requests_total": len(callbackCodes), "botd_callback_documents_total": len(allDocumentResults),
-		"botd_notifications_total": 1 + 4*5*4, "botd_admin_requests_total": 31 * len(adminCodes), // 31 admin routes
+		"botd_notifications_total": 1 + 4*5*4, "botd_admin_requests_total": 32 * len(adminCodes), // 32 admin routes
 		"botd_forward_requests_total": 4,
 	} {
 		if before[name] != min {

@@ -67,6 +67,8 @@ type rigOptions struct {
 	secure *security
 	// recovering is Deps.Recovering.
 	recovering *atomic.Bool
+	// history is Deps.History.
+	history History
 }
 
 func newRig(t *testing.T, o rigOptions) *rig {
@@ -181,6 +183,7 @@ func (r *rig) setDeps(log zerolog.Logger, c Calls, check func(context.Context) e
 		RequestTimeout: 10 * time.Second,
 		Cluster:        o.cluster,
 		Recovering:     o.recovering,
+		History:        o.history,
 	}
 	return ready
 }

@@ -51,6 +51,9 @@ type Deps struct {
 	AdminAuth func(http.Handler) http.Handler
 	// MetricsOpen serves /metrics without AdminAuth.
 	MetricsOpen bool
+	// History is the journal's history of ended calls, for GET /v1/calls
+	// with state=terminated and GET /v1/calls/export; nil without one.
+	History History
 	// Recovering, while true, answers callbacks 503 with Retry-After: a
 	// restarted botd is putting its calls back from the journal and asking
 	// Graph what changed, and Graph retries them after. Nil never defers.
@@ -113,6 +116,7 @@ func Admin(d Deps) http.Handler {
 		r.Route("/v1/calls", func(r chi.Router) {
 			r.Get("/", handleListCalls(d).ServeHTTP)
 			r.Post("/", handleCreateCall(d).ServeHTTP)
+			r.Get("/export", handleExportCalls(d).ServeHTTP)
 			r.Route("/{callID}", func(r chi.Router) {
 				r.Use(validCallID)
 				r.Get("/", handleGetCall(d).ServeHTTP)

@@ -310,3 +310,58 @@ func TestWriteNow(t *testing.T) {
 		t.Errorf("journal holds %v, want c1", ids)
 	}
 }
+
+// TestHistoryPages: ended calls page by the time they ended, filtered by
+// direction and a time range, with a cursor that survives new calls.
+func TestHistoryPages(t *testing.T) {
+	j := open(t, t.TempDir())
+	t0 := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	var recs []callstate.Record
+	for i := range 7 {
+		dir := "incoming"
+		if i%2 == 1 {
+			dir = "outgoing"
+		}
+		recs = append(recs, callstate.Record{Version: callstate.RecordVersion,
+			Call:         model.Call{ID: fmt.Sprintf("e%d", i), State: model.StateTerminated, Direction: dir},
+			TerminatedAt: t0.Add(time.Duration(i) * time.Minute)})
+	}
+	recs = append(recs, callstate.Record{Version: callstate.RecordVersion, Call: model.Call{ID: "live", State: model.StateEstablished}})
+	if err := j.Put(recs); err != nil {
+		t.Fatal(err)
+	}
+	ids := func(rs []callstate.Record) string {
+		var s []string
+		for _, r := range rs {
+			s = append(s, r.Call.ID)
+		}
+		return strings.Join(s, " ")
+	}
+	q := HistoryQuery{Since: t0.Add(time.Minute), Until: t0.Add(6 * time.Minute), Limit: 2}
+	var pages []string
+	for {
+		rs, next, err := j.History(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages = append(pages, ids(rs))
+		if next == "" {
+			break
+		}
+		q.After = next
+	}
+	if g := strings.Join(pages, " | "); g != "e1 e2 | e3 e4 | e5" {
+		t.Errorf("pages %q", g)
+	}
+	rs, next, err := j.History(HistoryQuery{Direction: "outgoing", Limit: 10})
+	if err != nil || next != "" || ids(rs) != "e1 e3 e5" {
+		t.Errorf("outgoing: %q, next %q, %v", ids(rs), next, err)
+	}
+	if _, _, err := j.History(HistoryQuery{After: "!!", Limit: 1}); !errors.Is(err, ErrBadCursor) {
+		t.Errorf("bad cursor: %v", err)
+	}
+	var all []callstate.Record
+	if err := j.Export(HistoryQuery{Since: t0.Add(5 * time.Minute)}, func(r callstate.Record) error { all = append(all, r); return nil }); err != nil || ids(all) != "e5 e6" {
+		t.Errorf("export %q, %v", ids(all), err)
+	}
+}

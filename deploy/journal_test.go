@@ -130,6 +130,10 @@ type botCall struct {
 	ID           string            `json:"id"`
 	State        string            `json:"state"`
 	Participants []json.RawMessage `json:"participants"`
+	Operations   []struct {
+		ID     string `json:"id"`
+		Status string `json:"status"`
+	} `json:"operations"`
 }
 
 func botdCall(t *testing.T, admin, id string) botCall {
@@ -151,7 +155,7 @@ func botdCall(t *testing.T, admin, id string) botCall {
 func TestCallsSurviveKill9(t *testing.T) {
 	const n = 20
 	port := freePort(t)
-	emu := startEmulatorProc(t, "-time-scale", "0.02", "-seed", "7", "-bot-callback", fmt.Sprintf("http://127.0.0.1:%d/api/calls", port))
+	emu := startEmulatorProc(t, "-time-scale", "0.05", "-seed", "7", "-bot-callback", fmt.Sprintf("http://127.0.0.1:%d/api/calls", port))
 	graph := strings.TrimPrefix(emu["BOTD_GRAPH"], "emulator:")
 	env := []string{
 		"BOTD_LISTEN=127.0.0.1:" + strconv.Itoa(port), "BOTD_ADMIN_LISTEN=127.0.0.1:0", "BOTD_INSTANCE=" + testInstance,
@@ -181,6 +185,34 @@ func TestCallsSurviveKill9(t *testing.T) {
 		}
 		return true
 	})
+	// Every fourth call but two has a long prompt playing when botd dies.
+	prompt, err := os.ReadFile(filepath.Join(repoRoot, "examples", "play-prompt.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pp struct {
+		Prompts []json.RawMessage `json:"prompts"`
+	}
+	if err := json.Unmarshal(prompt, &pp); err != nil {
+		t.Fatal(err)
+	}
+	for len(pp.Prompts) < 20 {
+		pp.Prompts = append(pp.Prompts, pp.Prompts[0])
+	}
+	prompt, _ = json.Marshal(pp)
+	playing := map[string]string{} // call id -> operation id
+	for i, id := range ids {
+		if i%4 == 2 {
+			code, out := post(t, admin+"/v1/calls/"+id+"/playPrompt", prompt)
+			var op struct {
+				ID string `json:"id"`
+			}
+			if code != http.StatusAccepted || json.Unmarshal([]byte(out), &op) != nil || op.ID == "" {
+				t.Fatalf("playPrompt on %s: %d %s", id, code, out)
+			}
+			playing[id] = op.ID
+		}
+	}
 	testkit.Eventually(t, "every change written to the journal", func() bool {
 		return metricValue(t, admin+"/metrics", "botd_journal_pending_calls") == 0 &&
 			metricValue(t, admin+"/metrics", "botd_journal_records_written_total") >= n
@@ -255,6 +287,25 @@ func TestCallsSurviveKill9(t *testing.T) {
 			t.Errorf("call %s: %s with %d participants; Graph holds %s with %d", id, c.State, len(c.Participants), held[id].State, len(held[id].Participants))
 		}
 	}
+	// The prompts that were playing end once each: read from Graph by
+	// the recovery, or by their notification.
+	testkit.Eventually(t, "every prompt in flight at the kill completed", func() bool {
+		for id, opID := range playing {
+			done := false
+			for _, op := range botdCall(t, admin, id).Operations {
+				if op.ID == opID && op.Status == "completed" {
+					done = true
+				}
+			}
+			if !done {
+				return false
+			}
+		}
+		return true
+	})
+	if got := metricValue(t, admin+"/metrics", `botd_call_operations_total{status="completed",type="playPrompt"}`); got != float64(len(playing)) {
+		t.Errorf("the restarted botd completed %v playPrompts, want %d, once each", got, len(playing))
+	}
 	// keepAlive resumes: each live call gets one from the new botd.
 	testkit.Eventually(t, "a keepAlive for every live call after the restart", func() bool {
 		_, reqs := emulatorState(t, graph)
@@ -274,19 +325,17 @@ func TestCallsSurviveKill9(t *testing.T) {
 	// Nothing was sent twice: one create per call, and no live call
 	// reached the emulator's keepAlive expiry.
 	calls, reqs = emulatorState(t, graph)
-	creates := 0
+	sent := map[string]int{}
 	for _, r := range reqs {
-		if r.Route == "create_call" {
-			creates++
-		}
+		sent[r.Route]++
 	}
-	if creates != n {
-		t.Errorf("the emulator got %d create calls for %d calls", creates, n)
+	if sent["create_call"] != n || sent["play_prompt"] != len(playing) {
+		t.Errorf("the emulator got %d create calls for %d calls and %d playPrompts for %d", sent["create_call"], n, sent["play_prompt"], len(playing))
 	}
 	for _, c := range calls {
 		if !ended[c.ID] && c.State != "established" {
 			t.Errorf("call %s is %s on the emulator", c.ID, c.State)
 		}
 	}
-	t.Logf("restart to ready: %s", time.Since(restarted).Round(time.Millisecond))
+	t.Logf("restart to ready: %s; Graph read %d operations at recovery", time.Since(restarted).Round(time.Millisecond), sent["get_operation"])
 }

@@ -166,8 +166,8 @@ func (s *Service) ResyncRoster(ctx context.Context, callID string) error {
 const GoneWhileDown = "Graph no longer has the call (it ended while botd was down)"
 
 // Refresh reads a call botd held before a restart from Graph, with its
-// roster, and applies what changed while botd was down, as a notification
-// would. A call Graph answers 404 for has ended: the store marks it
+// roster and its pending operations, and applies what changed while botd
+// was down, as notifications would. A call Graph answers 404 for has ended: the store marks it
 // terminated with GoneWhileDown. Errors other than 404 are returned, and
 // the call is kept as it was.
 func (s *Service) Refresh(ctx context.Context, callID string) error {
@@ -192,5 +192,41 @@ func (s *Service) Refresh(ctx context.Context, callID string) error {
 	if res.State == model.StateTerminated {
 		return nil
 	}
-	return s.ResyncRoster(ctx, callID)
+	if err := s.ResyncRoster(ctx, callID); err != nil {
+		return err
+	}
+	s.refreshOperations(ctx, callID)
+	return nil
+}
+
+// refreshOperations reads each pending operation of the call that has an
+// id from Graph and applies what Graph says of it, as its notification
+// would have: a notification lost while botd was down then completes the
+// operation now instead of at the operation timeout. An operation Graph
+// cannot be asked about is left for its notification or the timeout.
+func (s *Service) refreshOperations(ctx context.Context, callID string) {
+	v, ok := s.store.Call(callID)
+	if !ok {
+		return
+	}
+	for _, op := range v.Operations {
+		if op.Status.Final() || op.ID == "" {
+			continue
+		}
+		gop, _, err := s.graph.GetOperation(ctx, callID, op.ID)
+		if err != nil {
+			s.log.Info().Err(err).Str("call_id", callID).Str("op_id", op.ID).Msg("pending operation not read from Graph; waiting for its notification or timeout")
+			continue
+		}
+		if gop.ID == "" {
+			gop.ID = op.ID
+		}
+		ev := &model.Event{
+			ChangeType: model.ChangeUpdated, Kind: model.EventOperation, ODataType: gop.ODataType,
+			Path: model.ResourcePath{CallID: callID, Kind: model.ResourceOperation, SubID: op.ID}, Operation: gop,
+		}
+		if _, err := s.store.Apply(ev); err != nil {
+			s.log.Warn().Err(err).Str("call_id", callID).Str("op_id", op.ID).Msg("operation read from Graph not applied")
+		}
+	}
 }

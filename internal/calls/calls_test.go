@@ -326,3 +326,68 @@ func TestDurableBeforeSend(t *testing.T) {
 		t.Errorf("journal writes %v, want %v", order, want)
 	}
 }
+
+// refreshGraph answers Refresh's reads: a call, its roster and one
+// operation, or 404 for the call.
+type refreshGraph struct {
+	fakeGraph
+	call *model.Call
+	ops  map[string]*model.Operation
+}
+
+func (f *refreshGraph) GetCall(ctx context.Context, id string) (*model.Call, graph.Meta, error) {
+	f.record(ctx, "getCall", id)
+	if f.call == nil {
+		return nil, graph.Meta{}, &graph.APIError{StatusCode: http.StatusNotFound, Code: "itemNotFound"}
+	}
+	c := *f.call
+	return &c, graph.Meta{}, nil
+}
+
+func (f *refreshGraph) ListParticipants(ctx context.Context, id string) ([]model.Participant, graph.Meta, error) {
+	f.record(ctx, "list", id)
+	return []model.Participant{{ID: "p1", Info: model.ParticipantInfo{Identity: &model.IdentitySet{User: &model.Identity{ID: "u1"}}}}}, graph.Meta{}, nil
+}
+
+func (f *refreshGraph) GetOperation(ctx context.Context, id, opID string) (*model.Operation, graph.Meta, error) {
+	f.record(ctx, "getOperation", id)
+	if op, ok := f.ops[opID]; ok {
+		return op, graph.Meta{}, nil
+	}
+	return nil, graph.Meta{}, &graph.APIError{StatusCode: http.StatusNotFound, Code: "itemNotFound"}
+}
+
+// TestRefresh: a call read from Graph after a restart takes Graph's state,
+// roster and the outcome of its pending operations; a call Graph answers
+// 404 for is ended with GoneWhileDown.
+func TestRefresh(t *testing.T) {
+	st, err := callstate.New(callstate.DefaultConfig(), zerolog.Nop(), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &refreshGraph{call: &model.Call{ID: "c1", State: model.StateEstablished}, ops: map[string]*model.Operation{
+		"op-1": {ID: "op-1", ODataType: "#microsoft.graph.inviteParticipantsOperation", Status: model.OpCompleted},
+	}}
+	s := New(Config{CallbackURL: ownCallback}, g, st, zerolog.Nop())
+	ctx := context.Background()
+	track(t, st, "c1", model.StateEstablishing, "tenant-a")
+	track(t, st, "c2", model.StateEstablished, "tenant-a")
+	if err := st.TrackOperation("c1", callstate.OperationRecord{Type: "invite", ClientContext: "cc-1"}); err != nil {
+		t.Fatal(err)
+	}
+	st.OperationSent("c1", "cc-1", &model.Operation{ID: "op-1", Status: model.OpRunning})
+	if err := s.Refresh(ctx, "c1"); err != nil {
+		t.Fatal(err)
+	}
+	v, _ := st.Call("c1")
+	if v.State != model.StateEstablished || len(v.Participants) != 1 || len(v.Operations) != 1 || v.Operations[0].Status != model.OpCompleted {
+		t.Errorf("refreshed call: %s, %d participants, operations %+v", v.State, len(v.Participants), v.Operations)
+	}
+	g.call = nil
+	if err := s.Refresh(ctx, "c2"); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := st.Call("c2"); v.State != model.StateTerminated || v.Transitions[len(v.Transitions)-1].Cause != "botd: "+GoneWhileDown {
+		t.Errorf("call gone from Graph: %s, transitions %+v", v.State, v.Transitions)
+	}
+}

@@ -445,7 +445,7 @@ func recoverCalls(ctx context.Context, log zerolog.Logger, cfg *config.Config, a
 	}
 	defer a.recovering.Store(false)
 	_, err := a.writer.Recover(ctx, a.store, a.calls, journal.RecoverConfig{
-		Retention: cfg.Retention, Rate: cfg.RecoveryRate, Workers: recoveryWorkers,
+		Retention: cfg.Retention, Rate: cfg.RecoveryRate, Workers: recoveryWorkers, Timeout: cfg.RecoveryTimeout,
 	})
 	if err != nil && ctx.Err() == nil {
 		log.Error().Err(err).Msg("recovery failed; shutting down")

@@ -81,6 +81,7 @@ type Config struct {
 	HistoryRetention time.Duration // how long ended calls stay in the journal
 	JournalLag       time.Duration // the longest a change waits before it is written
 	RecoveryRate     float64       // Graph requests per second while recovering at start
+	RecoveryTimeout  time.Duration // the longest recovery refreshes calls from Graph before botd turns ready
 
 	// Security.
 	InboundAuth        string // on or off
@@ -266,7 +267,8 @@ func table(c *Config) []setting {
 		opt("data-dir", "data", "directory of the journal file botd.journal (the image sets /var/lib/botd)", &c.DataDir),
 		opt("history-retention", 30*24*time.Hour, "how long an ended call stays in the journal, after it has left memory, before compaction deletes it", &c.HistoryRetention),
 		opt("journal-lag", 50*time.Millisecond, "the longest a change to a call waits before it is written to the journal, in one batch with the others of that time", &c.JournalLag),
-		opt("recovery-rate", 50.0, "Graph requests per second at most while botd refreshes its calls at start (each call takes two)", &c.RecoveryRate))
+		opt("recovery-rate", 50.0, "Graph requests per second at most while botd refreshes its calls at start (each call takes two)", &c.RecoveryRate),
+		opt("recovery-timeout", 2*time.Minute, "the longest botd refreshes its calls from Graph at start, callbacks deferred meanwhile; the calls not refreshed by then are kept as the journal had them", &c.RecoveryTimeout))
 
 	area("Security",
 		opt("inbound-auth", "on", "authenticate Graph callbacks (on, or off: allowed only for a loopback public listener or in emulator mode)", &c.InboundAuth),

@@ -120,6 +120,7 @@ func TestValidationNamesTheVariable(t *testing.T) {
 		{"journal lag", with(creds, "BOTD_JOURNAL_LAG", "0s"), "BOTD_JOURNAL_LAG"},
 		{"history retention", with(creds, "BOTD_HISTORY_RETENTION", "-1h"), "BOTD_HISTORY_RETENTION"},
 		{"recovery rate", with(creds, "BOTD_RECOVERY_RATE", "0"), "BOTD_RECOVERY_RATE"},
+		{"recovery timeout", with(creds, "BOTD_RECOVERY_TIMEOUT", "0s"), "BOTD_RECOVERY_TIMEOUT"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

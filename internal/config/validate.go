@@ -92,7 +92,7 @@ func (c *Config) checkNumbers(bad badFunc) {
 		{"delta-gap-timeout", c.DeltaGapTimeout}, {"invite-retry-backoff", c.InviteRetryBackoff},
 		{"keepalive-interval", c.KeepAliveInterval}, {"forward-timeout", c.ForwardTimeout},
 		{"flow-wait-timeout", c.FlowWaitTimeout},
-		{"history-retention", c.HistoryRetention}, {"journal-lag", c.JournalLag},
+		{"history-retention", c.HistoryRetention}, {"journal-lag", c.JournalLag}, {"recovery-timeout", c.RecoveryTimeout},
 	} {
 		if p.d <= 0 {
 			bad(p.name, "must be a positive duration")

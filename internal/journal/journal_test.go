@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -444,6 +445,42 @@ func FuzzHistoryCursor(f *testing.F) {
 		}
 		if len(rs) > limit {
 			t.Fatalf("%d records for a limit of %d", len(rs), limit)
+		}
+	})
+}
+
+// blockingGraph never answers: Graph is down at start.
+type blockingGraph struct{}
+
+func (blockingGraph) Refresh(ctx context.Context, _ string) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// TestRecoverTimeout: with Graph unreachable, recovery gives up on the
+// refresh at its timeout: every call is back as stored, counted skipped,
+// and Recover returns no error, so that botd turns ready.
+func TestRecoverTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		j := open(t, t.TempDir())
+		var recs []callstate.Record
+		for i := range 20 {
+			recs = append(recs, callstate.Record{Version: callstate.RecordVersion, Call: model.Call{ID: fmt.Sprintf("c%02d", i), State: model.StateEstablished}})
+		}
+		if err := j.Put(recs); err != nil {
+			t.Fatal(err)
+		}
+		s := newStore(t)
+		w := NewWriter(j, s, writerCfg(), zerolog.Nop(), nil)
+		got, err := w.Recover(context.Background(), s, blockingGraph{}, RecoverConfig{Retention: time.Minute, Rate: 1000, Workers: 4, Timeout: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != (Recovered{Restored: 20, Skipped: 20}) {
+			t.Errorf("Recover = %+v", got)
+		}
+		if n := testutil.ToFloat64(w.m.recovered.WithLabelValues(recoveredSkipped)); n != 20 {
+			t.Errorf("skipped = %v", n)
 		}
 	})
 }

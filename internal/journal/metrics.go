@@ -17,6 +17,7 @@ const (
 	recoveredRestored  = "restored"
 	recoveredRefreshed = "refreshed"
 	recoveredFailed    = "failed"
+	recoveredSkipped   = "skipped"
 )
 
 type metrics struct {
@@ -65,7 +66,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		recovered: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "botd_recovery_calls_total",
-			Help: "Calls handled by recovery at start, by result: restored (put back from the journal), refreshed (read again from Graph), failed (Graph could not be asked; kept as stored).",
+			Help: "Calls handled by recovery at start, by result: restored (put back from the journal), refreshed (read again from Graph), failed (Graph could not be asked; kept as stored), skipped (not refreshed within the recovery timeout; kept as stored).",
 		}, []string{"result"}),
 		recoverySeconds: f.NewGauge(prometheus.GaugeOpts{
 			Name: "botd_recovery_duration_seconds",
@@ -76,7 +77,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.writes.WithLabelValues(r)
 		m.compactions.WithLabelValues(r)
 	}
-	for _, r := range []string{recoveredRestored, recoveredRefreshed, recoveredFailed} {
+	for _, r := range []string{recoveredRestored, recoveredRefreshed, recoveredFailed, recoveredSkipped} {
 		m.recovered.WithLabelValues(r)
 	}
 	return m

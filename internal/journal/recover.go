@@ -35,6 +35,11 @@ type RecoverConfig struct {
 	Rate float64
 	// Workers is how many calls are refreshed at once.
 	Workers int
+	// Timeout bounds the refresh from Graph: the calls not refreshed by
+	// then are kept as the journal had them (counted as skipped), and botd
+	// turns ready, so that a Graph outage at start cannot keep it
+	// unready, deferring callbacks, for long. 0 means no bound.
+	Timeout time.Duration
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -45,6 +50,7 @@ type Recovered struct {
 	History   int // ended calls left in the journal only
 	Refreshed int // live calls read again from Graph
 	Failed    int // live calls Graph could not be asked about (kept as they were)
+	Skipped   int // live calls not refreshed within the timeout (kept as they were)
 }
 
 // Recover puts the journal's calls back into st, then refreshes
@@ -84,6 +90,11 @@ func (w *Writer) Recover(ctx context.Context, st Restorer, ref Refresher, cfg Re
 	log.Info().Int("restored", got.Restored).Int("live", len(live)).Int("history", got.History).Str("path", j.Path()).
 		Msg("journal loaded; refreshing the live calls from Graph")
 
+	rctx, cancel := ctx, context.CancelFunc(func() {})
+	if cfg.Timeout > 0 {
+		rctx, cancel = context.WithTimeout(ctx, cfg.Timeout)
+	}
+	defer cancel()
 	lim := rate.NewLimiter(rate.Limit(cfg.Rate), max(1, cfg.Workers))
 	ids := make(chan string)
 	var mu sync.Mutex
@@ -92,12 +103,15 @@ func (w *Writer) Recover(ctx context.Context, st Restorer, ref Refresher, cfg Re
 		wg.Go(func() {
 			for id := range ids {
 				// Each call costs two requests: the call and its roster.
-				err := lim.WaitN(ctx, min(2, lim.Burst()))
+				err := lim.WaitN(rctx, min(2, lim.Burst()))
 				if err == nil {
-					err = ref.Refresh(ctx, id)
+					err = ref.Refresh(rctx, id)
 				}
 				mu.Lock()
-				if err != nil {
+				if rctx.Err() != nil && ctx.Err() == nil {
+					got.Skipped++
+					m.recovered.WithLabelValues(recoveredSkipped).Inc()
+				} else if err != nil {
 					got.Failed++
 					m.recovered.WithLabelValues(recoveredFailed).Inc()
 					log.Warn().Err(err).Str("call_id", id).Msg("recovery could not refresh the call from Graph; kept as the journal had it")
@@ -109,15 +123,24 @@ func (w *Writer) Recover(ctx context.Context, st Restorer, ref Refresher, cfg Re
 			}
 		})
 	}
+	sent := 0
 	for _, id := range live {
-		if ctx.Err() != nil {
+		if rctx.Err() != nil {
 			break
 		}
 		ids <- id
+		sent++
 	}
 	close(ids)
 	wg.Wait()
+	if n := len(live) - sent; n > 0 && ctx.Err() == nil {
+		got.Skipped += n
+		m.recovered.WithLabelValues(recoveredSkipped).Add(float64(n))
+	}
+	if got.Skipped > 0 {
+		log.Warn().Int("skipped", got.Skipped).Dur("timeout", cfg.Timeout).Msg("recovery timed out; the calls not refreshed from Graph are kept as the journal had them")
+	}
 	m.recoverySeconds.Set(time.Since(start).Seconds())
-	log.Info().Int("refreshed", got.Refreshed).Int("failed", got.Failed).Dur("took", time.Since(start)).Msg("recovery done")
+	log.Info().Int("refreshed", got.Refreshed).Int("failed", got.Failed).Int("skipped", got.Skipped).Dur("took", time.Since(start)).Msg("recovery done")
 	return got, ctx.Err()
 }

@@ -484,3 +484,30 @@ func TestRecoverTimeout(t *testing.T) {
 		}
 	})
 }
+
+// TestRecoverOverCallLimit: records beyond the store's call limit are not
+// put back, and botd starts with the others instead of not at all.
+func TestRecoverOverCallLimit(t *testing.T) {
+	j := open(t, t.TempDir())
+	var recs []callstate.Record
+	for i := range 5 {
+		recs = append(recs, callstate.Record{Version: callstate.RecordVersion, Call: model.Call{ID: fmt.Sprintf("c%d", i), State: model.StateEstablished}})
+	}
+	if err := j.Put(recs); err != nil {
+		t.Fatal(err)
+	}
+	cfg := callstate.DefaultConfig()
+	cfg.MaxCalls = 3
+	s, err := callstate.New(cfg, zerolog.Nop(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := NewWriter(j, s, writerCfg(), zerolog.Nop(), nil)
+	got, err := w.Recover(context.Background(), s, &fakeGraph{store: s}, RecoverConfig{Retention: time.Minute, Rate: 1000, Workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != (Recovered{Restored: 3, Refused: 2, Refreshed: 3}) {
+		t.Errorf("Recover = %+v", got)
+	}
+}

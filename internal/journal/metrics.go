@@ -18,6 +18,7 @@ const (
 	recoveredRefreshed = "refreshed"
 	recoveredFailed    = "failed"
 	recoveredSkipped   = "skipped"
+	recoveredRefused   = "refused"
 )
 
 type metrics struct {
@@ -66,7 +67,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		recovered: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "botd_recovery_calls_total",
-			Help: "Calls handled by recovery at start, by result: restored (put back from the journal), refreshed (read again from Graph), failed (Graph could not be asked; kept as stored), skipped (not refreshed within the recovery timeout; kept as stored).",
+			Help: "Calls handled by recovery at start, by result: restored (put back from the journal), refreshed (read again from Graph), failed (Graph could not be asked; kept as stored), skipped (not refreshed within the recovery timeout; kept as stored), refused (not restored: over the call limit; kept in the journal).",
 		}, []string{"result"}),
 		recoverySeconds: f.NewGauge(prometheus.GaugeOpts{
 			Name: "botd_recovery_duration_seconds",
@@ -77,7 +78,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.writes.WithLabelValues(r)
 		m.compactions.WithLabelValues(r)
 	}
-	for _, r := range []string{recoveredRestored, recoveredRefreshed, recoveredFailed, recoveredSkipped} {
+	for _, r := range []string{recoveredRestored, recoveredRefreshed, recoveredFailed, recoveredSkipped, recoveredRefused} {
 		m.recovered.WithLabelValues(r)
 	}
 	return m

@@ -47,6 +47,7 @@ type RecoverConfig struct {
 // Recovered counts what Recover did.
 type Recovered struct {
 	Restored  int // calls put back in memory
+	Refused   int // records the store refused (over BOTD_MAX_CALLS); kept in the journal
 	History   int // ended calls left in the journal only
 	Refreshed int // live calls read again from Graph
 	Failed    int // live calls Graph could not be asked about (kept as they were)
@@ -56,8 +57,9 @@ type Recovered struct {
 // Recover puts the journal's calls back into st, then refreshes
 // every live one from Graph at cfg.Rate (a call Graph no longer has is
 // ended by the refresher). It returns when every call is done or ctx
-// ends. A record the store refuses stops it: the journal and this botd
-// disagree, and starting without those calls would lose them silently.
+// ends. A record that does not decode stops it (the journal is not one
+// this botd reads); a record the store refuses (over its call limit) is
+// logged, counted and left in the journal.
 // Run it before botd serves, with the writer already observing st, so
 // that what the refresh changes is written.
 func (w *Writer) Recover(ctx context.Context, st Restorer, ref Refresher, cfg RecoverConfig) (Recovered, error) {
@@ -75,7 +77,13 @@ func (w *Writer) Recover(ctx context.Context, st Restorer, ref Refresher, cfg Re
 			return nil
 		}
 		if _, err := st.Restore(r); err != nil {
-			return err
+			// Over the call limit, or a record this store cannot hold:
+			// the record stays in the journal, and botd starts without
+			// the call rather than not at all.
+			got.Refused++
+			m.recovered.WithLabelValues(recoveredRefused).Inc()
+			log.Error().Err(err).Str("call_id", r.Call.ID).Msg("call not restored from the journal")
+			return nil
 		}
 		got.Restored++
 		if r.Call.State != model.StateTerminated {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/botd/botd/internal/callstate"
 	"github.com/botd/botd/internal/model"
+	"github.com/botd/botd/internal/testkit"
 )
 
 // waitFlow starts on every established call and waits an hour for a key
@@ -90,18 +91,6 @@ func benchApply(b *testing.B, s *callstate.Store, ev *model.Event) {
 	}
 }
 
-func benchRoster(callID string, ids ...string) *model.Event {
-	ps := make([]model.Participant, len(ids))
-	for i, id := range ids {
-		ps[i] = model.Participant{ID: id, Info: model.ParticipantInfo{Identity: &model.IdentitySet{User: &model.Identity{ID: "u-" + id}}}}
-	}
-	return &model.Event{
-		ChangeType: model.ChangeUpdated, Kind: model.EventRoster, ODataType: model.ODataParticipant,
-		Path:         model.ResourcePath{CallID: callID, Kind: model.ResourceParticipants},
-		Participants: ps,
-	}
-}
-
 // BenchmarkObserveChange is the cost of one roster change (a participant
 // joins or leaves) on an established call, from the store's Apply to the
 // engine having handled it: with no flow, and with a run waiting on the
@@ -116,12 +105,12 @@ func BenchmarkObserveChange(b *testing.B) {
 				Path: model.ResourcePath{CallID: "c1", Kind: model.ResourceCall},
 				Call: &model.Call{ID: "c1", State: model.StateEstablished},
 			})
-			benchApply(b, r.store, benchRoster("c1", "bot", "a"))
+			benchApply(b, r.store, testkit.RosterEvent("c1", "bot", "a"))
 			r.idle()
 			if got, want := len(r.eng.RunsForCall("c1")), len(c.flow)/len(waitFlow); got != want {
 				b.Fatalf("%d runs hold the call, want %d", got, want)
 			}
-			rosters := [2]*model.Event{benchRoster("c1", "bot"), benchRoster("c1", "bot", "a")}
+			rosters := [2]*model.Event{testkit.RosterEvent("c1", "bot"), testkit.RosterEvent("c1", "bot", "a")}
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {

@@ -28,7 +28,7 @@ func BenchmarkApplyRoster(b *testing.B) {
 				b.Cleanup(func() { cancel(); <-done })
 			}
 			testkit.Apply(b, s.Apply, testkit.CallEvent("c1", model.ChangeUpdated, model.StateEstablished))
-			evs := []*model.Event{rosterEvent("c1", "p1", "p2"), rosterEvent("c1", "p1", "p3")}
+			evs := []*model.Event{testkit.RosterEvent("c1", "p1", "p2"), testkit.RosterEvent("c1", "p1", "p3")}
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {
@@ -51,7 +51,7 @@ func BenchmarkRecover10k(b *testing.B) {
 	for i := range 10000 {
 		id := fmt.Sprintf("call-%05d", i)
 		testkit.Apply(b, s.Apply, testkit.CallEvent(id, model.ChangeUpdated, model.StateEstablished))
-		testkit.Apply(b, s.Apply, rosterEvent(id, "p1", "p2"))
+		testkit.Apply(b, s.Apply, testkit.RosterEvent(id, "p1", "p2"))
 	}
 	if !w.Flush() {
 		b.Fatal("flush failed")

@@ -46,18 +46,6 @@ func writerCfg() WriterConfig {
 	return WriterConfig{Lag: 50 * time.Millisecond, HistoryRetention: 30 * 24 * time.Hour, CompactEvery: time.Hour}
 }
 
-func rosterEvent(callID string, ids ...string) *model.Event {
-	ps := make([]model.Participant, len(ids))
-	for i, id := range ids {
-		ps[i] = model.Participant{ID: id, Info: model.ParticipantInfo{Identity: &model.IdentitySet{User: &model.Identity{ID: "u-" + id}}}}
-	}
-	return &model.Event{
-		ChangeType: model.ChangeUpdated, Kind: model.EventRoster, ODataType: model.ODataParticipant,
-		Path:         model.ResourcePath{CallID: callID, Kind: model.ResourceParticipants},
-		Participants: ps,
-	}
-}
-
 // fakeGraph answers Refresh from what it holds, as Graph would after
 // botd's downtime.
 type fakeGraph struct {
@@ -81,7 +69,7 @@ func (g *fakeGraph) Refresh(_ context.Context, id string) error {
 		return nil
 	}
 	if ids, ok := g.roster[id]; ok {
-		ps := rosterEvent(id, ids...).Participants
+		ps := testkit.RosterEvent(id, ids...).Participants
 		g.store.ReplaceRoster(id, ps)
 	}
 	return nil
@@ -100,7 +88,7 @@ func TestRestartKeepsCalls(t *testing.T) {
 		id := fmt.Sprintf("c%d", i)
 		testkit.Apply(t, s1.Apply, testkit.CallEvent(id, model.ChangeCreated, model.StateEstablishing))
 		testkit.Apply(t, s1.Apply, testkit.CallEvent(id, model.ChangeUpdated, model.StateEstablished))
-		testkit.Apply(t, s1.Apply, rosterEvent(id, "p1", "p2"))
+		testkit.Apply(t, s1.Apply, testkit.RosterEvent(id, "p1", "p2"))
 	}
 	testkit.Apply(t, s1.Apply, testkit.CallEvent("c4", model.ChangeUpdated, model.StateTerminated))
 	if !w1.Flush() {

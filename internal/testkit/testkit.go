@@ -163,3 +163,17 @@ func CountPrefix(list []string, prefix string) int {
 	}
 	return n
 }
+
+// RosterEvent is a full roster notification of callID: one participant
+// per id, each a user "u-<id>".
+func RosterEvent(callID string, ids ...string) *model.Event {
+	ps := make([]model.Participant, len(ids))
+	for i, id := range ids {
+		ps[i] = model.Participant{ID: id, Info: model.ParticipantInfo{Identity: &model.IdentitySet{User: &model.Identity{ID: "u-" + id}}}}
+	}
+	return &model.Event{
+		ChangeType: model.ChangeUpdated, Kind: model.EventRoster, ODataType: model.ODataParticipant,
+		Path:         model.ResourcePath{CallID: callID, Kind: model.ResourceParticipants},
+		Participants: ps,
+	}
+}

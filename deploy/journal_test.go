@@ -214,7 +214,7 @@ func TestCallsSurviveKill9(t *testing.T) {
 		}
 	}
 	testkit.Eventually(t, "every change written to the journal", func() bool {
-		return metricValue(t, admin+"/metrics", "botd_journal_pending_calls") == 0 &&
+		return metricValue(t, admin+"/metrics", "botd_journal_pending_records") == 0 &&
 			metricValue(t, admin+"/metrics", "botd_journal_records_written_total") >= n
 	})
 

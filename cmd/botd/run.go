@@ -278,7 +278,11 @@ func build(bgCtx context.Context, log zerolog.Logger, cfg *config.Config, st *st
 	if err != nil {
 		return nil, err
 	}
-	fe, err := flows.New(flowsConfig(cfg), st.flows, svc, store, log, reg)
+	fcfg := flowsConfig(cfg)
+	if a.writer != nil {
+		fcfg.OnRunChange = a.writer.MarkRun // runs in flight are kept with the calls
+	}
+	fe, err := flows.New(fcfg, st.flows, svc, store, log, reg)
 	if err != nil {
 		return nil, fmt.Errorf("flows: %w", err)
 	}
@@ -445,7 +449,7 @@ func recoverCalls(ctx context.Context, log zerolog.Logger, cfg *config.Config, a
 	}
 	defer a.recovering.Store(false)
 	_, err := a.writer.Recover(ctx, a.store, a.calls, journal.RecoverConfig{
-		Retention: cfg.Retention, Rate: cfg.RecoveryRate, Workers: recoveryWorkers, Timeout: cfg.RecoveryTimeout,
+		Retention: cfg.Retention, Rate: cfg.RecoveryRate, Workers: recoveryWorkers, Timeout: cfg.RecoveryTimeout, Runs: a.flows,
 	})
 	if err != nil && ctx.Err() == nil {
 		log.Error().Err(err).Msg("recovery failed; shutting down")

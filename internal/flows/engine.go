@@ -58,6 +58,11 @@ type Config struct {
 	// the action names none.
 	Notify        *http.Client
 	NotifyTimeout time.Duration
+	// OnRunChange, when set, gets a running run's record each time its
+	// state changes, and the record of its end: the journal keeps the
+	// runs in flight with it. It is called on the engine's workers and
+	// must not block or call back into the engine.
+	OnRunChange func(RunRecord)
 }
 
 // Documented defaults of Config, as DefaultConfig returns them.

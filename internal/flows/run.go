@@ -140,6 +140,9 @@ func (r *run) publish() {
 		v.Parent = r.parent.id
 	}
 	r.snap.Store(v)
+	if r.e.cfg.OnRunChange != nil {
+		r.e.cfg.OnRunChange(RunRecord{Version: RunRecordVersion, View: *v, Ops: cloneMap(r.ops), Seq: r.seq})
+	}
 }
 
 func jsonVals(m map[string]ref.Val) map[string]any {

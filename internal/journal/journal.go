@@ -18,8 +18,10 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/botd/botd/internal/callstate"
+	"github.com/botd/botd/internal/flows"
 )
 
 // FileName is the journal's file in its directory.
@@ -31,11 +33,14 @@ const SchemaVersion = 1
 
 // Buckets: meta holds the schema version; calls maps a call id to its
 // record (JSON); ended maps the time a call ended (8 bytes, big-endian
-// Unix nanoseconds) and its id to nothing, in time order, for compaction.
+// Unix nanoseconds) and its id to nothing, in time order, for compaction;
+// runs maps a running flow run's id to its record (JSON), deleted when
+// the run ends.
 var (
 	bucketMeta  = []byte("meta")
 	bucketCalls = []byte("calls")
 	bucketEnded = []byte("ended")
+	bucketRuns  = []byte("runs")
 	keySchema   = []byte("schema")
 )
 
@@ -62,7 +67,7 @@ func Open(dir string) (*Journal, error) {
 	path := filepath.Join(dir, FileName)
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout})
 	switch {
-	case errors.Is(err, bolt.ErrTimeout):
+	case errors.Is(err, berrors.ErrTimeout):
 		return nil, fmt.Errorf("%w: %s", ErrLocked, path)
 	case err != nil:
 		return nil, corrupt(path, err)
@@ -98,7 +103,7 @@ func (j *Journal) migrate(tx *bolt.Tx) error {
 	if version > SchemaVersion {
 		return fmt.Errorf("journal %s has schema version %d, written by a newer botd; this botd reads up to %d", j.path, version, SchemaVersion)
 	}
-	for _, b := range [][]byte{bucketCalls, bucketEnded} {
+	for _, b := range [][]byte{bucketCalls, bucketEnded, bucketRuns} {
 		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 			return corrupt(j.path, err)
 		}
@@ -114,8 +119,15 @@ func (j *Journal) Close() error { return j.db.Close() }
 
 // Put writes records in one transaction: each replaces the call's
 // previous record, and an ended call is indexed by the time it ended.
-func (j *Journal) Put(recs []callstate.Record) error {
+func (j *Journal) Put(recs []callstate.Record) error { return j.PutAll(recs, nil) }
+
+// PutAll writes call records and flow run records in one transaction. A
+// run record of a run that is no longer running deletes the run's.
+func (j *Journal) PutAll(recs []callstate.Record, runs []flows.RunRecord) error {
 	return j.db.Update(func(tx *bolt.Tx) error {
+		if err := putRuns(tx.Bucket(bucketRuns), runs); err != nil {
+			return err
+		}
 		calls, ended := tx.Bucket(bucketCalls), tx.Bucket(bucketEnded)
 		for i := range recs {
 			r := &recs[i]
@@ -134,6 +146,45 @@ func (j *Journal) Put(recs []callstate.Record) error {
 		}
 		return nil
 	})
+}
+
+func putRuns(b *bolt.Bucket, runs []flows.RunRecord) error {
+	for i := range runs {
+		r := &runs[i]
+		if r.View.Status != flows.StatusRunning {
+			if err := b.Delete([]byte(r.View.ID)); err != nil {
+				return err
+			}
+			continue
+		}
+		v, err := json.Marshal(r)
+		if err != nil {
+			return fmt.Errorf("journal: encode run %s: %w", r.View.ID, err)
+		}
+		if err := b.Put([]byte(r.View.ID), v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// LoadRuns calls fn with every running flow run's record. A record that
+// does not decode stops it with an error naming the run and the file.
+func (j *Journal) LoadRuns(fn func(flows.RunRecord) error) error {
+	return j.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketRuns).ForEach(func(k, v []byte) error {
+			var r flows.RunRecord
+			if err := json.Unmarshal(v, &r); err != nil || r.View.ID == "" {
+				return corrupt(j.path, fmt.Errorf("flow run %q: record does not decode: %v", k, err))
+			}
+			return fn(r)
+		})
+	})
+}
+
+// deleteRun deletes a run's record.
+func (j *Journal) deleteRun(id string) error {
+	return j.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketRuns).Delete([]byte(id)) })
 }
 
 func endedKey(at time.Time, id string) []byte {

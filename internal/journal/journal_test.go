@@ -19,6 +19,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/botd/botd/internal/callstate"
+	"github.com/botd/botd/internal/flows"
 	"github.com/botd/botd/internal/model"
 	"github.com/botd/botd/internal/testkit"
 )
@@ -497,5 +498,61 @@ func TestRecoverOverCallLimit(t *testing.T) {
 	}
 	if got != (Recovered{Restored: 3, Refused: 2, Refreshed: 3}) {
 		t.Errorf("Recover = %+v", got)
+	}
+}
+
+// fakeRuns is the flow engine as recovery sees it: it refuses runs of
+// the flow "gone".
+type fakeRuns struct{ got []string }
+
+func (f *fakeRuns) Restore(rec flows.RunRecord) error {
+	if rec.View.Flow == "gone" {
+		return flows.ErrNotRestored
+	}
+	f.got = append(f.got, rec.View.ID)
+	return nil
+}
+
+// TestRunsKept: a running run's latest record is written with the calls,
+// an ended run's is deleted, and recovery hands the running ones back,
+// dropping (and deleting) one the engine cannot restore.
+func TestRunsKept(t *testing.T) {
+	dir := t.TempDir()
+	s := newStore(t)
+	j := open(t, dir)
+	w := NewWriter(j, s, writerCfg(), zerolog.Nop(), nil)
+	run := func(id, flow, status, step string) flows.RunRecord {
+		return flows.RunRecord{Version: flows.RunRecordVersion, View: flows.RunView{ID: id, Flow: flow, Status: status, Step: step}}
+	}
+	w.MarkRun(run("r1", "f", flows.StatusRunning, "a"))
+	w.MarkRun(run("r1", "f", flows.StatusRunning, "b")) // the latest wins
+	w.MarkRun(run("r2", "f", flows.StatusRunning, "a"))
+	w.MarkRun(run("r3", "gone", flows.StatusRunning, "a"))
+	if !w.Flush() {
+		t.Fatal("flush failed")
+	}
+	w.MarkRun(run("r2", "f", flows.StatusCompleted, "a"))
+	if !w.Flush() {
+		t.Fatal("flush failed")
+	}
+	var steps []string
+	_ = j.LoadRuns(func(r flows.RunRecord) error { steps = append(steps, r.View.ID+"@"+r.View.Step); return nil })
+	if g := strings.Join(steps, " "); g != "r1@b r3@a" {
+		t.Errorf("journal runs %s", g)
+	}
+	s2 := newStore(t)
+	w2 := NewWriter(j, s2, writerCfg(), zerolog.Nop(), nil)
+	fr := &fakeRuns{}
+	got, err := w2.Recover(context.Background(), s2, &fakeGraph{store: s2}, RecoverConfig{Retention: time.Minute, Rate: 1000, Workers: 1, Runs: fr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Runs != 1 || got.RunsLost != 1 || strings.Join(fr.got, " ") != "r1" {
+		t.Errorf("Recover = %+v, restored %v", got, fr.got)
+	}
+	steps = nil
+	_ = j.LoadRuns(func(r flows.RunRecord) error { steps = append(steps, r.View.ID); return nil })
+	if g := strings.Join(steps, " "); g != "r1" {
+		t.Errorf("after recovery the journal holds runs %s, want r1", g)
 	}
 }

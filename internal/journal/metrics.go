@@ -19,6 +19,7 @@ const (
 	recoveredFailed    = "failed"
 	recoveredSkipped   = "skipped"
 	recoveredRefused   = "refused"
+	recoveredDropped   = "dropped" // a flow run that could not be put back
 )
 
 type metrics struct {
@@ -30,6 +31,7 @@ type metrics struct {
 	compactions     *prometheus.CounterVec
 	compacted       prometheus.Counter
 	recovered       *prometheus.CounterVec
+	recoveredRuns   *prometheus.CounterVec
 	recoverySeconds prometheus.Gauge
 }
 
@@ -54,8 +56,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "1 while the journal's last write succeeded, 0 while writes fail (botd serves from memory and retries).",
 		}),
 		pending: f.NewGauge(prometheus.GaugeOpts{
-			Name: "botd_journal_pending_calls",
-			Help: "Calls changed since the journal's last write, waiting for the next one.",
+			Name: "botd_journal_pending_records",
+			Help: "Records of calls and flow runs changed since the journal's last write, waiting for the next one.",
 		}),
 		compactions: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "botd_journal_compactions_total",
@@ -69,6 +71,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "botd_recovery_calls_total",
 			Help: "Calls handled by recovery at start, by result: restored (put back from the journal), refreshed (read again from Graph), failed (Graph could not be asked; kept as stored), skipped (not refreshed within the recovery timeout; kept as stored), refused (not restored: over the call limit; kept in the journal).",
 		}, []string{"result"}),
+		recoveredRuns: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "botd_recovery_runs_total",
+			Help: "Flow runs handled by recovery at start, by result: restored (waiting at their step again), dropped (not restorable: flow gone or changed, parent or child runs, limit; logged and deleted from the journal).",
+		}, []string{"result"}),
 		recoverySeconds: f.NewGauge(prometheus.GaugeOpts{
 			Name: "botd_recovery_duration_seconds",
 			Help: "Time the last recovery at start took, from loading the journal to the last call refreshed.",
@@ -77,6 +83,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for _, r := range []string{resultOK, resultError} {
 		m.writes.WithLabelValues(r)
 		m.compactions.WithLabelValues(r)
+	}
+	for _, r := range []string{recoveredRestored, recoveredDropped} {
+		m.recoveredRuns.WithLabelValues(r)
 	}
 	for _, r := range []string{recoveredRestored, recoveredRefreshed, recoveredFailed, recoveredSkipped, recoveredRefused} {
 		m.recovered.WithLabelValues(r)

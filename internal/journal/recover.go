@@ -2,6 +2,7 @@ package journal
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -9,12 +10,18 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/botd/botd/internal/callstate"
+	"github.com/botd/botd/internal/flows"
 	"github.com/botd/botd/internal/model"
 )
 
 // Restorer is the call store as recovery fills it.
 type Restorer interface {
 	Restore(r callstate.Record) ([]callstate.Change, error)
+}
+
+// RunRestorer is the flow engine as recovery fills it.
+type RunRestorer interface {
+	Restore(rec flows.RunRecord) error
 }
 
 // Refresher asks Graph for a call's state and roster and applies them
@@ -40,6 +47,10 @@ type RecoverConfig struct {
 	// turns ready, so that a Graph outage at start cannot keep it
 	// unready, deferring callbacks, for long. 0 means no bound.
 	Timeout time.Duration
+	// Runs, when set, gets the flow runs the journal holds back, after
+	// the calls and before the refresh, so that what the refresh changes
+	// reaches them.
+	Runs RunRestorer
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -52,6 +63,8 @@ type Recovered struct {
 	Refreshed int // live calls read again from Graph
 	Failed    int // live calls Graph could not be asked about (kept as they were)
 	Skipped   int // live calls not refreshed within the timeout (kept as they were)
+	Runs      int // flow runs put back, waiting at their step
+	RunsLost  int // flow runs that could not be put back (dropped from the journal)
 }
 
 // Recover puts the journal's calls back into st, then refreshes
@@ -95,6 +108,11 @@ func (w *Writer) Recover(ctx context.Context, st Restorer, ref Refresher, cfg Re
 		return got, fmt.Errorf("recover: %w", err)
 	}
 	m.recovered.WithLabelValues(recoveredRestored).Add(float64(got.Restored))
+	if cfg.Runs != nil {
+		if err := w.restoreRuns(cfg.Runs, &got); err != nil {
+			return got, fmt.Errorf("recover: %w", err)
+		}
+	}
 	log.Info().Int("restored", got.Restored).Int("live", len(live)).Int("history", got.History).Str("path", j.Path()).
 		Msg("journal loaded; refreshing the live calls from Graph")
 
@@ -151,4 +169,26 @@ func (w *Writer) Recover(ctx context.Context, st Restorer, ref Refresher, cfg Re
 	m.recoverySeconds.Set(time.Since(start).Seconds())
 	log.Info().Int("refreshed", got.Refreshed).Int("failed", got.Failed).Int("skipped", got.Skipped).Dur("took", time.Since(start)).Msg("recovery done")
 	return got, ctx.Err()
+}
+
+// restoreRuns puts the journal's flow runs back. A run that cannot be is
+// logged, counted and deleted from the journal: it has ended.
+func (w *Writer) restoreRuns(rr RunRestorer, got *Recovered) error {
+	var lost []string
+	err := w.j.LoadRuns(func(rec flows.RunRecord) error {
+		if err := rr.Restore(rec); err != nil {
+			got.RunsLost++
+			w.m.recoveredRuns.WithLabelValues(recoveredDropped).Inc()
+			w.log.Error().Err(err).Str("run_id", rec.View.ID).Str("flow", rec.View.Flow).Msg("flow run not restored; it ends here")
+			lost = append(lost, rec.View.ID)
+			return nil
+		}
+		got.Runs++
+		w.m.recoveredRuns.WithLabelValues(recoveredRestored).Inc()
+		return nil
+	})
+	for _, id := range lost {
+		err = errors.Join(err, w.j.deleteRun(id))
+	}
+	return err
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/botd/botd/internal/callstate"
+	"github.com/botd/botd/internal/flows"
 )
 
 // Source is the call store as the writer reads it.
@@ -46,6 +47,7 @@ type Writer struct {
 
 	mu      sync.Mutex
 	dirty   map[string]struct{}
+	runs    map[string]flows.RunRecord // the latest record of each run changed since the last write
 	failing bool
 }
 
@@ -56,7 +58,7 @@ func NewWriter(j *Journal, src Source, cfg WriterConfig, log zerolog.Logger, reg
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	w := &Writer{j: j, src: src, cfg: cfg, log: log.With().Str("component", "journal").Logger(), m: newMetrics(reg), dirty: map[string]struct{}{}}
+	w := &Writer{j: j, src: src, cfg: cfg, log: log.With().Str("component", "journal").Logger(), m: newMetrics(reg), dirty: map[string]struct{}{}, runs: map[string]flows.RunRecord{}}
 	w.m.healthy.Set(1)
 	src.Observe(w.observe)
 	return w
@@ -69,7 +71,17 @@ func (w *Writer) observe(changes []callstate.Change) {
 	for i := range changes {
 		w.dirty[changes[i].CallID] = struct{}{}
 	}
-	w.m.pending.Set(float64(len(w.dirty)))
+	w.m.pending.Set(float64(len(w.dirty) + len(w.runs)))
+	w.mu.Unlock()
+}
+
+// MarkRun keeps a flow run's latest record for the next write
+// (flows.Config.OnRunChange): a run's steps are written behind, as the
+// calls' changes are.
+func (w *Writer) MarkRun(rec flows.RunRecord) {
+	w.mu.Lock()
+	w.runs[rec.View.ID] = rec
+	w.m.pending.Set(float64(len(w.dirty) + len(w.runs)))
 	w.mu.Unlock()
 }
 
@@ -98,7 +110,7 @@ func (w *Writer) Run(ctx context.Context) {
 // succeeded (or there was nothing to write).
 func (w *Writer) Flush() bool {
 	w.mu.Lock()
-	if len(w.dirty) == 0 {
+	if len(w.dirty) == 0 && len(w.runs) == 0 {
 		w.mu.Unlock()
 		return true
 	}
@@ -107,8 +119,13 @@ func (w *Writer) Flush() bool {
 		ids = append(ids, id)
 	}
 	clear(w.dirty)
+	runs := make([]flows.RunRecord, 0, len(w.runs))
+	for _, r := range w.runs {
+		runs = append(runs, r)
+	}
+	clear(w.runs)
 	w.mu.Unlock()
-	return w.write(ids)
+	return w.write(ids, runs)
 }
 
 // WriteNow writes one call's record at once, in its own transaction, and
@@ -116,11 +133,12 @@ func (w *Writer) Flush() bool {
 // operation, a created call), written before the request goes to Graph.
 // A failure is counted and logged as Flush's are, and the call stays
 // marked for the next tick.
-func (w *Writer) WriteNow(callID string) bool { return w.write([]string{callID}) }
+func (w *Writer) WriteNow(callID string) bool { return w.write([]string{callID}, nil) }
 
-// write writes the current records of ids in one transaction; on failure
-// the ids are marked again.
-func (w *Writer) write(ids []string) bool {
+// write writes the current records of ids, and runs, in one transaction;
+// on failure they are marked again (a run only if no newer record of it
+// came meanwhile).
+func (w *Writer) write(ids []string, runs []flows.RunRecord) bool {
 	recs := make([]callstate.Record, 0, len(ids))
 	for _, id := range ids {
 		// A call swept from memory keeps its last record, as history.
@@ -129,14 +147,19 @@ func (w *Writer) write(ids []string) bool {
 		}
 	}
 	start := time.Now()
-	err := w.j.Put(recs)
+	err := w.j.PutAll(recs, runs)
 	w.m.duration.Observe(time.Since(start).Seconds())
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	defer func() { w.m.pending.Set(float64(len(w.dirty))) }()
+	defer func() { w.m.pending.Set(float64(len(w.dirty) + len(w.runs))) }()
 	if err != nil {
 		for _, id := range ids {
 			w.dirty[id] = struct{}{}
+		}
+		for _, r := range runs {
+			if _, newer := w.runs[r.View.ID]; !newer {
+				w.runs[r.View.ID] = r
+			}
 		}
 		w.m.writes.WithLabelValues(resultError).Inc()
 		w.m.healthy.Set(0)

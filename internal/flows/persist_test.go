@@ -1,0 +1,131 @@
+package flows
+
+import (
+	"errors"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// twoWaits waits an hour, counts, and waits an hour again.
+const twoWaits = `name: twowaits
+variables:
+  n: {type: int}
+steps:
+  first:
+    timeout: 1h
+    on:
+      - event: timeout
+        set: {n: '${vars.n + 1}'}
+        goto: second
+  second:
+    timeout: 1h
+    on:
+      - event: timeout
+        end: completed
+`
+
+// recorder keeps each run's latest record, as the journal does.
+type recorder struct {
+	mu   sync.Mutex
+	last map[string]RunRecord
+}
+
+func (r *recorder) keep(rec RunRecord) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.last[rec.View.ID] = rec
+}
+
+func (r *recorder) get(id string) RunRecord {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.last[id]
+}
+
+// TestRestoreRun: a run's record, taken while it waits at its second
+// step, puts it back in a new engine at that step, with its variables and
+// its deadline: it neither runs the step again nor waits a full timeout
+// anew, and a deadline that passed while botd was down fires at once.
+func TestRestoreRun(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		down time.Duration // between the record and the restore
+		// after the restore: how long until the run must still be
+		// running, and until it must have completed
+		stillRunning, completed time.Duration
+	}{
+		{"deadline kept", 30 * time.Minute, 29 * time.Minute, 2 * time.Minute},
+		{"deadline passed while down", 2 * time.Hour, 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				rec := &recorder{last: map[string]RunRecord{}}
+				cfg := DefaultConfig()
+				cfg.OnRunChange = rec.keep
+				a := newEngineRig(t, twoWaits, cfg)
+				v, err := a.eng.Start("twowaits", nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(time.Hour + time.Second)
+				synctest.Wait()
+				saved := rec.get(v.ID)
+				if saved.View.Step != "second" || saved.View.Variables["n"] != int64(1) || saved.View.Status != StatusRunning {
+					t.Fatalf("record %+v", saved.View)
+				}
+				a.stop()
+
+				time.Sleep(tc.down)
+				b := newEngineRig(t, twoWaits, DefaultConfig())
+				defer b.stop()
+				if err := b.eng.Restore(saved); err != nil {
+					t.Fatal(err)
+				}
+				if tc.stillRunning > 0 {
+					synctest.Wait()
+					got, _ := b.eng.RunView(v.ID)
+					if got.Status != StatusRunning || got.Step != "second" || got.Variables["n"] != int64(1) {
+						t.Fatalf("restored run %+v", got)
+					}
+					time.Sleep(tc.stillRunning)
+					synctest.Wait()
+					if got, _ := b.eng.RunView(v.ID); got.Status != StatusRunning {
+						t.Fatalf("restored run ended early: %+v", got)
+					}
+				}
+				time.Sleep(tc.completed)
+				synctest.Wait()
+				got, _ := b.eng.RunView(v.ID)
+				if got.Status != StatusCompleted {
+					t.Fatalf("restored run %s at %s, want completed", got.Status, got.Step)
+				}
+				if n := len(got.History); n == 0 || got.History[n-1].From != "second" {
+					t.Errorf("history %+v", got.History)
+				}
+			})
+		})
+	}
+}
+
+// TestRestoreRefuses: a run whose flow is not loaded, or whose step the
+// flow no longer has, is not put back.
+func TestRestoreRefuses(t *testing.T) {
+	r := newEngineRig(t, twoWaits, DefaultConfig())
+	defer r.stop()
+	for name, rec := range map[string]RunRecord{
+		"no flow":    {Version: RunRecordVersion, View: RunView{ID: "r1", Flow: "gone", Status: StatusRunning, Step: "first"}},
+		"no step":    {Version: RunRecordVersion, View: RunView{ID: "r2", Flow: "twowaits", Status: StatusRunning, Step: "third"}},
+		"bad var":    {Version: RunRecordVersion, View: RunView{ID: "r3", Flow: "twowaits", Status: StatusRunning, Step: "first", Variables: map[string]any{"n": "x"}}},
+		"a child":    {Version: RunRecordVersion, View: RunView{ID: "r4", Flow: "twowaits", Status: StatusRunning, Step: "first", Parent: "r0"}},
+		"newer form": {Version: 2, View: RunView{ID: "r5", Flow: "twowaits", Status: StatusRunning, Step: "first"}},
+	} {
+		if err := r.eng.Restore(rec); !errors.Is(err, ErrNotRestored) {
+			t.Errorf("%s: Restore = %v, want ErrNotRestored", name, err)
+		}
+	}
+	if n := len(r.eng.Runs("", "")); n != 0 {
+		t.Errorf("%d runs after refused restores", n)
+	}
+}

@@ -146,6 +146,41 @@ func botdCall(t *testing.T, admin, id string) botCall {
 	return c
 }
 
+// holdFlow starts on every established call and waits for a key.
+const holdFlow = `name: hold
+trigger: {on: [established]}
+steps:
+  wait:
+    timeout: 1h
+    on:
+      - event: tone
+        end: completed
+`
+
+type flowRun struct {
+	ID     string            `json:"id"`
+	Status string            `json:"status"`
+	Step   string            `json:"step"`
+	Calls  map[string]string `json:"calls"`
+}
+
+// runsByCall lists the running runs of the hold flow by their call.
+func runsByCall(t *testing.T, admin string) map[string]flowRun {
+	t.Helper()
+	_, body := get(t, admin+"/v1/runs?flow=hold&status=running")
+	var page struct {
+		Value []flowRun `json:"value"`
+	}
+	if err := json.Unmarshal([]byte(body), &page); err != nil {
+		t.Fatalf("runs: %v: %s", err, body)
+	}
+	out := map[string]flowRun{}
+	for _, r := range page.Value {
+		out[r.Calls["call"]] = r
+	}
+	return out
+}
+
 // TestCallsSurviveKill9: botd, through its real binary, with the emulator
 // as a separate process, holds established calls; it is killed with
 // SIGKILL; while it is down the other party leaves some of the calls;
@@ -157,10 +192,15 @@ func TestCallsSurviveKill9(t *testing.T) {
 	port := freePort(t)
 	emu := startEmulatorProc(t, "-time-scale", "0.05", "-seed", "7", "-bot-callback", fmt.Sprintf("http://127.0.0.1:%d/api/calls", port))
 	graph := strings.TrimPrefix(emu["BOTD_GRAPH"], "emulator:")
+	// A flow run holds each established call, waiting for a key.
+	flowFile := filepath.Join(t.TempDir(), "hold.yaml")
+	if err := os.WriteFile(flowFile, []byte(holdFlow), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	env := []string{
 		"BOTD_LISTEN=127.0.0.1:" + strconv.Itoa(port), "BOTD_ADMIN_LISTEN=127.0.0.1:0", "BOTD_INSTANCE=" + testInstance,
 		"BOTD_GRAPH=" + emu["BOTD_GRAPH"], "BOTD_PUBLIC_URL=" + emu["BOTD_PUBLIC_URL"],
-		"BOTD_DATA_DIR=" + t.TempDir(), "BOTD_KEEPALIVE_INTERVAL=5s",
+		"BOTD_DATA_DIR=" + t.TempDir(), "BOTD_KEEPALIVE_INTERVAL=5s", "BOTD_FLOWS=" + flowFile,
 	}
 	bot := startBotd(t, env...)
 	admin := "http://" + bot.adminAddr
@@ -184,6 +224,11 @@ func TestCallsSurviveKill9(t *testing.T) {
 			}
 		}
 		return true
+	})
+	var runsBefore map[string]flowRun
+	testkit.Eventually(t, "a flow run waiting on every call", func() bool {
+		runsBefore = runsByCall(t, admin)
+		return len(runsBefore) == n
 	})
 	// Every fourth call but two has a long prompt playing when botd dies.
 	prompt, err := os.ReadFile(filepath.Join(repoRoot, "examples", "play-prompt.json"))
@@ -285,6 +330,16 @@ func TestCallsSurviveKill9(t *testing.T) {
 		}
 		if c.State != "established" || len(c.Participants) != want || len(held[id].Participants) != want {
 			t.Errorf("call %s: %s with %d participants; Graph holds %s with %d", id, c.State, len(c.Participants), held[id].State, len(held[id].Participants))
+		}
+	}
+	// Each live call's flow run is back, the same run at the same step.
+	runsAfter := runsByCall(t, admin)
+	for _, id := range ids {
+		if ended[id] {
+			continue
+		}
+		if b, a := runsBefore[id], runsAfter[id]; a.ID != b.ID || a.Step != "wait" || a.Status != "running" {
+			t.Errorf("call %s: flow run %+v before the kill, %+v after", id, b, a)
 		}
 	}
 	// The prompts that were playing end once each: read from Graph by

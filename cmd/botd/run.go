@@ -439,10 +439,11 @@ const journalCompactEvery = time.Hour
 // recoveryWorkers is how many calls recovery refreshes from Graph at once.
 const recoveryWorkers = 8
 
-// recoverCalls puts the journal's calls back and refreshes the live ones
-// from Graph, while the listeners serve: readiness stays false and
-// callbacks are answered 503 with Retry-After until it is done. A journal
-// that cannot be read stops botd.
+// recoverCalls puts the journal's calls and flow runs back and refreshes
+// the live calls from Graph, while the listeners serve: callbacks are
+// answered 503 with Retry-After until the calls are back (a load from
+// disk), and readiness stays false until the refresh is done too. A
+// journal that cannot be read stops botd.
 func recoverCalls(ctx context.Context, log zerolog.Logger, cfg *config.Config, a *app) error {
 	if a.writer == nil {
 		return nil
@@ -450,6 +451,7 @@ func recoverCalls(ctx context.Context, log zerolog.Logger, cfg *config.Config, a
 	defer a.recovering.Store(false)
 	_, err := a.writer.Recover(ctx, a.store, a.calls, journal.RecoverConfig{
 		Retention: cfg.Retention, Rate: cfg.RecoveryRate, Workers: recoveryWorkers, Timeout: cfg.RecoveryTimeout, Runs: a.flows,
+		Restored: func() { a.recovering.Store(false) },
 	})
 	if err != nil && ctx.Err() == nil {
 		log.Error().Err(err).Msg("recovery failed; shutting down")

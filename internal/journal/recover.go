@@ -51,6 +51,10 @@ type RecoverConfig struct {
 	// the calls and before the refresh, so that what the refresh changes
 	// reaches them.
 	Runs RunRestorer
+	// Restored, when set, is called once every call and run is back, before
+	// the refresh from Graph: from then on notifications can be applied
+	// (the store judges a refresh older than a notification as stale).
+	Restored func()
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -112,6 +116,9 @@ func (w *Writer) Recover(ctx context.Context, st Restorer, ref Refresher, cfg Re
 		if err := w.restoreRuns(cfg.Runs, &got); err != nil {
 			return got, fmt.Errorf("recover: %w", err)
 		}
+	}
+	if cfg.Restored != nil {
+		cfg.Restored()
 	}
 	log.Info().Int("restored", got.Restored).Int("live", len(live)).Int("history", got.History).Str("path", j.Path()).
 		Msg("journal loaded; refreshing the live calls from Graph")

@@ -2,7 +2,9 @@ package flows
 
 import (
 	"context"
+	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 
@@ -51,7 +53,12 @@ func newEngineRig(tb testing.TB, src string, cfg Config) *engineRig {
 	var set *Set
 	if src != "" {
 		var err error
-		if set, err = Load([]Source{{File: "rig.yaml", Data: []byte(src)}}, Options{DefaultTimeout: DefaultWaitTimeout}); err != nil {
+		// Flows apart by a "---" line are files of their own.
+		var srcs []Source
+		for i, doc := range strings.Split(src, "\n---\n") {
+			srcs = append(srcs, Source{File: rigFile(i), Data: []byte(doc)})
+		}
+		if set, err = Load(srcs, Options{DefaultTimeout: DefaultWaitTimeout}); err != nil {
 			tb.Fatal(err)
 		}
 	}
@@ -150,4 +157,12 @@ func BenchmarkWaitingRuns(b *testing.B) {
 	}
 	b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(b.N), "B/run")
 	b.ReportMetric(0, "ns/op")
+}
+
+// rigFile names the rig's i-th flow file: rig.yaml, then rig1.yaml...
+func rigFile(i int) string {
+	if i == 0 {
+		return "rig.yaml"
+	}
+	return fmt.Sprintf("rig%d.yaml", i)
 }

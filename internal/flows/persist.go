@@ -25,49 +25,99 @@ type RunRecord struct {
 // ErrNotRestored is wrapped by Restore for a run it cannot put back.
 var ErrNotRestored = errors.New("flow run not restored")
 
-// Restore puts back a run a journal kept, waiting at the step it had
-// reached: the step's actions are not run again. Its wait keeps its
-// deadline; one that passed while botd was down fires at once. A run that
-// is not running needs nothing (nil). A run whose flow is no longer
-// loaded, whose step the flow no longer has, or that has a parent or
-// children (not restored yet), is refused with ErrNotRestored.
-func (e *Engine) Restore(rec RunRecord) error {
-	v := rec.View
-	if rec.Version != RunRecordVersion {
-		return fmt.Errorf("%w: run %s: record version %d, want %d", ErrNotRestored, v.ID, rec.Version, RunRecordVersion)
+// Restore puts back one run a journal kept (RestoreAll's rules).
+func (e *Engine) Restore(rec RunRecord) error { return e.RestoreAll([]RunRecord{rec})[rec.View.ID] }
+
+// RestoreAll puts back the runs a journal kept, each waiting at the step
+// it had reached: the step's actions are not run again. A wait keeps its
+// deadline; one that passed while botd was down fires at once. A child run
+// is linked to its parent again, so that its end reaches it. A run that is
+// not running needs nothing. It returns, by run id, why each run it did
+// not put back was refused (ErrNotRestored): its flow is no longer loaded
+// or no longer has its step, a value no longer fits, its parent was not
+// put back, or the engine is at its run limit.
+func (e *Engine) RestoreAll(recs []RunRecord) map[string]error {
+	errs := map[string]error{}
+	ready := map[string]*run{}
+	parents := map[string]string{}
+	for _, rec := range recs {
+		r, err := e.prepare(rec)
+		switch {
+		case err != nil:
+			errs[rec.View.ID] = err
+		case r != nil:
+			ready[r.id] = r
+			if rec.View.Parent != "" {
+				parents[r.id] = rec.View.Parent
+			}
+		}
 	}
-	if v.Status != StatusRunning {
-		return nil
-	}
-	if v.Parent != "" || len(v.Children) > 0 {
-		return fmt.Errorf("%w: run %s of %s: runs with a parent or child runs are not restored", ErrNotRestored, v.ID, v.Flow)
-	}
-	f, ok := e.flows.Load().Flow(v.Flow)
-	if !ok {
-		return fmt.Errorf("%w: run %s: flow %s is no longer loaded", ErrNotRestored, v.ID, v.Flow)
-	}
-	if _, ok := f.steps[v.Step]; !ok {
-		return fmt.Errorf("%w: run %s: flow %s has no step %q any more", ErrNotRestored, v.ID, v.Flow, v.Step)
-	}
-	params, err := restoreVals(f.Parameters, v.Parameters)
-	if err != nil {
-		return fmt.Errorf("%w: run %s: parameter %v", ErrNotRestored, v.ID, err)
-	}
-	vars, err := restoreVals(f.Variables, v.Variables)
-	if err != nil {
-		return fmt.Errorf("%w: run %s: variable %v", ErrNotRestored, v.ID, err)
+	// Link children to parents; a child whose parent is not back is not
+	// either, nor are its own children.
+	for changed := true; changed; {
+		changed = false
+		for id, pid := range parents {
+			r, p := ready[id], ready[pid]
+			if r == nil {
+				continue
+			}
+			if p == nil {
+				errs[id] = fmt.Errorf("%w: run %s: its parent run %s is not restored", ErrNotRestored, id, pid)
+				delete(ready, id)
+				changed = true
+				continue
+			}
+			r.parent = p
+			for name, cid := range p.children {
+				if cid == id {
+					r.childName = name
+				}
+			}
+		}
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.runs[v.ID] != nil {
-		return nil
+	for _, r := range ready {
+		if e.runs[r.id] != nil {
+			continue
+		}
+		if e.running >= e.cfg.MaxRuns {
+			errs[r.id] = fmt.Errorf("%w: run %s: %w", ErrNotRestored, r.id, ErrTooManyRuns)
+			continue
+		}
+		e.registerLocked(r)
 	}
-	if e.running >= e.cfg.MaxRuns {
-		return fmt.Errorf("%w: run %s: %w", ErrNotRestored, v.ID, ErrTooManyRuns)
+	return errs
+}
+
+// prepare builds the run of rec, not yet registered; nil, nil for a run
+// that is not running.
+func (e *Engine) prepare(rec RunRecord) (*run, error) {
+	v := rec.View
+	if rec.Version != RunRecordVersion {
+		return nil, fmt.Errorf("%w: run %s: record version %d, want %d", ErrNotRestored, v.ID, rec.Version, RunRecordVersion)
+	}
+	if v.Status != StatusRunning {
+		return nil, nil
+	}
+	f, ok := e.flows.Load().Flow(v.Flow)
+	if !ok {
+		return nil, fmt.Errorf("%w: run %s: flow %s is no longer loaded", ErrNotRestored, v.ID, v.Flow)
+	}
+	if _, ok := f.steps[v.Step]; !ok {
+		return nil, fmt.Errorf("%w: run %s: flow %s has no step %q any more", ErrNotRestored, v.ID, v.Flow, v.Step)
+	}
+	params, err := restoreVals(f.Parameters, v.Parameters)
+	if err != nil {
+		return nil, fmt.Errorf("%w: run %s: parameter %v", ErrNotRestored, v.ID, err)
+	}
+	vars, err := restoreVals(f.Variables, v.Variables)
+	if err != nil {
+		return nil, fmt.Errorf("%w: run %s: variable %v", ErrNotRestored, v.ID, err)
 	}
 	r := &run{
 		e: e, id: v.ID, flow: f, status: StatusRunning, step: v.Step, params: params, vars: vars,
-		calls: cloneMap(v.Calls), names: map[string]string{}, ops: cloneMap(rec.Ops), children: map[string]string{},
+		calls: cloneMap(v.Calls), names: map[string]string{}, ops: cloneMap(rec.Ops), children: cloneMap(v.Children),
 		touched: map[string]bool{}, history: v.History, historyDropped: v.HistoryDropped,
 		deadline: v.Deadline, seq: rec.Seq, gen: 1, startedAt: v.StartedAt, last: &EventInfo{Kind: "restored"},
 	}
@@ -75,8 +125,14 @@ func (e *Engine) Restore(rec RunRecord) error {
 		r.touched[id] = true
 	}
 	r.log = e.log.With().Str("run_id", r.id).Str("flow", f.Name).Logger()
+	return r, nil
+}
+
+// registerLocked makes a prepared run live: it gets its calls' changes,
+// counts as running, and its wait's timer runs. Callers hold e.mu.
+func (e *Engine) registerLocked(r *run) {
 	for name, id := range r.calls {
-		r.names[id] = name
+		r.names[id], r.touched[id] = name, true
 		e.bindLocked(r, id)
 		if name == "call" {
 			r.log = r.log.With().Str("call_id", id).Logger()
@@ -86,11 +142,18 @@ func (e *Engine) Restore(rec RunRecord) error {
 	e.running++
 	e.metrics.running.Inc()
 	r.publish()
-	if !v.Deadline.IsZero() {
-		r.armTimer(max(0, time.Until(v.Deadline)), r.gen)
+	r.log.Info().Str("step", r.step).Time("deadline", r.deadline).Str("parent", r.viewParent()).Msg("flow run restored")
+	// Last: once the timer runs, the run belongs to its worker.
+	if !r.deadline.IsZero() {
+		r.armTimer(max(0, time.Until(r.deadline)), r.gen)
 	}
-	r.log.Info().Str("step", r.step).Time("deadline", v.Deadline).Msg("flow run restored")
-	return nil
+}
+
+func (r *run) viewParent() string {
+	if r.parent == nil {
+		return ""
+	}
+	return r.parent.id
 }
 
 // restoreVals converts the JSON values a view shows back into the values

@@ -129,3 +129,68 @@ func TestRestoreRefuses(t *testing.T) {
 		t.Errorf("%d runs after refused restores", n)
 	}
 }
+
+// parentChild: the parent starts a child and waits for its end; the child
+// waits an hour.
+const parentChild = `name: parent
+steps:
+  s:
+    actions: [{startFlow: {flow: child, as: kid}}]
+    timeout: 3h
+    on:
+      - event: flowEnded
+        run: kid
+        end: completed
+---
+name: child
+steps:
+  w:
+    timeout: 1h
+    on:
+      - event: timeout
+        end: completed
+`
+
+// TestRestoreParentAndChild: a parent waiting for its child and the child
+// come back together, linked: the child's end reaches the parent, which
+// completes. A child whose parent is not restored is refused.
+func TestRestoreParentAndChild(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &recorder{last: map[string]RunRecord{}}
+		cfg := DefaultConfig()
+		cfg.OnRunChange = rec.keep
+		a := newEngineRig(t, parentChild, cfg)
+		p, err := a.eng.Start("parent", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		pv, _ := a.eng.RunView(p.ID)
+		kid := pv.Children["kid"]
+		if kid == "" {
+			t.Fatalf("parent %+v started no child", pv)
+		}
+		saved := []RunRecord{rec.get(p.ID), rec.get(kid)}
+		a.stop()
+
+		b := newEngineRig(t, parentChild, DefaultConfig())
+		defer b.stop()
+		if errs := b.eng.RestoreAll(saved); len(errs) != 0 {
+			t.Fatal(errs)
+		}
+		time.Sleep(time.Hour + time.Second)
+		synctest.Wait()
+		if v, _ := b.eng.RunView(kid); v.Status != StatusCompleted || v.Parent != p.ID {
+			t.Fatalf("child %+v", v)
+		}
+		if v, _ := b.eng.RunView(p.ID); v.Status != StatusCompleted {
+			t.Fatalf("parent %s at %s: the child's end did not reach it", v.Status, v.Step)
+		}
+
+		c := newEngineRig(t, parentChild, DefaultConfig())
+		defer c.stop()
+		if errs := c.eng.RestoreAll(saved[1:]); !errors.Is(errs[kid], ErrNotRestored) {
+			t.Errorf("a child without its parent: %v", errs)
+		}
+	})
+}

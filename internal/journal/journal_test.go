@@ -505,12 +505,16 @@ func TestRecoverOverCallLimit(t *testing.T) {
 // the flow "gone".
 type fakeRuns struct{ got []string }
 
-func (f *fakeRuns) Restore(rec flows.RunRecord) error {
-	if rec.View.Flow == "gone" {
-		return flows.ErrNotRestored
+func (f *fakeRuns) RestoreAll(recs []flows.RunRecord) map[string]error {
+	errs := map[string]error{}
+	for _, rec := range recs {
+		if rec.View.Flow == "gone" {
+			errs[rec.View.ID] = flows.ErrNotRestored
+			continue
+		}
+		f.got = append(f.got, rec.View.ID)
 	}
-	f.got = append(f.got, rec.View.ID)
-	return nil
+	return errs
 }
 
 // TestRunsKept: a running run's latest record is written with the calls,

@@ -73,7 +73,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"result"}),
 		recoveredRuns: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "botd_recovery_runs_total",
-			Help: "Flow runs handled by recovery at start, by result: restored (waiting at their step again), dropped (not restorable: flow gone or changed, parent or child runs, limit; logged and deleted from the journal).",
+			Help: "Flow runs handled by recovery at start, by result: restored (waiting at their step again), dropped (not restorable: flow gone or changed, parent not restored, limit; logged and deleted from the journal).",
 		}, []string{"result"}),
 		recoverySeconds: f.NewGauge(prometheus.GaugeOpts{
 			Name: "botd_recovery_duration_seconds",

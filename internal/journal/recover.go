@@ -21,7 +21,7 @@ type Restorer interface {
 
 // RunRestorer is the flow engine as recovery fills it.
 type RunRestorer interface {
-	Restore(rec flows.RunRecord) error
+	RestoreAll(recs []flows.RunRecord) map[string]error
 }
 
 // Refresher asks Graph for a call's state and roster and applies them
@@ -178,24 +178,27 @@ func (w *Writer) Recover(ctx context.Context, st Restorer, ref Refresher, cfg Re
 	return got, ctx.Err()
 }
 
-// restoreRuns puts the journal's flow runs back. A run that cannot be is
-// logged, counted and deleted from the journal: it has ended.
+// restoreRuns puts the journal's flow runs back, all at once so that
+// child runs find their parents. A run that cannot be is logged, counted
+// and deleted from the journal: it has ended.
 func (w *Writer) restoreRuns(rr RunRestorer, got *Recovered) error {
-	var lost []string
-	err := w.j.LoadRuns(func(rec flows.RunRecord) error {
-		if err := rr.Restore(rec); err != nil {
-			got.RunsLost++
-			w.m.recoveredRuns.WithLabelValues(recoveredDropped).Inc()
-			w.log.Error().Err(err).Str("run_id", rec.View.ID).Str("flow", rec.View.Flow).Msg("flow run not restored; it ends here")
-			lost = append(lost, rec.View.ID)
-			return nil
+	var recs []flows.RunRecord
+	if err := w.j.LoadRuns(func(rec flows.RunRecord) error { recs = append(recs, rec); return nil }); err != nil {
+		return err
+	}
+	errs := rr.RestoreAll(recs)
+	var err error
+	for _, rec := range recs {
+		rerr, lost := errs[rec.View.ID]
+		if !lost {
+			got.Runs++
+			w.m.recoveredRuns.WithLabelValues(recoveredRestored).Inc()
+			continue
 		}
-		got.Runs++
-		w.m.recoveredRuns.WithLabelValues(recoveredRestored).Inc()
-		return nil
-	})
-	for _, id := range lost {
-		err = errors.Join(err, w.j.deleteRun(id))
+		got.RunsLost++
+		w.m.recoveredRuns.WithLabelValues(recoveredDropped).Inc()
+		w.log.Error().Err(rerr).Str("run_id", rec.View.ID).Str("flow", rec.View.Flow).Msg("flow run not restored; it ends here")
+		err = errors.Join(err, w.j.deleteRun(rec.View.ID))
 	}
 	return err
 }

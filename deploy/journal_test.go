@@ -146,6 +146,16 @@ func botdCall(t *testing.T, admin, id string) botCall {
 	return c
 }
 
+// noAnswerCall and noAnswerInvite ring a number that never answers (the
+// emulator's 9999 suffix).
+const (
+	noAnswerCall = `{"targets": [{"@odata.type": "#microsoft.graph.invitationParticipantInfo",
+		"identity": {"@odata.type": "#microsoft.graph.identitySet", "phone": {"@odata.type": "#microsoft.graph.identity", "id": "+15550009999"}}}],
+		"requestedModalities": ["audio"], "mediaConfig": {"@odata.type": "#microsoft.graph.serviceHostedMediaConfig"}}`
+	noAnswerInvite = `{"participants": [{"@odata.type": "#microsoft.graph.invitationParticipantInfo",
+		"identity": {"@odata.type": "#microsoft.graph.identitySet", "phone": {"@odata.type": "#microsoft.graph.identity", "id": "+15550019999"}}}]}`
+)
+
 // holdFlow starts on every established call and waits for a key.
 const holdFlow = `name: hold
 trigger: {on: [established]}
@@ -258,6 +268,31 @@ func TestCallsSurviveKill9(t *testing.T) {
 			playing[id] = op.ID
 		}
 	}
+	// The others of every fourth but three have an invitation ringing, to
+	// a number that does not answer; and ten more calls are still ringing
+	// such a number when botd dies.
+	inviting := map[string]string{}
+	for i, id := range ids {
+		if i%4 == 3 {
+			code, out := post(t, admin+"/v1/calls/"+id+"/participants/invite", []byte(noAnswerInvite))
+			var op struct {
+				ID string `json:"id"`
+			}
+			if code != http.StatusAccepted || json.Unmarshal([]byte(out), &op) != nil || op.ID == "" {
+				t.Fatalf("invite on %s: %d %s", id, code, out)
+			}
+			inviting[id] = op.ID
+		}
+	}
+	ringing := map[string]bool{}
+	for range 10 {
+		code, out := post(t, admin+"/v1/calls", []byte(noAnswerCall))
+		var c botCall
+		if code != http.StatusCreated || json.Unmarshal([]byte(out), &c) != nil || c.State != "establishing" {
+			t.Fatalf("create a call to a number that does not answer: %d %s", code, out)
+		}
+		ringing[c.ID] = true
+	}
 	testkit.Eventually(t, "every change written to the journal", func() bool {
 		return metricValue(t, admin+"/metrics", "botd_journal_pending_records") == 0 &&
 			metricValue(t, admin+"/metrics", "botd_journal_records_written_total") >= n
@@ -342,6 +377,30 @@ func TestCallsSurviveKill9(t *testing.T) {
 			t.Errorf("call %s: flow run %+v before the kill, %+v after", id, b, a)
 		}
 	}
+	// The invitations and the calls that were ringing end, as Graph
+	// ends them: the number does not answer.
+	testkit.Eventually(t, "every invitation ringing at the kill ended", func() bool {
+		for id, opID := range inviting {
+			final := false
+			for _, op := range botdCall(t, admin, id).Operations {
+				if op.ID == opID && (op.Status == "failed" || op.Status == "completed") {
+					final = true
+				}
+			}
+			if !final {
+				return false
+			}
+		}
+		return true
+	})
+	testkit.Eventually(t, "every call ringing at the kill ended", func() bool {
+		for id := range ringing {
+			if botdCall(t, admin, id).State != "terminated" {
+				return false
+			}
+		}
+		return true
+	})
 	// The prompts that were playing end once each: read from Graph by
 	// the recovery, or by their notification.
 	testkit.Eventually(t, "every prompt in flight at the kill completed", func() bool {
@@ -384,11 +443,12 @@ func TestCallsSurviveKill9(t *testing.T) {
 	for _, r := range reqs {
 		sent[r.Route]++
 	}
-	if sent["create_call"] != n || sent["play_prompt"] != len(playing) {
-		t.Errorf("the emulator got %d create calls for %d calls and %d playPrompts for %d", sent["create_call"], n, sent["play_prompt"], len(playing))
+	if sent["create_call"] != n+len(ringing) || sent["play_prompt"] != len(playing) || sent["invite"] != len(inviting) {
+		t.Errorf("the emulator got %d create calls for %d calls, %d playPrompts for %d and %d invites for %d",
+			sent["create_call"], n+len(ringing), sent["play_prompt"], len(playing), sent["invite"], len(inviting))
 	}
 	for _, c := range calls {
-		if !ended[c.ID] && c.State != "established" {
+		if !ended[c.ID] && !ringing[c.ID] && c.State != "established" {
 			t.Errorf("call %s is %s on the emulator", c.ID, c.State)
 		}
 	}

@@ -198,9 +198,9 @@ func runsByCall(t *testing.T, admin string) map[string]flowRun {
 // the state and roster Graph holds, sends keepAlive for each live call
 // again, and has created no call twice.
 func TestCallsSurviveKill9(t *testing.T) {
-	const n = 200
+	const n = 100
 	port := freePort(t)
-	emu := startEmulatorProc(t, "-time-scale", "0.05", "-seed", "7", "-bot-callback", fmt.Sprintf("http://127.0.0.1:%d/api/calls", port))
+	emu := startEmulatorProc(t, "-time-scale", "0.02", "-seed", "7", "-bot-callback", fmt.Sprintf("http://127.0.0.1:%d/api/calls", port))
 	graph := strings.TrimPrefix(emu["BOTD_GRAPH"], "emulator:")
 	// A flow run holds each established call, waiting for a key.
 	flowFile := filepath.Join(t.TempDir(), "hold.yaml")

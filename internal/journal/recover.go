@@ -83,12 +83,34 @@ func (w *Writer) Recover(ctx context.Context, st Restorer, ref Refresher, cfg Re
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	j, m, log := w.j, w.m, w.log
 	start := time.Now()
 	var got Recovered
+	live, err := w.restoreCalls(st, cfg, &got)
+	if err != nil {
+		return got, fmt.Errorf("recover: %w", err)
+	}
+	if cfg.Runs != nil {
+		if err := w.restoreRuns(cfg.Runs, &got); err != nil {
+			return got, fmt.Errorf("recover: %w", err)
+		}
+	}
+	if cfg.Restored != nil {
+		cfg.Restored()
+	}
+	w.log.Info().Int("restored", got.Restored).Int("live", len(live)).Int("history", got.History).Int("runs", got.Runs).
+		Str("path", w.j.Path()).Msg("journal loaded; refreshing the live calls from Graph")
+	w.refresh(ctx, live, ref, cfg, &got)
+	w.m.recoverySeconds.Set(time.Since(start).Seconds())
+	w.log.Info().Int("refreshed", got.Refreshed).Int("failed", got.Failed).Int("skipped", got.Skipped).Dur("took", time.Since(start)).Msg("recovery done")
+	return got, ctx.Err()
+}
+
+// restoreCalls puts the journal's calls back into st, and returns the ids
+// of the live ones.
+func (w *Writer) restoreCalls(st Restorer, cfg RecoverConfig, got *Recovered) ([]string, error) {
 	var live []string
 	now := cfg.Now()
-	err := j.Load(func(r callstate.Record) error {
+	err := w.j.Load(func(r callstate.Record) error {
 		if r.Call.State == model.StateTerminated && now.Sub(r.TerminatedAt) >= cfg.Retention {
 			got.History++
 			return nil
@@ -98,8 +120,8 @@ func (w *Writer) Recover(ctx context.Context, st Restorer, ref Refresher, cfg Re
 			// the record stays in the journal, and botd starts without
 			// the call rather than not at all.
 			got.Refused++
-			m.recovered.WithLabelValues(recoveredRefused).Inc()
-			log.Error().Err(err).Str("call_id", r.Call.ID).Msg("call not restored from the journal")
+			w.m.recovered.WithLabelValues(recoveredRefused).Inc()
+			w.log.Error().Err(err).Str("call_id", r.Call.ID).Msg("call not restored from the journal")
 			return nil
 		}
 		got.Restored++
@@ -108,21 +130,15 @@ func (w *Writer) Recover(ctx context.Context, st Restorer, ref Refresher, cfg Re
 		}
 		return nil
 	})
-	if err != nil {
-		return got, fmt.Errorf("recover: %w", err)
-	}
-	m.recovered.WithLabelValues(recoveredRestored).Add(float64(got.Restored))
-	if cfg.Runs != nil {
-		if err := w.restoreRuns(cfg.Runs, &got); err != nil {
-			return got, fmt.Errorf("recover: %w", err)
-		}
-	}
-	if cfg.Restored != nil {
-		cfg.Restored()
-	}
-	log.Info().Int("restored", got.Restored).Int("live", len(live)).Int("history", got.History).Str("path", j.Path()).
-		Msg("journal loaded; refreshing the live calls from Graph")
+	w.m.recovered.WithLabelValues(recoveredRestored).Add(float64(got.Restored))
+	return live, err
+}
 
+// refresh has ref read each live call from Graph, cfg.Workers at a time
+// within cfg.Rate, until cfg.Timeout; the calls it does not reach are
+// counted skipped.
+func (w *Writer) refresh(ctx context.Context, live []string, ref Refresher, cfg RecoverConfig, got *Recovered) {
+	m, log := w.m, w.log
 	rctx, cancel := ctx, context.CancelFunc(func() {})
 	if cfg.Timeout > 0 {
 		rctx, cancel = context.WithTimeout(ctx, cfg.Timeout)
@@ -173,9 +189,6 @@ func (w *Writer) Recover(ctx context.Context, st Restorer, ref Refresher, cfg Re
 	if got.Skipped > 0 {
 		log.Warn().Int("skipped", got.Skipped).Dur("timeout", cfg.Timeout).Msg("recovery timed out; the calls not refreshed from Graph are kept as the journal had them")
 	}
-	m.recoverySeconds.Set(time.Since(start).Seconds())
-	log.Info().Int("refreshed", got.Refreshed).Int("failed", got.Failed).Int("skipped", got.Skipped).Dur("took", time.Since(start)).Msg("recovery done")
-	return got, ctx.Err()
 }
 
 // restoreRuns puts the journal's flow runs back, all at once so that

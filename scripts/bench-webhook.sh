@@ -9,8 +9,12 @@
 # their p99 is printed. The payload is the 847-byte roster notification of
 # invite example 1, spread over CALLS call ids.
 #
+# botd keeps its calls as STATE says (BOTD_STATE: journal, the default, or
+# memory), each start in a new, empty data directory.
+#
 #   scripts/bench-webhook.sh                 # 2 rounds of 10 s
 #   ROUNDS=1 SECS=5 scripts/bench-webhook.sh
+#   STATE=memory scripts/bench-webhook.sh    # the journal off
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +26,7 @@ BARE_ADDR=${BARE_ADDR:-127.0.0.1:18081}
 BOTD_ADDR=${BOTD_ADDR:-127.0.0.1:18080}
 ADMIN_ADDR=${ADMIN_ADDR:-127.0.0.1:19090}
 EMU_ADDR=${EMU_ADDR:-127.0.0.1:17070}
+STATE=${STATE:-journal}
 
 tmp=$(mktemp -d)
 pid=""
@@ -58,9 +63,12 @@ start_bare() {
   wait_up "http://$BARE_ADDR/api/calls"
 }
 
+starts=0
 start_botd() {
+  starts=$((starts + 1))
   GOMAXPROCS=1 BOTD_INBOUND_AUTH=off BOTD_LISTEN="$BOTD_ADDR" BOTD_ADMIN_LISTEN="$ADMIN_ADDR" \
-    BOTD_EMULATOR_LISTEN="$EMU_ADDR" "${SRV[@]}" "$tmp/botd" >"$tmp/botd.log" 2>&1 &
+    BOTD_EMULATOR_LISTEN="$EMU_ADDR" BOTD_STATE="$STATE" BOTD_DATA_DIR="$tmp/data.$starts" \
+    "${SRV[@]}" "$tmp/botd" >"$tmp/botd.log" 2>&1 &
   pid=$!
   wait_up "http://$BOTD_ADDR/api/calls"
 }
@@ -108,7 +116,7 @@ for s in bare botd; do
   echo "$s: $(grep -E '^(achieved|errors|latency):' "$tmp/$s-half.txt" | tr -s ' ' | paste -sd ';' -)"
 done
 
-echo "== result"
+echo "== result (BOTD_STATE=$STATE)"
 echo "bare chi handler: $bare req/s"
 echo "botd:             $botd req/s"
 awk -v a="$botd" -v b="$bare" 'BEGIN { if (b > 0) printf "ratio botd/bare:  %.2f (goal: at least 0.80)\n", a / b }'

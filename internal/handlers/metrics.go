@@ -14,7 +14,10 @@ import (
 // Metrics are the HTTP surface's metrics. Labels are status codes, route
 // patterns and fixed enumerations, never ids.
 type Metrics struct {
-	callbackRequests  *prometheus.CounterVec
+	callbackRequests *prometheus.CounterVec
+	// callbackByCode holds callbackRequests' series of callbackCodes, so
+	// that counting a callback looks no label up.
+	callbackByCode    map[int]prometheus.Counter
 	callbackLatency   prometheus.Histogram
 	callbackDocuments *prometheus.CounterVec
 	notifications     *prometheus.CounterVec
@@ -89,11 +92,20 @@ func methodLabel(method string) string {
 	return methodOther
 }
 
+// callbackCounter is the callback requests counter of an HTTP status.
+func (m *Metrics) callbackCounter(code int) prometheus.Counter {
+	if c, ok := m.callbackByCode[code]; ok {
+		return c
+	}
+	return m.callbackRequests.WithLabelValues(strconv.Itoa(code))
+}
+
 // NewMetrics registers the handlers' metrics on reg, each fixed series at 0.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := buildMetrics(reg)
+	m.callbackByCode = make(map[int]prometheus.Counter, len(callbackCodes))
 	for _, c := range callbackCodes {
-		m.callbackRequests.WithLabelValues(strconv.Itoa(c))
+		m.callbackByCode[c] = m.callbackRequests.WithLabelValues(strconv.Itoa(c))
 	}
 	for _, r := range allDocumentResults {
 		m.callbackDocuments.WithLabelValues(r)

@@ -2,10 +2,15 @@ package handlers
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"fmt"
 	"net/http"
+	"os"
 	"runtime/debug"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -42,6 +47,56 @@ func fieldsFrom(ctx context.Context) *logFields {
 	return &logFields{}
 }
 
+// reqCtx is a request's context with its log fields and its request id,
+// in one allocation that answers both keys: logFieldsKey, and chi's
+// middleware.RequestIDKey, which internal/auth reads with GetReqID. Every
+// other key, and Done, Err and Deadline, are the parent's.
+type reqCtx struct {
+	context.Context
+	fields logFields
+	id     string
+}
+
+func (c *reqCtx) Value(key any) any {
+	switch key {
+	case logFieldsKey{}:
+		return &c.fields
+	case middleware.RequestIDKey:
+		return c.id
+	}
+	return c.Context.Value(key)
+}
+
+// requestIDPrefix starts every request id this process makes; requestSeq
+// numbers them.
+var (
+	requestIDPrefix = func() string {
+		host, _ := os.Hostname()
+		if host == "" {
+			host = "botd"
+		}
+		var b [6]byte
+		_, _ = rand.Read(b[:])
+		return host + "/" + base64.RawURLEncoding.EncodeToString(b[:]) + "-"
+	}()
+	requestSeq atomic.Uint64
+)
+
+// requestID is the request's X-Request-Id, or a new id: the process's
+// prefix and a sequence number, as chi's RequestID makes them.
+func requestID(r *http.Request) string {
+	if id := r.Header.Get(middleware.RequestIDHeader); id != "" {
+		return id
+	}
+	var n [20]byte
+	seq := strconv.AppendUint(n[:0], requestSeq.Add(1), 10)
+	var b strings.Builder
+	b.Grow(len(requestIDPrefix) + len(seq))
+	b.WriteString(requestIDPrefix)
+	b.Write(seq)
+	return b.String()
+}
+
 // accessLog writes one line per request: method, route pattern, status,
 // latency, bytes and what the handler added (items, call_id, run_id). It never logs
 // headers, so bearer tokens cannot reach the log.
@@ -50,9 +105,10 @@ func accessLog(log zerolog.Logger, listener string) func(http.Handler) http.Hand
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
-			f := &logFields{}
+			rc := &reqCtx{Context: r.Context(), id: requestID(r)}
+			f := &rc.fields
 			ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
-			r = r.WithContext(context.WithValue(r.Context(), logFieldsKey{}, f))
+			r = r.WithContext(rc)
 			next.ServeHTTP(ww, r)
 			status := ww.Status()
 			if status == 0 {
@@ -62,7 +118,7 @@ func accessLog(log zerolog.Logger, listener string) func(http.Handler) http.Hand
 			if status >= 500 {
 				ev = log.Warn()
 			}
-			ev = ev.Str("request_id", middleware.GetReqID(r.Context())).
+			ev = ev.Str("request_id", rc.id).
 				Str("method", r.Method).
 				Str("route", routePattern(r)).
 				Int("status", status).

@@ -68,7 +68,7 @@ type Deps struct {
 // deadline per request would cost every callback a timer and a request copy.
 func Public(d Deps) http.Handler {
 	r := chi.NewRouter()
-	r.Use(middleware.RequestID, accessLog(d.Log, "public"), recoverer(d.Log), middleware.RequestSize(d.MaxBody))
+	r.Use(accessLog(d.Log, "public"), recoverer(d.Log), middleware.RequestSize(d.MaxBody))
 	r.NotFound(handleNotFound())
 	r.MethodNotAllowed(handleMethodNotAllowed())
 	r.Get("/livez", handleLive())
@@ -95,7 +95,7 @@ func Public(d Deps) http.Handler {
 // and /readyz.
 func Admin(d Deps) http.Handler {
 	r := chi.NewRouter()
-	r.Use(middleware.RequestID, accessLog(d.Log, "admin"), recoverer(d.Log), middleware.RequestSize(d.MaxBody), middleware.Timeout(d.RequestTimeout), adminMetrics(d.Metrics))
+	r.Use(accessLog(d.Log, "admin"), recoverer(d.Log), middleware.RequestSize(d.MaxBody), middleware.Timeout(d.RequestTimeout), adminMetrics(d.Metrics))
 	r.NotFound(handleNotFound())
 	r.MethodNotAllowed(handleMethodNotAllowed())
 	r.Get("/livez", handleLive())

@@ -7,7 +7,6 @@ import (
 	"crypto/rsa"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"testing"
@@ -81,18 +80,22 @@ func BenchmarkCallback(b *testing.B) {
 				i := 0
 				u := &url.URL{Path: "/api/calls"}
 				w := &discardWriter{h: http.Header{}}
+				// The header and the body reader are the harness's, made
+				// once: botd only reads them.
+				hdr := http.Header{"Content-Type": {"application/json"}}
+				if header != "" {
+					hdr["Authorization"] = []string{header}
+				}
+				body := &benchBody{}
 				for pb.Next() {
 					// A request as net/http hands it over, without the cost
 					// of parsing one (httptest.NewRequest's 4 KB reader),
 					// so that the figures are the server's own.
-					body := bodies[i%len(bodies)]
-					hdr := http.Header{"Content-Type": {"application/json"}}
-					if header != "" {
-						hdr["Authorization"] = []string{header}
-					}
-					req := (&http.Request{Method: http.MethodPost, URL: u, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-						Header: hdr, Body: io.NopCloser(bytes.NewReader(body)), ContentLength: int64(len(body)),
-						Host: "botd", RemoteAddr: "127.0.0.1:1", RequestURI: "/api/calls"}).WithContext(context.Background())
+					raw := bodies[i%len(bodies)]
+					body.Reset(raw)
+					req := &http.Request{Method: http.MethodPost, URL: u, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+						Header: hdr, Body: body, ContentLength: int64(len(raw)),
+						Host: "botd", RemoteAddr: "127.0.0.1:1", RequestURI: "/api/calls"}
 					clear(w.h)
 					w.code = 0
 					h.ServeHTTP(w, req)
@@ -153,3 +156,8 @@ func (w *discardWriter) Write(b []byte) (int, error) {
 	}
 	return len(b), nil
 }
+
+// benchBody is a request body the benchmark reuses for each request.
+type benchBody struct{ bytes.Reader }
+
+func (*benchBody) Close() error { return nil }

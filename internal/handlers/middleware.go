@@ -10,6 +10,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -47,28 +48,43 @@ func fieldsFrom(ctx context.Context) *logFields {
 	return &logFields{}
 }
 
-// reqCtx is a request's context with its log fields and its request id,
-// in one allocation that answers both keys: logFieldsKey, and chi's
-// middleware.RequestIDKey, which internal/auth reads with GetReqID. Every
-// other key, and Done, Err and Deadline, are the parent's.
+// reqCtx is a request's context: its log fields, its request id, its chi
+// routing context and the writer that records its status, in one
+// allocation. It answers logFieldsKey, chi's middleware.RequestIDKey
+// (internal/auth reads it with GetReqID) and chi.RouteCtxKey (so that the
+// router finds its context there and adds none); every other key, and
+// Done, Err and Deadline, are the parent's.
 type reqCtx struct {
 	context.Context
 	fields logFields
-	id     string
+	hdrID  string // the request's X-Request-Id, if it had one
+	seq    uint64 // else the sequence number of the id botd gave it
+	route  *chi.Context
+	w      logWriter
 }
 
 func (c *reqCtx) Value(key any) any {
 	switch key {
 	case logFieldsKey{}:
 		return &c.fields
+	case chi.RouteCtxKey:
+		return c.route
 	case middleware.RequestIDKey:
-		return c.id
+		return string(c.appendID(nil))
 	}
 	return c.Context.Value(key)
 }
 
-// requestIDPrefix starts every request id this process makes; requestSeq
-// numbers them.
+// appendID appends the request id to b.
+func (c *reqCtx) appendID(b []byte) []byte {
+	if c.hdrID != "" {
+		return append(b, c.hdrID...)
+	}
+	return strconv.AppendUint(append(b, requestIDPrefix...), c.seq, 10)
+}
+
+// requestIDPrefix starts every request id this process makes, as chi's
+// RequestID makes them; requestSeq numbers them.
 var (
 	requestIDPrefix = func() string {
 		host, _ := os.Hostname()
@@ -82,60 +98,85 @@ var (
 	requestSeq atomic.Uint64
 )
 
-// requestID is the request's X-Request-Id, or a new id: the process's
-// prefix and a sequence number, as chi's RequestID makes them.
-func requestID(r *http.Request) string {
-	if id := r.Header.Get(middleware.RequestIDHeader); id != "" {
-		return id
-	}
-	var n [20]byte
-	seq := strconv.AppendUint(n[:0], requestSeq.Add(1), 10)
-	var b strings.Builder
-	b.Grow(len(requestIDPrefix) + len(seq))
-	b.WriteString(requestIDPrefix)
-	b.Write(seq)
-	return b.String()
+// logWriter records the status and the bytes of an answer. Unwrap lets
+// http.ResponseController reach the connection (Flush for server-sent
+// events).
+type logWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int
 }
 
-// accessLog writes one line per request: method, route pattern, status,
-// latency, bytes and what the handler added (items, call_id, run_id). It never logs
-// headers, so bearer tokens cannot reach the log.
-func accessLog(log zerolog.Logger, listener string) func(http.Handler) http.Handler {
-	log = log.With().Str("component", "http").Str("listener", listener).Logger()
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			start := time.Now()
-			rc := &reqCtx{Context: r.Context(), id: requestID(r)}
-			f := &rc.fields
-			ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
-			r = r.WithContext(rc)
-			next.ServeHTTP(ww, r)
-			status := ww.Status()
-			if status == 0 {
-				status = http.StatusOK
-			}
-			ev := log.Info()
-			if status >= 500 {
-				ev = log.Warn()
-			}
-			ev = ev.Str("request_id", rc.id).
-				Str("method", r.Method).
-				Str("route", routePattern(r)).
-				Int("status", status).
-				Float64("latency_ms", float64(time.Since(start).Microseconds())/1000).
-				Int("bytes", ww.BytesWritten())
-			if f.items > 0 || f.rejected > 0 {
-				ev = ev.Int("items", f.items).Int("rejected", f.rejected)
-			}
-			if f.callID != "" {
-				ev = ev.Str("call_id", f.callID)
-			}
-			if f.runID != "" {
-				ev = ev.Str("run_id", f.runID)
-			}
-			ev.Msg("request")
-		})
+func (w *logWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w *logWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
 	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *logWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += n
+	return n, err
+}
+
+// Status is the answer's status, 0 before anything was written.
+func (w *logWriter) Status() int { return w.status }
+
+// routeContexts recycles chi routing contexts, as chi's own router does.
+var routeContexts = sync.Pool{New: func() any { return chi.NewRouteContext() }}
+
+// withAccessLog serves mux with the request's context made here, and
+// writes one access log line per request: method, route pattern, status,
+// latency, bytes and what the handler added (items, call_id, run_id). It
+// never logs headers, so bearer tokens cannot reach the log.
+func withAccessLog(mux *chi.Mux, log zerolog.Logger, listener string) http.Handler {
+	log = log.With().Str("component", "http").Str("listener", listener).Logger()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rc := &reqCtx{Context: r.Context(), hdrID: r.Header.Get(middleware.RequestIDHeader)}
+		if rc.hdrID == "" {
+			rc.seq = requestSeq.Add(1)
+		}
+		rc.route = routeContexts.Get().(*chi.Context)
+		rc.route.Reset()
+		rc.route.Routes = mux
+		rc.w.ResponseWriter = w
+		r = r.WithContext(rc)
+		mux.ServeHTTP(&rc.w, r)
+		status := rc.w.status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		ev := log.Info()
+		if status >= 500 {
+			ev = log.Warn()
+		}
+		var id [96]byte
+		ev = ev.Bytes("request_id", rc.appendID(id[:0])).
+			Str("method", r.Method).
+			Str("route", routePattern(r)).
+			Int("status", status).
+			Float64("latency_ms", float64(time.Since(start).Microseconds())/1000).
+			Int("bytes", rc.w.bytes)
+		f := &rc.fields
+		if f.items > 0 || f.rejected > 0 {
+			ev = ev.Int("items", f.items).Int("rejected", f.rejected)
+		}
+		if f.callID != "" {
+			ev = ev.Str("call_id", f.callID)
+		}
+		if f.runID != "" {
+			ev = ev.Str("run_id", f.runID)
+		}
+		ev.Msg("request")
+		routeContexts.Put(rc.route)
+	})
 }
 
 // routePattern is the matched chi pattern, never the raw path, so that ids

@@ -68,7 +68,7 @@ type Deps struct {
 // deadline per request would cost every callback a timer and a request copy.
 func Public(d Deps) http.Handler {
 	r := chi.NewRouter()
-	r.Use(accessLog(d.Log, "public"), recoverer(d.Log), middleware.RequestSize(d.MaxBody))
+	r.Use(recoverer(d.Log), middleware.RequestSize(d.MaxBody))
 	r.NotFound(handleNotFound())
 	r.MethodNotAllowed(handleMethodNotAllowed())
 	r.Get("/livez", handleLive())
@@ -88,14 +88,14 @@ func Public(d Deps) http.Handler {
 		r.Handle(d.CallbackPath, callback)
 		r.Handle(d.CallbackPath+"/{instance}", handleInstanceCallback(d, callback))
 	})
-	return r
+	return withAccessLog(r, d.Log, "public")
 }
 
 // Admin is the admin listener's router: the admin API, /metrics, /livez
 // and /readyz.
 func Admin(d Deps) http.Handler {
 	r := chi.NewRouter()
-	r.Use(accessLog(d.Log, "admin"), recoverer(d.Log), middleware.RequestSize(d.MaxBody), middleware.Timeout(d.RequestTimeout), adminMetrics(d.Metrics))
+	r.Use(recoverer(d.Log), middleware.RequestSize(d.MaxBody), middleware.Timeout(d.RequestTimeout), adminMetrics(d.Metrics))
 	r.NotFound(handleNotFound())
 	r.MethodNotAllowed(handleMethodNotAllowed())
 	r.Get("/livez", handleLive())
@@ -135,7 +135,7 @@ func Admin(d Deps) http.Handler {
 		})
 	})
 	initAdminMetrics(d.Metrics, r)
-	return r
+	return withAccessLog(r, d.Log, "admin")
 }
 
 // initAdminMetrics sets the admin request series of every route of the

@@ -50,7 +50,7 @@ func handleCallback(d Deps) http.Handler {
 			return
 		}
 		if d.Recovering != nil && d.Recovering.Load() {
-			d.Metrics.callbackDocuments.WithLabelValues(documentDeferred).Inc()
+			d.Metrics.documentCounter(documentDeferred).Inc()
 			w.Header().Set("Retry-After", recoveryRetryAfter)
 			writeProblem(w, r, errorf(problem.Unavailable, "botd is recovering its calls after a restart; retry later"))
 			return
@@ -67,17 +67,17 @@ func handleCallback(d Deps) http.Handler {
 		batch, err := d.Decoder.Decode(buf.Bytes())
 		releaseBody(buf) // the batch shares no memory with the body
 		if err != nil {
-			d.Metrics.callbackDocuments.WithLabelValues(documentRejected).Inc()
+			d.Metrics.documentCounter(documentRejected).Inc()
 			log.Info().Err(err).Str("request_id", middleware.GetReqID(r.Context())).Msg("callback body rejected")
 			writeProblem(w, r, err)
 			return
 		}
-		d.Metrics.callbackDocuments.WithLabelValues(documentAccepted).Inc()
+		d.Metrics.documentCounter(documentAccepted).Inc()
 
 		reply := callbackReply{}
 		fields := fieldsFrom(r.Context())
 		for _, ie := range batch.Rejected {
-			d.Metrics.notifications.WithLabelValues(invalidLabel, invalidLabel, resultRejected).Inc()
+			d.Metrics.itemCounter(invalidLabel, invalidLabel, resultRejected).Inc()
 			log.Warn().Int("index", ie.Index).Str("reason", ie.Reason).Msg("notification item rejected")
 			reply.Rejected = append(reply.Rejected, ItemProblem{Index: ie.Index, Reason: ie.Reason})
 		}
@@ -86,7 +86,7 @@ func handleCallback(d Deps) http.Handler {
 			ev.TenantID = fields.tenant
 			d.countQuirks(ev)
 			result := d.apply(ev)
-			d.Metrics.notifications.WithLabelValues(changeLabel(ev.ChangeType), ev.Path.Kind.String(), result).Inc()
+			d.Metrics.itemCounter(changeLabel(ev.ChangeType), ev.Path.Kind.String(), result).Inc()
 			if result != resultRefused {
 				reply.Accepted++
 			}

@@ -17,7 +17,11 @@ type Metrics struct {
 	callbackRequests *prometheus.CounterVec
 	// callbackByCode holds callbackRequests' series of callbackCodes, so
 	// that counting a callback looks no label up.
-	callbackByCode    map[int]prometheus.Counter
+	callbackByCode map[int]prometheus.Counter
+	// byDocument and byItem hold the fixed series of callbackDocuments and
+	// notifications, for the same reason.
+	byDocument        map[string]prometheus.Counter
+	byItem            map[[3]string]prometheus.Counter
 	callbackLatency   prometheus.Histogram
 	callbackDocuments *prometheus.CounterVec
 	notifications     *prometheus.CounterVec
@@ -100,6 +104,23 @@ func (m *Metrics) callbackCounter(code int) prometheus.Counter {
 	return m.callbackRequests.WithLabelValues(strconv.Itoa(code))
 }
 
+// documentCounter is the callback documents counter of a result.
+func (m *Metrics) documentCounter(result string) prometheus.Counter {
+	if c, ok := m.byDocument[result]; ok {
+		return c
+	}
+	return m.callbackDocuments.WithLabelValues(result)
+}
+
+// itemCounter is the notifications counter of a change type, a resource
+// and a result.
+func (m *Metrics) itemCounter(change, resource, result string) prometheus.Counter {
+	if c, ok := m.byItem[[3]string{change, resource, result}]; ok {
+		return c
+	}
+	return m.notifications.WithLabelValues(change, resource, result)
+}
+
 // NewMetrics registers the handlers' metrics on reg, each fixed series at 0.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := buildMetrics(reg)
@@ -107,17 +128,19 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	for _, c := range callbackCodes {
 		m.callbackByCode[c] = m.callbackRequests.WithLabelValues(strconv.Itoa(c))
 	}
+	m.byDocument = make(map[string]prometheus.Counter, len(allDocumentResults))
 	for _, r := range allDocumentResults {
-		m.callbackDocuments.WithLabelValues(r)
+		m.byDocument[r] = m.callbackDocuments.WithLabelValues(r)
 	}
-	m.notifications.WithLabelValues(invalidLabel, invalidLabel, resultRejected)
+	m.byItem = map[[3]string]prometheus.Counter{}
+	m.byItem[[3]string{invalidLabel, invalidLabel, resultRejected}] = m.notifications.WithLabelValues(invalidLabel, invalidLabel, resultRejected)
 	for _, q := range model.AllQuirks {
 		m.quirks.WithLabelValues(q.String())
 	}
 	for _, ct := range allChangeLabels {
 		for _, res := range allResourceLabels() {
 			for _, r := range allItemResults {
-				m.notifications.WithLabelValues(ct, res, r)
+				m.byItem[[3]string{ct, res, r}] = m.notifications.WithLabelValues(ct, res, r)
 			}
 		}
 	}

@@ -17,7 +17,6 @@ import (
 	"github.com/botd/botd/internal/calls"
 	"github.com/botd/botd/internal/callstate"
 	"github.com/botd/botd/internal/model"
-	"github.com/botd/botd/internal/netx"
 	"github.com/botd/botd/internal/notify"
 	"github.com/botd/botd/internal/problem"
 )
@@ -358,9 +357,8 @@ func validCallID(next http.Handler) http.Handler {
 func adminMetrics(m *Metrics) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			sw := &netx.StatusWriter{ResponseWriter: w}
-			next.ServeHTTP(sw, r)
-			m.adminRequests.WithLabelValues(routePattern(r), methodLabel(r.Method), strconv.Itoa(sw.Code())).Inc()
+			code := serveStatus(w, r, next)
+			m.adminRequests.WithLabelValues(routePattern(r), methodLabel(r.Method), strconv.Itoa(code)).Inc()
 		})
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/botd/botd/internal/model"
-	"github.com/botd/botd/internal/netx"
 	"github.com/botd/botd/internal/notify"
 	"github.com/botd/botd/internal/problem"
 )
@@ -198,21 +197,7 @@ func callbackMetrics(m *Metrics) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
-			// The access log's writer already knows the status; wrap only
-			// when there is none (a handler used on its own).
-			var code int
-			if sr, ok := w.(interface{ Status() int }); ok {
-				next.ServeHTTP(w, r)
-				code = sr.Status()
-			} else {
-				sw := &netx.StatusWriter{ResponseWriter: w}
-				next.ServeHTTP(sw, r)
-				code = sw.Code()
-			}
-			if code == 0 {
-				code = http.StatusOK
-			}
-			m.callbackCounter(code).Inc()
+			m.callbackCounter(serveStatus(w, r, next)).Inc()
 			m.callbackLatency.Observe(time.Since(start).Seconds())
 		})
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/go-chi/chi/v5/middleware"
 	"github.com/rs/zerolog"
 
+	"github.com/botd/botd/internal/netx"
 	"github.com/botd/botd/internal/problem"
 )
 
@@ -60,7 +61,7 @@ type reqCtx struct {
 	hdrID  string // the request's X-Request-Id, if it had one
 	seq    uint64 // else the sequence number of the id botd gave it
 	route  *chi.Context
-	w      logWriter
+	w      netx.StatusWriter
 }
 
 func (c *reqCtx) Value(key any) any {
@@ -98,35 +99,17 @@ var (
 	requestSeq atomic.Uint64
 )
 
-// logWriter records the status and the bytes of an answer. Unwrap lets
-// http.ResponseController reach the connection (Flush for server-sent
-// events).
-type logWriter struct {
-	http.ResponseWriter
-	status int
-	bytes  int
-}
-
-func (w *logWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-func (w *logWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
+// serveStatus serves next and returns the status the client got. Under
+// the access log, w is its writer, which records the status already;
+// otherwise (a handler served on its own) w is wrapped in one.
+func serveStatus(w http.ResponseWriter, r *http.Request, next http.Handler) int {
+	sw, ok := w.(*netx.StatusWriter)
+	if !ok {
+		sw = &netx.StatusWriter{ResponseWriter: w}
 	}
-	w.ResponseWriter.WriteHeader(code)
+	next.ServeHTTP(sw, r)
+	return sw.Code()
 }
-
-func (w *logWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	n, err := w.ResponseWriter.Write(b)
-	w.bytes += n
-	return n, err
-}
-
-// Status is the answer's status, 0 before anything was written.
-func (w *logWriter) Status() int { return w.status }
 
 // routeContexts recycles chi routing contexts, as chi's own router does.
 var routeContexts = sync.Pool{New: func() any { return chi.NewRouteContext() }}
@@ -149,10 +132,7 @@ func withAccessLog(mux *chi.Mux, log zerolog.Logger, listener string) http.Handl
 		rc.w.ResponseWriter = w
 		r = r.WithContext(rc)
 		mux.ServeHTTP(&rc.w, r)
-		status := rc.w.status
-		if status == 0 {
-			status = http.StatusOK
-		}
+		status := rc.w.Code()
 		ev := log.Info()
 		if status >= 500 {
 			ev = log.Warn()
@@ -163,7 +143,7 @@ func withAccessLog(mux *chi.Mux, log zerolog.Logger, listener string) http.Handl
 			Str("route", routePattern(r)).
 			Int("status", status).
 			Float64("latency_ms", float64(time.Since(start).Microseconds())/1000).
-			Int("bytes", rc.w.bytes)
+			Int("bytes", rc.w.Bytes)
 		f := &rc.fields
 		if f.items > 0 || f.rejected > 0 {
 			ev = ev.Int("items", f.items).Int("rejected", f.rejected)

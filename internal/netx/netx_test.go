@@ -36,6 +36,9 @@ func TestStatusWriter(t *testing.T) {
 			if sw.Status != c.status || sw.Code() != c.code || rec.Code != c.seen {
 				t.Errorf("Status %d Code %d recorder %d, want %d %d %d", sw.Status, sw.Code(), rec.Code, c.status, c.code, c.seen)
 			}
+			if sw.Bytes != rec.Body.Len() {
+				t.Errorf("Bytes %d, the body has %d", sw.Bytes, rec.Body.Len())
+			}
 			if sw.Unwrap() != rec {
 				t.Error("Unwrap does not reach the writer")
 			}

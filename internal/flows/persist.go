@@ -22,11 +22,8 @@ type RunRecord struct {
 	Seq     int               `json:"seq,omitempty"`
 }
 
-// ErrNotRestored is wrapped by Restore for a run it cannot put back.
+// ErrNotRestored is wrapped by RestoreAll for a run it cannot put back.
 var ErrNotRestored = errors.New("flow run not restored")
-
-// Restore puts back one run a journal kept (RestoreAll's rules).
-func (e *Engine) Restore(rec RunRecord) error { return e.RestoreAll([]RunRecord{rec})[rec.View.ID] }
 
 // RestoreAll puts back the runs a journal kept, each waiting at the step
 // it had reached: the step's actions are not run again. A wait keeps its

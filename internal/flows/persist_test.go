@@ -80,7 +80,7 @@ func TestRestoreRun(t *testing.T) {
 				time.Sleep(tc.down)
 				b := newEngineRig(t, twoWaits, DefaultConfig())
 				defer b.stop()
-				if err := b.eng.Restore(saved); err != nil {
+				if err := b.eng.RestoreAll([]RunRecord{saved})[saved.View.ID]; err != nil {
 					t.Fatal(err)
 				}
 				if tc.stillRunning > 0 {
@@ -121,7 +121,7 @@ func TestRestoreRefuses(t *testing.T) {
 		"a child":    {Version: RunRecordVersion, View: RunView{ID: "r4", Flow: "twowaits", Status: StatusRunning, Step: "first", Parent: "r0"}},
 		"newer form": {Version: 2, View: RunView{ID: "r5", Flow: "twowaits", Status: StatusRunning, Step: "first"}},
 	} {
-		if err := r.eng.Restore(rec); !errors.Is(err, ErrNotRestored) {
+		if err := r.eng.RestoreAll([]RunRecord{rec})[rec.View.ID]; !errors.Is(err, ErrNotRestored) {
 			t.Errorf("%s: Restore = %v, want ErrNotRestored", name, err)
 		}
 	}

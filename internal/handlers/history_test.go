@@ -74,7 +74,7 @@ func TestCallHistory(t *testing.T) {
 			CreatedAt: t0, EstablishedAt: t0.Add(time.Minute), TerminatedAt: t0.Add(time.Duration(2+i) * time.Minute),
 			Participants: []model.Participant{{ID: "p1"}, {ID: "p2"}}})
 	}
-	if err := j.Put(recs); err != nil {
+	if err := j.Put(recs, nil); err != nil {
 		t.Fatal(err)
 	}
 	r := newFakeRig(t, &fakeCalls{}, rigOptions{history: j})

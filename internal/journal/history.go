@@ -94,7 +94,7 @@ func (j *Journal) scanEnded(q HistoryQuery, fn func(k []byte, r callstate.Record
 			if v == nil {
 				continue
 			}
-			r, err := DecodeRecord(v)
+			r, err := decodeRecord(v)
 			if err != nil {
 				return corrupt(j.path, err)
 			}

@@ -117,13 +117,11 @@ func (j *Journal) Path() string { return j.path }
 // Close closes the file.
 func (j *Journal) Close() error { return j.db.Close() }
 
-// Put writes records in one transaction: each replaces the call's
-// previous record, and an ended call is indexed by the time it ended.
-func (j *Journal) Put(recs []callstate.Record) error { return j.PutAll(recs, nil) }
-
-// PutAll writes call records and flow run records in one transaction. A
-// run record of a run that is no longer running deletes the run's.
-func (j *Journal) PutAll(recs []callstate.Record, runs []flows.RunRecord) error {
+// Put writes call records and flow run records in one transaction: each
+// call record replaces the call's previous one, and an ended call is
+// indexed by the time it ended; a run record of a run that is no longer
+// running deletes the run's.
+func (j *Journal) Put(recs []callstate.Record, runs []flows.RunRecord) error {
 	return j.db.Update(func(tx *bolt.Tx) error {
 		if err := putRuns(tx.Bucket(bucketRuns), runs); err != nil {
 			return err
@@ -198,7 +196,7 @@ func endedKey(at time.Time, id string) []byte {
 func (j *Journal) Load(fn func(callstate.Record) error) error {
 	return j.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketCalls).ForEach(func(k, v []byte) error {
-			r, err := DecodeRecord(v)
+			r, err := decodeRecord(v)
 			if err != nil {
 				return corrupt(j.path, fmt.Errorf("call %q: %w", k, err))
 			}
@@ -207,9 +205,9 @@ func (j *Journal) Load(fn func(callstate.Record) error) error {
 	})
 }
 
-// DecodeRecord decodes one stored record, refusing one that is not a
+// decodeRecord decodes one stored record, refusing one that is not a
 // record of a version this botd reads, or has no call id.
-func DecodeRecord(b []byte) (callstate.Record, error) {
+func decodeRecord(b []byte) (callstate.Record, error) {
 	var r callstate.Record
 	if err := json.Unmarshal(b, &r); err != nil {
 		return r, fmt.Errorf("record: %w", err)
@@ -236,7 +234,7 @@ func (j *Journal) Compact(cutoff time.Time) (int, error) {
 			// The call's record goes only if this is its last end: a call
 			// id Graph reused would have a newer one.
 			if v := calls.Get(id); v != nil {
-				if r, err := DecodeRecord(v); err != nil || !r.TerminatedAt.After(cutoff) {
+				if r, err := decodeRecord(v); err != nil || !r.TerminatedAt.After(cutoff) {
 					if err := calls.Delete(id); err != nil {
 						return err
 					}

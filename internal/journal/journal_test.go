@@ -153,7 +153,7 @@ func TestRecoverKeepsOldEndedCallsAsHistory(t *testing.T) {
 	if err := j.Put([]callstate.Record{
 		{Version: callstate.RecordVersion, Call: model.Call{ID: "old", State: model.StateTerminated}, TerminatedAt: long},
 		{Version: callstate.RecordVersion, Call: model.Call{ID: "live", State: model.StateEstablished}},
-	}); err != nil {
+	}, nil); err != nil {
 		t.Fatal(err)
 	}
 	s := newStore(t)
@@ -214,7 +214,7 @@ func TestCompact(t *testing.T) {
 		recs = append(recs, callstate.Record{Version: callstate.RecordVersion, Call: model.Call{ID: fmt.Sprintf("e%d", i), State: model.StateTerminated}, TerminatedAt: now.Add(-age)})
 	}
 	recs = append(recs, callstate.Record{Version: callstate.RecordVersion, Call: model.Call{ID: "live", State: model.StateEstablished}})
-	if err := j.Put(recs); err != nil {
+	if err := j.Put(recs, nil); err != nil {
 		t.Fatal(err)
 	}
 	n, err := j.Compact(now.Add(-30 * 24 * time.Hour))
@@ -270,7 +270,7 @@ func FuzzDecodeRecord(f *testing.F) {
 	f.Add([]byte(`{"v":2,"call":{"id":"c1"}}`))
 	f.Add([]byte(`{"v":1,"call":{}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		r, err := DecodeRecord(b)
+		r, err := decodeRecord(b)
 		if err != nil {
 			return
 		}
@@ -318,7 +318,7 @@ func TestHistoryPages(t *testing.T) {
 			TerminatedAt: t0.Add(time.Duration(i) * time.Minute)})
 	}
 	recs = append(recs, callstate.Record{Version: callstate.RecordVersion, Call: model.Call{ID: "live", State: model.StateEstablished}})
-	if err := j.Put(recs); err != nil {
+	if err := j.Put(recs, nil); err != nil {
 		t.Fatal(err)
 	}
 	ids := func(rs []callstate.Record) string {
@@ -364,7 +364,7 @@ func TestTornLastWrite(t *testing.T) {
 	dir := t.TempDir()
 	j := open(t, dir)
 	for _, id := range []string{"c1", "c2"} {
-		if err := j.Put([]callstate.Record{{Version: callstate.RecordVersion, Call: model.Call{ID: id, State: model.StateEstablished}}}); err != nil {
+		if err := j.Put([]callstate.Record{{Version: callstate.RecordVersion, Call: model.Call{ID: id, State: model.StateEstablished}}}, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -423,7 +423,7 @@ func FuzzHistoryCursor(f *testing.F) {
 	for i := range 5 {
 		recs = append(recs, callstate.Record{Version: callstate.RecordVersion, Call: model.Call{ID: fmt.Sprintf("e%d", i), State: model.StateTerminated}, TerminatedAt: t0.Add(time.Duration(i) * time.Second)})
 	}
-	if err := j.Put(recs); err != nil {
+	if err := j.Put(recs, nil); err != nil {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, cursor string, limit int) {
@@ -456,7 +456,7 @@ func TestRecoverTimeout(t *testing.T) {
 		for i := range 20 {
 			recs = append(recs, callstate.Record{Version: callstate.RecordVersion, Call: model.Call{ID: fmt.Sprintf("c%02d", i), State: model.StateEstablished}})
 		}
-		if err := j.Put(recs); err != nil {
+		if err := j.Put(recs, nil); err != nil {
 			t.Fatal(err)
 		}
 		s := newStore(t)
@@ -482,7 +482,7 @@ func TestRecoverOverCallLimit(t *testing.T) {
 	for i := range 5 {
 		recs = append(recs, callstate.Record{Version: callstate.RecordVersion, Call: model.Call{ID: fmt.Sprintf("c%d", i), State: model.StateEstablished}})
 	}
-	if err := j.Put(recs); err != nil {
+	if err := j.Put(recs, nil); err != nil {
 		t.Fatal(err)
 	}
 	cfg := callstate.DefaultConfig()

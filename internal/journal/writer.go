@@ -147,7 +147,7 @@ func (w *Writer) write(ids []string, runs []flows.RunRecord) bool {
 		}
 	}
 	start := time.Now()
-	err := w.j.PutAll(recs, runs)
+	err := w.j.Put(recs, runs)
 	w.m.duration.Observe(time.Since(start).Seconds())
 	w.mu.Lock()
 	defer w.mu.Unlock()

@@ -250,7 +250,7 @@ func (s *Store) setStateLocked(c *call, a *applyCtx, to model.CallState, res *mo
 	}
 	c.res.State = to
 	if to == model.StateIncoming && c.res.Direction == "" {
-		c.res.Direction = "incoming"
+		c.res.Direction = model.DirectionIncoming
 	}
 	c.addTransitionLocked(Transition{From: from, To: to, At: a.now, origin: a.origin()}, s.cfg.MaxTransitions)
 	s.m.callsByState[stateIndex(from)].Dec()

@@ -1,6 +1,7 @@
 package callstate
 
 import (
+	"slices"
 	"sort"
 	"strings"
 
@@ -200,7 +201,7 @@ func newMetrics(reg prometheus.Registerer) *Metrics {
 		m.resyncs.WithLabelValues(r)
 	}
 	// Series with fixed labels are exported, at 0, from start.
-	for _, d := range []string{"incoming", "outgoing", "unknown"} {
+	for _, d := range append(slices.Clone(model.CallDirections), directionUnknown) {
 		m.callsStarted.WithLabelValues(d)
 	}
 	for _, t := range opTypeLabels() {
@@ -251,10 +252,12 @@ func opTypeLabel(t string) string {
 	return "other"
 }
 
+// directionUnknown labels a call started with no direction known.
+const directionUnknown = "unknown"
+
 func directionLabel(d string) string {
-	switch d {
-	case "incoming", "outgoing":
+	if slices.Contains(model.CallDirections, d) {
 		return d
 	}
-	return "unknown"
+	return directionUnknown
 }

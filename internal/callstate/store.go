@@ -290,7 +290,7 @@ func (s *Store) TrackCall(res *model.Call) ([]Change, error) {
 	a := &applyCtx{callID: res.ID, now: now, idx: -1, botd: "create call response"}
 	c.createdByBot = true
 	if res.Direction == "" && c.res.Direction == "" {
-		c.res.Direction = "outgoing"
+		c.res.Direction = model.DirectionOutgoing
 	}
 	if created {
 		mergeCall(&c.res, res, false)

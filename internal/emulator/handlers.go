@@ -418,7 +418,7 @@ func (s *Server) handleCreateCall(w http.ResponseWriter, r *http.Request) {
 	call.ODataType = model.ODataCall
 	call.State = model.StateEstablishing
 	if call.Direction == "" {
-		call.Direction = "outgoing"
+		call.Direction = model.DirectionOutgoing
 	}
 	if call.Source == nil {
 		call.Source = &model.ParticipantInfo{ODataType: model.ODataParticipantInfo, Identity: s.botIdentity()}

@@ -193,7 +193,7 @@ func (s *Server) Incoming(ic IncomingCall) (model.Call, error) {
 		ODataType:           model.ODataCall,
 		ID:                  s.newIDLocked(),
 		State:               model.StateIncoming,
-		Direction:           "incoming",
+		Direction:           model.DirectionIncoming,
 		CallbackURI:         cb,
 		CallChainID:         s.newIDLocked(),
 		MyParticipantID:     s.newIDLocked(),

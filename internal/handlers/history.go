@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/botd/botd/internal/callstate"
@@ -20,9 +21,6 @@ type History interface {
 	Export(q journal.HistoryQuery, fn func(callstate.Record) error) error
 }
 
-// Call directions, GET /v1/calls's direction filter.
-var callDirections = []string{"incoming", "outgoing"}
-
 // callsFilter is GET /v1/calls's query: state, direction, and a time
 // range [since, until) on when the call was created, or, in the journal's
 // history (state=terminated), on when it ended.
@@ -37,7 +35,7 @@ func parseCallsFilter(q url.Values) (callsFilter, error) {
 	if f.state != "" && !f.state.Valid() {
 		return f, errorf(problem.Invalid, `"state" must be a call state (%s), got %q`, joinStates(), problem.Shorten(string(f.state)))
 	}
-	if f.direction != "" && f.direction != callDirections[0] && f.direction != callDirections[1] {
+	if f.direction != "" && !slices.Contains(model.CallDirections, f.direction) {
 		return f, errorf(problem.Invalid, `"direction" must be incoming or outgoing, got %q`, problem.Shorten(f.direction))
 	}
 	for _, p := range []struct {

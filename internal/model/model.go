@@ -196,6 +196,15 @@ const (
 	StateTerminated       CallState = "terminated"
 )
 
+// Graph's callDirection values (a call's direction).
+const (
+	DirectionIncoming = "incoming"
+	DirectionOutgoing = "outgoing"
+)
+
+// CallDirections lists every callDirection value.
+var CallDirections = []string{DirectionIncoming, DirectionOutgoing}
+
 // CallStates lists every callState value, in lifecycle order.
 var CallStates = []CallState{
 	StateIncoming, StateEstablishing, StateEstablished, StateHold,

@@ -136,6 +136,19 @@ type botCall struct {
 	} `json:"operations"`
 }
 
+// startOp posts an operation through the admin API and returns its id.
+func startOp(t *testing.T, url string, body []byte) string {
+	t.Helper()
+	code, out := post(t, url, body)
+	var op struct {
+		ID string `json:"id"`
+	}
+	if code != http.StatusAccepted || json.Unmarshal([]byte(out), &op) != nil || op.ID == "" {
+		t.Fatalf("POST %s: %d %s", url, code, out)
+	}
+	return op.ID
+}
+
 func botdCall(t *testing.T, admin, id string) botCall {
 	t.Helper()
 	code, body := get(t, admin+"/v1/calls/"+id)
@@ -258,14 +271,7 @@ func TestCallsSurviveKill9(t *testing.T) {
 	playing := map[string]string{} // call id -> operation id
 	for i, id := range ids {
 		if i%4 == 2 {
-			code, out := post(t, admin+"/v1/calls/"+id+"/playPrompt", prompt)
-			var op struct {
-				ID string `json:"id"`
-			}
-			if code != http.StatusAccepted || json.Unmarshal([]byte(out), &op) != nil || op.ID == "" {
-				t.Fatalf("playPrompt on %s: %d %s", id, code, out)
-			}
-			playing[id] = op.ID
+			playing[id] = startOp(t, admin+"/v1/calls/"+id+"/playPrompt", prompt)
 		}
 	}
 	// The others of every fourth but three have an invitation ringing, to
@@ -274,14 +280,7 @@ func TestCallsSurviveKill9(t *testing.T) {
 	inviting := map[string]string{}
 	for i, id := range ids {
 		if i%4 == 3 {
-			code, out := post(t, admin+"/v1/calls/"+id+"/participants/invite", []byte(noAnswerInvite))
-			var op struct {
-				ID string `json:"id"`
-			}
-			if code != http.StatusAccepted || json.Unmarshal([]byte(out), &op) != nil || op.ID == "" {
-				t.Fatalf("invite on %s: %d %s", id, code, out)
-			}
-			inviting[id] = op.ID
+			inviting[id] = startOp(t, admin+"/v1/calls/"+id+"/participants/invite", []byte(noAnswerInvite))
 		}
 	}
 	ringing := map[string]bool{}

@@ -71,7 +71,7 @@ func (w *Writer) observe(changes []callstate.Change) {
 	for i := range changes {
 		w.dirty[changes[i].CallID] = struct{}{}
 	}
-	w.m.pending.Set(float64(len(w.dirty) + len(w.runs)))
+	w.pendingLocked()
 	w.mu.Unlock()
 }
 
@@ -81,9 +81,13 @@ func (w *Writer) observe(changes []callstate.Change) {
 func (w *Writer) MarkRun(rec flows.RunRecord) {
 	w.mu.Lock()
 	w.runs[rec.View.ID] = rec
-	w.m.pending.Set(float64(len(w.dirty) + len(w.runs)))
+	w.pendingLocked()
 	w.mu.Unlock()
 }
+
+// pendingLocked shows how many records wait for the next write. Callers
+// hold w.mu.
+func (w *Writer) pendingLocked() { w.m.pending.Set(float64(len(w.dirty) + len(w.runs))) }
 
 // Run writes every Lag, and compacts every CompactEvery, until ctx ends;
 // then it writes once more, so that a clean shutdown loses nothing.
@@ -151,7 +155,7 @@ func (w *Writer) write(ids []string, runs []flows.RunRecord) bool {
 	w.m.duration.Observe(time.Since(start).Seconds())
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	defer func() { w.m.pending.Set(float64(len(w.dirty) + len(w.runs))) }()
+	defer w.pendingLocked()
 	if err != nil {
 		for _, id := range ids {
 			w.dirty[id] = struct{}{}

@@ -12,9 +12,16 @@
 # botd keeps its calls as STATE says (BOTD_STATE: journal, the default, or
 # memory), each start in a new, empty data directory.
 #
+# With AUTH=both (the default) each round also runs botd with
+# BOTD_INBOUND_AUTH=on, the load generator posting every notification with
+# the one token botd's embedded emulator signs its callbacks with (as Graph
+# reuses one token), and the script prints auth on / auth off as well.
+# AUTH=off skips those rounds.
+#
 #   scripts/bench-webhook.sh                 # 2 rounds of 10 s
 #   ROUNDS=1 SECS=5 scripts/bench-webhook.sh
 #   STATE=memory scripts/bench-webhook.sh    # the journal off
+#   AUTH=off scripts/bench-webhook.sh        # no auth-on rounds
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +34,8 @@ BOTD_ADDR=${BOTD_ADDR:-127.0.0.1:18080}
 ADMIN_ADDR=${ADMIN_ADDR:-127.0.0.1:19090}
 EMU_ADDR=${EMU_ADDR:-127.0.0.1:17070}
 STATE=${STATE:-journal}
+AUTH=${AUTH:-both}
+case "$AUTH" in both|off) ;; *) echo "AUTH must be both or off" >&2; exit 2 ;; esac
 
 tmp=$(mktemp -d)
 pid=""
@@ -49,6 +58,15 @@ else
 fi
 echo "machine: $(lscpu 2>/dev/null | sed -n 's/^Model name: *//p'), $(nproc) CPUs"
 
+# free fails when something already answers on the address: a server left
+# from an earlier run would be measured instead of the one just started.
+free() { # host:port
+  if curl -s -o /dev/null --max-time 1 "http://$1/"; then
+    echo "something already listens on $1: stop it first (or set BARE_ADDR, BOTD_ADDR, ADMIN_ADDR, EMU_ADDR)" >&2
+    exit 1
+  fi
+}
+
 wait_up() { # url
   for _ in $(seq 200); do
     if curl -s -o /dev/null -X POST -H 'Content-Type: application/json' -d '{}' "$1"; then return 0; fi
@@ -58,15 +76,17 @@ wait_up() { # url
 }
 
 start_bare() {
+  free "$BARE_ADDR"
   GOMAXPROCS=1 "${SRV[@]}" "$tmp/botd-loadgen" -mode bare-server -listen "$BARE_ADDR" >"$tmp/bare.log" 2>&1 &
   pid=$!
   wait_up "http://$BARE_ADDR/api/calls"
 }
 
 starts=0
-start_botd() {
+start_botd() { # [inbound-auth]
   starts=$((starts + 1))
-  GOMAXPROCS=1 BOTD_INBOUND_AUTH=off BOTD_LISTEN="$BOTD_ADDR" BOTD_ADMIN_LISTEN="$ADMIN_ADDR" \
+  for a in "$BOTD_ADDR" "$ADMIN_ADDR" "$EMU_ADDR"; do free "$a"; done
+  GOMAXPROCS=1 BOTD_INBOUND_AUTH="${1:-off}" BOTD_LISTEN="$BOTD_ADDR" BOTD_ADMIN_LISTEN="$ADMIN_ADDR" \
     BOTD_EMULATOR_LISTEN="$EMU_ADDR" BOTD_STATE="$STATE" BOTD_DATA_DIR="$tmp/data.$starts" \
     "${SRV[@]}" "$tmp/botd" >"$tmp/botd.log" 2>&1 &
   pid=$!
@@ -87,7 +107,8 @@ gen() { # url metrics-url args...
 field() { awk -v k="$1" '$1 == k {print $2; exit}'; }
 p99() { sed -n 's/.*p99=\([^ ]*\).*/\1/p' | head -1; }
 
-bare_sum=0; botd_sum=0
+bare_sum=0; botd_sum=0; auth_sum=0
+token_url="http://$EMU_ADDR/emulator/callback-token"
 for round in $(seq "$ROUNDS"); do
   start_bare
   out=$(gen "http://$BARE_ADDR/api/calls" "" -mode max -duration "${SECS}s")
@@ -101,8 +122,17 @@ for round in $(seq "$ROUNDS"); do
   d=$(echo "$out" | field achieved:)
   echo "round $round botd: $d req/s ($(echo "$out" | grep '^errors:'); $(echo "$out" | grep '^botd RSS:'))"
   bare_sum=$((bare_sum + b)); botd_sum=$((botd_sum + d))
+
+  if [ "$AUTH" = both ]; then
+    start_botd on
+    out=$(gen "http://$BOTD_ADDR/api/calls" "http://$ADMIN_ADDR/metrics" -mode max -duration "${SECS}s" -token-url "$token_url")
+    stop
+    a=$(echo "$out" | field achieved:)
+    echo "round $round botd, auth on: $a req/s ($(echo "$out" | grep '^errors:'); $(echo "$out" | grep '^statuses:' | tr -s ' '))"
+    auth_sum=$((auth_sum + a))
+  fi
 done
-bare=$((bare_sum / ROUNDS)); botd=$((botd_sum / ROUNDS))
+bare=$((bare_sum / ROUNDS)); botd=$((botd_sum / ROUNDS)); auth=$((auth_sum / ROUNDS))
 half=$((botd / 2))
 
 echo "== open loop at $half req/s (half of botd's ceiling) for ${SECS}s"
@@ -120,4 +150,8 @@ echo "== result (BOTD_STATE=$STATE)"
 echo "bare chi handler: $bare req/s"
 echo "botd:             $botd req/s"
 awk -v a="$botd" -v b="$bare" 'BEGIN { if (b > 0) printf "ratio botd/bare:  %.2f (goal: at least 0.80)\n", a / b }'
+if [ "$AUTH" = both ]; then
+  echo "botd, auth on:    $auth req/s"
+  awk -v a="$auth" -v b="$botd" 'BEGIN { if (b > 0) printf "ratio auth on/off: %.2f (goal: at least 0.90)\n", a / b }'
+fi
 echo "p99 at $half req/s: bare $bare_p99, botd $botd_p99 (goal: botd at most 1.5x bare)"

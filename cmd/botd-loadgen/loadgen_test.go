@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/botd/botd/internal/emulator"
 )
 
 const fakeMetrics = `# HELP process_resident_memory_bytes Resident memory size in bytes.
@@ -37,6 +39,7 @@ type fakeBotd struct {
 	status  func(n int64) int
 	n       atomic.Int64
 	payload atomic.Int64
+	auth    map[string]int // Authorization headers seen, by value
 }
 
 func (f *fakeBotd) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -57,6 +60,7 @@ func (f *fakeBotd) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	f.mu.Lock()
 	f.ids[doc.Value[0].Resource]++
+	f.auth[r.Header.Get("Authorization")]++
 	f.mu.Unlock()
 	n := f.n.Add(1)
 	code := http.StatusAccepted
@@ -67,7 +71,7 @@ func (f *fakeBotd) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func startFake(t *testing.T, status func(int64) int) (*fakeBotd, *httptest.Server) {
-	f := &fakeBotd{ids: map[string]int{}, status: status}
+	f := &fakeBotd{ids: map[string]int{}, auth: map[string]int{}, status: status}
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
 	return f, srv
@@ -201,6 +205,36 @@ func TestMaxAccountsForEveryRequest(t *testing.T) {
 	r := runMax(context.Background(), o, newTemplate(defaultPayload, o.calls))
 	if r.sent == 0 || r.accounted() != r.sent || len(r.latencies) != r.sent {
 		t.Fatalf("sent %d, accounted %d, latencies %d", r.sent, r.accounted(), len(r.latencies))
+	}
+}
+
+// With -token-url, every notification carries the one token botd's
+// emulator hands out, which is the token its own callbacks carry.
+func TestTokenURL(t *testing.T) {
+	emu := emulator.New(emulator.Options{})
+	emu.Start()
+	t.Cleanup(emu.Close)
+	f, srv := startFake(t, nil)
+	o := testOptions(srv)
+	o.mode, o.metrics = "max", ""
+	o.tokenURL = emu.URL() + "/emulator/callback-token"
+	var out bytes.Buffer
+	if err := run(context.Background(), o, &out); err != nil {
+		t.Fatal(err)
+	}
+	want, err := fetchToken(context.Background(), o.tokenURL, time.Second)
+	if err != nil || strings.Count(want, ".") != 2 {
+		t.Fatalf("token %q: %v", want, err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.auth) != 1 || f.auth["Bearer "+want] == 0 {
+		t.Fatalf("Authorization headers seen: %d distinct, want only Bearer <the emulator's token>", len(f.auth))
+	}
+
+	o.tokenURL = emu.URL() + "/emulator/nothing"
+	if err := run(context.Background(), o, &out); err == nil || !strings.Contains(err.Error(), "-token-url") {
+		t.Fatalf("a token URL without a token: %v", err)
 	}
 }
 

@@ -50,6 +50,10 @@ type options struct {
 	estTimeout  time.Duration
 	poll        time.Duration
 	timeout     time.Duration
+	tokenURL    string
+	// auth is the Authorization header every notification carries, from
+	// -token-url; "" sends none.
+	auth string
 }
 
 func parseFlags(args []string, out io.Writer) (options, error) {
@@ -73,6 +77,7 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	fs.DurationVar(&o.estTimeout, "establish-timeout", 30*time.Second, "calls mode: longest wait for established")
 	fs.DurationVar(&o.poll, "poll", 10*time.Millisecond, "calls mode: GET /v1/calls/{id} interval while waiting")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "deadline of one HTTP request")
+	fs.StringVar(&o.tokenURL, "token-url", "", "fetch one callback token from this URL at start (botd's emulator serves it: http://127.0.0.1:7070/emulator/callback-token) and send it with every notification, as Graph does, for a botd with BOTD_INBOUND_AUTH=on (empty: no token)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -144,6 +149,13 @@ func run(ctx context.Context, o options, out io.Writer) error {
 			return err
 		}
 		payload = b
+	}
+	if o.tokenURL != "" {
+		tok, err := fetchToken(ctx, o.tokenURL, o.timeout)
+		if err != nil {
+			return err
+		}
+		o.auth = "Bearer " + tok
 	}
 	tmpl := newTemplate(payload, o.calls)
 	switch {

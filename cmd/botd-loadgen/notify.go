@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
@@ -117,13 +118,16 @@ type tally struct {
 
 func newTally() *tally { return &tally{statuses: map[int]int{}, errors: map[string]int{}} }
 
-func (t *tally) post(ctx context.Context, c *http.Client, url string, body []byte) {
+func (t *tally) post(ctx context.Context, c *http.Client, url, auth string, body []byte) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		t.errors[errClass(err)]++
 		return
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
 	resp, err := c.Do(req)
 	if err != nil {
 		t.errors[errClass(err)]++
@@ -209,7 +213,7 @@ func runNotify(ctx context.Context, o options, tmpl *template) *result {
 		var buf []byte
 		for j := range jobs {
 			buf = tmpl.body(buf[:0], j.i)
-			t.post(ctx, client, o.url, buf)
+			t.post(ctx, client, o.url, o.auth, buf)
 			t.latencies = append(t.latencies, time.Since(j.sched))
 		}
 	})
@@ -278,7 +282,7 @@ func runMax(ctx context.Context, o options, tmpl *template) *result {
 			t0 := time.Now()
 			// The request itself is not bound to ctx2, so the run's end
 			// does not turn the last requests into errors.
-			t.post(ctx, client, o.url, buf)
+			t.post(ctx, client, o.url, o.auth, buf)
 			t.latencies = append(t.latencies, time.Since(t0))
 		}
 	})
@@ -332,4 +336,27 @@ func fmtDur(d time.Duration) string {
 		return fmt.Sprintf("%.2fms", float64(d)/1e6)
 	}
 	return fmt.Sprintf("%.0fµs", float64(d)/1e3)
+}
+
+// fetchToken reads {"token": ...} from url: the callback token botd's
+// emulator signs its own callbacks with.
+func fetchToken(ctx context.Context, url string, timeout time.Duration) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return "", fmt.Errorf("-token-url: %w", err)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("-token-url: %w", err)
+	}
+	defer res.Body.Close()
+	var v struct {
+		Token string `json:"token"`
+	}
+	if err := json.NewDecoder(io.LimitReader(res.Body, 1<<16)).Decode(&v); err != nil || res.StatusCode != http.StatusOK || v.Token == "" {
+		return "", fmt.Errorf("-token-url %s: status %d, no token (%v)", url, res.StatusCode, err)
+	}
+	return v.Token, nil
 }

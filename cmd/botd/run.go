@@ -320,6 +320,7 @@ func buildServers(a *app, log zerolog.Logger, cfg *config.Config, rt *config.Run
 		CallbackLimit: auth.Limit(cfg.MaxInflight, time.Second, reg),
 		AdminAuth:     sec.adminAuth,
 		MetricsOpen:   cfg.MetricsOpen,
+		Pprof:         cfg.AdminPprof,
 		Recovering:    &a.recovering,
 	}
 	if a.journal != nil {

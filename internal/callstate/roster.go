@@ -40,6 +40,34 @@ func identityKey(p *model.Participant) string {
 	return "\x00" + kind + ":" + id.ID
 }
 
+// hasKey reports whether participantKey(p) is not "", without building it.
+func hasKey(p *model.Participant) bool {
+	if p.ID != "" {
+		return true
+	}
+	_, id := p.Info.Identity.Primary()
+	return id != nil && id.ID != ""
+}
+
+// isIdentityKey reports whether k is identityKey(p), without building it.
+func isIdentityKey(k string, p *model.Participant) bool {
+	kind, id := p.Info.Identity.Primary()
+	if id == nil || id.ID == "" || len(k) != 2+len(kind)+len(id.ID) {
+		return false
+	}
+	return k[0] == 0 && k[1:1+len(kind)] == kind && k[1+len(kind)] == ':' && k[2+len(kind):] == id.ID
+}
+
+// keyOf is participantKey(p) for p found at j in old (-1: not found): the
+// key old holds when it is the same, so that the key of a participant
+// known by identity is built once, not on every roster.
+func keyOf(p *model.Participant, old *roster, j int) string {
+	if p.ID == "" && j >= 0 && isIdentityKey(old.keys[j], p) {
+		return old.keys[j]
+	}
+	return participantKey(p)
+}
+
 func sameIdentity(a, b *model.Participant) bool {
 	ka, ia := a.Info.Identity.Primary()
 	kb, ib := b.Info.Identity.Primary()
@@ -61,6 +89,23 @@ func (r *roster) lookup(key string) int {
 	return -1
 }
 
+// lookupIdentity is lookup(identityKey(p)), building the key only for the
+// map of a large roster; -1 when p has no identity.
+func (r *roster) lookupIdentity(p *model.Participant) int {
+	if r.idx != nil {
+		if ik := identityKey(p); ik != "" {
+			return r.lookup(ik)
+		}
+		return -1
+	}
+	for i, k := range r.keys {
+		if isIdentityKey(k, p) {
+			return i
+		}
+	}
+	return -1
+}
+
 // find returns the position of the participant p refers to, or -1. A
 // participant stored without an id is found by identity when p brings its
 // id, and one stored with an id is found by identity when p has none.
@@ -70,11 +115,7 @@ func (r *roster) find(p *model.Participant) int {
 			return i
 		}
 	}
-	ik := identityKey(p)
-	if ik == "" {
-		return -1
-	}
-	if i := r.lookup(ik); i >= 0 {
+	if i := r.lookupIdentity(p); i >= 0 {
 		return i
 	}
 	if p.ID == "" {
@@ -208,11 +249,16 @@ const maxLeftIDs = 32
 func (s *Store) replaceRosterLocked(c *call, a *applyCtx, ps []model.Participant) (returned string) {
 	old := &c.roster
 	next := roster{ps: make([]model.Participant, 0, len(ps)), keys: make([]string, 0, len(ps))}
-	matched := make([]bool, len(old.ps))
+	// matched[j]: old.ps[j] is in ps. A small roster's flags stay on the
+	// stack.
+	var small [rosterIndexMin]bool
+	matched := small[:min(len(old.ps), len(small))]
+	if len(old.ps) > len(small) {
+		matched = make([]bool, len(old.ps))
+	}
 	for i := range ps {
 		p := &ps[i]
-		key := participantKey(p)
-		if key == "" {
+		if !hasKey(p) {
 			s.ignoreLocked(c, a, reasonParticipantWithoutKey)
 			continue
 		}
@@ -224,6 +270,7 @@ func (s *Store) replaceRosterLocked(c *call, a *applyCtx, ps []model.Participant
 		if j >= 0 && matched[j] {
 			j = -1
 		}
+		key := keyOf(p, old, j)
 		np := *p
 		if j >= 0 {
 			np.ID, key = keepID(&old.ps[j], &np, key)

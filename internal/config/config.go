@@ -90,6 +90,7 @@ type Config struct {
 	AuthAllowedTenants string // comma list; empty accepts any tenant
 	AdminToken         string
 	MetricsOpen        bool // /metrics without the admin token
+	AdminPprof         bool // /debug/pprof/ on the admin listener
 	MaxInflight        int  // concurrent callbacks; over it 503
 
 	// Automation.
@@ -277,6 +278,7 @@ func table(c *Config) []setting {
 		opt("auth-allowed-tenants", "", "comma list of tenant ids whose callbacks are accepted (default: any tenant; the token must name one)", &c.AuthAllowedTenants),
 		secret(opt("admin-token", "", "bearer token the admin API requires (or BOTD_ADMIN_TOKEN_FILE); required when the admin listener is not on loopback", &c.AdminToken)),
 		opt("metrics-open", true, "serve /metrics without the admin token, for scrapers", &c.MetricsOpen),
+		opt("admin-pprof", false, "serve Go's runtime profiles (CPU, heap, goroutines) under /debug/pprof/ on the admin listener, behind the admin token", &c.AdminPprof),
 		opt("max-inflight", 256, "callbacks handled at once; more get 503 with Retry-After", &c.MaxInflight))
 	area("Automation",
 		opt("incoming-action", "answer", "what botd does with an incoming call: "+orList(IncomingActions), &c.IncomingAction),

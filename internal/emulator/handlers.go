@@ -64,6 +64,7 @@ func (s *Server) register() {
 	s.handle("GET "+jwksPath, RouteJWKS, s.handleJWKS)
 	s.handle("GET /v1/.well-known/keys", RouteJWKS, s.handleJWKS)
 	s.handle("POST /emulator/incoming", RouteIncoming, s.handleIncoming)
+	s.handle("GET /emulator/callback-token", RouteCallbackToken, s.handleCallbackToken)
 	s.handle("/", RouteUnknown, func(w http.ResponseWriter, r *http.Request) {
 		s.graphError(w, r, http.StatusNotFound, "BadRequest", fmt.Sprintf("Resource not found for the segment '%s'.", r.URL.Path))
 	})

@@ -95,6 +95,9 @@ const (
 	RoutePeople    Route = "emulator_people"
 	RouteRequests  Route = "emulator_requests"
 	RouteCalls     Route = "emulator_calls"
+	// RouteCallbackToken hands out the token the emulator's callbacks
+	// carry, for a load generator posting notifications as Graph does.
+	RouteCallbackToken Route = "emulator_callback_token"
 	RouteUnknown   Route = "unknown" // no route matched
 )
 
@@ -103,7 +106,7 @@ const (
 func (r Route) graph() bool {
 	switch r {
 	case RouteToken, RouteOpenID, RouteJWKS, RouteIncoming, RouteUnknown,
-		RouteRecording, RoutePeople, RouteRequests, RouteCalls:
+		RouteRecording, RoutePeople, RouteRequests, RouteCalls, RouteCallbackToken:
 		return false
 	}
 	return true

@@ -123,3 +123,20 @@ func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request) {
 		"e":   b64(big.NewInt(int64(pub.E)).Bytes()),
 	}}})
 }
+
+// handleCallbackToken answers GET /emulator/callback-token with
+// {"token": ..., "expiresAt": ...}: the JWT the emulator's own callbacks
+// carry now, which botd in emulator mode accepts. A load generator posts
+// notifications with it, reusing one token as Graph does. The emulator
+// listens on loopback only, so this hands out nothing Graph would.
+func (s *Server) handleCallbackToken(w http.ResponseWriter, r *http.Request) {
+	tok, err := s.callbackToken()
+	if err != nil {
+		s.graphError(w, r, http.StatusInternalServerError, "InternalServerError", err.Error())
+		return
+	}
+	s.signMu.Lock()
+	exp := s.cbExp
+	s.signMu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]any{"token": tok, "expiresAt": exp.UTC().Format(time.RFC3339)})
+}

@@ -3,6 +3,7 @@ package emulator
 import (
 	"crypto/rsa"
 	"encoding/base64"
+	"encoding/json"
 	"math/big"
 	"net/http"
 	"strings"
@@ -97,6 +98,20 @@ func TestCallbackJWTVerifiesAgainstTheServedJWKS(t *testing.T) {
 		if got := strings.TrimPrefix(n.Header.Get("Authorization"), "Bearer "); got != first {
 			t.Error("callback token not reused within its lifetime")
 		}
+	}
+	// A load generator gets the same token from /emulator/callback-token.
+	res, err := http.Get(s.URL() + "/emulator/callback-token")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var handed struct {
+		Token     string    `json:"token"`
+		ExpiresAt time.Time `json:"expiresAt"`
+	}
+	err = json.NewDecoder(res.Body).Decode(&handed)
+	res.Body.Close()
+	if err != nil || res.StatusCode != http.StatusOK || handed.Token != first || !handed.ExpiresAt.Equal(exp.Time) {
+		t.Errorf("/emulator/callback-token: %d %v %+v, want the callbacks' token expiring %v", res.StatusCode, err, handed, exp.Time)
 	}
 	// Tampered or foreign tokens fail, so the checks above can fail.
 	parts := strings.Split(first, ".")

@@ -20,6 +20,7 @@ import (
 	"github.com/botd/botd/internal/callstate"
 	"github.com/botd/botd/internal/emulator"
 	"github.com/botd/botd/internal/notify"
+	"github.com/botd/botd/internal/testkit"
 )
 
 // BenchmarkCallback measures the public router's callback path (decode,
@@ -37,18 +38,49 @@ func BenchmarkCallback(b *testing.B) {
 	emu.Start()
 	defer emu.Close()
 
-	bodies := make([][]byte, 128)
-	for i := range bodies {
-		state := "established"
+	// Two payloads: a small call-state update whose state alternates,
+	// and the compact 847-byte roster notification of invite example 1 (the
+	// one issue 15's goals name), its call id replaced by one of 64.
+	state := make([][]byte, 128)
+	for i := range state {
+		st := "established"
 		if i >= 64 {
-			state = "hold"
+			st = "hold"
 		}
 		id := fmt.Sprintf("call-%02d", i%64)
-		bodies[i] = []byte(fmt.Sprintf(`{"@odata.type":"#microsoft.graph.commsNotifications","value":[{"@odata.type":"#microsoft.graph.commsNotification","changeType":"updated","resource":"/app/calls/%s","resourceUrl":"/communications/calls/%s","resourceData":{"@odata.type":"#microsoft.graph.call","state":%q,"id":%q}}]}`, id, id, state, id))
+		state[i] = []byte(fmt.Sprintf(`{"@odata.type":"#microsoft.graph.commsNotifications","value":[{"@odata.type":"#microsoft.graph.commsNotification","changeType":"updated","resource":"/app/calls/%s","resourceUrl":"/communications/calls/%s","resourceData":{"@odata.type":"#microsoft.graph.call","state":%q,"id":%q}}]}`, id, id, st, id))
 	}
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, testkit.Seed(b, "001_04_notification.json")); err != nil {
+		b.Fatal(err)
+	}
+	const exampleCall = "ab6233a5-20b7-4c5e-bea2-ce56c9776429"
+	if !bytes.Contains(compact.Bytes(), []byte(exampleCall)) {
+		b.Fatal("the roster example no longer holds its call id")
+	}
+	roster := make([][]byte, 64)
+	for i := range roster {
+		roster[i] = bytes.ReplaceAll(compact.Bytes(), []byte(exampleCall), []byte(fmt.Sprintf("ab6233a5-20b7-4c5e-bea2-%012d", i)))
+	}
+	payloads := []struct {
+		name   string
+		bodies [][]byte
+	}{{"state", state}, {"roster", roster}}
 
-	for _, on := range []bool{false, true} {
-		b.Run(fmt.Sprintf("auth=%v", map[bool]string{false: "off", true: "on"}[on]), func(b *testing.B) {
+	for _, p := range payloads {
+		for _, on := range []bool{false, true} {
+			b.Run(fmt.Sprintf("payload=%s/auth=%v", p.name, map[bool]string{false: "off", true: "on"}[on]), func(b *testing.B) {
+				benchCallback(b, emu, key, p.bodies, on)
+			})
+		}
+	}
+}
+
+// benchCallback runs one sub-benchmark of BenchmarkCallback: bodies posted
+// in turn, auth on or off.
+func benchCallback(b *testing.B, emu *emulator.Server, key *rsa.PrivateKey, bodies [][]byte, on bool) {
+	{
+		{
 			reg := prometheus.NewRegistry()
 			store, err := callstate.New(callstate.DefaultConfig(), zerolog.Nop(), reg)
 			if err != nil {
@@ -105,7 +137,7 @@ func BenchmarkCallback(b *testing.B) {
 					i++
 				}
 			})
-		})
+		}
 	}
 }
 

@@ -24,36 +24,51 @@ func readBody(r *http.Request) ([]byte, error) {
 	return body, nil
 }
 
+// bodyBuf is a callback body buffer with the reader that bounds it; both
+// are pooled, so that reading a callback allocates neither.
+type bodyBuf struct {
+	bytes.Buffer
+	lim io.LimitedReader
+}
+
 // bodyBufs are callback body buffers. The decoder keeps nothing of the
 // body (its Batch shares no memory with it), so a callback's buffer is
 // reused by the next one.
-var bodyBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+var bodyBufs = sync.Pool{New: func() any { return new(bodyBuf) }}
 
 // maxPooledBody is the largest buffer put back: a rare huge body's memory
 // is not held on to.
 const maxPooledBody = 64 << 10
 
-// readPooledBody is readBody into a pooled buffer, sized from
-// Content-Length when the client sent one. Give it back with releaseBody;
-// its bytes must not be used after.
-func readPooledBody(r *http.Request) (*bytes.Buffer, error) {
-	buf := bodyBufs.Get().(*bytes.Buffer)
+// readPooledBody reads a callback body of at most max bytes into a pooled
+// buffer, sized from Content-Length when the client sent one; a longer
+// body is a 413. The public router has no RequestSize middleware: this is
+// the callback's bound (a forwarded callback's is in forward.go). Give the
+// buffer back with releaseBody; its bytes must not be used after.
+func readPooledBody(r *http.Request, max int64) (*bodyBuf, error) {
+	if r.ContentLength > max {
+		return nil, errorf(problem.TooLarge, "body exceeds %d bytes", max)
+	}
+	buf := bodyBufs.Get().(*bodyBuf)
 	buf.Reset()
 	if n := r.ContentLength; n > 0 && n <= maxPooledBody {
 		buf.Grow(int(n) + bytes.MinRead) // ReadFrom wants MinRead free to go on
 	}
-	if _, err := buf.ReadFrom(r.Body); err != nil {
+	buf.lim = io.LimitedReader{R: r.Body, N: max + 1}
+	_, err := buf.ReadFrom(&buf.lim)
+	buf.lim.R = nil // keep no reference to the request
+	switch {
+	case err != nil:
 		releaseBody(buf)
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, errorf(problem.TooLarge, "body exceeds %d bytes", mbe.Limit)
-		}
 		return nil, errorf(problem.Invalid, "read body: %v", err)
+	case int64(buf.Len()) > max:
+		releaseBody(buf)
+		return nil, errorf(problem.TooLarge, "body exceeds %d bytes", max)
 	}
 	return buf, nil
 }
 
-func releaseBody(buf *bytes.Buffer) {
+func releaseBody(buf *bodyBuf) {
 	if buf.Cap() <= maxPooledBody {
 		bodyBufs.Put(buf)
 	}

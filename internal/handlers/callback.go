@@ -58,7 +58,7 @@ func handleCallback(d Deps) http.Handler {
 			writeProblem(w, r, errorf(problem.MediaType, "content type must be application/json, got %q", r.Header.Get("Content-Type")))
 			return
 		}
-		buf, err := readPooledBody(r)
+		buf, err := readPooledBody(r, d.MaxBody)
 		if err != nil {
 			writeProblem(w, r, err)
 			return

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -249,6 +250,42 @@ func TestCallbackErrorsChangeNothing(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestCallbackBodyLimitChunked: a body sent without Content-Length is
+// bounded while it is read, as one with Content-Length is before.
+func TestCallbackBodyLimitChunked(t *testing.T) {
+	r := newFakeRig(t, &fakeCalls{}, rigOptions{})
+	for _, size := range []int64{r.deps.MaxBody + 1, 2 << 20} {
+		body := io.MultiReader(strings.NewReader(`{"value":[`), io.LimitReader(neverEnding(' '), size))
+		req, err := http.NewRequest(http.MethodPost, r.public.URL+"/api/calls", body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusRequestEntityTooLarge || req.ContentLength != 0 || !bytes.Contains(b, []byte(fmt.Sprintf("exceeds %d bytes", r.deps.MaxBody))) {
+			t.Fatalf("chunked body of %d bytes: %d %s", size, res.StatusCode, b)
+		}
+	}
+	if n := len(r.store.Calls()); n != 0 {
+		t.Fatalf("a refused body changed state: %d calls", n)
+	}
+}
+
+// neverEnding is an endless run of one byte.
+type neverEnding byte
+
+func (b neverEnding) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = byte(b)
+	}
+	return len(p), nil
 }
 
 func TestLivezOnBothListeners(t *testing.T) {

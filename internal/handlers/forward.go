@@ -89,6 +89,8 @@ func handleInstanceCallback(d Deps, local http.Handler) http.Handler {
 		if !postOnly(w, r) {
 			return
 		}
+		// The public router sets no RequestSize: bound the body here.
+		r.Body = http.MaxBytesReader(w, r.Body, d.MaxBody)
 		body, err := readBody(r)
 		if err != nil {
 			writeProblem(w, r, err)

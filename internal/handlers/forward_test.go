@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"bytes"
 	"fmt"
 	"net/http"
 	"sync"
@@ -77,6 +78,24 @@ func TestNotificationReachesItsOwner(t *testing.T) {
 		t.Fatalf("owner's error = %d", rp.status)
 	}
 	rp.problem(t)
+}
+
+// TestForwardBodyLimit: a body over BOTD_MAX_BODY for another replica is
+// refused where it lands, 413, and never forwarded.
+func TestForwardBodyLimit(t *testing.T) {
+	a, b, _ := twoReplicas(t)
+	huge := append([]byte(`{"value":[`), bytes.Repeat([]byte(" "), int(a.deps.MaxBody))...)
+	rp := do(t, http.MethodPost, a.public.URL+"/api/calls/botd-1", "application/json", huge)
+	if rp.status != http.StatusRequestEntityTooLarge {
+		t.Fatalf("oversized forwarded body = %d: %s", rp.status, rp.body)
+	}
+	rp.problem(t)
+	if got := testutil.ToFloat64(a.metrics.forward.requests.WithLabelValues("forwarded")); got != 0 {
+		t.Errorf("an oversized body was forwarded (%v)", got)
+	}
+	if len(b.store.Calls()) != 0 {
+		t.Fatal("state changed")
+	}
 }
 
 func TestForwardLoopGuard(t *testing.T) {

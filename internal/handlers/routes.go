@@ -51,6 +51,9 @@ type Deps struct {
 	AdminAuth func(http.Handler) http.Handler
 	// MetricsOpen serves /metrics without AdminAuth.
 	MetricsOpen bool
+	// Pprof serves net/http/pprof's profiles under /debug/pprof/, behind
+	// AdminAuth.
+	Pprof bool
 	// History is the journal's history of ended calls, for GET /v1/calls
 	// with state=terminated and GET /v1/calls/export; nil without one.
 	History History
@@ -61,14 +64,16 @@ type Deps struct {
 }
 
 // Public is the public listener's router: the Graph callback and /livez.
-// Middleware order: request id, access log, recoverer, body size limit. No
+// Middleware order: request id, access log, recoverer. The callback bounds
+// its body itself (readPooledBody, into a pooled buffer and with a pooled
+// limit, where RequestSize would allocate a reader per callback). No
 // handler timeout: a callback never waits on Graph (it decodes, applies and
 // answers), the server's read and write timeouts bound the connection, and
 // a forwarded callback has its own BOTD_FORWARD_TIMEOUT; a context with a
 // deadline per request would cost every callback a timer and a request copy.
 func Public(d Deps) http.Handler {
 	r := chi.NewRouter()
-	r.Use(recoverer(d.Log), middleware.RequestSize(d.MaxBody))
+	r.Use(recoverer(d.Log))
 	r.NotFound(handleNotFound())
 	r.MethodNotAllowed(handleMethodNotAllowed())
 	r.Get("/livez", handleLive())
@@ -110,6 +115,9 @@ func Admin(d Deps) http.Handler {
 			r.Use(d.AdminAuth)
 		}
 		r.Get("/v1/changes", handleChanges(d).ServeHTTP)
+		if d.Pprof {
+			pprofRoutes(r)
+		}
 		if d.Flows != nil {
 			flowRoutes(r, d)
 		}

@@ -98,7 +98,7 @@ const (
 	// RouteCallbackToken hands out the token the emulator's callbacks
 	// carry, for a load generator posting notifications as Graph does.
 	RouteCallbackToken Route = "emulator_callback_token"
-	RouteUnknown   Route = "unknown" // no route matched
+	RouteUnknown       Route = "unknown" // no route matched
 )
 
 // graph reports whether the route is part of Graph's calls API, which

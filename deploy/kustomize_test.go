@@ -498,6 +498,26 @@ func checkOverlay(t *testing.T, r *rendered, want overlayWant, probeBotd func(*t
 		}
 	})
 
+	t.Run("BOTD_MAX_CALLS fits the memory", func(t *testing.T) {
+		// liveBytesPerCall is the live heap of one tracked call with 2
+		// participants, measured (docs/capacity.md, "What a 1 GiB pod
+		// holds": 407 MB for 200,000). The calls botd may hold must fit
+		// in 60% of the pod's memory request (GOMEMLIMIT), leaving the
+		// rest to garbage, operations and flow runs.
+		const liveBytesPerCall = 2100
+		n, err := strconv.Atoi(setting("BOTD_MAX_CALLS"))
+		if err != nil {
+			t.Fatalf("BOTD_MAX_CALLS: %v", err)
+		}
+		req, err := quantityBytes(c.Resources.Requests["memory"])
+		if err != nil {
+			t.Fatalf("requests.memory: %v", err)
+		}
+		if need := float64(n) * liveBytesPerCall; need > 0.6*req {
+			t.Errorf("BOTD_MAX_CALLS=%d needs about %.0f MiB of live heap, over 60%% of requests.memory (%.0f MiB): lower it", n, need/(1<<20), req/(1<<20))
+		}
+	})
+
 	t.Run("replica routing", func(t *testing.T) {
 		var inst *envVar
 		for i := range c.Env {

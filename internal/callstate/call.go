@@ -19,7 +19,7 @@ type call struct {
 	gone bool
 
 	id  string
-	log zerolog.Logger
+	log callLog
 	// res is the call resource as merged from TrackCall and notifications;
 	// res.State is the call's state ("" until the first one).
 	res           model.Call
@@ -60,10 +60,22 @@ func rememberID(ids []string, id string, max int) []string {
 	return append(ids, id)
 }
 
+// callLog is a call's logger: the store's, each line with call_id. It
+// holds a pointer and the id, not a zerolog.Logger of its own, whose
+// context buffer would cost every tracked call about 500 bytes.
+type callLog struct {
+	base *zerolog.Logger
+	id   string
+}
+
+func (l callLog) Debug() *zerolog.Event { return l.base.Debug().Str("call_id", l.id) }
+func (l callLog) Info() *zerolog.Event  { return l.base.Info().Str("call_id", l.id) }
+func (l callLog) Warn() *zerolog.Event  { return l.base.Warn().Str("call_id", l.id) }
+
 func (s *Store) newCall(id string, now time.Time) *call {
 	return &call{
 		id:        id,
-		log:       s.log.With().Str("call_id", id).Logger(),
+		log:       callLog{base: &s.log, id: id},
 		res:       model.Call{ID: id},
 		createdAt: now,
 		updatedAt: now,

@@ -11,13 +11,17 @@ import (
 // applies none of them: a caller passes every setting, and a zero or
 // negative one is refused.
 const (
-	DefaultRetention            = 10 * time.Minute
-	DefaultSweepInterval        = 30 * time.Second
-	DefaultOperationTimeout     = 2 * time.Minute
-	DefaultDeltaHoldMax         = 64
-	DefaultDeltaGapTimeout      = 10 * time.Second
-	DefaultMaxTransitions       = 64
-	DefaultMaxCalls             = 10000
+	DefaultRetention        = 10 * time.Minute
+	DefaultSweepInterval    = 30 * time.Second
+	DefaultOperationTimeout = 2 * time.Minute
+	DefaultDeltaHoldMax     = 64
+	DefaultDeltaGapTimeout  = 10 * time.Second
+	DefaultMaxTransitions   = 64
+	// DefaultMaxCalls is what a 1 GiB pod holds with room to spare:
+	// 200,000 calls of 2 participants each are about 410 MB of live heap
+	// (docs/capacity.md, "What a 1 GiB pod holds"); a smaller pod sets
+	// BOTD_MAX_CALLS lower (deploy/base: 512 MiB, 100,000).
+	DefaultMaxCalls             = 200000
 	DefaultMaxOperationsPerCall = 256
 	DefaultMaxTonesPerCall      = 64
 )

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/botd/botd/internal/callstate"
 	"github.com/botd/botd/internal/emulator"
 	"github.com/botd/botd/internal/model"
 	"github.com/botd/botd/internal/problem"
@@ -259,10 +260,10 @@ func table(c *Config) []setting {
 		opt("bot-name", "botd", "display name of the bot in create-call source identities", &c.BotName))
 
 	area("Call store",
-		opt("retention", 10*time.Minute, "how long terminated calls stay visible before they are swept", &c.Retention),
-		opt("operation-timeout", 2*time.Minute, "an operation with no result after this is failed with reason timeout", &c.OperationTimeout),
-		opt("delta-gap-timeout", 10*time.Second, "a delta-roster gap not filled by then triggers a roster resync", &c.DeltaGapTimeout),
-		opt("max-calls", 10000, "most calls tracked at once; a new call over it is refused", &c.MaxCalls))
+		opt("retention", callstate.DefaultRetention, "how long terminated calls stay visible before they are swept", &c.Retention),
+		opt("operation-timeout", callstate.DefaultOperationTimeout, "an operation with no result after this is failed with reason timeout", &c.OperationTimeout),
+		opt("delta-gap-timeout", callstate.DefaultDeltaGapTimeout, "a delta-roster gap not filled by then triggers a roster resync", &c.DeltaGapTimeout),
+		opt("max-calls", callstate.DefaultMaxCalls, "most calls tracked at once; a new call over it is refused", &c.MaxCalls))
 	area("State",
 		opt("state", StateJournal, "where calls are kept: journal (a file in BOTD_DATA_DIR; calls survive a restart) or memory (lost when botd stops)", &c.State),
 		opt("data-dir", "data", "directory of the journal file botd.journal (the image sets /var/lib/botd)", &c.DataDir),

@@ -69,6 +69,8 @@ type rigOptions struct {
 	recovering *atomic.Bool
 	// history is Deps.History.
 	history History
+	// pprof is Deps.Pprof (BOTD_ADMIN_PPROF).
+	pprof bool
 }
 
 func newRig(t *testing.T, o rigOptions) *rig {
@@ -184,6 +186,7 @@ func (r *rig) setDeps(log zerolog.Logger, c Calls, check func(context.Context) e
 		Cluster:        o.cluster,
 		Recovering:     o.recovering,
 		History:        o.history,
+		Pprof:          o.pprof,
 	}
 	return ready
 }

@@ -1,9 +1,11 @@
 package notify
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/go-json-experiment/json/jsontext"
 
@@ -26,6 +28,8 @@ const maxKeptScratch = 4 << 10
 // the resourceData of the item at hand. Pooled by Decoder.
 type state struct {
 	lim Limits
+	// twoPass turns decodeInPlace off (tests compare the two ways).
+	twoPass bool
 	doc rd // the body: validates everything, skips resourceData
 	res rd // one resourceData, already validated
 }
@@ -55,6 +59,10 @@ type item struct {
 	callbackURI string
 	data        []byte // resourceData, validated; nil when absent or null
 	raw         []byte // the whole item
+	// decoded: resourceData was decoded by the first pass (decodeInPlace)
+	// into pre's Kind, ODataType and resource fields; data is nil.
+	decoded bool
+	pre     model.Event
 }
 
 func (it *item) fail(format string, args ...any) {
@@ -158,12 +166,122 @@ func (st *state) skip(base int) error {
 	return st.checkDepth(v, base)
 }
 
-func (st *state) checkDepth(v []byte, base int) error {
-	if len(v) > 0 && (v[0] == '{' || v[0] == '[') && nestingExceeds(v, base, st.lim.MaxDepth) {
+func (st *state) checkDepth(v []byte, base int) error { return st.doc.checkDepth(v, base) }
+
+// checkDepth enforces MaxDepth on v, just read at depth base.
+func (r *rd) checkDepth(v []byte, base int) error {
+	if len(v) > 0 && (v[0] == '{' || v[0] == '[') && nestingExceeds(v, base, r.lim.MaxDepth) {
 		return fmt.Errorf("%w: nesting deeper than %d levels in the value at offset %d",
-			ErrLimitExceeded, st.lim.MaxDepth, st.doc.dec.InputOffset()-int64(len(v)))
+			ErrLimitExceeded, r.lim.MaxDepth, r.dec.InputOffset()-int64(len(v)))
 	}
 	return nil
+}
+
+// inPlaceMinDepth is the least MaxDepth decodeInPlace runs with: the
+// readers descend into the objects Graph documents without checking depth
+// (only what they skip is checked), and the deepest of those (a delta
+// roster's participant's identity) is below it. With a smaller MaxDepth
+// only the two passes enforce it exactly.
+const inPlaceMinDepth = 16
+
+// decodeInPlace decodes the resourceData value the doc reader is at
+// straight from it, in the one pass that also validates it, when the
+// item's path came before it (as Graph writes it) and its kind is one botd
+// decodes. Otherwise it reads nothing and reports false, and the value is
+// validated now and decoded by interpret, as a second pass. A problem in
+// the value rejects the item as the second pass would, with the same
+// reason, and the rest of the value is read (and checked) so that the
+// body goes on; a syntax or depth error rejects the body.
+func (st *state) decodeInPlace(it *item) (bool, error) {
+	a := &st.doc
+	if st.twoPass || st.lim.MaxDepth < inPlaceMinDepth || it.reason != "" || (it.resource == "" && it.resourceURL == "") {
+		return false, nil
+	}
+	if k := a.dec.PeekKind(); k != '{' && k != '[' {
+		return false, nil
+	}
+	probe := *it
+	var ev model.Event
+	if havePath, ok := itemPath(&probe, &ev); !ok || !havePath {
+		return false, nil
+	}
+	// The kind from the value's @odata.type, read ahead in the bytes not
+	// yet read; anything classify cannot tell leaves it to the two passes.
+	unread := a.dec.UnreadBuffer()
+	rest := bytes.TrimLeft(unread, " \t\r\n:")
+	// Where the value starts, for a depth error worded as checkDepth words
+	// it for the whole value.
+	start := a.dec.InputOffset() + int64(len(unread)-len(rest))
+	kind, odt, err := st.classify(rest, ev.Path.Kind, true)
+	if err != nil || kind == model.EventUnknown ||
+		(kind == model.EventRoster && ev.Path.Kind == model.ResourceParticipants && ev.Path.SubID != "") {
+		return false, nil
+	}
+	base := a.dec.StackDepth()
+	it.pre.Kind, it.pre.ODataType = kind, odt
+	a.checked = true
+	err = decodeKind(a, &it.pre)
+	a.checked = false
+	it.decoded = true
+	if err == nil {
+		return true, nil
+	}
+	var se *semErr
+	if !errors.As(err, &se) {
+		return true, a.docError(err, start)
+	}
+	reason, err := a.inPlaceReason(se, base)
+	if err != nil {
+		return true, a.docError(err, start)
+	}
+	it.fail("%s", reason)
+	// Read what is left of the value, with its depth checked.
+	for a.dec.StackDepth() > base {
+		switch a.dec.PeekKind() {
+		case '}', ']':
+			if _, err := a.dec.ReadToken(); err != nil {
+				return true, notJSON(err)
+			}
+		case 0:
+			_, err := a.dec.ReadToken()
+			return true, notJSON(err)
+		default:
+			if err := a.skipChecked(); err != nil {
+				return true, a.docError(err, start)
+			}
+		}
+	}
+	return true, nil
+}
+
+// docError is an error from decoding in place that is not the item's: a
+// depth limit, worded as checkDepth words it for the value at start, or a
+// syntax error.
+func (r *rd) docError(err error, start int64) error {
+	if errors.Is(err, ErrLimitExceeded) {
+		return fmt.Errorf("%w: nesting deeper than %d levels in the value at offset %d", ErrLimitExceeded, r.lim.MaxDepth, start)
+	}
+	return notJSON(err)
+}
+
+// inPlaceReason words se as reason does for the second pass: located by
+// the JSON Pointer below resourceData.
+func (r *rd) inPlaceReason(se *semErr, base int) (string, error) {
+	if se.unread {
+		if err := r.skipChecked(); err != nil {
+			return "", err
+		}
+	}
+	p := string(r.dec.StackPointer())
+	if i := strings.Index(p, "/resourceData"); i >= 0 && r.dec.StackDepth() > base {
+		p = p[i+len("/resourceData"):]
+	} else {
+		p = ""
+	}
+	if p != "" {
+		return "resourceData" + truncPointer(p) + ": " + se.msg, nil
+	}
+	return "resourceData: " + se.msg, nil
 }
 
 // items reads the value array. Only document-level problems are returned;
@@ -244,6 +362,13 @@ func (st *state) readItem(body []byte, it *item) error {
 			it.callbackURI, err = a.str()
 			err = st.itemField(it, "callbackUri", err)
 		case "resourceData":
+			done, derr := st.decodeInPlace(it)
+			if derr != nil {
+				return derr
+			}
+			if done {
+				break
+			}
 			v, rerr := a.dec.ReadValue()
 			if rerr != nil {
 				return notJSON(rerr)

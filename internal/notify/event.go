@@ -24,10 +24,23 @@ func (st *state) interpret(it *item, b *Batch) {
 		return
 	}
 
+	if it.decoded {
+		p := &it.pre
+		ev.Kind, ev.ODataType = p.Kind, p.ODataType
+		ev.Call, ev.Operation, ev.Participants, ev.Delta, ev.Sessions = p.Call, p.Operation, p.Participants, p.Delta, p.Sessions
+	} else if !st.secondPass(it, &ev, havePath) {
+		return
+	}
+	st.finish(it, b, &ev, havePath)
+}
+
+// secondPass classifies and decodes resourceData the first pass validated
+// but did not decode; false when the item failed.
+func (st *state) secondPass(it *item, ev *model.Event, havePath bool) bool {
 	kind, odt, err := st.classify(it.data, ev.Path.Kind, havePath)
 	if err != nil {
 		it.fail("%s", st.res.reason(err))
-		return
+		return false
 	}
 	if kind == model.EventRoster && ev.Path.Kind == model.ResourceParticipants && ev.Path.SubID != "" {
 		// A list at one participant's path is not the full roster that
@@ -37,13 +50,17 @@ func (st *state) interpret(it *item, b *Batch) {
 	}
 	ev.Kind, ev.ODataType = kind, odt
 	if kind != model.EventUnknown {
-		if err := st.decodeData(&ev, it.data); err != nil {
+		if err := st.decodeData(ev, it.data); err != nil {
 			it.fail("%s", st.res.reason(err))
-			return
+			return false
 		}
 		ev.Quirks |= st.res.quirks
 	}
+	return true
+}
 
+// finish checks the decoded event against its path and adds it to b.
+func (st *state) finish(it *item, b *Batch, ev *model.Event, havePath bool) {
 	if ev.Call != nil && ev.Call.ID != "" {
 		switch {
 		case havePath && ev.Call.ID != ev.Path.CallID:
@@ -70,7 +87,7 @@ func (st *state) interpret(it *item, b *Batch) {
 	if b.Events == nil {
 		b.Events = make([]model.Event, 0, 1)
 	}
-	b.Events = append(b.Events, ev)
+	b.Events = append(b.Events, *ev)
 }
 
 // itemPath sets ev.Path from the item's resourceUrl and resource: the
@@ -219,6 +236,11 @@ func (r *rd) peekType() (string, error) {
 func (st *state) decodeData(ev *model.Event, data []byte) error {
 	r := &st.res
 	r.reset(data, trusted...)
+	return decodeKind(r, ev)
+}
+
+// decodeKind decodes the resourceData r is at as ev.Kind.
+func decodeKind(r *rd, ev *model.Event) error {
 	var err error
 	switch ev.Kind {
 	case model.EventCall:

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -259,6 +260,59 @@ func FuzzParseResourcePath(f *testing.F) {
 			if err != nil || back != rp {
 				t.Fatalf("%q parsed to %+v; its canonical form %q parses to %+v, %v", p, rp, c, back, err)
 			}
+		}
+	})
+}
+
+// twoPassDecoder decodes every resourceData in two passes (validate, then
+// decode), never in place.
+func twoPassDecoder(l Limits) *Decoder {
+	d := &Decoder{lim: l.withDefaults()}
+	d.pool.New = func() any { st := newState(d.lim); st.twoPass = true; return st }
+	return d
+}
+
+// FuzzInPlaceMatchesTwoPasses: decoding resourceData in the first pass
+// gives the same batch, or the same error, as validating it first and
+// decoding it in a second pass.
+func FuzzInPlaceMatchesTwoPasses(f *testing.F) {
+	files, _ := filepath.Glob(filepath.Join(testkit.SeedDir, "*.json"))
+	media, _ := filepath.Glob(filepath.Join("testdata", "media", "*.json"))
+	for _, name := range append(files, media...) {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	for _, s := range []string{
+		string(doc(rosterItem(participant(`"isMuted":"yes"`)))),
+		string(doc(`{"changeType":"updated","resource":"/app/calls/a/participants","resourceData":[{"@odata.type":"#microsoft.graph.participant","x":` + nest("[", "]", 40) + `}]}`)),
+		string(doc(`{"changeType":"updated","resource":"/app/calls/a/participants","resourceData":[{"@odata.type":"#microsoft.graph.deltaParticipants","participants":[{"info":{"identity":{"user":{"id":"u","x":` + nest("[", "]", 6) + `}}}}]}]}`)),
+		string(doc(`{"changeType":"updated","resource":"/app/calls/a/participants","resourceData":[{"@odata.type":"#microsoft.graph.participant","info":7,"y":` + nest("[", "]", 40) + `}]}`)),
+		string(doc(`{"changeType":"updated","resource":"/app/calls/a","resourceData":{"@odata.type":"#microsoft.graph.call","state":5,"state":"x"}}`)),
+		string(doc(`{"changeType":"updated","resource":"/app/calls/a","resourceData":{"@odata.type":"#microsoft.graph.call","subject":"\xff"}}`)),
+		string(doc(`{"changeType":"updated","resource":"/app/calls/a","resourceData":{"@odata.type":"#microsoft.graph.call","resultInfo":{"code":"x"},"z":[1,}}`)),
+		string(doc(`{"changeType":"updated","resource":"/app/calls/a","resourceData":{"@odata.type":"#microsoft.graph.call","state":"established"},"resourceUrl":"/communications/calls/b"}`)),
+		string(doc(`{"changeType":"updated","resource":"/app/calls/a/participants/p","resourceData":[{"@odata.type":"#microsoft.graph.participant"}]}`)),
+	} {
+		f.Add([]byte(s))
+	}
+	// fuzzLimits, with the least depth at which decodeInPlace runs.
+	lim := fuzzLimits
+	lim.MaxDepth = inPlaceMinDepth
+	one, two := NewDecoder(lim), twoPassDecoder(lim)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		b1, err1 := one.Decode(body)
+		b2, err2 := two.Decode(body)
+		// A syntax error is found at another token when the value is
+		// read token by token: the same refusal, located differently.
+		same := fmt.Sprint(err1) == fmt.Sprint(err2) || (errors.Is(err1, ErrNotJSON) && errors.Is(err2, ErrNotJSON))
+		if !same {
+			t.Fatalf("in place: %v\ntwo passes: %v", err1, err2)
+		}
+		if !reflect.DeepEqual(b1, b2) {
+			t.Fatalf("in place: %+v\ntwo passes: %+v", b1, b2)
 		}
 	})
 }

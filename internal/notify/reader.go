@@ -25,6 +25,10 @@ type rd struct {
 	// quirks are the schema departures tolerated since the last reset (the
 	// doc reader's are reset per item by readItem).
 	quirks model.Quirk
+	// checked is set while the doc reader decodes a resourceData in place:
+	// the values it skips are checked against MaxDepth, which the first
+	// pass otherwise checks on the whole resourceData.
+	checked bool
 }
 
 // trusted are the options for the second pass over a resourceData value the
@@ -355,7 +359,21 @@ func parseInt(v []byte) (int64, error) {
 }
 
 // skip skips one value of any kind.
-func (r *rd) skip() error { return r.dec.SkipValue() }
+func (r *rd) skip() error {
+	if r.checked {
+		return r.skipChecked()
+	}
+	return r.dec.SkipValue()
+}
+
+// skipChecked skips one value, enforcing MaxDepth on it.
+func (r *rd) skipChecked() error {
+	v, err := r.dec.ReadValue()
+	if err != nil {
+		return err
+	}
+	return r.checkDepth(v, r.dec.StackDepth())
+}
 
 // checkLen rejects the element that would make a list longer than max.
 func checkLen(n, max int, what string) error {

@@ -30,8 +30,8 @@ type state struct {
 	lim Limits
 	// twoPass turns decodeInPlace off (tests compare the two ways).
 	twoPass bool
-	doc     rd // the body: validates everything, skips resourceData
-	res     rd // one resourceData, already validated
+	doc     rd // the body: validates everything; decodes resourceData in place when it can
+	res     rd // one resourceData, already validated, for the second pass
 }
 
 func newState(l Limits) *state {

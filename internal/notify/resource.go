@@ -6,8 +6,10 @@ import (
 	"github.com/botd/botd/internal/model"
 )
 
-// The readers below decode Graph resources from a resourceData value that
-// the first pass has validated. Each member Graph documents for the
+// The readers below decode Graph resources from a resourceData value:
+// in place, from the body's own reader, which validates as it goes
+// (decodeInPlace), or in a second pass over a value the first pass has
+// validated. Each member Graph documents for the
 // resource is read with its JSON type checked; null means absent; members
 // botd does not know are skipped, since Graph adds members over time. A
 // reader stops at the first problem and the item is rejected, located by

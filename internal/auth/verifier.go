@@ -150,6 +150,10 @@ type Verifier struct {
 	cache   *tokenCache
 	keys    atomic.Pointer[keySet]
 	started atomic.Bool
+	// last is the last Authorization header verified: Graph sends one
+	// token on every callback for its lifetime, so most checks are one
+	// string comparison, without parsing or hashing the token.
+	last atomic.Pointer[lastToken]
 
 	refreshMu sync.Mutex // serialises fetches
 
@@ -314,15 +318,37 @@ func (v *Verifier) Ready() bool { return v.keys.Load() != nil }
 // the token's claims, or an *Error carrying the reason. Every call is
 // counted in the metrics; nothing is logged (Middleware logs).
 func (v *Verifier) Verify(ctx context.Context, authorizationHeader string) (Claims, error) {
+	ks := v.keys.Load()
+	if l := v.last.Load(); l != nil && l.header == authorizationHeader && l.keys == ks && v.now().Before(l.validUntil) {
+		v.m.cacheHits.Inc()
+		v.m.success.Inc()
+		return l.claims, nil
+	}
 	tok, reason := parseBearer(authorizationHeader)
 	if reason == "" {
 		var claims Claims
 		if claims, reason = v.verifyToken(ctx, tok); reason == "" {
 			v.m.success.Inc()
+			if v.cache.max <= 0 { // caching is off: every token is checked
+				return claims, nil
+			}
+			// Remembered with the keys loaded before the check: should
+			// they change meanwhile (a key withdrawn), it is never used.
+			v.last.Store(&lastToken{header: authorizationHeader, claims: claims,
+				validUntil: claims.ExpiresAt.Add(v.cfg.ClockSkew), keys: ks})
 			return claims, nil
 		}
 	}
 	return Claims{}, v.fail(reason)
+}
+
+// lastToken is a verified Authorization header, its claims, until when
+// they hold (exp plus the clock skew) and the key set it was checked with.
+type lastToken struct {
+	header     string
+	claims     Claims
+	validUntil time.Time
+	keys       *keySet
 }
 
 func (v *Verifier) fail(r Reason) error {

@@ -354,6 +354,41 @@ func TestCacheVerifiesOncePerToken(t *testing.T) {
 	}
 }
 
+// TestLastTokenIsItsOwn: the remembered last header answers only for
+// itself. Two tokens in turn each get their own claims, a tampered copy of
+// the last one is checked in full and refused.
+func TestLastTokenIsItsOwn(t *testing.T) {
+	e := newEnv(t, nil)
+	ca, cb := e.claims(), e.claims()
+	cb["appid"] = "other-app"
+	ha := "Bearer " + sign(t, keyA(), kidA, ca)
+	hb := "Bearer " + sign(t, keyA(), kidA, cb)
+	for range 3 {
+		for h, app := range map[string]string{ha: "26a18ebc-cdf7-4a6a-91cb-beb352805e81", hb: "other-app"} {
+			got, err := e.v.Verify(context.Background(), h)
+			if err != nil || got.AppID != app {
+				t.Fatalf("claims %+v (%v), want appid %s", got, err, app)
+			}
+			if got2, err := e.v.Verify(context.Background(), h); err != nil || got2 != got {
+				t.Fatalf("the same header again: %+v (%v), want %+v", got2, err, got)
+			}
+		}
+	}
+	if got := e.calls.Load(); got != 2 {
+		t.Errorf("signature verifications %d, want 2", got)
+	}
+	tampered := ha[:len(ha)-2] + "xx"
+	if tampered == ha {
+		tampered = ha[:len(ha)-2] + "yy"
+	}
+	if _, err := e.v.Verify(context.Background(), ha); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.v.Verify(context.Background(), tampered); err == nil {
+		t.Fatal("a tampered copy of the last token verified")
+	}
+}
+
 func TestCacheConcurrentSameToken(t *testing.T) {
 	e := newEnv(t, nil)
 	h := "Bearer " + sign(t, keyA(), kidA, e.claims())

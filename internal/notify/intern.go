@@ -2,6 +2,7 @@ package notify
 
 import (
 	"strings"
+	"sync"
 
 	"github.com/botd/botd/internal/model"
 )
@@ -89,4 +90,42 @@ var (
 func isOperationType(t string) bool {
 	const ns = "#microsoft.graph."
 	return strings.HasPrefix(t, ns) && len(t) > len(ns)+len("Operation") && strings.HasSuffix(t, "Operation")
+}
+
+// tenantIDs interns tenant ids. A bot's calls come from a handful of
+// tenants and every identity of every participant names one, so a tracked
+// call would otherwise hold a copy per participant. The table is bounded
+// (maxTenantIDs ids of at most maxTenantIDLen bytes): once it is full,
+// further ids are copied as any string, so hostile input can cost no more
+// than the bound.
+var tenantIDs = interner{m: map[string]string{}}
+
+const (
+	maxTenantIDs   = 1024
+	maxTenantIDLen = 64 // a GUID is 36
+)
+
+type interner struct {
+	mu sync.RWMutex
+	m  map[string]string
+}
+
+// intern returns the table's copy of b, adding one while there is room.
+func (in *interner) intern(b []byte) string {
+	if len(b) > maxTenantIDLen {
+		return string(b)
+	}
+	in.mu.RLock()
+	s, ok := in.m[string(b)]
+	in.mu.RUnlock()
+	if ok {
+		return s
+	}
+	s = string(b)
+	in.mu.Lock()
+	if len(in.m) < maxTenantIDs {
+		in.m[s] = s
+	}
+	in.mu.Unlock()
+	return s
 }

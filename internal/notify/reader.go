@@ -251,6 +251,15 @@ func (r *rd) sym() (string, error) {
 	return string(b), nil
 }
 
+// tenant reads a tenant id as str does, interned in tenantIDs.
+func (r *rd) tenant() (string, error) {
+	b, _, err := r.text()
+	if err != nil || len(b) == 0 {
+		return "", err
+	}
+	return tenantIDs.intern(b), nil
+}
+
 // boolean reads true, false or null (false).
 func (r *rd) boolean() (bool, error) {
 	switch k := r.dec.PeekKind(); k {

@@ -105,7 +105,7 @@ func (r *rd) call() (*model.Call, error) {
 		case "myParticipantId":
 			c.MyParticipantID, err = r.str()
 		case "tenantId":
-			c.TenantID, err = r.str()
+			c.TenantID, err = r.tenant()
 		case "source":
 			c.Source, err = r.participantInfoPtr()
 		case "targets":
@@ -341,7 +341,7 @@ func (r *rd) identity() (*model.Identity, error) {
 		case "displayName":
 			id.DisplayName, err = r.str()
 		case "tenantId":
-			id.TenantID, err = r.str()
+			id.TenantID, err = r.tenant()
 		case "identityProvider":
 			id.IdentityProvider, err = r.sym()
 		default:

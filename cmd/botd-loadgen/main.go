@@ -60,7 +60,7 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("botd-loadgen", flag.ContinueOnError)
 	fs.SetOutput(out)
-	fs.StringVar(&o.mode, "mode", "notify", "notify (open-loop notifications at -rate), max (closed loop at -concurrency), calls (call lives through the admin API), bare-server (a bare chi handler on -listen)")
+	fs.StringVar(&o.mode, "mode", "notify", "notify (open-loop notifications at -rate), max (closed loop at -concurrency; Go's client may be the limit, scripts/bench-webhook.sh uses wrk for ceilings), calls (call lives through the admin API), bare-server (a bare chi handler on -listen)")
 	fs.StringVar(&o.url, "url", "http://127.0.0.1:8080/api/calls", "callback URL notifications are posted to")
 	fs.StringVar(&o.metrics, "metrics", "http://127.0.0.1:9090/metrics", "botd's /metrics URL, read before and after a run (empty: skip)")
 	fs.StringVar(&o.admin, "admin", "http://127.0.0.1:9090", "botd's admin API base URL (-mode calls)")

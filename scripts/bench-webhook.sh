@@ -10,7 +10,7 @@
 # botd-loadgen -mode max): the ratio would be the client's. The script
 # installs wrk with apt-get when it is missing and it can. Then both servers
 # get an open-loop run by botd-loadgen at half of botd's mean ceiling, and
-# their p99 is printed. The payload is the 847-byte roster notification of
+# their p99 is printed. The payload (PAYLOAD) is the 847-byte roster notification of
 # invite example 1, spread over CALLS call ids.
 #
 # botd keeps its calls as STATE says (BOTD_STATE: journal, the default, or
@@ -26,6 +26,10 @@
 #   ROUNDS=1 SECS=5 scripts/bench-webhook.sh
 #   STATE=memory scripts/bench-webhook.sh    # the journal off
 #   AUTH=off scripts/bench-webhook.sh        # no auth-on rounds
+#   PAYLOAD=a.json,b.json scripts/bench-webhook.sh
+#                                            # other notifications: each call
+#                                            # gets the files in turn (the
+#                                            # open loop posts the first)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -113,11 +117,12 @@ stop() {
 
 gen() { # url metrics-url args...
   local url=$1 metrics=$2; shift 2
-  "${GEN[@]}" "$tmp/botd-loadgen" -url "$url" -metrics "$metrics" -calls "$CALLS" -concurrency "$CONC" "$@"
+  "${GEN[@]}" "$tmp/botd-loadgen" -url "$url" -metrics "$metrics" -calls "$CALLS" -concurrency "$CONC" -payload "${PAYLOAD%%,*}" "$@"
 }
 
 # ceiling url [authorization]: wrk's closed loop, prints "rate errors".
-payload=cmd/botd-loadgen/notification.json
+PAYLOAD=${PAYLOAD:-cmd/botd-loadgen/notification.json}
+payload=$PAYLOAD
 ceiling() {
   local out
   out=$(WRK_PAYLOAD="$payload" WRK_CALLS="$CALLS" WRK_AUTH="${2:-}" "${GEN[@]}" wrk -t1 -c"$CONC" -d"${SECS}s" \

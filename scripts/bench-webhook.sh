@@ -133,7 +133,6 @@ ceiling() {
   echo "$rate ${errs:-errors: 0}"
 }
 
-field() { awk -v k="$1" '$1 == k {print $2; exit}'; }
 p99() { sed -n 's/.*p99=\([^ ]*\).*/\1/p' | head -1; }
 
 bare_sum=0; botd_sum=0; auth_sum=0

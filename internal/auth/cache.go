@@ -28,6 +28,9 @@ type cacheEntry struct {
 	validUntil time.Time // exp plus the clock skew
 }
 
+// enabled reports whether the cache keeps anything (a size above 0).
+func (c *tokenCache) enabled() bool { return c.max > 0 }
+
 func newTokenCache(max int) *tokenCache {
 	return &tokenCache{max: max, byKey: make(map[[32]byte]*list.Element)}
 }
@@ -35,7 +38,7 @@ func newTokenCache(max int) *tokenCache {
 // get returns the claims of a cached token. found && !valid means the token
 // was verified once but has expired since; the entry is dropped.
 func (c *tokenCache) get(key [32]byte, now time.Time) (claims Claims, found, valid bool) {
-	if c.max <= 0 {
+	if !c.enabled() {
 		return Claims{}, false, false
 	}
 	c.mu.Lock()
@@ -53,7 +56,7 @@ func (c *tokenCache) get(key [32]byte, now time.Time) (claims Claims, found, val
 }
 
 func (c *tokenCache) put(key [32]byte, claims Claims, validUntil, now time.Time) {
-	if c.max <= 0 || !now.Before(validUntil) {
+	if !c.enabled() || !now.Before(validUntil) {
 		return
 	}
 	c.mu.Lock()

@@ -329,7 +329,7 @@ func (v *Verifier) Verify(ctx context.Context, authorizationHeader string) (Clai
 		var claims Claims
 		if claims, reason = v.verifyToken(ctx, tok); reason == "" {
 			v.m.success.Inc()
-			if v.cache.max <= 0 { // caching is off: every token is checked
+			if !v.cache.enabled() { // caching is off: every token is checked
 				return claims, nil
 			}
 			// Remembered with the keys loaded before the check: should

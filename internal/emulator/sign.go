@@ -46,15 +46,21 @@ func (s *Server) signingKeyLocked() (*rsa.PrivateKey, error) {
 // callbackToken returns the JWT for the next callback: the cached one
 // while it has more than 5 minutes left, else a new one.
 func (s *Server) callbackToken() (string, error) {
+	tok, _, err := s.callbackTokenExp()
+	return tok, err
+}
+
+// callbackTokenExp is callbackToken with the token's expiry.
+func (s *Server) callbackTokenExp() (string, time.Time, error) {
 	s.signMu.Lock()
 	defer s.signMu.Unlock()
 	now := s.opts.Now()
 	if s.cbToken != "" && now.Before(s.cbExp.Add(-tokenRefresh)) {
-		return s.cbToken, nil
+		return s.cbToken, s.cbExp, nil
 	}
 	key, err := s.signingKeyLocked()
 	if err != nil {
-		return "", err
+		return "", time.Time{}, err
 	}
 	exp := now.Add(s.opts.CallbackTokenTTL)
 	t := jwt.NewWithClaims(jwt.SigningMethodRS256, jwt.MapClaims{
@@ -68,10 +74,10 @@ func (s *Server) callbackToken() (string, error) {
 	t.Header["kid"] = s.kid
 	signed, err := t.SignedString(key)
 	if err != nil {
-		return "", fmt.Errorf("sign callback token: %w", err)
+		return "", time.Time{}, fmt.Errorf("sign callback token: %w", err)
 	}
 	s.cbToken, s.cbExp = signed, exp
-	return signed, nil
+	return signed, exp, nil
 }
 
 // keyID is the RFC 7638 thumbprint of an RSA public key.
@@ -130,13 +136,10 @@ func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request) {
 // notifications with it, reusing one token as Graph does. The emulator
 // listens on loopback only, so this hands out nothing Graph would.
 func (s *Server) handleCallbackToken(w http.ResponseWriter, r *http.Request) {
-	tok, err := s.callbackToken()
+	tok, exp, err := s.callbackTokenExp()
 	if err != nil {
 		s.graphError(w, r, http.StatusInternalServerError, "InternalServerError", err.Error())
 		return
 	}
-	s.signMu.Lock()
-	exp := s.cbExp
-	s.signMu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]any{"token": tok, "expiresAt": exp.UTC().Format(time.RFC3339)})
 }

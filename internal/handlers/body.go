@@ -17,7 +17,7 @@ func readBody(r *http.Request) ([]byte, error) {
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, errorf(problem.TooLarge, "body exceeds %d bytes", mbe.Limit)
+			return nil, tooLarge(mbe.Limit)
 		}
 		return nil, errorf(problem.Invalid, "read body: %v", err)
 	}
@@ -47,7 +47,7 @@ const maxPooledBody = 64 << 10
 // buffer back with releaseBody; its bytes must not be used after.
 func readPooledBody(r *http.Request, max int64) (*bodyBuf, error) {
 	if r.ContentLength > max {
-		return nil, errorf(problem.TooLarge, "body exceeds %d bytes", max)
+		return nil, tooLarge(max)
 	}
 	buf := bodyBufs.Get().(*bodyBuf)
 	buf.Reset()
@@ -63,10 +63,13 @@ func readPooledBody(r *http.Request, max int64) (*bodyBuf, error) {
 		return nil, errorf(problem.Invalid, "read body: %v", err)
 	case int64(buf.Len()) > max:
 		releaseBody(buf)
-		return nil, errorf(problem.TooLarge, "body exceeds %d bytes", max)
+		return nil, tooLarge(max)
 	}
 	return buf, nil
 }
+
+// tooLarge is the 413 for a body over max bytes.
+func tooLarge(max int64) error { return errorf(problem.TooLarge, "body exceeds %d bytes", max) }
 
 func releaseBody(buf *bodyBuf) {
 	if buf.Cap() <= maxPooledBody {

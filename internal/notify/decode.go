@@ -171,10 +171,15 @@ func (st *state) checkDepth(v []byte, base int) error { return st.doc.checkDepth
 // checkDepth enforces MaxDepth on v, just read at depth base.
 func (r *rd) checkDepth(v []byte, base int) error {
 	if len(v) > 0 && (v[0] == '{' || v[0] == '[') && nestingExceeds(v, base, r.lim.MaxDepth) {
-		return fmt.Errorf("%w: nesting deeper than %d levels in the value at offset %d",
-			ErrLimitExceeded, r.lim.MaxDepth, r.dec.InputOffset()-int64(len(v)))
+		return r.depthError(r.dec.InputOffset() - int64(len(v)))
 	}
 	return nil
+}
+
+// depthError refuses the body for the value at offset nesting deeper than
+// MaxDepth.
+func (r *rd) depthError(offset int64) error {
+	return fmt.Errorf("%w: nesting deeper than %d levels in the value at offset %d", ErrLimitExceeded, r.lim.MaxDepth, offset)
 }
 
 // inPlaceMinDepth is the least MaxDepth decodeInPlace runs with: the
@@ -212,9 +217,8 @@ func (st *state) decodeInPlace(it *item) (bool, error) {
 	// Where the value starts, for a depth error worded as checkDepth words
 	// it for the whole value.
 	start := a.dec.InputOffset() + int64(len(unread)-len(rest))
-	kind, odt, err := st.classify(rest, ev.Path.Kind, true)
-	if err != nil || kind == model.EventUnknown ||
-		(kind == model.EventRoster && ev.Path.Kind == model.ResourceParticipants && ev.Path.SubID != "") {
+	kind, odt, err := st.classify(rest, ev.Path, true)
+	if err != nil || kind == model.EventUnknown {
 		return false, nil
 	}
 	base := a.dec.StackDepth()
@@ -259,7 +263,7 @@ func (st *state) decodeInPlace(it *item) (bool, error) {
 // syntax error.
 func (r *rd) docError(err error, start int64) error {
 	if errors.Is(err, ErrLimitExceeded) {
-		return fmt.Errorf("%w: nesting deeper than %d levels in the value at offset %d", ErrLimitExceeded, r.lim.MaxDepth, start)
+		return r.depthError(start)
 	}
 	return notJSON(err)
 }
@@ -278,10 +282,7 @@ func (r *rd) inPlaceReason(se *semErr, base int) (string, error) {
 	} else {
 		p = ""
 	}
-	if p != "" {
-		return "resourceData" + truncPointer(p) + ": " + se.msg, nil
-	}
-	return "resourceData: " + se.msg, nil
+	return dataReason(p, se.msg), nil
 }
 
 // items reads the value array. Only document-level problems are returned;

@@ -37,16 +37,10 @@ func (st *state) interpret(it *item, b *Batch) {
 // secondPass classifies and decodes resourceData the first pass validated
 // but did not decode; false when the item failed.
 func (st *state) secondPass(it *item, ev *model.Event, havePath bool) bool {
-	kind, odt, err := st.classify(it.data, ev.Path.Kind, havePath)
+	kind, odt, err := st.classify(it.data, ev.Path, havePath)
 	if err != nil {
 		it.fail("%s", st.res.reason(err))
 		return false
-	}
-	if kind == model.EventRoster && ev.Path.Kind == model.ResourceParticipants && ev.Path.SubID != "" {
-		// A list at one participant's path is not the full roster that
-		// EventRoster promises; applying it as one would drop everyone
-		// else, so botd does not guess.
-		kind = model.EventUnknown
 	}
 	ev.Kind, ev.ODataType = kind, odt
 	if kind != model.EventUnknown {
@@ -131,7 +125,19 @@ func itemPath(it *item, ev *model.Event) (havePath, ok bool) {
 // botd knows; when it is absent the path decides; when it names something
 // else the event is unknown. resourceData of a JSON type the resource
 // cannot have is an error.
-func (st *state) classify(data []byte, pk model.ResourceKind, havePath bool) (model.EventKind, string, error) {
+func (st *state) classify(data []byte, p model.ResourcePath, havePath bool) (model.EventKind, string, error) {
+	kind, odt, err := st.classifyValue(data, p.Kind, havePath)
+	if err == nil && kind == model.EventRoster && p.Kind == model.ResourceParticipants && p.SubID != "" {
+		// A list at one participant's path is not the full roster that
+		// EventRoster promises; applying it as one would drop everyone
+		// else, so botd does not guess.
+		kind = model.EventUnknown
+	}
+	return kind, odt, err
+}
+
+// classifyValue is classify by the value and the path's kind alone.
+func (st *state) classifyValue(data []byte, pk model.ResourceKind, havePath bool) (model.EventKind, string, error) {
 	if data == nil {
 		return model.EventUnknown, "", nil
 	}
@@ -270,8 +276,14 @@ func (r *rd) reason(err error) string {
 			_ = r.dec.SkipValue()
 		}
 	}
-	if p := r.dec.StackPointer(); p != "" {
-		return "resourceData" + truncPointer(string(p)) + ": " + msg
+	return dataReason(string(r.dec.StackPointer()), msg)
+}
+
+// dataReason is an item's reason for a problem in its resourceData, at the
+// JSON Pointer p below it ("" for resourceData itself).
+func dataReason(p, msg string) string {
+	if p != "" {
+		return "resourceData" + truncPointer(p) + ": " + msg
 	}
 	return "resourceData: " + msg
 }

@@ -98,21 +98,28 @@ func isOperationType(t string) bool {
 // (maxTenantIDs ids of at most maxTenantIDLen bytes): once it is full,
 // further ids are copied as any string, so hostile input can cost no more
 // than the bound.
-var tenantIDs = interner{m: map[string]string{}}
+var tenantIDs = newInterner(maxTenantIDs, maxTenantIDLen)
 
 const (
 	maxTenantIDs   = 1024
 	maxTenantIDLen = 64 // a GUID is 36
 )
 
+// interner is a bounded table of strings: at most max of them, each of at
+// most maxLen bytes.
 type interner struct {
-	mu sync.RWMutex
-	m  map[string]string
+	mu          sync.RWMutex
+	m           map[string]string
+	max, maxLen int
+}
+
+func newInterner(max, maxLen int) *interner {
+	return &interner{m: map[string]string{}, max: max, maxLen: maxLen}
 }
 
 // intern returns the table's copy of b, adding one while there is room.
 func (in *interner) intern(b []byte) string {
-	if len(b) > maxTenantIDLen {
+	if len(b) > in.maxLen {
 		return string(b)
 	}
 	in.mu.RLock()
@@ -123,7 +130,7 @@ func (in *interner) intern(b []byte) string {
 	}
 	s = string(b)
 	in.mu.Lock()
-	if len(in.m) < maxTenantIDs {
+	if len(in.m) < in.max {
 		in.m[s] = s
 	}
 	in.mu.Unlock()

@@ -10,7 +10,7 @@ import (
 // TestInternerShares: a tenant id seen before is the same string, not a
 // copy; the table stops growing at its bound and keeps no long strings.
 func TestInternerShares(t *testing.T) {
-	in := interner{m: map[string]string{}}
+	in := newInterner(maxTenantIDs, maxTenantIDLen)
 	a := in.intern([]byte("72f988bf-86f1-41af-91ab-2d7cd011db47"))
 	b := in.intern([]byte("72f988bf-86f1-41af-91ab-2d7cd011db47"))
 	if a != b || unsafe.StringData(a) != unsafe.StringData(b) {

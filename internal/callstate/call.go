@@ -31,6 +31,9 @@ type call struct {
 	terminatedAt  time.Time
 	transitions   []Transition // a ring, see addTransitionLocked
 	tHead         int
+	// tFirst is the sequence number of the ring's oldest transition: how
+	// many this call's ring has dropped. Record.FirstTransition.
+	tFirst uint64
 
 	roster      roster
 	delta       deltaState
@@ -347,6 +350,7 @@ func (c *call) addTransitionLocked(t Transition, max int) {
 	}
 	c.transitions[c.tHead] = t
 	c.tHead = (c.tHead + 1) % len(c.transitions)
+	c.tFirst++
 }
 
 // transitionsLocked returns the history, oldest first.

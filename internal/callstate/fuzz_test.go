@@ -1,7 +1,11 @@
 package callstate
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
+	"math"
+	"reflect"
 	"testing"
 	"time"
 
@@ -107,6 +111,10 @@ func checkInvariants(t *testing.T, s *Store, terminated map[string]bool) {
 		if c := s.lookupForTest(v.ID); len(c.delta.held) > s.cfg.DeltaHoldMax {
 			t.Fatalf("%s holds %d deltas", v.ID, len(c.delta.held))
 		}
+		r, _ := s.Record(v.ID)
+		for i := range r.Transitions {
+			checkTransitionJSON(t, &r.Transitions[i])
+		}
 		seen := map[string]bool{}
 		for _, p := range v.Participants {
 			k := participantKey(&p)
@@ -134,4 +142,49 @@ func checkInvariants(t *testing.T, s *Store, terminated map[string]bool) {
 	if got := testutil.ToFloat64(s.m.participants); got != participants {
 		t.Fatalf("botd_call_participants = %v, rosters hold %v", got, participants)
 	}
+}
+
+// checkTransitionJSON fails t unless tr's AppendJSON reads back as what
+// encoding/json writes of tr reads back as, and leaves what dst held.
+func checkTransitionJSON(t *testing.T, tr *Transition) {
+	t.Helper()
+	want, werr := json.Marshal(tr)
+	got, gerr := tr.AppendJSON([]byte("prefix"))
+	if (werr != nil) != (gerr != nil) {
+		t.Fatalf("json.Marshal: %v, AppendJSON: %v", werr, gerr)
+	}
+	if werr != nil {
+		return
+	}
+	if !bytes.HasPrefix(got, []byte("prefix")) {
+		t.Fatalf("AppendJSON lost what dst held: %.40q", got)
+	}
+	got = got[len("prefix"):]
+	if !json.Valid(got) {
+		t.Fatalf("AppendJSON wrote invalid JSON: %s", got)
+	}
+	var a, b Transition
+	must(t, json.Unmarshal(want, &a))
+	must(t, json.Unmarshal(got, &b))
+	if !reflect.DeepEqual(a, b) {
+		t.Fatalf("AppendJSON reads back as\n%+v\nencoding/json as\n%+v\n(%s\n%s)", b, a, got, want)
+	}
+}
+
+// FuzzTransitionJSON: a transition written without reflection reads
+// back as encoding/json's does, whatever its text and time, and a time
+// encoding/json refuses is refused.
+func FuzzTransitionJSON(f *testing.F) {
+	f.Add("established", "hold", "notification value[0] changeType updated", "", false, int64(1767225600123456789), 0)
+	f.Add("", "terminated", "botd: <hang up> & \"quoted\"\n", "stale \u2028 \xff", true, int64(-1), 3600)
+	f.Add("a\x00b", "\t", "", "r", true, int64(math.MaxInt64), -7)
+	f.Fuzz(func(t *testing.T, from, to, cause, reason string, ignored bool, unixNano int64, offset int) {
+		at := time.Unix(0, unixNano).In(time.FixedZone("z", offset%(48*3600)))
+		if offset%7 == 0 {
+			// Years outside 0-9999, which encoding/json refuses.
+			at = at.AddDate(int(unixNano%20000), 0, 0)
+		}
+		tr := Transition{From: model.CallState(from), To: model.CallState(to), At: at, Cause: cause, Ignored: ignored, Reason: reason}
+		checkTransitionJSON(t, &tr)
+	})
 }

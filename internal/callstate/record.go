@@ -20,14 +20,19 @@ const RecordVersion = 1
 // not kept either (it is a credential, and expires): an operation
 // restored from a record has none.
 type Record struct {
-	Version              int                           `json:"v"`
-	Call                 model.Call                    `json:"call"`
-	CreatedByBot         bool                          `json:"createdByBot,omitempty"`
-	CreatedAt            time.Time                     `json:"createdAt"`
-	UpdatedAt            time.Time                     `json:"updatedAt"`
-	EstablishedAt        time.Time                     `json:"establishedAt,omitzero"`
-	TerminatedAt         time.Time                     `json:"terminatedAt,omitzero"`
-	Transitions          []Transition                  `json:"transitions,omitempty"`
+	Version       int          `json:"v"`
+	Call          model.Call   `json:"call"`
+	CreatedByBot  bool         `json:"createdByBot,omitempty"`
+	CreatedAt     time.Time    `json:"createdAt"`
+	UpdatedAt     time.Time    `json:"updatedAt"`
+	EstablishedAt time.Time    `json:"establishedAt,omitzero"`
+	TerminatedAt  time.Time    `json:"terminatedAt,omitzero"`
+	Transitions   []Transition `json:"transitions,omitempty"`
+	// FirstTransition is the sequence number of Transitions[0] in the
+	// call's whole history: the call has dropped that many older ones
+	// (MaxTransitions). A journal writes only the transitions it has not
+	// written yet, and deletes those dropped.
+	FirstTransition      uint64                        `json:"firstTransition,omitempty"`
 	Participants         []model.Participant           `json:"participants,omitempty"`
 	Operations           []OperationView               `json:"operations,omitempty"`
 	Sessions             []model.ContentSharingSession `json:"sessions,omitempty"`
@@ -53,6 +58,7 @@ func (s *Store) Record(id string) (Record, bool) {
 		EstablishedAt:        c.establishedAt,
 		TerminatedAt:         c.terminatedAt,
 		Transitions:          c.transitionsLocked(),
+		FirstTransition:      c.tFirst,
 		Participants:         append([]model.Participant(nil), c.roster.ps...),
 		Sessions:             append([]model.ContentSharingSession(nil), c.sessions...),
 		Tones:                append([]ToneView(nil), c.tones.list...),
@@ -107,6 +113,7 @@ func (s *Store) fillLocked(c *call, r Record) {
 	c.started = r.Call.State != ""
 	c.createdAt, c.updatedAt = r.CreatedAt, r.UpdatedAt
 	c.establishedAt, c.terminatedAt = r.EstablishedAt, r.TerminatedAt
+	c.tFirst = r.FirstTransition
 	for _, t := range r.Transitions {
 		c.addTransitionLocked(t, s.cfg.MaxTransitions)
 	}

@@ -108,6 +108,39 @@ func TestTransitionCauseAndHistoryBound(t *testing.T) {
 	}
 }
 
+// TestRecordNumbersTransitions: a record's FirstTransition counts the
+// transitions the ring dropped, a restored call goes on counting from
+// it, and a smaller bound at restore drops (and counts) the oldest.
+func TestRecordNumbersTransitions(t *testing.T) {
+	s := newStore(t, Config{Now: newClock().Now, MaxTransitions: 4})
+	states := []model.CallState{model.StateEstablished, model.StateHold, model.StateEstablished, model.StateHold, model.StateEstablished, model.StateHold}
+	for _, st := range states {
+		mustApply(t, s, testkit.CallEvent("c1", model.ChangeUpdated, st))
+	}
+	r, _ := s.Record("c1")
+	if r.FirstTransition != 2 || len(r.Transitions) != 4 || r.Transitions[0].From != model.StateHold {
+		t.Fatalf("record: first %d, %d transitions, oldest %+v; want 2, 4, from hold", r.FirstTransition, len(r.Transitions), r.Transitions[0])
+	}
+	for _, tc := range []struct {
+		max        int
+		first      uint64
+		afterApply uint64
+	}{{4, 2, 3}, {8, 2, 2}, {3, 3, 4}} {
+		s2 := newStore(t, Config{Now: newClock().Now, MaxTransitions: tc.max})
+		if _, err := s2.Restore(r); err != nil {
+			t.Fatal(err)
+		}
+		r2, _ := s2.Record("c1")
+		if r2.FirstTransition != tc.first || r2.Transitions[len(r2.Transitions)-1] != r.Transitions[3] {
+			t.Errorf("max %d: restored first %d, newest %+v; want %d, %+v", tc.max, r2.FirstTransition, r2.Transitions[len(r2.Transitions)-1], tc.first, r.Transitions[3])
+		}
+		mustApply(t, s2, testkit.CallEvent("c1", model.ChangeUpdated, model.StateEstablished))
+		if r2, _ = s2.Record("c1"); r2.FirstTransition != tc.afterApply {
+			t.Errorf("max %d: first after one more = %d, want %d", tc.max, r2.FirstTransition, tc.afterApply)
+		}
+	}
+}
+
 func TestDeletedCallTerminates(t *testing.T) {
 	s := newStore(t, Config{Now: newClock().Now})
 	mustApply(t, s, testkit.CallEvent("c1", model.ChangeUpdated, model.StateEstablished))

@@ -1,7 +1,10 @@
 package callstate
 
 import (
+	"fmt"
 	"time"
+
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/botd/botd/internal/model"
 )
@@ -78,6 +81,49 @@ type origin struct {
 func (o origin) String() string {
 	a := applyCtx{idx: o.idx, changeType: o.changeType, botd: o.botd}
 	return a.cause()
+}
+
+// AppendJSON appends t's JSON to dst: the members and values
+// encoding/json gives t from its tags, read back with json.Unmarshal,
+// written without reflection (a journal writes each transition of every
+// call; encoding/json spent most of a record's encoding on them). A time
+// encoding/json refuses (a year outside 0-9999) is refused here too.
+func (t *Transition) AppendJSON(dst []byte) ([]byte, error) {
+	dst = append(dst, `{"from":`...)
+	dst = appendQuote(dst, string(t.From))
+	dst = append(dst, `,"to":`...)
+	dst = appendQuote(dst, string(t.To))
+	dst = append(dst, `,"at":"`...)
+	dst, err := t.At.AppendText(dst)
+	if err != nil {
+		return dst, fmt.Errorf("transition at: %w", err)
+	}
+	dst = append(dst, `","cause":`...)
+	dst = appendQuote(dst, t.Cause)
+	if t.Ignored {
+		dst = append(dst, `,"ignored":true`...)
+	}
+	if t.Reason != "" {
+		dst = append(dst, `,"reason":`...)
+		dst = appendQuote(dst, t.Reason)
+	}
+	return append(dst, '}'), nil
+}
+
+// appendQuote appends s as a JSON string. Text that needs no escape (all
+// of botd's own: states, causes, reasons) is copied as it is; any other
+// goes through jsontext, which, like encoding/json, writes invalid UTF-8
+// as U+FFFD (the error that says so is not one for botd).
+func appendQuote(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
+			dst, _ = jsontext.AppendQuote(dst, s)
+			return dst
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
 }
 
 // OperationRecord is an outbound operation botd sent, given to

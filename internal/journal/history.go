@@ -102,6 +102,9 @@ func (j *Journal) scanEnded(q HistoryQuery, fn func(k []byte, r callstate.Record
 			if !bytes.Equal(recordKey(r), k) || (q.Direction != "" && r.Call.Direction != q.Direction) {
 				continue
 			}
+			if err := loadTransitions(tx, &r); err != nil {
+				return corrupt(j.path, err)
+			}
 			if !fn(k, r) {
 				return nil
 			}

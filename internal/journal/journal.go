@@ -29,10 +29,11 @@ const FileName = "botd.journal"
 
 // SchemaVersion is the layout this botd writes. Open migrates an older
 // file forward and refuses a newer one.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // Buckets: meta holds the schema version; calls maps a call id to its
-// record (JSON); ended maps the time a call ended (8 bytes, big-endian
+// record (JSON), without its transitions, which are in the buckets
+// transitions.go names; ended maps the time a call ended (8 bytes, big-endian
 // Unix nanoseconds) and its id to nothing, in time order, for compaction;
 // runs maps a running flow run's id to its record (JSON), deleted when
 // the run ends.
@@ -86,8 +87,8 @@ func corrupt(path string, err error) error {
 }
 
 // migrate creates the buckets of a new file, and brings an older schema
-// to SchemaVersion. Version 1 is the first: there is nothing older to
-// migrate yet; a version 2 adds its step here.
+// to SchemaVersion, one step per version: 1 to 2 moves each record's
+// transitions out of it (migrateInlineTransitions).
 func (j *Journal) migrate(tx *bolt.Tx) error {
 	meta, err := tx.CreateBucketIfNotExists(bucketMeta)
 	if err != nil {
@@ -103,9 +104,14 @@ func (j *Journal) migrate(tx *bolt.Tx) error {
 	if version > SchemaVersion {
 		return fmt.Errorf("journal %s has schema version %d, written by a newer botd; this botd reads up to %d", j.path, version, SchemaVersion)
 	}
-	for _, b := range [][]byte{bucketCalls, bucketEnded, bucketRuns} {
+	for _, b := range [][]byte{bucketCalls, bucketEnded, bucketRuns, bucketTransitions, bucketTransitionHeads} {
 		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 			return corrupt(j.path, err)
+		}
+	}
+	if version < 2 {
+		if err := j.migrateInlineTransitions(tx); err != nil {
+			return err
 		}
 	}
 	return meta.Put(keySchema, []byte(strconv.Itoa(SchemaVersion)))
@@ -127,13 +133,13 @@ func (j *Journal) Put(recs []callstate.Record, runs []flows.RunRecord) error {
 			return err
 		}
 		calls, ended := tx.Bucket(bucketCalls), tx.Bucket(bucketEnded)
+		ts := transitionStore{ts: tx.Bucket(bucketTransitions), heads: tx.Bucket(bucketTransitionHeads)}
 		for i := range recs {
 			r := &recs[i]
-			b, err := json.Marshal(r)
-			if err != nil {
-				return fmt.Errorf("journal: encode call %s: %w", r.Call.ID, err)
+			if err := ts.put(r); err != nil {
+				return err
 			}
-			if err := calls.Put([]byte(r.Call.ID), b); err != nil {
+			if err := putRecord(calls, r); err != nil {
 				return err
 			}
 			if !r.TerminatedAt.IsZero() {
@@ -144,6 +150,18 @@ func (j *Journal) Put(recs []callstate.Record, runs []flows.RunRecord) error {
 		}
 		return nil
 	})
+}
+
+// putRecord writes r, without its transitions (transitionStore keeps
+// them), as the call's record.
+func putRecord(calls *bolt.Bucket, r *callstate.Record) error {
+	rest := *r
+	rest.Transitions, rest.FirstTransition = nil, 0
+	b, err := json.Marshal(&rest)
+	if err != nil {
+		return fmt.Errorf("journal: encode call %s: %w", r.Call.ID, err)
+	}
+	return calls.Put([]byte(r.Call.ID), b)
 }
 
 func putRuns(b *bolt.Bucket, runs []flows.RunRecord) error {
@@ -197,6 +215,9 @@ func (j *Journal) Load(fn func(callstate.Record) error) error {
 	return j.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketCalls).ForEach(func(k, v []byte) error {
 			r, err := decodeRecord(v)
+			if err == nil {
+				err = loadTransitions(tx, &r)
+			}
 			if err != nil {
 				return corrupt(j.path, fmt.Errorf("call %q: %w", k, err))
 			}
@@ -236,6 +257,9 @@ func (j *Journal) Compact(cutoff time.Time) (int, error) {
 			if v := calls.Get(id); v != nil {
 				if r, err := decodeRecord(v); err != nil || !r.TerminatedAt.After(cutoff) {
 					if err := calls.Delete(id); err != nil {
+						return err
+					}
+					if err := deleteTransitions(tx, string(id)); err != nil {
 						return err
 					}
 					n++

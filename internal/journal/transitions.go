@@ -1,0 +1,203 @@
+package journal
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/botd/botd/internal/callstate"
+)
+
+// A call's transitions are kept apart from its record, one key each, so
+// that a change to a call writes only the transitions it added and
+// deletes only those its ring dropped: the record, written again on every
+// change, holds none. Buckets: transitions maps a call's id and a
+// transition's sequence number (transitionKey) to the transition (JSON);
+// transitionHeads maps a call id to what the transitions bucket holds of
+// it (head).
+var (
+	bucketTransitions     = []byte("transitions")
+	bucketTransitionHeads = []byte("transitionHeads")
+)
+
+// transitionPrefix is the start of every transitions key of a call: the
+// id's length, as a uvarint, then the id, so that no id's keys run into
+// another's.
+func transitionPrefix(dst []byte, id string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(id)))
+	return append(dst, id...)
+}
+
+// transitionKey is the transitions key of a call's transition seq: the
+// call's prefix and seq, 8 bytes big-endian, so that a call's keys sort
+// in sequence order.
+func transitionKey(dst []byte, id string, seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(transitionPrefix(dst, id), seq)
+}
+
+// head is what the transitions bucket holds of one call: the transitions
+// numbered [first, next) of the call's life that began at life (its
+// record's CreatedAt, Unix nanoseconds). A call id Graph reuses is a new
+// life, whose numbers start again at 0.
+type head struct{ life, first, next uint64 }
+
+const headLen = 24
+
+func (h head) append(dst []byte) []byte {
+	dst = binary.BigEndian.AppendUint64(dst, h.life)
+	dst = binary.BigEndian.AppendUint64(dst, h.first)
+	return binary.BigEndian.AppendUint64(dst, h.next)
+}
+
+// parseHead reads a stored head; false for one that is not 24 bytes or
+// does not number a range, which Put treats as no head at all.
+func parseHead(b []byte) (head, bool) {
+	if len(b) != headLen {
+		return head{}, false
+	}
+	h := head{binary.BigEndian.Uint64(b), binary.BigEndian.Uint64(b[8:]), binary.BigEndian.Uint64(b[16:])}
+	return h, h.first <= h.next
+}
+
+// transitionStore is the two buckets in one write transaction, and the
+// buffer that the keys and values put in it are cut from: bbolt keeps
+// each until the transaction ends, and appending past one leaves it as
+// it is.
+type transitionStore struct {
+	ts, heads *bolt.Bucket
+	buf       []byte
+}
+
+// cut returns buf[start:] as a value of its own, and starts a new chunk
+// of buf when the current one is nearly full, so that a long batch
+// copies no more than a chunk when it grows.
+func (s *transitionStore) cut(start int) []byte {
+	b := s.buf[start:len(s.buf):len(s.buf)]
+	if cap(s.buf)-len(s.buf) < 4<<10 {
+		s.buf = make([]byte, 0, 64<<10)
+	}
+	return b
+}
+
+// put makes the transitions bucket hold exactly r's transitions: of the
+// same life as the head says, it deletes those r's call dropped and
+// writes those added since; of another life, or with no head that reads,
+// it deletes all the id's and writes r's.
+func (s *transitionStore) put(r *callstate.Record) error {
+	id := r.Call.ID
+	want := head{life: uint64(r.CreatedAt.UnixNano()), first: r.FirstTransition, next: r.FirstTransition + uint64(len(r.Transitions))}
+	if want.next < want.first {
+		return fmt.Errorf("journal: call %s: transition numbers overflow", id)
+	}
+	raw := s.heads.Get([]byte(id))
+	if raw == nil && len(r.Transitions) == 0 {
+		return nil
+	}
+	have, ok := parseHead(raw)
+	from := want.first
+	if ok && have.life == want.life && have.first <= want.first && have.next <= want.next {
+		if err := s.deleteBelow(id, want.first); err != nil {
+			return err
+		}
+		from = max(have.next, want.first)
+	} else if err := s.deleteBelow(id, ^uint64(0)); err != nil {
+		return err
+	}
+	for seq := from; seq < want.next; seq++ {
+		start := len(s.buf)
+		s.buf = transitionKey(s.buf, id, seq)
+		k := s.cut(start)
+		start = len(s.buf)
+		var err error
+		if s.buf, err = r.Transitions[seq-want.first].AppendJSON(s.buf); err != nil {
+			return fmt.Errorf("journal: encode call %s: %w", id, err)
+		}
+		if err := s.ts.Put(k, s.cut(start)); err != nil {
+			return err
+		}
+	}
+	start := len(s.buf)
+	s.buf = want.append(s.buf)
+	return s.heads.Put([]byte(id), s.cut(start))
+}
+
+// deleteBelow deletes the id's transitions numbered below limit (all of
+// them for the largest limit): only keys that are there are visited,
+// whatever the numbers.
+func (s *transitionStore) deleteBelow(id string, limit uint64) error {
+	prefix := transitionPrefix(nil, id)
+	c := s.ts.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Seek(prefix) {
+		if len(k) == len(prefix)+8 && binary.BigEndian.Uint64(k[len(prefix):]) >= limit {
+			return nil
+		}
+		if err := c.Delete(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// deleteTransitions deletes all of a call's transitions and its head.
+func deleteTransitions(tx *bolt.Tx, id string) error {
+	s := transitionStore{ts: tx.Bucket(bucketTransitions), heads: tx.Bucket(bucketTransitionHeads)}
+	if err := s.deleteBelow(id, ^uint64(0)); err != nil {
+		return err
+	}
+	return s.heads.Delete([]byte(id))
+}
+
+// loadTransitions sets r's transitions, and the number of the first, from
+// the transitions bucket. A transition that does not decode is an error
+// naming it.
+func loadTransitions(tx *bolt.Tx, r *callstate.Record) error {
+	r.Transitions, r.FirstTransition = nil, 0
+	prefix := transitionPrefix(nil, r.Call.ID)
+	c := tx.Bucket(bucketTransitions).Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		if len(k) != len(prefix)+8 {
+			return fmt.Errorf("call %q: transition key %x is not the call's id and a number", r.Call.ID, k)
+		}
+		var t callstate.Transition
+		if err := json.Unmarshal(v, &t); err != nil {
+			return fmt.Errorf("call %q: transition %d: %w", r.Call.ID, binary.BigEndian.Uint64(k[len(prefix):]), err)
+		}
+		if r.Transitions == nil {
+			r.FirstTransition = binary.BigEndian.Uint64(k[len(prefix):])
+		}
+		r.Transitions = append(r.Transitions, t)
+	}
+	return nil
+}
+
+// migrateInlineTransitions brings a schema 1 file to 2: each record's
+// transitions, which it held itself, move to the transitions bucket.
+func (j *Journal) migrateInlineTransitions(tx *bolt.Tx) error {
+	calls := tx.Bucket(bucketCalls)
+	var recs []callstate.Record
+	if err := calls.ForEach(func(k, v []byte) error {
+		var r callstate.Record
+		if err := json.Unmarshal(v, &r); err != nil {
+			return corrupt(j.path, fmt.Errorf("call %q: record does not decode: %w", k, err))
+		}
+		if len(r.Transitions) > 0 {
+			recs = append(recs, r)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	s := transitionStore{ts: tx.Bucket(bucketTransitions), heads: tx.Bucket(bucketTransitionHeads)}
+	for i := range recs {
+		if err := s.put(&recs[i]); err != nil {
+			return err
+		}
+		if err := putRecord(calls, &recs[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}

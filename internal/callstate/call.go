@@ -2,7 +2,6 @@ package callstate
 
 import (
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 
@@ -111,12 +110,7 @@ func (a *applyCtx) logCause(e *zerolog.Event) { e.Str("cause", a.cause()) }
 func (a *applyCtx) origin() origin { return origin{idx: a.idx, changeType: a.changeType, botd: a.botd} }
 
 // cause describes, for a Transition, what caused it.
-func (a *applyCtx) cause() string {
-	if a.botd != "" {
-		return "botd: " + a.botd
-	}
-	return "notification value[" + strconv.Itoa(a.idx) + "] changeType " + string(a.changeType)
-}
+func (a *applyCtx) cause() string { return a.origin().String() }
 
 // trackedLocked reports a call seen for the first time.
 func (s *Store) trackedLocked(c *call, a *applyCtx) {
@@ -353,13 +347,15 @@ func (c *call) addTransitionLocked(t Transition, max int) {
 	c.tFirst++
 }
 
-// transitionsLocked returns the history, oldest first.
-func (c *call) transitionsLocked() []Transition {
+// transitionsLocked returns the history, oldest first, with each
+// transition's cause as text when withCause says so; otherwise encoding
+// writes it from the origin (AppendJSON).
+func (c *call) transitionsLocked(withCause bool) []Transition {
 	out := make([]Transition, 0, len(c.transitions))
 	out = append(out, c.transitions[c.tHead:]...)
 	out = append(out, c.transitions[:c.tHead]...)
 	for i := range out {
-		if out[i].Cause == "" {
+		if withCause && out[i].Cause == "" {
 			out[i].Cause = out[i].origin.String()
 		}
 	}
@@ -390,7 +386,7 @@ func (c *call) viewLocked() CallView {
 		Operations:             make([]OperationView, 0, len(c.ops)),
 		ContentSharingSessions: append([]model.ContentSharingSession{}, c.sessions...),
 		Tones:                  append([]ToneView{}, c.tones.list...),
-		Transitions:            c.transitionsLocked(),
+		Transitions:            c.transitionsLocked(true),
 		RosterNeedsResync:      c.needsResync,
 		RosterSequenceNumber:   c.delta.seq,
 		CreatedByBot:           c.createdByBot,

@@ -145,10 +145,18 @@ func checkInvariants(t *testing.T, s *Store, terminated map[string]bool) {
 }
 
 // checkTransitionJSON fails t unless tr's AppendJSON reads back as what
-// encoding/json writes of tr reads back as, and leaves what dst held.
+// encoding/json writes of tr from its tags reads back as (with the cause
+// made text), and leaves what dst held; and json.Marshal writes the same.
 func checkTransitionJSON(t *testing.T, tr *Transition) {
 	t.Helper()
-	want, werr := json.Marshal(tr)
+	// What encoding/json gives from the tags alone, with the cause made
+	// text as views make it.
+	type plain Transition
+	p := plain(*tr)
+	if p.Cause == "" {
+		p.Cause = tr.origin.String()
+	}
+	want, werr := json.Marshal(p)
 	got, gerr := tr.AppendJSON([]byte("prefix"))
 	if (werr != nil) != (gerr != nil) {
 		t.Fatalf("json.Marshal: %v, AppendJSON: %v", werr, gerr)
@@ -168,6 +176,13 @@ func checkTransitionJSON(t *testing.T, tr *Transition) {
 	must(t, json.Unmarshal(got, &b))
 	if !reflect.DeepEqual(a, b) {
 		t.Fatalf("AppendJSON reads back as\n%+v\nencoding/json as\n%+v\n(%s\n%s)", b, a, got, want)
+	}
+	m, err := json.Marshal(tr)
+	must(t, err)
+	var c Transition
+	must(t, json.Unmarshal(m, &c))
+	if !reflect.DeepEqual(a, c) {
+		t.Fatalf("json.Marshal reads back as\n%+v\nwant\n%+v", c, a)
 	}
 }
 

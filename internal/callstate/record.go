@@ -42,7 +42,10 @@ type Record struct {
 }
 
 // Record returns the call's record, for a journal; false for a call the
-// Store does not hold.
+// Store does not hold. Its transitions' causes are not made text: a
+// Transition's Cause is "" where its encoding (AppendJSON, MarshalJSON)
+// writes it from what the Store keeps, so that writing a changed call
+// formats only the transitions written.
 func (s *Store) Record(id string) (Record, bool) {
 	c, _, err := s.lockCall(id, lockExisting, time.Time{})
 	if err != nil {
@@ -57,7 +60,7 @@ func (s *Store) Record(id string) (Record, bool) {
 		UpdatedAt:            c.updatedAt,
 		EstablishedAt:        c.establishedAt,
 		TerminatedAt:         c.terminatedAt,
-		Transitions:          c.transitionsLocked(),
+		Transitions:          c.transitionsLocked(false),
 		FirstTransition:      c.tFirst,
 		Participants:         append([]model.Participant(nil), c.roster.ps...),
 		Sessions:             append([]model.ContentSharingSession(nil), c.sessions...),

@@ -2,6 +2,7 @@ package callstate
 
 import (
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/go-json-experiment/json/jsontext"
@@ -78,13 +79,30 @@ type origin struct {
 	botd       string
 }
 
-func (o origin) String() string {
-	a := applyCtx{idx: o.idx, changeType: o.changeType, botd: o.botd}
-	return a.cause()
+// appendText appends the cause's text: "botd: ..." for botd's own
+// calls, "notification value[i] changeType X" for a notification.
+func (o origin) appendText(dst []byte) []byte {
+	if o.botd != "" {
+		return append(append(dst, "botd: "...), o.botd...)
+	}
+	dst = append(dst, "notification value["...)
+	dst = strconv.AppendInt(dst, int64(o.idx), 10)
+	dst = append(dst, "] changeType "...)
+	return append(dst, o.changeType...)
 }
 
+func (o origin) String() string {
+	var b [64]byte
+	return string(o.appendText(b[:0]))
+}
+
+// MarshalJSON is AppendJSON's, so that a Record fresh from the Store,
+// whose causes are not yet text, encodes whole with encoding/json too.
+func (t Transition) MarshalJSON() ([]byte, error) { return t.AppendJSON(nil) }
+
 // AppendJSON appends t's JSON to dst: the members and values
-// encoding/json gives t from its tags, read back with json.Unmarshal,
+// encoding/json would give t from its tags, read back with json.Unmarshal,
+// with an empty Cause written as its origin's text (as views show it),
 // written without reflection (a journal writes each transition of every
 // call; encoding/json spent most of a record's encoding on them). A time
 // encoding/json refuses (a year outside 0-9999) is refused here too.
@@ -99,7 +117,12 @@ func (t *Transition) AppendJSON(dst []byte) ([]byte, error) {
 		return dst, fmt.Errorf("transition at: %w", err)
 	}
 	dst = append(dst, `","cause":`...)
-	dst = appendQuote(dst, t.Cause)
+	if t.Cause != "" {
+		dst = appendQuote(dst, t.Cause)
+	} else {
+		var b [96]byte
+		dst = appendQuote(dst, t.origin.appendText(b[:0]))
+	}
 	if t.Ignored {
 		dst = append(dst, `,"ignored":true`...)
 	}
@@ -114,7 +137,7 @@ func (t *Transition) AppendJSON(dst []byte) ([]byte, error) {
 // of botd's own: states, causes, reasons) is copied as it is; any other
 // goes through jsontext, which, like encoding/json, writes invalid UTF-8
 // as U+FFFD (the error that says so is not one for botd).
-func appendQuote(dst []byte, s string) []byte {
+func appendQuote[T ~string | ~[]byte](dst []byte, s T) []byte {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
 			dst, _ = jsontext.AppendQuote(dst, s)

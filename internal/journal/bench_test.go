@@ -3,6 +3,9 @@ package journal
 import (
 	"context"
 	"fmt"
+	"os"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -64,4 +67,60 @@ func BenchmarkRecover10k(b *testing.B) {
 			b.Fatalf("Recover = %+v, %v", got, err)
 		}
 	}
+}
+
+// BenchmarkFlushChanged is the writer's cost for a call that changed
+// since the last write, in a batch of 1,000 such calls, each with its
+// full bounded history (64 transitions): one state change each, then
+// one Flush. ns/op is per changed call.
+func BenchmarkFlushChanged(b *testing.B) {
+	const calls = 1000
+	s := newStore(b)
+	j := open(b, b.TempDir())
+	w := NewWriter(j, s, writerCfg(), zerolog.Nop(), nil)
+	states := []model.CallState{model.StateEstablished, model.StateHold}
+	ids := make([]string, calls)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("call-%04d", i)
+		for k := range 70 {
+			testkit.Apply(b, s.Apply, testkit.CallEvent(ids[i], model.ChangeUpdated, states[k%2]))
+		}
+		testkit.Apply(b, s.Apply, testkit.RosterEvent(ids[i], "p1", "p2"))
+	}
+	if !w.Flush() {
+		b.Fatal("flush failed")
+	}
+	b.ReportAllocs()
+	before := writtenBytes()
+	n := 0
+	for b.Loop() {
+		testkit.Apply(b, s.Apply, testkit.CallEvent(ids[n%calls], model.ChangeUpdated, states[n/calls%2]))
+		n++
+		if n%calls == 0 && !w.Flush() {
+			b.Fatal("flush failed")
+		}
+	}
+	// The bytes written (bbolt writes each page a transaction changes
+	// again): per changed call, the disk's share of the cost.
+	if before >= 0 {
+		b.ReportMetric(float64(writtenBytes()-before)/float64(n), "wbytes/op")
+	}
+}
+
+// writtenBytes is what this process has written with write calls
+// (wchar in /proc/self/io), or -1 where there is no such file.
+func writtenBytes() int64 {
+	b, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return -1
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "wchar: "); ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err == nil {
+				return n
+			}
+		}
+	}
+	return -1
 }

@@ -191,11 +191,11 @@ func (j *Journal) migrateInlineTransitions(tx *bolt.Tx) error {
 		return err
 	}
 	s := transitionStore{ts: tx.Bucket(bucketTransitions), heads: tx.Bucket(bucketTransitionHeads)}
-	for i := range recs {
-		if err := s.put(&recs[i]); err != nil {
+	for _, r := range inKeyOrder(recs) {
+		if err := s.put(r); err != nil {
 			return err
 		}
-		if err := putRecord(calls, &recs[i]); err != nil {
+		if err := putRecord(calls, r); err != nil {
 			return err
 		}
 	}

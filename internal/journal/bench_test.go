@@ -11,6 +11,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/botd/botd/internal/callstate"
 	"github.com/botd/botd/internal/model"
 	"github.com/botd/botd/internal/testkit"
 )
@@ -123,4 +124,29 @@ func writtenBytes() int64 {
 		}
 	}
 	return -1
+}
+
+// BenchmarkPutNew is one write of 1,000 calls new to the journal, each
+// with 64 transitions: the first write after many calls started, or a
+// migration. Put in random order, bbolt's nodes took time in the square
+// of the batch.
+func BenchmarkPutNew(b *testing.B) {
+	recs := make([]callstate.Record, 1000)
+	t0 := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	for i := range recs {
+		r := &recs[i]
+		*r = callstate.Record{Version: callstate.RecordVersion, Call: model.Call{ID: fmt.Sprintf("call-%04d", (i*7919)%1000), State: model.StateEstablished}, CreatedAt: t0}
+		for k := range 64 {
+			r.Transitions = append(r.Transitions, callstate.Transition{From: model.StateEstablished, To: model.StateHold, At: t0.Add(time.Duration(k) * time.Second), Cause: "notification value[0] changeType updated"})
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		j := open(b, b.TempDir())
+		b.StartTimer()
+		if err := j.Put(recs, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -52,6 +52,15 @@ var (
 // directory fails at start instead of waiting for ever.
 const lockTimeout = 2 * time.Second
 
+// initialMmapSize is the address space bbolt maps the file in at first
+// (it grows past it as the file does). Each growth copies every key and
+// value the write transaction holds to the heap, and waits for the read
+// transactions (history pages) to end: a 1,000-call first write with
+// their transitions took 0.35 s in a 32 KB map, most of it in those
+// copies. It is address space, not memory: only the pages read or
+// written are resident.
+const initialMmapSize = 256 << 20
+
 // Journal is an open journal file. It is safe for concurrent use.
 type Journal struct {
 	db   *bolt.DB
@@ -69,7 +78,7 @@ func Open(dir string) (*Journal, error) {
 		return nil, fmt.Errorf("journal: data directory: %w", err)
 	}
 	path := filepath.Join(dir, FileName)
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout})
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout, InitialMmapSize: initialMmapSize})
 	switch {
 	case errors.Is(err, berrors.ErrTimeout):
 		return nil, fmt.Errorf("%w: %s", ErrLocked, path)

@@ -15,28 +15,35 @@ type call struct {
 	mu sync.Mutex
 	// gone is set when the call is swept; a goroutine that locks a gone
 	// call looks its id up again.
-	gone bool
+	gone         bool
+	createdByBot bool
+	started      bool // counted in botd_calls_started_total
+	needsResync  bool
+	// delivering is set while a goroutine hands the outbox over.
+	delivering bool
+	// tHead is where the transitions ring's oldest entry is, once full
+	// (MaxTransitions is at most MaxTransitionsLimit). The small fields
+	// are together, so that a call fits a smaller allocation
+	// (TestCallFitsItsAllocation).
+	tHead uint16
 
-	id  string
-	log callLog
+	id string
+	// logBase is the store's logger; log() adds call_id.
+	logBase *zerolog.Logger
 	// res is the call resource as merged from TrackCall and notifications;
 	// res.State is the call's state ("" until the first one).
 	res           model.Call
-	createdByBot  bool
-	started       bool // counted in botd_calls_started_total
 	createdAt     time.Time
 	updatedAt     time.Time
 	establishedAt time.Time
 	terminatedAt  time.Time
 	transitions   []Transition // a ring, see addTransitionLocked
-	tHead         int
 	// tFirst is the sequence number of the ring's oldest transition: how
 	// many this call's ring has dropped. Record.FirstTransition.
 	tFirst uint64
 
-	roster      roster
-	delta       deltaState
-	needsResync bool
+	roster roster
+	delta  deltaState
 	// leftIDs are the ids of participants who recently left, bounded:
 	// Graph gives a participant who rejoins a new id, so a full roster that
 	// brings one back is a stale notification or a real return that only a
@@ -48,10 +55,8 @@ type call struct {
 	endedSessions []string // ids of recently ended sessions, bounded
 	tones         tones
 
-	// outbox holds changes not yet handed to observers and subscribers;
-	// delivering is set while a goroutine hands them over.
-	outbox     []Change
-	delivering bool
+	// outbox holds changes not yet handed to observers and subscribers.
+	outbox []Change
 }
 
 // rememberID appends id to ids, dropping the oldest beyond max.
@@ -62,13 +67,15 @@ func rememberID(ids []string, id string, max int) []string {
 	return append(ids, id)
 }
 
-// callLog is a call's logger: the store's, each line with call_id. It
-// holds a pointer and the id, not a zerolog.Logger of its own, whose
-// context buffer would cost every tracked call about 500 bytes.
+// callLog is a call's logger: the store's, each line with call_id. A
+// call holds a pointer to the store's, not a zerolog.Logger of its own,
+// whose context buffer would cost every tracked call about 500 bytes.
 type callLog struct {
 	base *zerolog.Logger
 	id   string
 }
+
+func (c *call) log() callLog { return callLog{base: c.logBase, id: c.id} }
 
 func (l callLog) Debug() *zerolog.Event { return l.base.Debug().Str("call_id", l.id) }
 func (l callLog) Info() *zerolog.Event  { return l.base.Info().Str("call_id", l.id) }
@@ -77,7 +84,7 @@ func (l callLog) Warn() *zerolog.Event  { return l.base.Warn().Str("call_id", l.
 func (s *Store) newCall(id string, now time.Time) *call {
 	return &call{
 		id:        id,
-		log:       callLog{base: &s.log, id: id},
+		logBase:   &s.log,
 		res:       model.Call{ID: id},
 		createdAt: now,
 		updatedAt: now,
@@ -115,13 +122,13 @@ func (a *applyCtx) cause() string { return a.origin().String() }
 // trackedLocked reports a call seen for the first time.
 func (s *Store) trackedLocked(c *call, a *applyCtx) {
 	a.add(Change{Kind: CallTracked, Call: c.snapshotLocked()})
-	c.log.Debug().Func(a.logCause).Msg("call tracked")
+	c.log().Debug().Func(a.logCause).Msg("call tracked")
 }
 
 // ignoreLocked counts something ignored on c.
 func (s *Store) ignoreLocked(c *call, a *applyCtx, r reason) {
 	s.m.ignored[r].Inc()
-	c.log.Debug().Func(a.logCause).Str("reason", r.String()).Msg("ignored")
+	c.log().Debug().Func(a.logCause).Str("reason", r.String()).Msg("ignored")
 }
 
 func (s *Store) applyLocked(c *call, a *applyCtx, ev *model.Event) {
@@ -250,7 +257,7 @@ func (s *Store) setStateLocked(c *call, a *applyCtx, to model.CallState, res *mo
 		}
 		c.addTransitionLocked(Transition{From: from, To: to, At: a.now, origin: a.origin(), Ignored: true, Reason: r.String()}, s.cfg.MaxTransitions)
 		s.m.ignored[r].Inc()
-		c.log.Debug().Str("from", string(from)).Str("to", string(to)).Func(a.logCause).
+		c.log().Debug().Str("from", string(from)).Str("to", string(to)).Func(a.logCause).
 			Str("reason", r.String()).Msg("call state change ignored")
 		return
 	}
@@ -290,7 +297,7 @@ func (s *Store) setStateLocked(c *call, a *applyCtx, to model.CallState, res *mo
 		c.delta.held, c.delta.heldSince = nil, time.Time{}
 		a.add(Change{Kind: CallTerminated, To: to, Call: snap, Reason: why})
 	}
-	c.log.Info().Str("from", string(from)).Str("to", string(to)).Func(a.logCause).Msg("call state changed")
+	c.log().Info().Str("from", string(from)).Str("to", string(to)).Func(a.logCause).Msg("call state changed")
 }
 
 // mergeCall copies src's set fields into dst; with fillOnly, only into
@@ -343,7 +350,7 @@ func (c *call) addTransitionLocked(t Transition, max int) {
 		return
 	}
 	c.transitions[c.tHead] = t
-	c.tHead = (c.tHead + 1) % len(c.transitions)
+	c.tHead = uint16((int(c.tHead) + 1) % len(c.transitions))
 	c.tFirst++
 }
 

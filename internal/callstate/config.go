@@ -17,6 +17,9 @@ const (
 	DefaultDeltaHoldMax     = 64
 	DefaultDeltaGapTimeout  = 10 * time.Second
 	DefaultMaxTransitions   = 64
+	// MaxTransitionsLimit is the largest MaxTransitions: a call keeps its
+	// ring's position in 16 bits.
+	MaxTransitionsLimit = 1<<16 - 1
 	// DefaultMaxCalls is what a 1 GiB pod holds with room to spare:
 	// 200,000 calls of 2 participants each are about 410 MB of live heap
 	// (docs/capacity.md, "What a 1 GiB pod holds"); a smaller pod sets
@@ -65,7 +68,8 @@ type Config struct {
 	// DeltaGapTimeout is how long a missing delta is waited for before the
 	// held ones are applied and the roster marked for resync.
 	DeltaGapTimeout time.Duration
-	// MaxTransitions bounds each call's transition history (oldest dropped).
+	// MaxTransitions bounds each call's transition history (oldest
+	// dropped); at most MaxTransitionsLimit.
 	MaxTransitions int
 	// MaxCalls bounds the calls tracked, terminated ones awaiting the sweep
 	// included; a new call beyond it is refused with ErrTooManyCalls.
@@ -97,6 +101,9 @@ func (c Config) check() (Config, error) {
 		tunable.Int("MaxTonesPerCall", c.MaxTonesPerCall),
 	); err != nil {
 		return c, fmt.Errorf("callstate config: %w", err)
+	}
+	if c.MaxTransitions > MaxTransitionsLimit {
+		return c, fmt.Errorf("callstate config: MaxTransitions must be at most %d, got %d", MaxTransitionsLimit, c.MaxTransitions)
 	}
 	if c.Now == nil {
 		c.Now = time.Now

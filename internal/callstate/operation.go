@@ -155,9 +155,9 @@ func (s *Store) finishOpLocked(c *call, a *applyCtx, op *OperationView, status m
 	}
 	view := *op
 	a.add(Change{Kind: kind, Operation: &view, Reason: why})
-	ev := c.log.Info()
+	ev := c.log().Info()
 	if kind == OperationFailed {
-		ev = c.log.Warn()
+		ev = c.log().Warn()
 	}
 	ev.Str("op_id", op.ID).Str("op_type", op.Type).Str("status", string(status)).
 		Str("reason", why).Str("completion_reason", op.CompletionReason).Func(a.logCause).Msg("operation finished")
@@ -288,7 +288,7 @@ func (s *Store) TrackOperation(callID string, rec OperationRecord) error {
 		return fmt.Errorf("track %s operation on call %s: %w", rec.Type, callID, ErrTooManyOperations)
 	}
 	s.m.operations.WithLabelValues(opTypeLabel(rec.Type), opLabelSent).Inc()
-	c.log.Debug().Str("op_id", rec.ID).Str("op_type", rec.Type).Str("client_context", rec.ClientContext).
+	c.log().Debug().Str("op_id", rec.ID).Str("op_type", rec.Type).Str("client_context", rec.ClientContext).
 		Msg("operation tracked")
 	return nil
 }

@@ -104,7 +104,7 @@ func (s *Store) Restore(r Record) ([]Change, error) {
 	s.fillLocked(c, r)
 	a := &applyCtx{callID: c.id, now: now, idx: -1, botd: "restored from the journal"}
 	a.add(Change{Kind: CallRestored, To: c.res.State, Call: c.snapshotLocked()})
-	c.log.Info().Str("state", string(c.res.State)).Int("participants", c.roster.len()).Msg("call restored")
+	c.log().Info().Str("state", string(c.res.State)).Int("participants", c.roster.len()).Msg("call restored")
 	return s.finishLocked(c, a), nil
 }
 

@@ -214,7 +214,7 @@ func (s *Store) rosterChangeLocked(c *call, a *applyCtx, k ChangeKind, p *model.
 			c.leftIDs = rememberID(c.leftIDs, p.ID, maxLeftIDs)
 		}
 	}
-	c.log.Info().Str("participant_id", p.ID).Func(a.logCause).Msg(msg)
+	c.log().Info().Str("participant_id", p.ID).Func(a.logCause).Msg(msg)
 }
 
 func (s *Store) applyRosterLocked(c *call, a *applyCtx, ev *model.Event) {
@@ -236,7 +236,7 @@ func (s *Store) applyRosterLocked(c *call, a *applyCtx, ev *model.Event) {
 		// A full roster has no sequence number: one that brings back a
 		// participant who left is a late notification, or a return only
 		// Graph can confirm. Keep it, and list the participants to know.
-		c.log.Info().Str("participant_id", returned).Msg("a participant who left is back in a full roster")
+		c.log().Info().Str("participant_id", returned).Msg("a participant who left is back in a full roster")
 		s.markResyncLocked(c, a, resyncParticipantReturned)
 	}
 }
@@ -480,7 +480,7 @@ func (s *Store) flushLocked(c *call, a *applyCtx, why string) {
 	for _, dr := range held {
 		s.applyDeltaParticipantsLocked(c, a, dr)
 	}
-	c.log.Warn().Str("reason", why).Int("held", len(held)).Int64("sequence_number", d.seq).
+	c.log().Warn().Str("reason", why).Int("held", len(held)).Int64("sequence_number", d.seq).
 		Msg("roster gap given up")
 	s.markResyncLocked(c, a, why)
 }
@@ -492,5 +492,5 @@ func (s *Store) markResyncLocked(c *call, a *applyCtx, why string) {
 		c.needsResync = true
 		a.add(Change{Kind: RosterNeedsResync, Reason: why})
 	}
-	c.log.Warn().Str("reason", why).Msg("roster needs resync")
+	c.log().Warn().Str("reason", why).Msg("roster needs resync")
 }

@@ -46,7 +46,7 @@ func (s *Store) pass(buf []*call) []*call {
 			a.botd = "call swept"
 			s.failPendingOpsLocked(c, a, "call_swept")
 			s.removeLocked(c, now)
-			c.log.Debug().Str("state", string(c.res.State)).Msg("call swept")
+			c.log().Debug().Str("state", string(c.res.State)).Msg("call swept")
 		}
 		s.finishLocked(c, a)
 	}

@@ -410,6 +410,15 @@ func TestConfigRefusesZero(t *testing.T) {
 	if _, err := New(Config{}, zerologNop(), nil); err == nil {
 		t.Error("zero Config accepted")
 	}
+	over := DefaultConfig()
+	over.MaxTransitions = MaxTransitionsLimit + 1
+	if _, err := New(over, zerologNop(), nil); err == nil || !strings.Contains(err.Error(), "MaxTransitions must be at most") {
+		t.Errorf("MaxTransitions over the limit: err = %v", err)
+	}
+	over.MaxTransitions = MaxTransitionsLimit
+	if _, err := New(over, zerologNop(), nil); err != nil {
+		t.Errorf("MaxTransitions at the limit: %v", err)
+	}
 }
 
 // TestCheckIntervalFollowsRetention: a short retention is swept close to

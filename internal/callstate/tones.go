@@ -42,6 +42,6 @@ func (s *Store) toneLocked(c *call, a *applyCtx, ti *model.ToneInfo) {
 		t.dropped = true
 	}
 	a.add(Change{Kind: ToneReceived, Tone: &v})
-	c.log.Info().Str("tone", string(ti.Tone)).Int64("sequence_id", ti.SequenceID).
+	c.log().Info().Str("tone", string(ti.Tone)).Int64("sequence_id", ti.SequenceID).
 		Str("cause", a.cause()).Msg("tone received")
 }

@@ -108,8 +108,8 @@ func checkInvariants(t *testing.T, s *Store, terminated map[string]bool) {
 		if len(v.Transitions) > s.cfg.MaxTransitions || len(v.Operations) > s.cfg.MaxOperationsPerCall {
 			t.Fatalf("%s over bounds: %d transitions, %d operations", v.ID, len(v.Transitions), len(v.Operations))
 		}
-		if c := s.lookupForTest(v.ID); len(c.delta.held) > s.cfg.DeltaHoldMax {
-			t.Fatalf("%s holds %d deltas", v.ID, len(c.delta.held))
+		if c := s.lookupForTest(v.ID); len(c.delta.held()) > s.cfg.DeltaHoldMax {
+			t.Fatalf("%s holds %d deltas", v.ID, len(c.delta.held()))
 		}
 		r, _ := s.Record(v.ID)
 		for i := range r.Transitions {

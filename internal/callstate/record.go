@@ -63,8 +63,8 @@ func (s *Store) Record(id string) (Record, bool) {
 		Transitions:          c.transitionsLocked(false),
 		FirstTransition:      c.tFirst,
 		Participants:         append([]model.Participant(nil), c.roster.ps...),
-		Sessions:             append([]model.ContentSharingSession(nil), c.sessions...),
-		Tones:                append([]ToneView(nil), c.tones.list...),
+		Sessions:             append([]model.ContentSharingSession(nil), c.rare.sessionList()...),
+		Tones:                append([]ToneView(nil), c.rare.toneList()...),
 		RosterNeedsResync:    c.needsResync,
 		RosterSequenceNumber: c.delta.seq,
 	}
@@ -129,8 +129,10 @@ func (s *Store) fillLocked(c *call, r Record) {
 		op := r.Operations[i]
 		c.ops = append(c.ops, &op)
 	}
-	c.sessions = r.Sessions
-	c.tones.list = r.Tones
+	if len(r.Sessions) > 0 || len(r.Tones) > 0 {
+		rare := c.rareLocked()
+		rare.sessions, rare.tones.list = r.Sessions, r.Tones
+	}
 	c.needsResync = r.RosterNeedsResync
 	c.delta.seq, c.delta.known, c.delta.maxSeen = r.RosterSequenceNumber, r.RosterSequenceNumber > 0, r.RosterSequenceNumber
 	s.m.callsByState[0].Dec()

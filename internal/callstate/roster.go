@@ -211,7 +211,8 @@ func (s *Store) rosterChangeLocked(c *call, a *applyCtx, k ChangeKind, p *model.
 	if k == ParticipantLeft {
 		msg = "participant left"
 		if p.ID != "" {
-			c.leftIDs = rememberID(c.leftIDs, p.ID, maxLeftIDs)
+			rare := c.rareLocked()
+			rare.leftIDs = rememberID(rare.leftIDs, p.ID, maxLeftIDs)
 		}
 	}
 	c.log().Info().Str("participant_id", p.ID).Func(a.logCause).Msg(msg)
@@ -278,7 +279,7 @@ func (s *Store) replaceRosterLocked(c *call, a *applyCtx, ps []model.Participant
 		next.add(np, key)
 		switch {
 		case j < 0:
-			if np.ID != "" && slices.Contains(c.leftIDs, np.ID) {
+			if np.ID != "" && slices.Contains(c.rare.left(), np.ID) {
 				returned = np.ID
 			}
 			s.rosterChangeLocked(c, a, ParticipantJoined, &np)
@@ -363,8 +364,22 @@ type deltaState struct {
 	// roster was just listed from Graph.
 	afterResync bool
 	maxSeen     int64
-	held        []*model.DeltaRoster // ascending sequence numbers, all > seq+1
-	heldSince   time.Time            // when held last went from empty to not
+	// hold is nil while no delta is held: most calls never hold one.
+	hold *deltaHold
+}
+
+// deltaHold is the deltas a call holds, ahead of a missing one.
+type deltaHold struct {
+	list  []*model.DeltaRoster // ascending sequence numbers, all > seq+1, never empty
+	since time.Time            // when the first of them was held
+}
+
+// held is the deltas held, nil for none.
+func (d *deltaState) held() []*model.DeltaRoster {
+	if d.hold == nil {
+		return nil
+	}
+	return d.hold.list
 }
 
 // resetForResync forgets held deltas and the expected number: after a
@@ -373,9 +388,7 @@ func (d *deltaState) resetForResync() {
 	d.seq = d.maxSeen
 	d.known = false
 	d.afterResync = true
-	clear(d.held)
-	d.held = d.held[:0]
-	d.heldSince = time.Time{}
+	d.hold = nil
 }
 
 func (s *Store) applyDeltaLocked(c *call, a *applyCtx, dr *model.DeltaRoster) {
@@ -422,17 +435,15 @@ func (s *Store) applyDeltaParticipantsLocked(c *call, a *applyCtx, dr *model.Del
 // drainLocked applies the held deltas that now follow on.
 func (s *Store) drainLocked(c *call, a *applyCtx) {
 	d := &c.delta
-	for len(d.held) > 0 && d.held[0].SequenceNumber <= d.seq+1 {
-		next := d.held[0]
-		d.held[0] = nil
-		d.held = d.held[1:]
+	for d.hold != nil && d.hold.list[0].SequenceNumber <= d.seq+1 {
+		next := d.hold.list[0]
+		d.hold.list[0] = nil
+		if d.hold.list = d.hold.list[1:]; len(d.hold.list) == 0 {
+			d.hold = nil
+		}
 		if next.SequenceNumber > d.seq {
 			s.applyDeltaParticipantsLocked(c, a, next)
 		}
-	}
-	if len(d.held) == 0 {
-		d.held = nil
-		d.heldSince = time.Time{}
 	}
 }
 
@@ -440,7 +451,7 @@ func (s *Store) drainLocked(c *call, a *applyCtx) {
 // is full, everything held is applied and the roster marked for resync.
 func (s *Store) holdLocked(c *call, a *applyCtx, dr *model.DeltaRoster) {
 	d := &c.delta
-	i, found := slices.BinarySearchFunc(d.held, dr.SequenceNumber, func(h *model.DeltaRoster, n int64) int {
+	i, found := slices.BinarySearchFunc(d.held(), dr.SequenceNumber, func(h *model.DeltaRoster, n int64) int {
 		switch {
 		case h.SequenceNumber < n:
 			return -1
@@ -453,11 +464,11 @@ func (s *Store) holdLocked(c *call, a *applyCtx, dr *model.DeltaRoster) {
 		s.ignoreLocked(c, a, reasonDuplicateSequence)
 		return
 	}
-	d.held = slices.Insert(d.held, i, dr)
-	if len(d.held) == 1 {
-		d.heldSince = a.now
+	if d.hold == nil {
+		d.hold = &deltaHold{since: a.now}
 	}
-	if len(d.held) > s.cfg.DeltaHoldMax {
+	d.hold.list = slices.Insert(d.hold.list, i, dr)
+	if len(d.hold.list) > s.cfg.DeltaHoldMax {
 		s.flushLocked(c, a, resyncHoldOverflow)
 	}
 }
@@ -465,7 +476,7 @@ func (s *Store) holdLocked(c *call, a *applyCtx, dr *model.DeltaRoster) {
 // expireGapLocked gives up on a gap older than DeltaGapTimeout.
 func (s *Store) expireGapLocked(c *call, a *applyCtx) {
 	d := &c.delta
-	if len(d.held) > 0 && a.now.Sub(d.heldSince) >= s.cfg.DeltaGapTimeout {
+	if d.hold != nil && a.now.Sub(d.hold.since) >= s.cfg.DeltaGapTimeout {
 		s.flushLocked(c, a, resyncGapTimeout)
 	}
 }
@@ -474,9 +485,8 @@ func (s *Store) expireGapLocked(c *call, a *applyCtx) {
 // marks the roster as needing a resync: what the gaps carried is lost.
 func (s *Store) flushLocked(c *call, a *applyCtx, why string) {
 	d := &c.delta
-	held := d.held
-	d.held = nil
-	d.heldSince = time.Time{}
+	held := d.held()
+	d.hold = nil
 	for _, dr := range held {
 		s.applyDeltaParticipantsLocked(c, a, dr)
 	}

@@ -339,8 +339,8 @@ func TestDeltaAnyOrderProperty(t *testing.T) {
 		if gv.RosterSequenceNumber != int64(n) || gv.RosterNeedsResync {
 			rt.Fatalf("sequence %d (want %d), needs resync %v", gv.RosterSequenceNumber, n, gv.RosterNeedsResync)
 		}
-		if c := got.lookupForTest("c1"); len(c.delta.held) != 0 {
-			rt.Fatalf("%d deltas still held", len(c.delta.held))
+		if c := got.lookupForTest("c1"); len(c.delta.held()) != 0 {
+			rt.Fatalf("%d deltas still held", len(c.delta.held()))
 		}
 	})
 }

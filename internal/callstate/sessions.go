@@ -13,9 +13,9 @@ const (
 	maxEndedSessions   = 16
 )
 
-func (c *call) sessionIndexLocked(id string) int {
-	for i := range c.sessions {
-		if c.sessions[i].ID == id {
+func (r *callRare) sessionIndex(id string) int {
+	for i := range r.sessions {
+		if r.sessions[i].ID == id {
 			return i
 		}
 	}
@@ -27,33 +27,34 @@ func (s *Store) applySessionsLocked(c *call, a *applyCtx, ev *model.Event) {
 		s.ignoreLocked(c, a, reasonAfterTerminated)
 		return
 	}
+	r := c.rareLocked()
 	for i := range ev.Sessions {
 		ss := ev.Sessions[i]
 		if ss.ID == "" {
 			s.ignoreLocked(c, a, reasonMalformed)
 			continue
 		}
-		j := c.sessionIndexLocked(ss.ID)
+		j := r.sessionIndex(ss.ID)
 		switch {
 		case ev.ChangeType == model.ChangeDeleted && j < 0:
 			s.ignoreLocked(c, a, reasonUnknownSession)
 		case ev.ChangeType == model.ChangeDeleted:
-			c.sessions = slices.Delete(c.sessions, j, j+1)
-			c.endedSessions = rememberID(c.endedSessions, ss.ID, maxEndedSessions)
+			r.sessions = slices.Delete(r.sessions, j, j+1)
+			r.endedSessions = rememberID(r.endedSessions, ss.ID, maxEndedSessions)
 			a.add(Change{Kind: ContentSharingEnded, Session: &ss})
 		case j >= 0 && ev.ChangeType == model.ChangeCreated:
 			s.ignoreLocked(c, a, reasonDuplicateSession)
 		case j >= 0:
-			c.sessions[j] = ss
+			r.sessions[j] = ss
 			a.add(Change{Kind: ContentSharingUpdated, Session: &ss})
-		case slices.Contains(c.endedSessions, ss.ID):
+		case slices.Contains(r.endedSessions, ss.ID):
 			s.ignoreLocked(c, a, reasonSessionEnded)
-		case len(c.sessions) >= maxSessionsPerCall:
+		case len(r.sessions) >= maxSessionsPerCall:
 			s.ignoreLocked(c, a, reasonTooManySessions)
 		default:
 			// Created, or an update for a session whose creation was
 			// missed: either way it starts now for botd.
-			c.sessions = append(c.sessions, ss)
+			r.sessions = append(r.sessions, ss)
 			a.add(Change{Kind: ContentSharingStarted, Session: &ss})
 		}
 	}

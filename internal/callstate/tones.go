@@ -22,7 +22,7 @@ func (s *Store) toneLocked(c *call, a *applyCtx, ti *model.ToneInfo) {
 		s.ignoreLocked(c, a, reasonMalformed)
 		return
 	}
-	t := &c.tones
+	t := &c.rareLocked().tones
 	i := sort.Search(len(t.list), func(i int) bool { return t.list[i].SequenceID >= ti.SequenceID })
 	switch {
 	case i < len(t.list) && t.list[i].SequenceID == ti.SequenceID:

@@ -86,7 +86,7 @@ func Open(dir string) (*Journal, error) {
 		return nil, corrupt(path, err)
 	}
 	j := &Journal{db: db, path: path}
-	if err := j.db.Update(j.migrate); err != nil {
+	if err := j.migrate(); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -100,33 +100,44 @@ func corrupt(path string, err error) error {
 
 // migrate creates the buckets of a new file, and brings an older schema
 // to SchemaVersion, one step per version: 1 to 2 moves each record's
-// transitions out of it (migrateInlineTransitions).
-func (j *Journal) migrate(tx *bolt.Tx) error {
-	meta, err := tx.CreateBucketIfNotExists(bucketMeta)
-	if err != nil {
-		return corrupt(j.path, err)
-	}
-	version := SchemaVersion
-	if v := meta.Get(keySchema); v != nil {
-		version, err = strconv.Atoi(string(v))
+// transitions out of it (migrateInlineTransitions). The version is
+// written last, so a migration cut short is run again from the start.
+func (j *Journal) migrate() error {
+	var version int
+	if err := j.db.Update(func(tx *bolt.Tx) error {
+		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
 		if err != nil {
-			return corrupt(j.path, fmt.Errorf("schema version %q", v))
-		}
-	}
-	if version > SchemaVersion {
-		return fmt.Errorf("journal %s has schema version %d, written by a newer botd; this botd reads up to %d", j.path, version, SchemaVersion)
-	}
-	for _, b := range [][]byte{bucketCalls, bucketEnded, bucketRuns, bucketTransitions, bucketTransitionHeads} {
-		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 			return corrupt(j.path, err)
 		}
+		version = SchemaVersion
+		if v := meta.Get(keySchema); v != nil {
+			version, err = strconv.Atoi(string(v))
+			if err != nil {
+				return corrupt(j.path, fmt.Errorf("schema version %q", v))
+			}
+		} else if err := meta.Put(keySchema, []byte(strconv.Itoa(SchemaVersion))); err != nil {
+			return err
+		}
+		if version > SchemaVersion {
+			return fmt.Errorf("journal %s has schema version %d, written by a newer botd; this botd reads up to %d", j.path, version, SchemaVersion)
+		}
+		for _, b := range [][]byte{bucketCalls, bucketEnded, bucketRuns, bucketTransitions, bucketTransitionHeads} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return corrupt(j.path, err)
+			}
+		}
+		return nil
+	}); err != nil || version == SchemaVersion {
+		return err
 	}
 	if version < 2 {
-		if err := j.migrateInlineTransitions(tx); err != nil {
+		if err := j.migrateInlineTransitions(); err != nil {
 			return err
 		}
 	}
-	return meta.Put(keySchema, []byte(strconv.Itoa(SchemaVersion)))
+	return j.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketMeta).Put(keySchema, []byte(strconv.Itoa(SchemaVersion)))
+	})
 }
 
 // Path is the journal's file.

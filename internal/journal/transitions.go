@@ -173,29 +173,51 @@ func loadTransitions(tx *bolt.Tx, r *callstate.Record) error {
 	return nil
 }
 
+// migrateBatch is how many records one transaction of
+// migrateInlineTransitions reads: bbolt holds what a write transaction
+// changes in memory until it commits.
+var migrateBatch = 1000
+
 // migrateInlineTransitions brings a schema 1 file to 2: each record's
-// transitions, which it held itself, move to the transitions bucket.
-func (j *Journal) migrateInlineTransitions(tx *bolt.Tx) error {
-	calls := tx.Bucket(bucketCalls)
-	var recs []callstate.Record
-	if err := calls.ForEach(func(k, v []byte) error {
-		var r callstate.Record
-		if err := json.Unmarshal(v, &r); err != nil {
-			return corrupt(j.path, fmt.Errorf("call %q: record does not decode: %w", k, err))
-		}
-		if len(r.Transitions) > 0 {
-			recs = append(recs, r)
-		}
-		return nil
-	}); err != nil {
-		return err
-	}
-	s := transitionStore{ts: tx.Bucket(bucketTransitions), heads: tx.Bucket(bucketTransitionHeads)}
-	for _, r := range inKeyOrder(recs) {
-		if err := s.put(r); err != nil {
-			return err
-		}
-		if err := putRecord(calls, r); err != nil {
+// transitions, which it held itself, move to the transitions bucket, a
+// batch of records per transaction. A record already moved holds none,
+// so a migration cut short goes on where it was.
+func (j *Journal) migrateInlineTransitions() error {
+	var after []byte
+	for done := false; !done; {
+		if err := j.db.Update(func(tx *bolt.Tx) error {
+			calls := tx.Bucket(bucketCalls)
+			c := calls.Cursor()
+			k, v := c.First()
+			if after != nil {
+				if k, v = c.Seek(after); bytes.Equal(k, after) {
+					k, v = c.Next()
+				}
+			}
+			var recs []callstate.Record
+			for n := 0; k != nil && n < migrateBatch; k, v = c.Next() {
+				n++
+				after = append(after[:0], k...)
+				var r callstate.Record
+				if err := json.Unmarshal(v, &r); err != nil {
+					return corrupt(j.path, fmt.Errorf("call %q: record does not decode: %w", k, err))
+				}
+				if len(r.Transitions) > 0 {
+					recs = append(recs, r)
+				}
+			}
+			done = k == nil
+			s := transitionStore{ts: tx.Bucket(bucketTransitions), heads: tx.Bucket(bucketTransitionHeads)}
+			for _, r := range inKeyOrder(recs) {
+				if err := s.put(r); err != nil {
+					return err
+				}
+				if err := putRecord(calls, r); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
 			return err
 		}
 	}

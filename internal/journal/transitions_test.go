@@ -146,9 +146,12 @@ func TestTransitionsOfANewLife(t *testing.T) {
 }
 
 // TestMigrateSchema1: a schema 1 file, whose records held their
-// transitions, opens as schema 2 with the same calls and transitions,
-// and its records no longer hold them.
+// transitions, opens as schema 2 with the same calls and transitions, in
+// batches of records, and its records no longer hold them.
 func TestMigrateSchema1(t *testing.T) {
+	// Two records, one transaction each.
+	defer func(n int) { migrateBatch = n }(migrateBatch)
+	migrateBatch = 1
 	dir := t.TempDir()
 	s := newStore(t)
 	for _, st := range []model.CallState{model.StateEstablishing, model.StateEstablished, model.StateHold} {

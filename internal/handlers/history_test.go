@@ -72,7 +72,10 @@ func TestCallHistory(t *testing.T) {
 		recs = append(recs, callstate.Record{Version: callstate.RecordVersion,
 			Call:      model.Call{ID: fmt.Sprintf("h-%d", i), State: model.StateTerminated, Direction: "outgoing", ResultInfo: &model.ResultInfo{Code: 200, Subcode: 5001}},
 			CreatedAt: t0, EstablishedAt: t0.Add(time.Minute), TerminatedAt: t0.Add(time.Duration(2+i) * time.Minute),
-			Participants: []model.Participant{{ID: "p1"}, {ID: "p2"}}})
+			Participants: []model.Participant{{ID: "p1"}, {ID: "p2"}},
+			Transitions: []callstate.Transition{
+				{To: model.StateEstablished, At: t0.Add(time.Minute), Cause: "notification value[0] changeType updated"},
+				{From: model.StateEstablished, To: model.StateTerminated, At: t0.Add(time.Duration(2+i) * time.Minute), Cause: "botd: hang up"}}})
 	}
 	if err := j.Put(recs, nil); err != nil {
 		t.Fatal(err)
@@ -117,6 +120,13 @@ func TestCallHistory(t *testing.T) {
 	}
 	if len(lines) != 2 || lines[0].Detail.ID != "h-0" || lines[1].Record.Call.ID != "h-1" || lines[0].Detail.DurationSeconds != 60 {
 		t.Errorf("export %+v", lines)
+	}
+	// The journal keeps transitions apart from the record; the export
+	// gives each record whole.
+	for _, l := range lines {
+		if ts := l.Record.Transitions; len(ts) != 2 || ts[1].Cause != "botd: hang up" || !ts[1].At.Equal(l.Record.TerminatedAt) {
+			t.Errorf("%s: exported transitions %+v", l.Record.Call.ID, ts)
+		}
 	}
 	if rp := r.adminDo(http.MethodGet, "/v1/calls/export?state=established", nil); rp.status != http.StatusBadRequest {
 		t.Errorf("export of live calls = %d", rp.status)

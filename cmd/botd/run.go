@@ -248,6 +248,9 @@ func build(bgCtx context.Context, log zerolog.Logger, cfg *config.Config, st *st
 				a.journal.Close()
 			}
 		}()
+		if from := a.journal.MigratedFrom(); from != 0 {
+			log.Info().Str("path", a.journal.Path()).Int("from_schema", from).Int("schema", journal.SchemaVersion).Msg("journal migrated")
+		}
 		a.writer = journal.NewWriter(a.journal, store, journal.WriterConfig{
 			Lag: cfg.JournalLag, HistoryRetention: cfg.HistoryRetention, CompactEvery: journalCompactEvery,
 		}, log, reg)

@@ -65,7 +65,14 @@ const initialMmapSize = 256 << 20
 type Journal struct {
 	db   *bolt.DB
 	path string
+	// migratedFrom is the schema Open migrated the file from; 0 when it
+	// was already current or new.
+	migratedFrom int
 }
+
+// MigratedFrom is the schema version Open migrated the file from, for
+// the log; 0 when the file was new or already at SchemaVersion.
+func (j *Journal) MigratedFrom() int { return j.migratedFrom }
 
 // ErrLocked is returned by Open when another process holds the journal.
 var ErrLocked = errors.New("journal: the file is locked by another process (is another botd running on the same BOTD_DATA_DIR?)")
@@ -135,9 +142,13 @@ func (j *Journal) migrate() error {
 			return err
 		}
 	}
-	return j.db.Update(func(tx *bolt.Tx) error {
+	if err := j.db.Update(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketMeta).Put(keySchema, []byte(strconv.Itoa(SchemaVersion)))
-	})
+	}); err != nil {
+		return err
+	}
+	j.migratedFrom = version
+	return nil
 }
 
 // Path is the journal's file.

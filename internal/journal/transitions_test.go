@@ -189,6 +189,9 @@ func TestMigrateSchema1(t *testing.T) {
 	}
 
 	j := open(t, dir)
+	if j.MigratedFrom() != 1 {
+		t.Errorf("MigratedFrom = %d, want 1", j.MigratedFrom())
+	}
 	for id, w := range want {
 		got, ok := loaded(t, j, id)
 		if !ok {
@@ -218,6 +221,9 @@ func TestMigrateSchema1(t *testing.T) {
 // and no head behind.
 func TestCompactDeletesTransitions(t *testing.T) {
 	j := open(t, t.TempDir())
+	if j.MigratedFrom() != 0 {
+		t.Errorf("a new file: MigratedFrom = %d", j.MigratedFrom())
+	}
 	now := time.Now()
 	ended := callstate.Record{Version: callstate.RecordVersion, Call: model.Call{ID: "old", State: model.StateTerminated}, CreatedAt: now.Add(-50 * 24 * time.Hour), TerminatedAt: now.Add(-40 * 24 * time.Hour),
 		Transitions: []callstate.Transition{{To: model.StateEstablished, Cause: "a"}, {From: model.StateEstablished, To: model.StateTerminated, Cause: "b"}}}

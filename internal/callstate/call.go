@@ -393,13 +393,17 @@ func (c *call) addTransitionLocked(t Transition, max int) {
 	c.tFirst++
 }
 
-// transitionsLocked returns the history, oldest first, with each
-// transition's cause as text when withCause says so; otherwise encoding
-// writes it from the origin (AppendJSON).
-func (c *call) transitionsLocked(withCause bool) []Transition {
-	out := make([]Transition, 0, len(c.transitions))
-	out = append(out, c.transitions[c.tHead:]...)
-	out = append(out, c.transitions[:c.tHead]...)
+// transitionsLocked returns the history, oldest first, less its oldest
+// skip, with each transition's cause as text when withCause says so;
+// otherwise encoding writes it from the origin (AppendJSON).
+func (c *call) transitionsLocked(withCause bool, skip int) []Transition {
+	out := make([]Transition, 0, len(c.transitions)-skip)
+	if h := int(c.tHead); skip < len(c.transitions)-h {
+		out = append(out, c.transitions[h+skip:]...)
+		out = append(out, c.transitions[:h]...)
+	} else {
+		out = append(out, c.transitions[skip-(len(c.transitions)-h):h]...)
+	}
 	for i := range out {
 		if withCause && out[i].Cause == "" {
 			out[i].Cause = out[i].origin.String()
@@ -432,7 +436,7 @@ func (c *call) viewLocked() CallView {
 		Operations:             make([]OperationView, 0, len(c.ops)),
 		ContentSharingSessions: append([]model.ContentSharingSession{}, c.rare.sessionList()...),
 		Tones:                  append([]ToneView{}, c.rare.toneList()...),
-		Transitions:            c.transitionsLocked(true),
+		Transitions:            c.transitionsLocked(true, 0),
 		RosterNeedsResync:      c.needsResync,
 		RosterSequenceNumber:   c.delta.seq,
 		CreatedByBot:           c.createdByBot,

@@ -28,11 +28,17 @@ type Record struct {
 	EstablishedAt time.Time    `json:"establishedAt,omitzero"`
 	TerminatedAt  time.Time    `json:"terminatedAt,omitzero"`
 	Transitions   []Transition `json:"transitions,omitempty"`
-	// FirstTransition is the sequence number of Transitions[0] in the
-	// call's whole history: the call has dropped that many older ones
+	// FirstTransition is the sequence number, in the call's whole
+	// history, of the oldest transition the call holds (Transitions[0] in
+	// a whole record): the call has dropped that many older ones
 	// (MaxTransitions). A journal writes only the transitions it has not
 	// written yet, and deletes those dropped.
-	FirstTransition      uint64                        `json:"firstTransition,omitempty"`
+	FirstTransition uint64 `json:"firstTransition,omitempty"`
+	// Skipped is how many of the call's transitions, from FirstTransition
+	// on, RecordAfter left out because the journal has them: Transitions
+	// then starts at FirstTransition+Skipped. 0 in a whole record; never
+	// stored.
+	Skipped              uint64                        `json:"-"`
 	Participants         []model.Participant           `json:"participants,omitempty"`
 	Operations           []OperationView               `json:"operations,omitempty"`
 	Sessions             []model.ContentSharingSession `json:"sessions,omitempty"`
@@ -46,12 +52,23 @@ type Record struct {
 // Transition's Cause is "" where its encoding (AppendJSON, MarshalJSON)
 // writes it from what the Store keeps, so that writing a changed call
 // formats only the transitions written.
-func (s *Store) Record(id string) (Record, bool) {
+func (s *Store) Record(id string) (Record, bool) { return s.RecordAfter(id, 0, 0) }
+
+// RecordAfter is Record, less the transitions numbered below next of the
+// call's life that began at life (its CreatedAt in Unix nanoseconds), as
+// a journal holds them already (Skipped says how many). For another life,
+// or next 0, the record is whole. A changed call's record then copies
+// only the transitions added since its last write.
+func (s *Store) RecordAfter(id string, life, next uint64) (Record, bool) {
 	c, _, err := s.lockCall(id, lockExisting, time.Time{})
 	if err != nil {
 		return Record{}, false
 	}
 	defer c.mu.Unlock()
+	var skip uint64
+	if next > c.tFirst && life == uint64(c.createdAt.UnixNano()) {
+		skip = min(next-c.tFirst, uint64(len(c.transitions)))
+	}
 	r := Record{
 		Version:              RecordVersion,
 		Call:                 c.res,
@@ -60,8 +77,9 @@ func (s *Store) Record(id string) (Record, bool) {
 		UpdatedAt:            c.updatedAt,
 		EstablishedAt:        c.establishedAt,
 		TerminatedAt:         c.terminatedAt,
-		Transitions:          c.transitionsLocked(false),
+		Transitions:          c.transitionsLocked(false, int(skip)),
 		FirstTransition:      c.tFirst,
+		Skipped:              skip,
 		Participants:         append([]model.Participant(nil), c.roster.ps...),
 		Sessions:             append([]model.ContentSharingSession(nil), c.rare.sessionList()...),
 		Tones:                append([]ToneView(nil), c.rare.toneList()...),

@@ -3,6 +3,7 @@ package callstate
 import (
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -118,6 +119,18 @@ func TestRecordNumbersTransitions(t *testing.T) {
 		mustApply(t, s, testkit.CallEvent("c1", model.ChangeUpdated, st))
 	}
 	r, _ := s.Record("c1")
+	// RecordAfter leaves out the oldest, across the ring's wrap.
+	life := uint64(r.CreatedAt.UnixNano())
+	for next := uint64(0); next <= 8; next++ {
+		p, _ := s.RecordAfter("c1", life, next)
+		skip := min(max(next, 2)-2, 4)
+		if p.FirstTransition != 2 || p.Skipped != skip || !slices.Equal(p.Transitions, r.Transitions[skip:]) {
+			t.Errorf("after %d: first %d, skipped %d, %d transitions; want 2, %d, the whole record's from %d", next, p.FirstTransition, p.Skipped, len(p.Transitions), skip, skip)
+		}
+	}
+	if p, _ := s.RecordAfter("c1", life+1, 5); p.Skipped != 0 || len(p.Transitions) != 4 {
+		t.Errorf("another life: skipped %d", p.Skipped)
+	}
 	if r.FirstTransition != 2 || len(r.Transitions) != 4 || r.Transitions[0].From != model.StateHold {
 		t.Fatalf("record: first %d, %d transitions, oldest %+v; want 2, 4, from hold", r.FirstTransition, len(r.Transitions), r.Transitions[0])
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
@@ -82,14 +83,20 @@ func (s *transitionStore) cut(start int) []byte {
 	return b
 }
 
-// put makes the transitions bucket hold exactly r's transitions: of the
-// same life as the head says, it deletes those r's call dropped and
-// writes those added since; of another life, or with no head that reads,
-// it deletes all the id's and writes r's.
+// errPartial is put's error for a record that left out (Skipped)
+// transitions the journal does not have.
+var errPartial = errors.New("journal: a record left out transitions the journal does not have")
+
+// put makes the transitions bucket hold exactly r's call's transitions:
+// of the same life as the head says, it deletes those r's call dropped
+// and writes those added since; of another life, or with no head that
+// reads, it deletes all the id's and writes r's. A record that skipped
+// transitions it would have to write is errPartial.
 func (s *transitionStore) put(r *callstate.Record) error {
 	id := r.Call.ID
-	want := head{life: uint64(r.CreatedAt.UnixNano()), first: r.FirstTransition, next: r.FirstTransition + uint64(len(r.Transitions))}
-	if want.next < want.first {
+	held := r.FirstTransition + r.Skipped // the number of r.Transitions[0]
+	want := head{life: uint64(r.CreatedAt.UnixNano()), first: r.FirstTransition, next: held + uint64(len(r.Transitions))}
+	if held < want.first || want.next < held {
 		return fmt.Errorf("journal: call %s: transition numbers overflow", id)
 	}
 	raw := s.heads.Get([]byte(id))
@@ -106,13 +113,16 @@ func (s *transitionStore) put(r *callstate.Record) error {
 	} else if err := s.deleteBelow(id, ^uint64(0)); err != nil {
 		return err
 	}
+	if from < held {
+		return fmt.Errorf("%w: call %s, transitions %d to %d", errPartial, id, from, held)
+	}
 	for seq := from; seq < want.next; seq++ {
 		start := len(s.buf)
 		s.buf = transitionKey(s.buf, id, seq)
 		k := s.cut(start)
 		start = len(s.buf)
 		var err error
-		if s.buf, err = r.Transitions[seq-want.first].AppendJSON(s.buf); err != nil {
+		if s.buf, err = r.Transitions[seq-held].AppendJSON(s.buf); err != nil {
 			return fmt.Errorf("journal: encode call %s: %w", id, err)
 		}
 		if err := s.ts.Put(k, s.cut(start)); err != nil {
@@ -122,6 +132,22 @@ func (s *transitionStore) put(r *callstate.Record) error {
 	start := len(s.buf)
 	s.buf = want.append(s.buf)
 	return s.heads.Put([]byte(id), s.cut(start))
+}
+
+// heads reads the head of each id, in one read transaction; an id with
+// no head that reads has the zero head (a whole record then).
+func (j *Journal) heads(ids []string) ([]head, error) {
+	out := make([]head, len(ids))
+	err := j.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketTransitionHeads)
+		for i, id := range ids {
+			if h, ok := parseHead(b.Get([]byte(id))); ok {
+				out[i] = h
+			}
+		}
+		return nil
+	})
+	return out, err
 }
 
 // deleteBelow deletes the id's transitions numbered below limit (all of

@@ -3,6 +3,7 @@ package journal
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"testing"
@@ -101,6 +102,48 @@ func TestTransitionsWrittenOnce(t *testing.T) {
 	if r, _ := s.Record("c1"); r.FirstTransition == 0 {
 		t.Fatal("the test dropped no transition")
 	}
+}
+
+// TestRecordsLeaveOutWhatIsWritten: a changed call's record leaves out
+// the transitions the journal has; a record that left out some the
+// journal does not have is refused (errPartial), and the writer then
+// writes whole records, so what the journal holds stays exact.
+func TestRecordsLeaveOutWhatIsWritten(t *testing.T) {
+	s := newStore(t)
+	j := open(t, t.TempDir())
+	w := NewWriter(j, s, writerCfg(), zerolog.Nop(), nil)
+	states := []model.CallState{model.StateEstablished, model.StateHold}
+	for i := range 5 {
+		testkit.Apply(t, s.Apply, testkit.CallEvent("c1", model.ChangeUpdated, states[i%2]))
+	}
+	if !w.Flush() {
+		t.Fatal("flush failed")
+	}
+	testkit.Apply(t, s.Apply, testkit.CallEvent("c1", model.ChangeUpdated, model.StateHold))
+	heads, err := j.heads([]string{"c1"})
+	if err != nil || heads[0].next != 5 {
+		t.Fatalf("heads = %+v, %v; want next 5", heads, err)
+	}
+	r, _ := s.RecordAfter("c1", heads[0].life, heads[0].next)
+	if r.Skipped != 5 || len(r.Transitions) != 1 {
+		t.Fatalf("record after the head: skipped %d, %d transitions; want 5, 1", r.Skipped, len(r.Transitions))
+	}
+	if other, _ := s.RecordAfter("c1", heads[0].life+1, heads[0].next); other.Skipped != 0 || len(other.Transitions) != 6 {
+		t.Errorf("record of another life: skipped %d, %d transitions", other.Skipped, len(other.Transitions))
+	}
+
+	// A head that claims more than the journal has: the record skips
+	// what must be written.
+	stale := []head{{life: heads[0].life, first: 0, next: 6}}
+	if err := j.Put([]callstate.Record{func() callstate.Record { r, _ := s.RecordAfter("c1", stale[0].life, stale[0].next); return r }()}, nil); !errors.Is(err, errPartial) {
+		t.Fatalf("Put of a record missing a transition = %v, want errPartial", err)
+	}
+	if !w.writeAfter([]string{"c1"}, nil, stale) {
+		t.Fatal("write after stale heads failed")
+	}
+	want, _ := s.Record("c1")
+	got, _ := loaded(t, j, "c1")
+	sameTransitions(t, got, want)
 }
 
 // TestTransitionsOfANewLife: a call id Graph reused (a new CreatedAt)

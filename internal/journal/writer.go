@@ -2,6 +2,7 @@ package journal
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -15,7 +16,9 @@ import (
 // Source is the call store as the writer reads it.
 type Source interface {
 	Observe(fn func([]callstate.Change)) (stop func())
-	Record(id string) (callstate.Record, bool)
+	// RecordAfter is a call's record less the transitions of its life
+	// numbered below next (callstate.Store.RecordAfter).
+	RecordAfter(id string, life, next uint64) (callstate.Record, bool)
 }
 
 // WriterConfig tunes a Writer.
@@ -143,15 +146,26 @@ func (w *Writer) WriteNow(callID string) bool { return w.write([]string{callID},
 // on failure they are marked again (a run only if no newer record of it
 // came meanwhile).
 func (w *Writer) write(ids []string, runs []flows.RunRecord) bool {
-	recs := make([]callstate.Record, 0, len(ids))
-	for _, id := range ids {
-		// A call swept from memory keeps its last record, as history.
-		if r, ok := w.src.Record(id); ok {
-			recs = append(recs, r)
-		}
+	// Each record leaves out the transitions the journal has, as the
+	// heads say; all are whole when the heads cannot be read.
+	heads, err := w.j.heads(ids)
+	if err != nil {
+		heads = nil
 	}
+	return w.writeAfter(ids, runs, heads)
+}
+
+// writeAfter is write with the heads read: when a record left out
+// transitions the journal does not have after all (another write came
+// between), the records are taken whole and written again.
+func (w *Writer) writeAfter(ids []string, runs []flows.RunRecord, heads []head) bool {
+	recs := w.records(ids, heads)
 	start := time.Now()
 	err := w.j.Put(recs, runs)
+	if errors.Is(err, errPartial) {
+		recs = w.records(ids, nil)
+		err = w.j.Put(recs, runs)
+	}
 	w.m.duration.Observe(time.Since(start).Seconds())
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -181,6 +195,23 @@ func (w *Writer) write(ids []string, runs []flows.RunRecord) bool {
 	}
 	w.failing = false
 	return true
+}
+
+// records are the current records of ids, each less the transitions its
+// head (heads[i], when heads is not nil) says the journal has. A call
+// swept from memory has none: it keeps its last record, as history.
+func (w *Writer) records(ids []string, heads []head) []callstate.Record {
+	recs := make([]callstate.Record, 0, len(ids))
+	for i, id := range ids {
+		var h head
+		if heads != nil {
+			h = heads[i]
+		}
+		if r, ok := w.src.RecordAfter(id, h.life, h.next); ok {
+			recs = append(recs, r)
+		}
+	}
+	return recs
 }
 
 // compact deletes the records of calls that ended before the history

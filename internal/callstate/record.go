@@ -47,6 +47,12 @@ type Record struct {
 	RosterSequenceNumber int64                         `json:"rosterSequenceNumber,omitempty"`
 }
 
+// Life tells one life of a call id from another (Graph may reuse an id
+// after a call ended): the call's CreatedAt, in Unix nanoseconds.
+func (r *Record) Life() uint64 { return lifeOf(r.CreatedAt) }
+
+func lifeOf(createdAt time.Time) uint64 { return uint64(createdAt.UnixNano()) }
+
 // Record returns the call's record, for a journal; false for a call the
 // Store does not hold. Its transitions' causes are not made text: a
 // Transition's Cause is "" where its encoding (AppendJSON, MarshalJSON)
@@ -55,8 +61,7 @@ type Record struct {
 func (s *Store) Record(id string) (Record, bool) { return s.RecordAfter(id, 0, 0) }
 
 // RecordAfter is Record, less the transitions numbered below next of the
-// call's life that began at life (its CreatedAt in Unix nanoseconds), as
-// a journal holds them already (Skipped says how many). For another life,
+// call's life life (Record.Life), as a journal holds them already (Skipped says how many). For another life,
 // or next 0, the record is whole. A changed call's record then copies
 // only the transitions added since its last write.
 func (s *Store) RecordAfter(id string, life, next uint64) (Record, bool) {
@@ -66,7 +71,7 @@ func (s *Store) RecordAfter(id string, life, next uint64) (Record, bool) {
 	}
 	defer c.mu.Unlock()
 	var skip uint64
-	if next > c.tFirst && life == uint64(c.createdAt.UnixNano()) {
+	if next > c.tFirst && life == lifeOf(c.createdAt) {
 		skip = min(next-c.tFirst, uint64(len(c.transitions)))
 	}
 	r := Record{

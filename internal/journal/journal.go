@@ -166,23 +166,30 @@ func (j *Journal) Put(recs []callstate.Record, runs []flows.RunRecord) error {
 		if err := putRuns(tx.Bucket(bucketRuns), runs); err != nil {
 			return err
 		}
-		calls, ended := tx.Bucket(bucketCalls), tx.Bucket(bucketEnded)
-		ts := transitionStore{ts: tx.Bucket(bucketTransitions), heads: tx.Bucket(bucketTransitionHeads)}
-		for _, r := range inKeyOrder(recs) {
-			if err := ts.put(r); err != nil {
+		return putRecords(tx, recs)
+	})
+}
+
+// putRecords writes recs in tx, in key order: each record without its
+// transitions, those the journal does not have yet, and an ended call's
+// place in the ended index.
+func putRecords(tx *bolt.Tx, recs []callstate.Record) error {
+	calls, ended := tx.Bucket(bucketCalls), tx.Bucket(bucketEnded)
+	ts := transitionStore{ts: tx.Bucket(bucketTransitions), heads: tx.Bucket(bucketTransitionHeads)}
+	for _, r := range inKeyOrder(recs) {
+		if err := ts.put(r); err != nil {
+			return err
+		}
+		if err := putRecord(calls, r); err != nil {
+			return err
+		}
+		if !r.TerminatedAt.IsZero() {
+			if err := ended.Put(endedKey(r.TerminatedAt, r.Call.ID), nil); err != nil {
 				return err
-			}
-			if err := putRecord(calls, r); err != nil {
-				return err
-			}
-			if !r.TerminatedAt.IsZero() {
-				if err := ended.Put(endedKey(r.TerminatedAt, r.Call.ID), nil); err != nil {
-					return err
-				}
 			}
 		}
-		return nil
-	})
+	}
+	return nil
 }
 
 // inKeyOrder is recs in the order of their keys. bbolt splits the nodes a

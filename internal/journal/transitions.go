@@ -40,9 +40,8 @@ func transitionKey(dst []byte, id string, seq uint64) []byte {
 }
 
 // head is what the transitions bucket holds of one call: the transitions
-// numbered [first, next) of the call's life that began at life (its
-// record's CreatedAt, Unix nanoseconds). A call id Graph reuses is a new
-// life, whose numbers start again at 0.
+// numbered [first, next) of the call's life life (Record.Life). A call id
+// Graph reuses is a new life, whose numbers start again at 0.
 type head struct{ life, first, next uint64 }
 
 const headLen = 24
@@ -63,24 +62,11 @@ func parseHead(b []byte) (head, bool) {
 	return h, h.first <= h.next
 }
 
-// transitionStore is the two buckets in one write transaction, and the
-// buffer that the keys and values put in it are cut from: bbolt keeps
-// each until the transaction ends, and appending past one leaves it as
-// it is.
+// transitionStore is the two buckets in one write transaction. bbolt
+// keeps each key and value put until the transaction ends: each is its
+// own slice.
 type transitionStore struct {
 	ts, heads *bolt.Bucket
-	buf       []byte
-}
-
-// cut returns buf[start:] as a value of its own, and starts a new chunk
-// of buf when the current one is nearly full, so that a long batch
-// copies no more than a chunk when it grows.
-func (s *transitionStore) cut(start int) []byte {
-	b := s.buf[start:len(s.buf):len(s.buf)]
-	if cap(s.buf)-len(s.buf) < 4<<10 {
-		s.buf = make([]byte, 0, 64<<10)
-	}
-	return b
 }
 
 // errPartial is put's error for a record that left out (Skipped)
@@ -95,15 +81,18 @@ var errPartial = errors.New("journal: a record left out transitions the journal 
 func (s *transitionStore) put(r *callstate.Record) error {
 	id := r.Call.ID
 	held := r.FirstTransition + r.Skipped // the number of r.Transitions[0]
-	want := head{life: uint64(r.CreatedAt.UnixNano()), first: r.FirstTransition, next: held + uint64(len(r.Transitions))}
+	want := head{life: r.Life(), first: r.FirstTransition, next: held + uint64(len(r.Transitions))}
 	if held < want.first || want.next < held {
 		return fmt.Errorf("journal: call %s: transition numbers overflow", id)
 	}
 	raw := s.heads.Get([]byte(id))
-	if raw == nil && len(r.Transitions) == 0 {
-		return nil
+	if raw == nil && want.next == want.first {
+		return nil // no transitions, none written
 	}
 	have, ok := parseHead(raw)
+	if ok && have == want {
+		return nil // a change that added no transition and dropped none
+	}
 	from := want.first
 	if ok && have.life == want.life && have.first <= want.first && have.next <= want.next {
 		if err := s.deleteBelow(id, want.first); err != nil {
@@ -117,21 +106,15 @@ func (s *transitionStore) put(r *callstate.Record) error {
 		return fmt.Errorf("%w: call %s, transitions %d to %d", errPartial, id, from, held)
 	}
 	for seq := from; seq < want.next; seq++ {
-		start := len(s.buf)
-		s.buf = transitionKey(s.buf, id, seq)
-		k := s.cut(start)
-		start = len(s.buf)
-		var err error
-		if s.buf, err = r.Transitions[seq-held].AppendJSON(s.buf); err != nil {
+		v, err := r.Transitions[seq-held].AppendJSON(nil)
+		if err != nil {
 			return fmt.Errorf("journal: encode call %s: %w", id, err)
 		}
-		if err := s.ts.Put(k, s.cut(start)); err != nil {
+		if err := s.ts.Put(transitionKey(nil, id, seq), v); err != nil {
 			return err
 		}
 	}
-	start := len(s.buf)
-	s.buf = want.append(s.buf)
-	return s.heads.Put([]byte(id), s.cut(start))
+	return s.heads.Put([]byte(id), want.append(make([]byte, 0, headLen)))
 }
 
 // heads reads the head of each id, in one read transaction; an id with
@@ -212,8 +195,7 @@ func (j *Journal) migrateInlineTransitions() error {
 	var after []byte
 	for done := false; !done; {
 		if err := j.db.Update(func(tx *bolt.Tx) error {
-			calls := tx.Bucket(bucketCalls)
-			c := calls.Cursor()
+			c := tx.Bucket(bucketCalls).Cursor()
 			k, v := c.First()
 			if after != nil {
 				if k, v = c.Seek(after); bytes.Equal(k, after) {
@@ -224,25 +206,16 @@ func (j *Journal) migrateInlineTransitions() error {
 			for n := 0; k != nil && n < migrateBatch; k, v = c.Next() {
 				n++
 				after = append(after[:0], k...)
-				var r callstate.Record
-				if err := json.Unmarshal(v, &r); err != nil {
-					return corrupt(j.path, fmt.Errorf("call %q: record does not decode: %w", k, err))
+				r, err := decodeRecord(v)
+				if err != nil {
+					return corrupt(j.path, fmt.Errorf("call %q: %w", k, err))
 				}
 				if len(r.Transitions) > 0 {
 					recs = append(recs, r)
 				}
 			}
 			done = k == nil
-			s := transitionStore{ts: tx.Bucket(bucketTransitions), heads: tx.Bucket(bucketTransitionHeads)}
-			for _, r := range inKeyOrder(recs) {
-				if err := s.put(r); err != nil {
-					return err
-				}
-				if err := putRecord(calls, r); err != nil {
-					return err
-				}
-			}
-			return nil
+			return putRecords(tx, recs)
 		}); err != nil {
 			return err
 		}

@@ -29,9 +29,11 @@ import (
 	"github.com/botd/botd/internal/config"
 	"github.com/botd/botd/internal/emulator"
 	"github.com/botd/botd/internal/flows"
+	"github.com/botd/botd/internal/gctune"
 	"github.com/botd/botd/internal/graph"
 	"github.com/botd/botd/internal/handlers"
 	"github.com/botd/botd/internal/journal"
+	"github.com/botd/botd/internal/logbuf"
 	"github.com/botd/botd/internal/notify"
 )
 
@@ -52,6 +54,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
+	if cfg.LogFormat == "json" && cfg.LogFlush > 0 {
+		lines := logbuf.New(stdout, cfg.LogFlush, logBuffer)
+		defer lines.Close() // last: after "botd stopped"
+		stdout = lines
+	}
 	log := newLogger(cfg, stdout)
 	warnUnknownEnv(log, environ)
 	reg := prometheus.NewRegistry()
@@ -63,6 +70,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 	}
 	defer st.close()
 	logConfig(log, &cfg, st.rt)
+	if tu := gctune.Start(uint64(cfg.GCHeapFloor)); tu != nil {
+		defer tu.Stop()
+		log.Info().Int64("gc_heap_floor", cfg.GCHeapFloor).Int("gc_percent", tu.GCPercent()).Msg("GC heap floor set: the collector runs at this heap size at the earliest")
+	}
 
 	// Background work lives until shutdown has drained everything.
 	bgCtx, stopBG := context.WithCancel(context.WithoutCancel(ctx))
@@ -565,6 +576,10 @@ func drain(log zerolog.Logger, store *callstate.Store, timeout time.Duration, se
 		}
 	}
 }
+
+// logBuffer is the most log output botd holds before writing it, when
+// BOTD_LOG_FLUSH holds lines: a write of this size is one system call.
+const logBuffer = 64 << 10
 
 func newLogger(cfg config.Config, out io.Writer) zerolog.Logger {
 	level, err := zerolog.ParseLevel(strings.ToLower(cfg.LogLevel))

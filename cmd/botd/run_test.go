@@ -322,3 +322,83 @@ func TestDrainWaitsForLiveCalls(t *testing.T) {
 	}
 	b.logs.wait(t, "drained", func(m map[string]any) bool { return m["message"] == "drained: no live calls" })
 }
+
+// TestLogLinesAreHeldAndStopWritesThem: with BOTD_LOG_FLUSH holding info
+// lines, a callback's access-log line is not written when its response
+// arrives, and stopping botd writes it, with every other line, in order.
+func TestLogLinesAreHeldAndStopWritesThem(t *testing.T) {
+	const hold = 10 * time.Second
+	addrs := make([]string, 2)
+	for i := range addrs {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addrs[i] = ln.Addr().String()
+		ln.Close()
+	}
+	env := map[string]string{
+		"BOTD_LISTEN": addrs[0], "BOTD_ADMIN_LISTEN": addrs[1], "BOTD_EMULATOR_LISTEN": "127.0.0.1:0",
+		"BOTD_DATA_DIR": t.TempDir(), "BOTD_INBOUND_AUTH": "off", "BOTD_LOG_FLUSH": hold.String(),
+	}
+	logs := newLogSink()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	began := time.Now()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, nil, func(k string) string { return env[k] }, environOf(env), logs, io.Discard)
+	}()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if res, err := http.Get("http://" + addrs[1] + "/readyz"); err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("botd not ready in 20 s:\n%s", logs.String())
+		}
+	}
+	body := testkit.Seed(t, "001_04_notification.json")
+	var n struct {
+		Value []struct{ ResourceURL string }
+	}
+	_ = json.Unmarshal(body, &n)
+	callID := strings.TrimPrefix(n.Value[0].ResourceURL, "/communications/calls/")
+	callID, _, _ = strings.Cut(callID, "/")
+	if code, out := post(t, "http://"+addrs[0]+"/api/calls", body); code != http.StatusAccepted {
+		t.Fatalf("callback = %d: %s", code, out)
+	}
+	isAccess := func(m map[string]any) bool { return m["message"] == "request" && m["call_id"] == callID }
+	held := time.Since(began) < hold*8/10 // else the interval may have passed: nothing to tell
+	if held {
+		logs.mu.Lock()
+		for _, l := range logs.lines {
+			if isAccess(l) {
+				logs.mu.Unlock()
+				t.Fatalf("the access-log line was written before the %v interval passed or a stop:\n%s", hold, logs.String())
+			}
+		}
+		logs.mu.Unlock()
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	logs.wait(t, "botd stopped", func(m map[string]any) bool { return m["message"] == "botd stopped" })
+	var order []string
+	logs.mu.Lock()
+	for _, l := range logs.lines {
+		switch {
+		case isAccess(l):
+			order = append(order, "request")
+		case l["message"] == "botd ready", l["message"] == "shutdown requested", l["message"] == "botd stopped":
+			order = append(order, l["message"].(string))
+		}
+	}
+	logs.mu.Unlock()
+	if got := strings.Join(order, ", "); got != "botd ready, request, shutdown requested, botd stopped" {
+		t.Fatalf("lines after the stop: %s; want botd ready, request, shutdown requested, botd stopped (held: %v)\n%s", got, held, logs.String())
+	}
+}

@@ -51,6 +51,9 @@ type Config struct {
 
 	LogLevel  string
 	LogFormat string
+	LogFlush  time.Duration // the longest an info line waits in the log buffer; 0: unbuffered
+
+	GCHeapFloor int64 // the heap goal the Go GC is kept at or above, in bytes; 0: GOGC alone
 
 	// Graph client.
 	Cloud        string
@@ -241,7 +244,10 @@ func table(c *Config) []setting {
 		opt("drain-timeout", 0, "on SIGTERM, how long botd keeps serving its live calls (readiness false) before it shuts down; 0 shuts down at once", &c.DrainTimeout))
 	area("Logging",
 		opt("log-level", "info", orList(LogLevels), &c.LogLevel),
-		opt("log-format", "json", orList(LogFormats), &c.LogFormat))
+		opt("log-format", "json", orList(LogFormats), &c.LogFormat),
+		opt("log-flush", 100*time.Millisecond, "json format: the longest a line at info or debug waits in botd's buffer before it is written, in one write with the others of that time (a warn or error line is written at once, with those before it); 0 writes each line as it is logged", &c.LogFlush))
+	area("Go runtime",
+		opt("gc-heap-floor", int64(32<<20), "the heap size in bytes below which the Go garbage collector does not run: after each collection botd raises the GC percent so that the next one comes at this size at the earliest, which spares a small heap many collections a second under load; above half of it GOGC rules alone, and GOMEMLIMIT always wins. 0 leaves GOGC alone", &c.GCHeapFloor))
 
 	area("Graph",
 		opt("cloud", "global", "Graph cloud preset: global, usgov (L4) or dod (L5)", &c.Cloud),

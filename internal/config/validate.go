@@ -101,6 +101,9 @@ func (c *Config) checkNumbers(bad badFunc) {
 	if c.DrainTimeout < 0 {
 		bad("drain-timeout", "must not be negative")
 	}
+	if c.LogFlush < 0 || c.LogFlush > 10*time.Second {
+		bad("log-flush", "must be between 0 and 10s")
+	}
 	if c.KeepAliveInterval >= 45*time.Minute {
 		bad("keepalive-interval", "must be under 45m: Graph ends a call that has had no keepAlive for 45 minutes")
 	}
@@ -126,6 +129,7 @@ func (c *Config) checkNumbers(bad badFunc) {
 		{"workers", int64(c.Workers), 1, 1024, ""},
 		{"queue-size", int64(c.QueueSize), 1, none, ""},
 		{"flow-max-runs", int64(c.FlowMaxRuns), 1, 1000000, ""},
+		{"gc-heap-floor", c.GCHeapFloor, 0, 1 << 40, "must be between 0 and 1099511627776 bytes"},
 	} {
 		if r.v >= r.min && (r.max == none || r.v <= r.max) {
 			continue

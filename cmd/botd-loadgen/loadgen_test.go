@@ -18,12 +18,15 @@ import (
 	"time"
 
 	"github.com/botd/botd/internal/emulator"
+	"github.com/botd/botd/internal/model"
+	"github.com/botd/botd/internal/notify"
 )
 
 const fakeMetrics = `# HELP process_resident_memory_bytes Resident memory size in bytes.
 # TYPE process_resident_memory_bytes gauge
 process_resident_memory_bytes 2.5165824e+07
 go_memstats_heap_inuse_bytes 1.048576e+07
+go_gc_heap_live_bytes 5.24288e+06
 botd_calls{state="established"} 3
 botd_calls{state="unknown"} 7
 botd_graph_requests_total{operation="createCall",status_class="2xx"} 10
@@ -359,15 +362,27 @@ func TestMarkdown(t *testing.T) {
 func TestSVG(t *testing.T) {
 	var b strings.Builder
 	writeSVG(&b, sampleRows)
-	d := xml.NewDecoder(strings.NewReader(b.String()))
-	polylines, circles := 0, 0
+	polylines, circles := svgShapes(t, b.String())
+	if polylines != 2 || circles != 2*len(sampleRows) {
+		t.Fatalf("%d polylines and %d points, want 2 and %d", polylines, circles, 2*len(sampleRows))
+	}
+	if niceMax(2500) != 5000 || niceMax(800) != 1000 || niceMax(0) != 1 || niceMax(1000) != 1000 {
+		t.Fatal("niceMax")
+	}
+}
+
+// svgShapes counts the lines and points of an SVG, failing on XML that is
+// not well-formed.
+func svgShapes(t *testing.T, svg string) (polylines, circles int) {
+	t.Helper()
+	d := xml.NewDecoder(strings.NewReader(svg))
 	for {
 		tok, err := d.Token()
 		if errors.Is(err, io.EOF) {
-			break
+			return polylines, circles
 		}
 		if err != nil {
-			t.Fatalf("not well-formed XML: %v\n%s", err, b.String())
+			t.Fatalf("not well-formed XML: %v\n%s", err, svg)
 		}
 		if se, ok := tok.(xml.StartElement); ok {
 			switch se.Name.Local {
@@ -377,12 +392,6 @@ func TestSVG(t *testing.T) {
 				circles++
 			}
 		}
-	}
-	if polylines != 2 || circles != 2*len(sampleRows) {
-		t.Fatalf("%d polylines and %d points, want 2 and %d", polylines, circles, 2*len(sampleRows))
-	}
-	if niceMax(2500) != 5000 || niceMax(800) != 1000 || niceMax(0) != 1 || niceMax(1000) != 1000 {
-		t.Fatal("niceMax")
 	}
 }
 
@@ -426,6 +435,136 @@ func TestFlags(t *testing.T) {
 		t.Fatalf("%+v %v", o, err)
 	}
 	for _, bad := range [][]string{{"-rates", "1,x"}, {"-concurrency", "0"}, {"extra"}} {
+		if _, err := parseFlags(bad, io.Discard); err == nil {
+			t.Errorf("%v: want an error", bad)
+		}
+	}
+}
+
+func TestRosterOfAChosenSize(t *testing.T) {
+	for _, n := range []int{1, 2, 7} {
+		body, err := rosterOf(defaultPayload, n)
+		if err != nil {
+			t.Fatalf("%d: %v", n, err)
+		}
+		// botd's own decoder takes it, as a roster of n participants.
+		b, err := notify.NewDecoder(notify.Limits{}).Decode(body)
+		if err != nil || len(b.Rejected) != 0 || len(b.Events) != 1 {
+			t.Fatalf("%d participants: decoded %+v, %v\n%s", n, b, err, body)
+		}
+		ev := b.Events[0]
+		if ev.Kind != model.EventRoster || len(ev.Participants) != n {
+			t.Fatalf("%d participants: event %v with %d participants", n, ev.Kind, len(ev.Participants))
+		}
+		seen := map[string]bool{}
+		for _, p := range ev.Participants[1:] {
+			if p.ID == "" || seen[p.ID] {
+				t.Fatalf("%d participants: participant id %q empty or repeated", n, p.ID)
+			}
+			seen[p.ID] = true
+		}
+		// Graph's order, the one botd decodes in one pass.
+		if bytes.Index(body, []byte(`"resourceUrl"`)) > bytes.Index(body, []byte(`"resourceData"`)) {
+			t.Fatalf("resourceData before resourceUrl:\n%s", body)
+		}
+		// The template still finds the call id to vary.
+		if tm := newTemplate(body, 2); len(tm.parts) < 2 {
+			t.Fatalf("the call id is gone from:\n%s", body)
+		}
+	}
+	state, err := os.ReadFile("testdata/call-established.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		payload []byte
+		n       int
+	}{{state, 2}, {[]byte("[]"), 2}, {defaultPayload, 0}, {defaultPayload, maxParticipants + 1}} {
+		if _, err := rosterOf(c.payload, c.n); err == nil || !strings.Contains(err.Error(), "-participants") {
+			t.Errorf("rosterOf(%.40s, %d) = %v, want a -participants error", c.payload, c.n, err)
+		}
+	}
+}
+
+func TestReportMemoryPostsOnceToEachNewCall(t *testing.T) {
+	f, srv := startFake(t, nil)
+	o := testOptions(srv)
+	o.rate = 5000
+	o.reportCalls = []int{5, 12}
+	tmpl := newTemplate(defaultPayload, 12)
+	var out strings.Builder
+	mem, err := runMemory(context.Background(), o, tmpl, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(mem) != 2 || mem[0].Target != 5 || mem[1].Target != 12 || mem[1].Calls != 10 || mem[1].RSS != 25165824 || mem[1].Heap != 10485760 || mem[1].Live != 5242880 {
+		t.Fatalf("rows %+v", mem)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.ids) != 12 {
+		t.Fatalf("%d call ids posted to, want 12: %v", len(f.ids), f.ids)
+	}
+	for id, n := range f.ids {
+		if n != 1 {
+			t.Fatalf("%s posted to %d times, want once", id, n)
+		}
+	}
+}
+
+func TestMemoryReport(t *testing.T) {
+	mem := []memoryRow{
+		{Target: 1000, Calls: 1000, RSS: 30 << 20, Heap: 10 << 20, Live: 5 << 20},
+		{Target: 11000, Calls: 11000, RSS: 60 << 20, Heap: 30 << 20, Live: 25 << 20, Errors: 2},
+		{Target: 21000, Calls: 20000, Heap: 50 << 20, Live: 45 << 20},
+	}
+	var b strings.Builder
+	writeMemoryMarkdown(&b, options{rate: 5000}, mem)
+	for _, want := range []string{
+		"| calls posted to | calls held (botd_calls) | RSS (MiB) | heap in use (MiB) | live heap (MiB) | live heap per call (bytes) | errors |",
+		"| 1000 | 1000 | 30.0 | 10.0 | 5.0 | n/a | 0 |",
+		"| 11000 | 11000 | 60.0 | 30.0 | 25.0 | 2097 | 2 |", // 20 MiB over 10,000 calls
+		"| 21000 | 20000 | n/a | 50.0 | 45.0 | 2208 | 0 |",  // 40 MiB over 19,000
+		"(memory.svg)",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("lacks %q:\n%s", want, b.String())
+		}
+	}
+	var svg strings.Builder
+	writeMemorySVG(&svg, mem)
+	if polylines, circles := svgShapes(t, svg.String()); polylines != 3 || circles != 3*len(mem) {
+		t.Fatalf("%d polylines and %d points, want 3 and %d", polylines, circles, 3*len(mem))
+	}
+
+	_, srv := startFake(t, nil)
+	o := testOptions(srv)
+	o.duration = 100 * time.Millisecond
+	o.report = t.TempDir()
+	o.reportCalls = []int{3, 6}
+	var out strings.Builder
+	if err := run(context.Background(), o, &out); err != nil {
+		t.Fatal(err)
+	}
+	md, err := os.ReadFile(filepath.Join(o.report, "report.md"))
+	if err != nil || !strings.Contains(string(md), "## Memory against calls held") || !strings.Contains(string(md), "| 6 | 10 |") {
+		t.Fatalf("report.md (%v):\n%s", err, md)
+	}
+	if _, err := os.Stat(filepath.Join(o.report, "memory.svg")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestFlagsOfRosterAndMemory(t *testing.T) {
+	o, err := parseFlags([]string{"-participants", "5", "-report", "d", "-report-calls", "1000, 5000,20000"}, io.Discard)
+	if err != nil || o.participants != 5 || len(o.reportCalls) != 3 || o.reportCalls[2] != 20000 {
+		t.Fatalf("%+v %v", o, err)
+	}
+	for _, bad := range [][]string{
+		{"-participants", "-1"}, {"-participants", "1001"},
+		{"-report", "d", "-report-calls", "5000,1000"}, {"-report", "d", "-report-calls", "0"},
+		{"-report-calls", "1000"}, // no -report
+	} {
 		if _, err := parseFlags(bad, io.Discard); err == nil {
 			t.Errorf("%v: want an error", bad)
 		}

@@ -51,9 +51,18 @@ type options struct {
 	poll        time.Duration
 	timeout     time.Duration
 	tokenURL    string
+	// participants makes the payload's roster this long (0: as it is).
+	participants int
+	// reportCalls are the calls held at each step of the report's memory
+	// part, ascending (none: no memory part).
+	reportCalls []int
 	// auth is the Authorization header every notification carries, from
 	// -token-url; "" sends none.
 	auth string
+	// firstCall is the call id index a notify run starts at, and requests,
+	// when above 0, the most it sends: a report's memory step posts once
+	// to each call it adds.
+	firstCall, requests int
 }
 
 func parseFlags(args []string, out io.Writer) (options, error) {
@@ -70,7 +79,9 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	fs.IntVar(&o.concurrency, "concurrency", 64, "most requests in flight (notify, max); calls driven at once (calls)")
 	fs.IntVar(&o.calls, "calls", 1000, "distinct call ids the notifications are spread over")
 	fs.StringVar(&o.payload, "payload", "", "notification body file (default: the compact 847-byte roster notification of invite example 1)")
-	fs.StringVar(&o.report, "report", "", "write DIR/report.md and DIR/report.svg: notify mode at each of -rates")
+	fs.StringVar(&o.report, "report", "", "write DIR/report.md and DIR/report.svg: notify mode at each of -rates; with -report-calls also DIR/memory.svg")
+	reportCalls := fs.String("report-calls", "", "comma list of call counts, ascending, for the report's memory against calls held: at each, one notification at -rate to each call id not yet posted to, then botd's RSS, heap and botd_calls (empty: no memory part)")
+	fs.IntVar(&o.participants, "participants", 0, fmt.Sprintf("make the payload's roster this many participants long, copies of its first with ids of their own (1 to %d; 0: the payload as it is)", maxParticipants))
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8081", "address of -mode bare-server")
 	fs.BoolVar(&o.invite, "invite", false, "calls mode: invite a PSTN participant once established")
 	fs.BoolVar(&o.prompt, "prompt", true, "calls mode: play a prompt once established")
@@ -91,7 +102,32 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	if o.concurrency < 1 || o.calls < 1 || o.duration <= 0 || o.rate <= 0 {
 		return o, errors.New("-concurrency, -calls, -duration and -rate must be positive")
 	}
+	if o.participants < 0 || o.participants > maxParticipants {
+		return o, fmt.Errorf("-participants must be between 0 and %d", maxParticipants)
+	}
+	if o.reportCalls, err = parseCounts(*reportCalls); err != nil {
+		return o, err
+	}
+	if len(o.reportCalls) > 0 && o.report == "" {
+		return o, errors.New("-report-calls needs -report DIR")
+	}
 	return o, nil
+}
+
+// parseCounts reads -report-calls: positive and ascending.
+func parseCounts(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		v, err := strconv.Atoi(f)
+		if err != nil || v <= 0 || (len(out) > 0 && v <= out[len(out)-1]) {
+			return nil, fmt.Errorf("-report-calls: %q is not a count above the one before it", f)
+		}
+		out = append(out, v)
+	}
+	return out, nil
 }
 
 func parseRates(s string) ([]float64, error) {
@@ -157,14 +193,28 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		}
 		o.auth = "Bearer " + tok
 	}
-	tmpl := newTemplate(payload, o.calls)
+	if o.participants > 0 {
+		var err error
+		if payload, err = rosterOf(payload, o.participants); err != nil {
+			return err
+		}
+	}
+	ids := o.calls
+	if n := len(o.reportCalls); n > 0 {
+		ids = max(ids, o.reportCalls[n-1])
+	}
+	tmpl := newTemplate(payload, ids)
 	switch {
 	case o.report != "":
 		rows, err := runReport(ctx, o, tmpl, out)
 		if err != nil {
 			return err
 		}
-		return writeReport(o.report, o, rows)
+		mem, err := runMemory(ctx, o, tmpl, out)
+		if err != nil {
+			return err
+		}
+		return writeReport(o.report, o, rows, mem)
 	case o.mode == "notify":
 		res := runNotify(ctx, o, tmpl)
 		res.print(out)

@@ -94,6 +94,7 @@ func scrape(ctx context.Context, url string) (metricsSnapshot, error) {
 const (
 	metricRSS   = "process_resident_memory_bytes"
 	metricHeap  = "go_memstats_heap_inuse_bytes"
+	metricLive  = "go_gc_heap_live_bytes" // the heap the last collection found live
 	metricCalls = "botd_calls"
 	metricGraph = "botd_graph_requests_total"
 )
@@ -110,5 +111,8 @@ func printMemory(w io.Writer, before, after metricsSnapshot, err error) {
 	}
 	fmt.Fprintf(w, "botd RSS:  %s -> %s\n", mib(before[metricRSS]), mib(after[metricRSS]))
 	fmt.Fprintf(w, "botd heap: %s -> %s (in use)\n", mib(before[metricHeap]), mib(after[metricHeap]))
+	if _, ok := after[metricLive]; ok {
+		fmt.Fprintf(w, "botd live heap: %s -> %s (at the last collection)\n", mib(before[metricLive]), mib(after[metricLive]))
+	}
 	fmt.Fprintf(w, "botd_calls: %.0f -> %.0f\n", before[metricCalls], after[metricCalls])
 }

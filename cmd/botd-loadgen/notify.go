@@ -205,6 +205,9 @@ func runNotify(ctx context.Context, o options, tmpl *template) *result {
 
 	start := time.Now().Add(10 * time.Millisecond)
 	times := schedule(start, o.rate, o.duration)
+	if o.requests > 0 && len(times) > o.requests {
+		times = times[:o.requests]
+	}
 	r.scheduled = len(times)
 	cutoff := start.Add(o.duration + o.timeout)
 
@@ -212,7 +215,7 @@ func runNotify(ctx context.Context, o options, tmpl *template) *result {
 	ts, wait := startWorkers(o.concurrency, func(t *tally) {
 		var buf []byte
 		for j := range jobs {
-			buf = tmpl.body(buf[:0], j.i)
+			buf = tmpl.body(buf[:0], o.firstCall+j.i%o.calls)
 			t.post(ctx, client, o.url, o.auth, buf)
 			t.latencies = append(t.latencies, time.Since(j.sched))
 		}
@@ -278,7 +281,7 @@ func runMax(ctx context.Context, o options, tmpl *template) *result {
 			i := next
 			next++
 			mu.Unlock()
-			buf = tmpl.body(buf[:0], i)
+			buf = tmpl.body(buf[:0], i%o.calls)
 			t0 := time.Now()
 			// The request itself is not bound to ctx2, so the run's end
 			// does not turn the last requests into errors.

@@ -75,7 +75,8 @@ func scrapeHelp(t *testing.T, b *botd) map[string]string {
 // table is on /metrics right after start, before any traffic, so that a new
 // user can find each one (and dashboards show 0, not "no data").
 func TestREADMEMetricsExportedFromStart(t *testing.T) {
-	want := readmeMetrics(t)
+	// And the Go collector's metrics the README names beside the table.
+	want := append(readmeMetrics(t), "go_gc_heap_live_bytes", "go_gc_gogc_percent")
 	// With an admin token, as in production: botd_admin_auth_failures_total
 	// exists only then.
 	b := start(t, map[string]string{"BOTD_ADMIN_TOKEN": "metrics-readme-test-token-0123456789abcdef"})

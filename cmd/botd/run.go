@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"regexp"
 	"runtime"
 	"strings"
 	"sync"
@@ -62,7 +63,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 	log := newLogger(cfg, stdout)
 	warnUnknownEnv(log, environ)
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(goCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	st, err := resolve(log, &cfg)
 	if err != nil {
@@ -575,6 +576,14 @@ func drain(log zerolog.Logger, store *callstate.Store, timeout time.Duration, se
 		case <-tick.C:
 		}
 	}
+}
+
+// goCollector is Go's default runtime metrics, and the heap the last
+// collection found live (go_gc_heap_live_bytes): what botd's calls hold,
+// without the garbage heap in use also counts.
+func goCollector() prometheus.Collector {
+	return collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(
+		collectors.GoRuntimeMetricsRule{Matcher: regexp.MustCompile(`^/gc/heap/live:bytes$`)}))
 }
 
 // logBuffer is the most log output botd holds before writing it, when

@@ -9,7 +9,6 @@ import (
 	"maps"
 	"net/http"
 	"slices"
-	"sort"
 	"sync"
 	"time"
 )
@@ -19,6 +18,8 @@ type callsResult struct {
 	started, completed int
 	elapsed            time.Duration
 	toEstablished      []time.Duration // sorted
+	toInvited          []time.Duration // from the invite to its end, sorted
+	rosters            []int           // participants each call held when its invitation ended
 	errors             map[string]int
 	scrapes
 }
@@ -39,14 +40,18 @@ func runCalls(ctx context.Context, o options) (*callsResult, error) {
 	for range o.concurrency {
 		wg.Go(func() {
 			for ctx2.Err() == nil {
-				est, stage, err := callLife(ctx, client, o)
+				l, stage, err := callLife(ctx, client, o)
 				mu.Lock()
 				res.started++
 				if err != nil {
 					res.errors[stage+": "+err.Error()]++
 				} else {
 					res.completed++
-					res.toEstablished = append(res.toEstablished, est)
+					res.toEstablished = append(res.toEstablished, l.established)
+					if o.invitees > 0 {
+						res.toInvited = append(res.toInvited, l.invited)
+						res.rosters = append(res.rosters, l.roster)
+					}
 				}
 				mu.Unlock()
 			}
@@ -54,14 +59,36 @@ func runCalls(ctx context.Context, o options) (*callsResult, error) {
 	}
 	wg.Wait()
 	res.elapsed = time.Since(start)
-	sort.Slice(res.toEstablished, func(i, j int) bool { return res.toEstablished[i] < res.toEstablished[j] })
+	slices.Sort(res.toEstablished)
+	slices.Sort(res.toInvited)
 	res.scrapeAfter(ctx, o.metrics)
 	return res, nil
 }
 
 type callView struct {
-	ID    string `json:"id"`
-	State string `json:"state"`
+	ID           string            `json:"id"`
+	State        string            `json:"state"`
+	Participants []json.RawMessage `json:"participants"`
+	Operations   []operationView   `json:"operations"`
+}
+
+type operationView struct {
+	ClientContext string `json:"clientContext"`
+	Status        string `json:"status"`
+}
+
+// maxInvitees bounds -invitees.
+const maxInvitees = 100
+
+// inviteBody invites the i-th PSTN number of a call life.
+func inviteBody(i int) []byte {
+	return fmt.Appendf(nil, `{"participants":[{"@odata.type":"#microsoft.graph.invitationParticipantInfo","identity":{"@odata.type":"#microsoft.graph.identitySet","phone":{"@odata.type":"#microsoft.graph.identity","id":"+1555%07d"}}}]}`, i+1)
+}
+
+// life is what one call life measured.
+type life struct {
+	established, invited time.Duration
+	roster               int
 }
 
 func adminDo(ctx context.Context, c *http.Client, method, url string, body []byte, want int, out any) error {
@@ -93,52 +120,106 @@ func adminDo(ctx context.Context, c *http.Client, method, url string, body []byt
 	return nil
 }
 
-// callLife runs one call and returns its time to established, or the stage
-// that failed.
-func callLife(ctx context.Context, c *http.Client, o options) (time.Duration, string, error) {
+// callLife runs one call and returns what it measured, or the stage that
+// failed.
+func callLife(ctx context.Context, c *http.Client, o options) (life, string, error) {
+	var l life
+	stage, err := live(ctx, c, o, &l)
+	return l, stage, err
+}
+
+// live is callLife's body: create, establish, invite, prompt and hang up,
+// recording in l; it returns the stage that failed.
+func live(ctx context.Context, c *http.Client, o options, l *life) (string, error) {
 	base := o.admin + "/v1/calls"
 	t0 := time.Now()
 	var cv callView
 	if err := adminDo(ctx, c, http.MethodPost, base, defaultCreateBody, http.StatusCreated, &cv); err != nil {
-		return 0, "create", err
+		return "create", err
 	}
 	if cv.ID == "" {
-		return 0, "create", fmt.Errorf("no id in the reply")
+		return "create", fmt.Errorf("no id in the reply")
 	}
 	url := base + "/" + cv.ID
 	deadline := t0.Add(o.estTimeout)
 	for cv.State != "established" {
 		if cv.State == "terminated" {
-			return 0, "establish", fmt.Errorf("call terminated")
+			return "establish", fmt.Errorf("call terminated")
 		}
 		if time.Now().After(deadline) {
 			_ = adminDo(ctx, c, http.MethodDelete, url, nil, http.StatusOK, nil)
-			return 0, "establish", fmt.Errorf("not established within %s", o.estTimeout)
+			return "establish", fmt.Errorf("not established within %s", o.estTimeout)
 		}
 		select {
 		case <-time.After(o.poll):
 		case <-ctx.Done():
-			return 0, "establish", ctx.Err()
+			return "establish", ctx.Err()
 		}
 		if err := adminDo(ctx, c, http.MethodGet, url, nil, http.StatusOK, &cv); err != nil {
-			return 0, "get", err
+			return "get", err
 		}
 	}
-	est := time.Since(t0)
-	if o.invite {
-		if err := adminDo(ctx, c, http.MethodPost, url+"/participants/invite", defaultInviteBody, http.StatusOK, nil); err != nil {
-			return est, "invite", err
+	l.established = time.Since(t0)
+	if o.invitees > 0 {
+		if err := invite(ctx, c, o, url, l); err != nil {
+			_ = adminDo(ctx, c, http.MethodDelete, url, nil, http.StatusOK, nil)
+			return "invite", err
 		}
 	}
 	if o.prompt {
 		if err := adminDo(ctx, c, http.MethodPost, url+"/playPrompt", defaultPromptBody, http.StatusOK, nil); err != nil {
-			return est, "playPrompt", err
+			return "playPrompt", err
 		}
 	}
 	if err := adminDo(ctx, c, http.MethodDelete, url, nil, http.StatusOK, nil); err != nil {
-		return est, "delete", err
+		return "delete", err
 	}
-	return est, "", nil
+	return "", nil
+}
+
+// invite invites -invitees numbers, one invite after the other (Graph
+// takes several in one request only into a group call), each waited for,
+// polling the call, until its operation has ended; then it counts the
+// call's roster.
+func invite(ctx context.Context, c *http.Client, o options, url string, l *life) error {
+	t0 := time.Now()
+	deadline := t0.Add(o.estTimeout)
+	var cv callView
+	for i := range o.invitees {
+		var op struct {
+			ClientContext string `json:"clientContext"`
+		}
+		if err := adminDo(ctx, c, http.MethodPost, url+"/participants/invite", inviteBody(i), http.StatusOK, &op); err != nil {
+			return err
+		}
+		if op.ClientContext == "" {
+			return fmt.Errorf("no clientContext in the reply")
+		}
+		for ended := false; !ended; {
+			cv = callView{}
+			if err := adminDo(ctx, c, http.MethodGet, url, nil, http.StatusOK, &cv); err != nil {
+				return err
+			}
+			ended = slices.ContainsFunc(cv.Operations, func(x operationView) bool {
+				return x.ClientContext == op.ClientContext && x.Status != "" && x.Status != "notStarted" && x.Status != "running"
+			})
+			switch {
+			case ended:
+			case cv.State == "terminated":
+				return fmt.Errorf("call terminated")
+			case time.Now().After(deadline):
+				return fmt.Errorf("invitations not ended within %s", o.estTimeout)
+			default:
+				select {
+				case <-time.After(o.poll):
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+		}
+	}
+	l.invited, l.roster = time.Since(t0), len(cv.Participants)
+	return nil
 }
 
 func (r *callsResult) print(w io.Writer) {
@@ -146,6 +227,16 @@ func (r *callsResult) print(w io.Writer) {
 	fmt.Fprintf(w, "calls:     %d started, %d completed in %s (%.1f calls/s)\n", r.started, r.completed, r.elapsed.Round(time.Millisecond), float64(r.completed)/secs)
 	p := percentiles(r.toEstablished)
 	fmt.Fprintf(w, "to established: p50=%s p90=%s p99=%s max=%s\n", fmtDur(p.p50), fmtDur(p.p90), fmtDur(p.p99), fmtDur(p.max))
+	if len(r.rosters) > 0 {
+		p := percentiles(r.toInvited)
+		fmt.Fprintf(w, "invitations: p50=%s p90=%s p99=%s max=%s from the first invite to the end of the last\n", fmtDur(p.p50), fmtDur(p.p90), fmtDur(p.p99), fmtDur(p.max))
+		sum, most := 0, 0
+		for _, n := range r.rosters {
+			sum += n
+			most = max(most, n)
+		}
+		fmt.Fprintf(w, "roster:    %.1f participants a call on average when its invitations had ended, at most %d\n", float64(sum)/float64(len(r.rosters)), most)
+	}
 	if r.metricsErr == nil && r.before != nil && r.after != nil {
 		fmt.Fprintf(w, "graph:     %.1f requests/s (botd_graph_requests_total +%.0f)\n", (r.after[metricGraph]-r.before[metricGraph])/secs, r.after[metricGraph]-r.before[metricGraph])
 	}

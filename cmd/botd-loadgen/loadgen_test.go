@@ -328,6 +328,69 @@ func TestCallsMode(t *testing.T) {
 		t.Errorf("output:\n%s", out.String())
 	}
 
+	// With invitees: one invite after the other, each waited for, then the
+	// roster.
+	var invites atomic.Int64
+	var inviteBodyGot atomic.Value
+	mux.HandleFunc("POST /v1/calls/c1/participants/invite", func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		inviteBodyGot.Store(string(b))
+		invites.Add(1)
+		w.WriteHeader(http.StatusAccepted)
+		_, _ = io.WriteString(w, `{"id":"op1","status":"running","clientContext":"cc-1"}`)
+	})
+	mux.HandleFunc("GET /v1/calls/c2", func(w http.ResponseWriter, r *http.Request) {
+		// Running on the first two reads of a life, then completed.
+		status := "running"
+		if gets.Add(1)%3 == 0 {
+			status = "completed"
+		}
+		_, _ = io.WriteString(w, `{"id":"c2","state":"established","participants":[{},{},{},{}],"operations":[{"clientContext":"other","status":"completed"},{"clientContext":"cc-1","status":"`+status+`"}]}`)
+	})
+	mux.HandleFunc("POST /v1/calls/c2/participants/invite", func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		inviteBodyGot.Store(string(b))
+		invites.Add(1)
+		w.WriteHeader(http.StatusAccepted)
+		_, _ = io.WriteString(w, `{"id":"op1","status":"running","clientContext":"cc-1"}`)
+	})
+	mux.HandleFunc("POST /v1/calls/c2/playPrompt", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusAccepted) })
+	mux.HandleFunc("DELETE /v1/calls/c2", func(w http.ResponseWriter, r *http.Request) {
+		deleted.Add(1)
+		w.WriteHeader(http.StatusAccepted)
+	})
+	mux2 := http.NewServeMux()
+	mux2.HandleFunc("POST /v1/calls", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusCreated)
+		_, _ = io.WriteString(w, `{"id":"c2","state":"establishing"}`)
+	})
+	mux2.Handle("/", mux)
+	srv2 := httptest.NewServer(mux2)
+	defer srv2.Close()
+	o2 := o
+	o2.admin, o2.concurrency, o2.invitees = srv2.URL, 1, 3
+	r, err = runCalls(context.Background(), o2)
+	if err != nil || r.completed == 0 || len(r.errors) != 0 || invites.Load() != 3*int64(r.started) {
+		t.Fatalf("with invitees: %v, started %d completed %d invites %d errors %v", err, r.started, r.completed, invites.Load(), r.errors)
+	}
+	if len(r.rosters) != r.completed || r.rosters[0] != 4 || len(r.toInvited) != r.completed {
+		t.Fatalf("rosters %v, invitation times %v", r.rosters, r.toInvited)
+	}
+	var inv struct {
+		Participants []struct {
+			Identity struct{ Phone struct{ ID string } }
+		}
+	}
+	_ = json.Unmarshal([]byte(inviteBodyGot.Load().(string)), &inv)
+	if len(inv.Participants) != 1 || inv.Participants[0].Identity.Phone.ID != "+15550000003" {
+		t.Fatalf("the last invite body: %s, want the third number alone", inviteBodyGot.Load())
+	}
+	out.Reset()
+	r.print(&out)
+	if !strings.Contains(out.String(), "roster:    4.0 participants a call on average when its invitations had ended, at most 4") {
+		t.Errorf("output:\n%s", out.String())
+	}
+
 	// A botd that refuses creates: every life is a create error.
 	o.admin = srv.URL + "/nowhere"
 	r, _ = runCalls(context.Background(), o)
@@ -560,8 +623,11 @@ func TestFlagsOfRosterAndMemory(t *testing.T) {
 	if err != nil || o.participants != 5 || len(o.reportCalls) != 3 || o.reportCalls[2] != 20000 {
 		t.Fatalf("%+v %v", o, err)
 	}
+	if o, err := parseFlags([]string{"-invite"}, io.Discard); err != nil || o.invitees != 1 {
+		t.Fatalf("-invite: %+v %v", o, err)
+	}
 	for _, bad := range [][]string{
-		{"-participants", "-1"}, {"-participants", "1001"},
+		{"-participants", "-1"}, {"-participants", "1001"}, {"-invitees", "101"},
 		{"-report", "d", "-report-calls", "5000,1000"}, {"-report", "d", "-report-calls", "0"},
 		{"-report-calls", "1000"}, // no -report
 	} {

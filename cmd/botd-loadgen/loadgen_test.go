@@ -332,15 +332,9 @@ func TestCallsMode(t *testing.T) {
 	// roster.
 	var invites atomic.Int64
 	var inviteBodyGot atomic.Value
-	mux.HandleFunc("POST /v1/calls/c1/participants/invite", func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		inviteBodyGot.Store(string(b))
-		invites.Add(1)
-		w.WriteHeader(http.StatusAccepted)
-		_, _ = io.WriteString(w, `{"id":"op1","status":"running","clientContext":"cc-1"}`)
-	})
 	mux.HandleFunc("GET /v1/calls/c2", func(w http.ResponseWriter, r *http.Request) {
-		// Running on the first two reads of a life, then completed.
+		// The invitation running on two reads in three: each invite is
+		// polled until it reads completed.
 		status := "running"
 		if gets.Add(1)%3 == 0 {
 			status = "completed"

@@ -55,15 +55,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
-	if cfg.LogFormat == "json" && cfg.LogFlush > 0 {
-		lines := logbuf.New(stdout, cfg.LogFlush, logBuffer)
-		defer lines.Close() // last: after "botd stopped"
-		stdout = lines
+	// Every log line goes through one Writer, which counts failed writes;
+	// json lines are held up to BOTD_LOG_FLUSH (console lines are for
+	// people watching: written at once).
+	flush := cfg.LogFlush
+	if cfg.LogFormat != "json" {
+		flush = 0
 	}
-	log := newLogger(cfg, stdout)
+	lines := logbuf.New(stdout, flush, logBuffer)
+	defer lines.Close() // last: after "botd stopped"
+	log := newLogger(cfg, lines, isTerminal(stdout))
 	warnUnknownEnv(log, environ)
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(goCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(goCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "botd_log_write_failures_total", Help: "writes of log lines to stdout that failed"},
+			func() float64 { return float64(lines.Failures()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "botd_log_lines_dropped_total", Help: "log lines lost to failed writes to stdout"},
+			func() float64 { return float64(lines.Dropped()) }))
 
 	st, err := resolve(log, &cfg)
 	if err != nil {
@@ -590,13 +598,15 @@ func goCollector() prometheus.Collector {
 // BOTD_LOG_FLUSH holds lines: a write of this size is one system call.
 const logBuffer = 64 << 10
 
-func newLogger(cfg config.Config, out io.Writer) zerolog.Logger {
+// newLogger logs to out; tty tells whether out ends at a terminal, where
+// the console format is coloured.
+func newLogger(cfg config.Config, out io.Writer, tty bool) zerolog.Logger {
 	level, err := zerolog.ParseLevel(strings.ToLower(cfg.LogLevel))
 	if err != nil {
 		level = zerolog.InfoLevel
 	}
 	if cfg.LogFormat == "console" {
-		out = zerolog.ConsoleWriter{Out: out, TimeFormat: time.RFC3339, NoColor: !isTerminal(out)}
+		out = zerolog.ConsoleWriter{Out: out, TimeFormat: time.RFC3339, NoColor: !tty}
 	}
 	return zerolog.New(out).Level(level).With().Timestamp().Str("service", "botd").Logger()
 }

@@ -10,8 +10,10 @@
 package logbuf
 
 import (
+	"bytes"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -29,7 +31,16 @@ type Writer struct {
 	timer    *time.Timer
 	armed    bool // the timer will flush
 	closed   bool
+
+	failures atomic.Uint64 // writes to out that failed
+	dropped  atomic.Uint64 // lines those writes lost
 }
+
+// Failures is how many writes to the destination have failed.
+func (w *Writer) Failures() uint64 { return w.failures.Load() }
+
+// Dropped is how many lines the failed writes lost.
+func (w *Writer) Dropped() uint64 { return w.dropped.Load() }
 
 // New returns a Writer to out that holds at most limit bytes, and holds a
 // line at most interval. A zero interval writes every line at once.
@@ -55,12 +66,14 @@ func (w *Writer) write(p []byte, now bool) (int, error) {
 	if w.closed || w.interval <= 0 || len(p) > w.limit {
 		// Written alone, after what is held, so the order is kept.
 		if err := w.flushLocked(); err != nil {
+			w.lost(p)
 			return 0, err
 		}
-		return w.out.Write(p)
+		return w.writeOut(p)
 	}
 	if len(w.buf)+len(p) > w.limit {
 		if err := w.flushLocked(); err != nil {
+			w.lost(p)
 			return 0, err
 		}
 	}
@@ -81,9 +94,24 @@ func (w *Writer) flushLocked() error {
 	if len(w.buf) == 0 {
 		return nil
 	}
-	_, err := w.out.Write(w.buf)
+	_, err := w.writeOut(w.buf)
 	w.buf = w.buf[:0]
 	return err
+}
+
+// writeOut writes b to the destination, counting a failure and its lines.
+func (w *Writer) writeOut(b []byte) (int, error) {
+	n, err := w.out.Write(b)
+	if err != nil {
+		w.failures.Add(1)
+		w.lost(b)
+	}
+	return n, err
+}
+
+// lost counts the lines of b as dropped.
+func (w *Writer) lost(b []byte) {
+	w.dropped.Add(uint64(max(1, bytes.Count(b, []byte{'\n'}))))
 }
 
 func (w *Writer) tick() {

@@ -145,6 +145,17 @@ func TestAFailedWriteIsReportedAndDropsWhatItHeld(t *testing.T) {
 	if got := s.got(); len(got) != 0 {
 		t.Fatalf("lines of the failed write were kept and written later: %q", got)
 	}
+	if w.Failures() != 1 || w.Dropped() != 2 {
+		t.Fatalf("failures %d, dropped lines %d; want 1 and 2 (the held line and the error line)", w.Failures(), w.Dropped())
+	}
+	// Unbuffered, a failure counts too.
+	s.mu.Lock()
+	s.fail = errors.New("broken pipe")
+	s.mu.Unlock()
+	u := New(s, 0, 1<<10)
+	if _, err := u.Write([]byte("x\n")); err == nil || u.Failures() != 1 || u.Dropped() != 1 {
+		t.Fatalf("unbuffered: err %v, failures %d, dropped %d", err, u.Failures(), u.Dropped())
+	}
 }
 
 func TestConcurrentLinesStayWhole(t *testing.T) {

@@ -10,7 +10,7 @@
 # botd-loadgen -mode max): the ratio would be the client's. The script
 # installs wrk with apt-get when it is missing and it can. Then both servers
 # get an open-loop run by botd-loadgen at half of botd's mean ceiling, and
-# their p99 is printed. The payload (PAYLOAD) is the 847-byte roster notification of
+# their p99 and CPU per request (from /proc) are printed. The payload (PAYLOAD) is the 847-byte roster notification of
 # invite example 1, spread over CALLS call ids.
 #
 # botd keeps its calls as STATE says (BOTD_STATE: journal, the default, or
@@ -176,12 +176,21 @@ done
 bare=$((bare_sum / ROUNDS)); botd=$((botd_sum / ROUNDS)); auth=$((auth_sum / ROUNDS)); hdr=$((hdr_sum / ROUNDS))
 half=$((botd / 2))
 
+# cpu_ticks: the server's user + system CPU so far, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0; }
+# cpu_per_req ticks requests: CPU microseconds per request.
+cpu_per_req() { awk -v t="$1" -v n="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN { if (n > 0) printf "%.1f", t / hz * 1e6 / n; else print "n/a" }'; }
+
 echo "== open loop at $half req/s (half of botd's ceiling) for ${SECS}s"
 start_bare
+c0=$(cpu_ticks)
 bare_p99=$(gen "http://$BARE_ADDR/api/calls" "" -mode notify -rate "$half" -duration "${SECS}s" | tee "$tmp/bare-half.txt" | p99)
+bare_cpu=$(cpu_per_req $(($(cpu_ticks) - c0)) $((half * SECS)))
 stop
 start_botd
+c0=$(cpu_ticks)
 botd_p99=$(gen "http://$BOTD_ADDR/api/calls" "http://$ADMIN_ADDR/metrics" -mode notify -rate "$half" -duration "${SECS}s" | tee "$tmp/botd-half.txt" | p99)
+botd_cpu=$(cpu_per_req $(($(cpu_ticks) - c0)) $((half * SECS)))
 stop
 for s in bare botd; do
   echo "$s: $(grep -E '^(achieved|errors|latency):' "$tmp/$s-half.txt" | tr -s ' ' | paste -sd ';' -)"
@@ -198,3 +207,7 @@ if [ "$AUTH" = both ]; then
   awk -v h="$hdr" -v b="$bare" -v a="$auth" -v d="$botd" 'BEGIN { if (b > 0 && d > 0 && h > 0) printf "ratio bare with/without the header: %.2f (what any handler loses to it); botd auth on/off over that: %.2f (botd'"'"'s own check)\n", h / b, (a / d) / (h / b) }'
 fi
 echo "p99 at $half req/s: bare $bare_p99, botd $botd_p99 (goal: botd at most 1.5x bare)"
+# The same rate for both: a server's CPU per request falls as its rate
+# rises (one wake-up serves more requests), so this compares the two
+# without the closed loop's advantage to the faster one. From /proc/PID/stat.
+echo "CPU per request at $half req/s: bare $bare_cpu µs, botd $botd_cpu µs (user + system, the server's process)"

@@ -59,7 +59,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 	// json lines are held up to BOTD_LOG_FLUSH (console lines are for
 	// people watching: written at once).
 	flush := cfg.LogFlush
-	if cfg.LogFormat != "json" {
+	if cfg.LogFormat != config.LogFormatJSON {
 		flush = 0
 	}
 	lines := logbuf.New(stdout, flush, logBuffer)
@@ -605,7 +605,7 @@ func newLogger(cfg config.Config, out io.Writer, tty bool) zerolog.Logger {
 	if err != nil {
 		level = zerolog.InfoLevel
 	}
-	if cfg.LogFormat == "console" {
+	if cfg.LogFormat == config.LogFormatConsole {
 		out = zerolog.ConsoleWriter{Out: out, TimeFormat: time.RFC3339, NoColor: !tty}
 	}
 	return zerolog.New(out).Level(level).With().Timestamp().Str("service", "botd").Logger()

@@ -174,6 +174,13 @@ func format(v any) string {
 	return fmt.Sprint(v)
 }
 
+// BOTD_LOG_FORMAT's values: JSON lines, or zerolog's console format for
+// people.
+const (
+	LogFormatJSON    = "json"
+	LogFormatConsole = "console"
+)
+
 // BOTD_STATE's values: calls kept in the journal, or in memory only.
 const (
 	StateJournal = "journal"
@@ -183,7 +190,7 @@ const (
 // The enumerations botd's settings take, each the one list of its values.
 var (
 	LogLevels       = []string{"debug", "info", "warn", "error"}
-	LogFormats      = []string{"json", "console"}
+	LogFormats      = []string{LogFormatJSON, LogFormatConsole}
 	IncomingActions = []string{"answer", "reject", "redirect", "ignore"}
 	States          = []string{StateJournal, StateMemory}
 	RejectReasons   = model.RejectReasons
@@ -244,7 +251,7 @@ func table(c *Config) []setting {
 		opt("drain-timeout", 0, "on SIGTERM, how long botd keeps serving its live calls (readiness false) before it shuts down; 0 shuts down at once", &c.DrainTimeout))
 	area("Logging",
 		opt("log-level", "info", orList(LogLevels), &c.LogLevel),
-		opt("log-format", "json", orList(LogFormats), &c.LogFormat),
+		opt("log-format", LogFormatJSON, orList(LogFormats), &c.LogFormat),
 		opt("log-flush", 100*time.Millisecond, "json format: the longest a line at info or debug waits in botd's buffer before it is written, in one write with the others of that time (a warn or error line is written at once, with those before it); 0 writes each line as it is logged", &c.LogFlush))
 	area("Go runtime",
 		opt("gc-heap-floor", int64(32<<20), "the heap size in bytes below which the Go garbage collector does not run: after each collection botd raises the GC percent so that the next one comes at this size at the earliest, which spares a small heap many collections a second under load; above half of it GOGC rules alone, and GOMEMLIMIT always wins. 0 leaves GOGC alone", &c.GCHeapFloor))

@@ -23,7 +23,7 @@ import (
 // What the runtime's heap goal is made of (runtime/metrics): the heap the
 // last collection marked live, and the stacks and globals it scanned. The
 // goal is live + (live + stacks + globals) * percent / 100.
-var goalMetrics = []string{"/gc/heap/live:bytes", "/gc/scan/stack:bytes", "/gc/scan/globals:bytes"}
+var goalMetrics = [...]string{"/gc/heap/live:bytes", "/gc/scan/stack:bytes", "/gc/scan/globals:bytes"}
 
 // Percent is the GC percent whose goal for a live heap of live bytes, and
 // roots bytes of stacks and globals, is at least floor, and never below
@@ -119,7 +119,7 @@ func (t *Tuner) collected() {
 
 func (t *Tuner) tuneLocked() {
 	metrics.Read(t.sample)
-	var v [3]uint64
+	var v [len(goalMetrics)]uint64
 	for i, s := range t.sample {
 		if s.Value.Kind() != metrics.KindUint64 {
 			return // a runtime without these metrics: left as it is

@@ -20,6 +20,13 @@ FUZZTIME=${FUZZTIME:-2s}
 # included, and from a fresh clone on a 2-core VM that took 202 s for every
 # package and 109 s for auth and notify alone, out of CI's 10 minutes.
 FUZZPKGS=${FUZZPKGS:-}
+# FUZZMINIMIZE bounds the minimizing of each new interesting input (go test's
+# -fuzzminimizetime, 60 s by default). Go minimizes every input that finds
+# new coverage before it goes on, and its exec counter stands still
+# meanwhile: FuzzDecode with the default ran 3,756 execs and then minimized
+# for the rest of a 12 s run (3 new inputs); with 100x it ran 166,771 execs
+# and found 215 new inputs in 15 s. A crasher is still written, less small.
+FUZZMINIMIZE=${FUZZMINIMIZE:-100x}
 
 # Each stage prints the seconds the run has taken so far, so a slow stage
 # shows in CI output.
@@ -76,7 +83,7 @@ for pkg in $fuzzpkgs; do
 done
 fuzz_one() {
   local pkg=$1 bin=$2 fn=$3 out
-  run() { (cd "$pkg" && "$bin" -test.run='^$' -test.fuzz="^${fn}\$" -test.fuzztime="$FUZZTIME" -test.parallel=1 -test.fuzzcachedir="$FUZZCACHE" 2>&1); }
+  run() { (cd "$pkg" && "$bin" -test.run='^$' -test.fuzz="^${fn}\$" -test.fuzztime="$FUZZTIME" -test.fuzzminimizetime="$FUZZMINIMIZE" -test.parallel=1 -test.fuzzcachedir="$FUZZCACHE" 2>&1); }
   if out=$(run); then
     echo "ok   $pkg $fn"
     return 0
@@ -94,7 +101,7 @@ fuzz_one() {
   return 1
 }
 export -f fuzz_one
-export FUZZTIME FUZZCACHE="$fuzzdir/cache"
+export FUZZTIME FUZZMINIMIZE FUZZCACHE="$fuzzdir/cache"
 printf '%s\n' "${targets[@]}" | xargs -P 2 -L 1 bash -c 'fuzz_one "$@"' _
 echo "${#targets[@]} fuzz targets"
 fi

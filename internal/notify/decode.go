@@ -63,6 +63,10 @@ type item struct {
 	// into pre's Kind, ODataType and resource fields; data is nil.
 	decoded bool
 	pre     model.Event
+	// dataReason is resourceData's problem when it was decoded in place.
+	// interpret makes it the item's reason where the second pass would
+	// have found it: after the item's own problems and its path's.
+	dataReason string
 }
 
 func (it *item) fail(format string, args ...any) {
@@ -232,13 +236,13 @@ func (st *state) decodeInPlace(it *item) (bool, error) {
 	}
 	var se *semErr
 	if !errors.As(err, &se) {
-		return true, a.docError(err, start)
+		return true, a.docError(err, start, base)
 	}
 	reason, err := a.inPlaceReason(se, base)
 	if err != nil {
-		return true, a.docError(err, start)
+		return true, a.docError(err, start, base)
 	}
-	it.fail("%s", reason)
+	it.dataReason = reason
 	// Read what is left of the value, with its depth checked.
 	for a.dec.StackDepth() > base {
 		switch a.dec.PeekKind() {
@@ -251,7 +255,7 @@ func (st *state) decodeInPlace(it *item) (bool, error) {
 			return true, notJSON(err)
 		default:
 			if err := a.skipChecked(); err != nil {
-				return true, a.docError(err, start)
+				return true, a.docError(err, start, base)
 			}
 		}
 	}
@@ -260,12 +264,39 @@ func (st *state) decodeInPlace(it *item) (bool, error) {
 
 // docError is an error from decoding in place that is not the item's: a
 // depth limit, worded as checkDepth words it for the value at start, or a
-// syntax error.
-func (r *rd) docError(err error, start int64) error {
-	if errors.Is(err, ErrLimitExceeded) {
-		return r.depthError(start)
+// syntax error. The two passes read the whole value before they check its
+// depth, so a syntax error after the too deep part wins over the depth
+// error: the rest of the value, down to depth base, is read first, for its
+// syntax only.
+func (r *rd) docError(err error, start int64, base int) error {
+	if !errors.Is(err, ErrLimitExceeded) {
+		return notJSON(err)
 	}
-	return notJSON(err)
+	if serr := r.finish(base); serr != nil {
+		return notJSON(serr)
+	}
+	return r.depthError(start)
+}
+
+// finish reads what is left of the value being read, until the reader is
+// back at depth base, checking nothing but its syntax.
+func (r *rd) finish(base int) error {
+	for r.dec.StackDepth() > base {
+		switch r.dec.PeekKind() {
+		case '}', ']':
+			if _, err := r.dec.ReadToken(); err != nil {
+				return err
+			}
+		case 0:
+			_, err := r.dec.ReadToken()
+			return err
+		default:
+			if err := r.dec.SkipValue(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // inPlaceReason words se as reason does for the second pass: located by

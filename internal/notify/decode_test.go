@@ -70,6 +70,11 @@ func TestDecodeDocumentErrors(t *testing.T) {
 		{name: "duplicate in item", body: string(doc(`{"changeType":"updated","changeType":"deleted"}`)), want: ErrNotJSON, wantMsg: "duplicate"},
 		{name: "invalid UTF-8", body: "{\"value\":[],\"x\":\"\xff\"}", want: ErrNotJSON, wantMsg: "UTF-8"},
 		{name: "syntax error after good items", body: `{"value":[` + callItem("") + `,{"changeType":}]}`, want: ErrNotJSON},
+		// Too deep in a roster decoded in place, then cut short: the syntax
+		// error wins, as with the two passes, which read the whole value
+		// before its depth (found by FuzzInPlaceMatchesTwoPasses).
+		{name: "too deep, then cut short", body: `{"value":[{"resource":"/app/calls/a/participants","resourceData":[{"@odata.type":"#microsoft.graph.participant","x":` + nest("[", "]", 40), want: ErrNotJSON, wantMsg: "unexpected EOF"},
+		{name: "too deep, whole", body: `{"value":[{"resource":"/app/calls/a/participants","resourceData":[{"@odata.type":"#microsoft.graph.participant","x":` + nest("[", "]", 40) + `}]}]}`, want: ErrLimitExceeded, wantMsg: "nesting deeper than"},
 		{name: "array", body: `[]`, want: ErrNotCommsNotifications, wantMsg: "top-level value is an array"},
 		{name: "string", body: `"value"`, want: ErrNotCommsNotifications, wantMsg: "a string"},
 		{name: "null", body: `null`, want: ErrNotCommsNotifications},

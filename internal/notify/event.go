@@ -25,6 +25,10 @@ func (st *state) interpret(it *item, b *Batch) {
 	}
 
 	if it.decoded {
+		if it.dataReason != "" {
+			it.fail("%s", it.dataReason)
+			return
+		}
 		p := &it.pre
 		ev.Kind, ev.ODataType = p.Kind, p.ODataType
 		ev.Call, ev.Operation, ev.Participants, ev.Delta, ev.Sessions = p.Call, p.Operation, p.Participants, p.Delta, p.Sessions

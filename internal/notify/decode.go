@@ -244,20 +244,8 @@ func (st *state) decodeInPlace(it *item) (bool, error) {
 	}
 	it.dataReason = reason
 	// Read what is left of the value, with its depth checked.
-	for a.dec.StackDepth() > base {
-		switch a.dec.PeekKind() {
-		case '}', ']':
-			if _, err := a.dec.ReadToken(); err != nil {
-				return true, notJSON(err)
-			}
-		case 0:
-			_, err := a.dec.ReadToken()
-			return true, notJSON(err)
-		default:
-			if err := a.skipChecked(); err != nil {
-				return true, a.docError(err, start, base)
-			}
-		}
+	if err := a.finish(base, a.skipChecked); err != nil {
+		return true, a.docError(err, start, base)
 	}
 	return true, nil
 }
@@ -272,15 +260,15 @@ func (r *rd) docError(err error, start int64, base int) error {
 	if !errors.Is(err, ErrLimitExceeded) {
 		return notJSON(err)
 	}
-	if serr := r.finish(base); serr != nil {
+	if serr := r.finish(base, r.dec.SkipValue); serr != nil {
 		return notJSON(serr)
 	}
 	return r.depthError(start)
 }
 
 // finish reads what is left of the value being read, until the reader is
-// back at depth base, checking nothing but its syntax.
-func (r *rd) finish(base int) error {
+// back at depth base, each member or element with skip.
+func (r *rd) finish(base int, skip func() error) error {
 	for r.dec.StackDepth() > base {
 		switch r.dec.PeekKind() {
 		case '}', ']':
@@ -291,7 +279,7 @@ func (r *rd) finish(base int) error {
 			_, err := r.dec.ReadToken()
 			return err
 		default:
-			if err := r.dec.SkipValue(); err != nil {
+			if err := skip(); err != nil {
 				return err
 			}
 		}

@@ -1,6 +1,7 @@
 package gctune
 
 import (
+	"fmt"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
@@ -180,3 +181,37 @@ func TestTheCollectorStillRuns(t *testing.T) {
 }
 
 var sink []byte
+
+// BenchmarkGarbage is the load the floor is for: a small live heap full
+// of pointers (1,000 "calls" of 64 small objects, about 3 MiB) and about
+// 2 KB of garbage per op in 15 objects (a callback's). gcs/Mop is the
+// collections per million ops.
+func BenchmarkGarbage(b *testing.B) {
+	for _, floor := range []uint64{0, 32 << 20} {
+		b.Run(fmt.Sprintf("floor=%dMiB", floor>>20), func(b *testing.B) {
+			defer debug.SetGCPercent(debug.SetGCPercent(100))
+			calls := make([][]*[32]byte, 1000)
+			for i := range calls {
+				calls[i] = make([]*[32]byte, 64)
+				for j := range calls[i] {
+					calls[i][j] = new([32]byte)
+				}
+			}
+			tu := Start(floor)
+			defer tu.Stop()
+			runtime.GC()
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			for b.Loop() {
+				for range 15 {
+					garbage = make([]*byte, 17) // 136 B with pointers, 15 of them about 2 KB
+				}
+			}
+			runtime.ReadMemStats(&after)
+			runtime.KeepAlive(calls)
+			b.ReportMetric(float64(after.NumGC-before.NumGC)/float64(b.N)*1e6, "gcs/Mop")
+		})
+	}
+}
+
+var garbage []*byte

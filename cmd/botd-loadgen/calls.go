@@ -120,61 +120,70 @@ func adminDo(ctx context.Context, c *http.Client, method, url string, body []byt
 	return nil
 }
 
-// callLife runs one call and returns what it measured, or the stage that
-// failed.
-func callLife(ctx context.Context, c *http.Client, o options) (life, string, error) {
-	var l life
-	stage, err := live(ctx, c, o, &l)
-	return l, stage, err
-}
-
-// live is callLife's body: create, establish, invite, prompt and hang up,
-// recording in l; it returns the stage that failed.
-func live(ctx context.Context, c *http.Client, o options, l *life) (string, error) {
+// callLife runs one call: create, establish, invite, prompt and hang up.
+// It returns what it measured, or the stage that failed.
+func callLife(ctx context.Context, c *http.Client, o options) (l life, stage string, err error) {
 	base := o.admin + "/v1/calls"
 	t0 := time.Now()
 	var cv callView
 	if err := adminDo(ctx, c, http.MethodPost, base, defaultCreateBody, http.StatusCreated, &cv); err != nil {
-		return "create", err
+		return l, "create", err
 	}
 	if cv.ID == "" {
-		return "create", fmt.Errorf("no id in the reply")
+		return l, "create", fmt.Errorf("no id in the reply")
 	}
 	url := base + "/" + cv.ID
-	deadline := t0.Add(o.estTimeout)
-	for cv.State != "established" {
-		if cv.State == "terminated" {
-			return "establish", fmt.Errorf("call terminated")
+	established := func(cv *callView) bool { return cv.State == "established" }
+	if get, err := await(ctx, c, o, url, &cv, t0.Add(o.estTimeout), "not established", established); err != nil {
+		if get {
+			return l, "get", err
 		}
-		if time.Now().After(deadline) {
+		if cv.State != "terminated" {
 			_ = adminDo(ctx, c, http.MethodDelete, url, nil, http.StatusOK, nil)
-			return "establish", fmt.Errorf("not established within %s", o.estTimeout)
 		}
-		select {
-		case <-time.After(o.poll):
-		case <-ctx.Done():
-			return "establish", ctx.Err()
-		}
-		if err := adminDo(ctx, c, http.MethodGet, url, nil, http.StatusOK, &cv); err != nil {
-			return "get", err
-		}
+		return l, "establish", err
 	}
 	l.established = time.Since(t0)
 	if o.invitees > 0 {
-		if err := invite(ctx, c, o, url, l); err != nil {
+		if err := invite(ctx, c, o, url, &l); err != nil {
 			_ = adminDo(ctx, c, http.MethodDelete, url, nil, http.StatusOK, nil)
-			return "invite", err
+			return l, "invite", err
 		}
 	}
 	if o.prompt {
 		if err := adminDo(ctx, c, http.MethodPost, url+"/playPrompt", defaultPromptBody, http.StatusOK, nil); err != nil {
-			return "playPrompt", err
+			return l, "playPrompt", err
 		}
 	}
 	if err := adminDo(ctx, c, http.MethodDelete, url, nil, http.StatusOK, nil); err != nil {
-		return "delete", err
+		return l, "delete", err
 	}
-	return "", nil
+	return l, "", nil
+}
+
+// await polls the call at url every -poll, from cv (its view so far), until
+// done holds for its view, the call ends or deadline passes (the error then
+// says what, "not established" or the like). get tells that the error was
+// a GET of the call failing.
+func await(ctx context.Context, c *http.Client, o options, url string, cv *callView, deadline time.Time, what string, done func(*callView) bool) (get bool, err error) {
+	for !done(cv) {
+		if cv.State == "terminated" {
+			return false, fmt.Errorf("call terminated")
+		}
+		if time.Now().After(deadline) {
+			return false, fmt.Errorf("%s within %s", what, o.estTimeout)
+		}
+		select {
+		case <-time.After(o.poll):
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
+		*cv = callView{}
+		if err := adminDo(ctx, c, http.MethodGet, url, nil, http.StatusOK, cv); err != nil {
+			return true, err
+		}
+	}
+	return false, nil
 }
 
 // invite invites -invitees numbers, one invite after the other (Graph
@@ -186,36 +195,24 @@ func invite(ctx context.Context, c *http.Client, o options, url string, l *life)
 	deadline := t0.Add(o.estTimeout)
 	var cv callView
 	for i := range o.invitees {
-		var op struct {
-			ClientContext string `json:"clientContext"`
-		}
+		var op operationView
 		if err := adminDo(ctx, c, http.MethodPost, url+"/participants/invite", inviteBody(i), http.StatusOK, &op); err != nil {
 			return err
 		}
 		if op.ClientContext == "" {
 			return fmt.Errorf("no clientContext in the reply")
 		}
-		for ended := false; !ended; {
-			cv = callView{}
-			if err := adminDo(ctx, c, http.MethodGet, url, nil, http.StatusOK, &cv); err != nil {
-				return err
-			}
-			ended = slices.ContainsFunc(cv.Operations, func(x operationView) bool {
+		cv = callView{}
+		if err := adminDo(ctx, c, http.MethodGet, url, nil, http.StatusOK, &cv); err != nil {
+			return err
+		}
+		ended := func(cv *callView) bool {
+			return slices.ContainsFunc(cv.Operations, func(x operationView) bool {
 				return x.ClientContext == op.ClientContext && x.Status != "" && x.Status != "notStarted" && x.Status != "running"
 			})
-			switch {
-			case ended:
-			case cv.State == "terminated":
-				return fmt.Errorf("call terminated")
-			case time.Now().After(deadline):
-				return fmt.Errorf("invitations not ended within %s", o.estTimeout)
-			default:
-				select {
-				case <-time.After(o.poll):
-				case <-ctx.Done():
-					return ctx.Err()
-				}
-			}
+		}
+		if _, err := await(ctx, c, o, url, &cv, deadline, "invitations not ended", ended); err != nil {
+			return err
 		}
 	}
 	l.invited, l.roster = time.Since(t0), len(cv.Participants)

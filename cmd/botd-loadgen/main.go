@@ -42,7 +42,6 @@ type options struct {
 	payload     string
 	report      string
 	listen      string
-	invite      bool
 	invitees    int
 	prompt      bool
 	estTimeout  time.Duration
@@ -81,7 +80,7 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	reportCalls := fs.String("report-calls", "", "comma list of call counts, ascending, for the report's memory against calls held: at each, one notification at -rate to each call id not yet posted to, then botd's RSS, heap and botd_calls (empty: no memory part)")
 	fs.IntVar(&o.participants, "participants", 0, fmt.Sprintf("make the payload's roster this many participants long, copies of its first with ids of their own (1 to %d; 0: the payload as it is)", maxParticipants))
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8081", "address of -mode bare-server")
-	fs.BoolVar(&o.invite, "invite", false, "calls mode: invite a PSTN participant once established (-invitees 1)")
+	invite1 := fs.Bool("invite", false, "calls mode: invite a PSTN participant once established (-invitees 1)")
 	fs.IntVar(&o.invitees, "invitees", 0, fmt.Sprintf("calls mode: once established, invite this many PSTN participants (distinct numbers), one invite after the other, each waited for until its operation ends, and report the roster size each call reached (0 to %d)", maxInvitees))
 	fs.BoolVar(&o.prompt, "prompt", true, "calls mode: play a prompt once established")
 	fs.DurationVar(&o.estTimeout, "establish-timeout", 30*time.Second, "calls mode: longest wait for established")
@@ -104,7 +103,7 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	if o.invitees < 0 || o.invitees > maxInvitees {
 		return o, fmt.Errorf("-invitees must be between 0 and %d", maxInvitees)
 	}
-	if o.invite && o.invitees == 0 {
+	if *invite1 && o.invitees == 0 {
 		o.invitees = 1
 	}
 	if o.participants < 0 || o.participants > maxParticipants {

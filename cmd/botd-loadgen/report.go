@@ -244,13 +244,21 @@ func (c chart) write(w io.Writer) {
 	fmt.Fprintf(w, "</g>\n")
 	fmt.Fprintf(w, `<g stroke="black"><line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f"/><line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f"/><line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f"/></g>`+"\n",
 		left, top+ph, left+pw, top+ph, left, top, left, top+ph, left+pw, top, left+pw, top+ph)
+	// An axis takes its series' colour when it has one series alone.
 	leftColor, rightColor := "black", "black"
+	var onLeft, onRight []string
 	for _, s := range c.series {
 		if s.right {
-			rightColor = s.color
-		} else if len(c.series) == 1 || c.rightLabel != "" {
-			leftColor = s.color
+			onRight = append(onRight, s.color)
+		} else {
+			onLeft = append(onLeft, s.color)
 		}
+	}
+	if len(onLeft) == 1 {
+		leftColor = onLeft[0]
+	}
+	if len(onRight) == 1 {
+		rightColor = onRight[0]
 	}
 	for i := 0; i <= 5; i++ {
 		f := float64(i) / 5

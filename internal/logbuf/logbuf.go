@@ -121,13 +121,6 @@ func (w *Writer) tick() {
 	_ = w.flushLocked() // no one to tell; the next write meets the same error
 }
 
-// Flush writes what is held now.
-func (w *Writer) Flush() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.flushLocked()
-}
-
 // Close writes what is held; lines written after it go out at once.
 func (w *Writer) Close() error {
 	w.mu.Lock()

@@ -37,6 +37,16 @@ func (s *sink) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// await waits up to 10 s for a write, failing with why.
+func (s *sink) await(t *testing.T, why string) {
+	t.Helper()
+	select {
+	case <-s.wrote:
+	case <-time.After(10 * time.Second):
+		t.Fatal(why)
+	}
+}
+
 func (s *sink) got() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -83,21 +93,13 @@ func TestTheIntervalWritesWhatIsHeld(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	select {
-	case <-s.wrote:
-	case <-time.After(10 * time.Second):
-		t.Fatal("nothing was written 10 s after the lines, with an interval of 5 ms")
-	}
+	s.await(t, "nothing was written 10 s after the lines, with an interval of 5 ms")
 	if got := s.got(); len(got) != 1 || got[0] != "line 0\nline 1\nline 2\n" {
 		t.Fatalf("the interval wrote %q, want the three lines in one write", got)
 	}
 	// And again: the timer is armed by the first line after a write.
 	_, _ = w.Write([]byte("line 3\n"))
-	select {
-	case <-s.wrote:
-	case <-time.After(10 * time.Second):
-		t.Fatal("a second batch was not written")
-	}
+	s.await(t, "a second batch was not written")
 	if got := s.got(); len(got) != 2 || got[1] != "line 3\n" {
 		t.Fatalf("second batch: %q", got)
 	}
@@ -141,7 +143,7 @@ func TestAFailedWriteIsReportedAndDropsWhatItHeld(t *testing.T) {
 	s.mu.Lock()
 	s.fail = nil
 	s.mu.Unlock()
-	_ = w.Flush()
+	_ = w.Close()
 	if got := s.got(); len(got) != 0 {
 		t.Fatalf("lines of the failed write were kept and written later: %q", got)
 	}

@@ -271,6 +271,16 @@ func build(bgCtx context.Context, log zerolog.Logger, cfg *config.Config, st *st
 		if from := a.journal.MigratedFrom(); from != 0 {
 			log.Info().Str("path", a.journal.Path()).Int("from_schema", from).Int("schema", journal.SchemaVersion).Msg("journal migrated")
 		}
+		if frames, cut := a.journal.Replayed(); frames > 0 || cut > 0 {
+			// botd stopped without its last checkpoint (kill -9, a crash):
+			// what the log held is in the file now; a write cut short was
+			// lost, as its callers were never told it was written.
+			ev := log.Info()
+			if cut > 0 {
+				ev = log.Warn()
+			}
+			ev.Str("path", a.journal.Path()).Int("records", frames).Int64("cut_bytes", cut).Msg("journal log folded in after an unclean stop")
+		}
 		a.writer = journal.NewWriter(a.journal, store, journal.WriterConfig{
 			Lag: cfg.JournalLag, HistoryRetention: cfg.HistoryRetention, CompactEvery: journalCompactEvery,
 		}, log, reg)
@@ -347,7 +357,7 @@ func buildServers(a *app, log zerolog.Logger, cfg *config.Config, rt *config.Run
 		Recovering:    &a.recovering,
 	}
 	if a.journal != nil {
-		deps.History = a.journal
+		deps.History = a.writer
 	}
 	a.publicSrv = &http.Server{
 		Handler:           handlers.Public(deps),

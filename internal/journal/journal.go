@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -32,7 +33,7 @@ const FileName = "botd.journal"
 
 // SchemaVersion is the layout this botd writes. Open migrates an older
 // file forward and refuses a newer one.
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 // Buckets: meta holds the schema version; calls maps a call id to its
 // record (JSON), without its transitions, which are in the buckets
@@ -68,6 +69,12 @@ type Journal struct {
 	// migratedFrom is the schema Open migrated the file from; 0 when it
 	// was already current or new.
 	migratedFrom int
+
+	logMu sync.Mutex
+	log   *logFile // nil once closed
+	// replayed and cutTail are what Open folded in from the log (Replayed).
+	replayed int
+	cutTail  int64
 }
 
 // MigratedFrom is the schema version Open migrated the file from, for
@@ -97,6 +104,10 @@ func Open(dir string) (*Journal, error) {
 		db.Close()
 		return nil, err
 	}
+	if err := j.openLog(); err != nil {
+		db.Close()
+		return nil, err
+	}
 	return j, nil
 }
 
@@ -107,7 +118,9 @@ func corrupt(path string, err error) error {
 
 // migrate creates the buckets of a new file, and brings an older schema
 // to SchemaVersion, one step per version: 1 to 2 moves each record's
-// transitions out of it (migrateInlineTransitions). The version is
+// transitions out of it (migrateInlineTransitions); 2 to 3 adds the log
+// (LogFileName), which a botd of schema 2 would not read: it refuses
+// the file instead of starting without the log's changes. The version is
 // written last, so a migration cut short is run again from the start.
 func (j *Journal) migrate() error {
 	var version int
@@ -154,8 +167,18 @@ func (j *Journal) migrate() error {
 // Path is the journal's file.
 func (j *Journal) Path() string { return j.path }
 
-// Close closes the file.
-func (j *Journal) Close() error { return j.db.Close() }
+// Close closes the file and the log, as they are: what the log holds is
+// folded into the file at the next Open (a checkpoint is the writer's).
+func (j *Journal) Close() error {
+	j.logMu.Lock()
+	var err error
+	if j.log != nil {
+		err = j.log.f.Close()
+		j.log = nil
+	}
+	j.logMu.Unlock()
+	return errors.Join(err, j.db.Close())
+}
 
 // Put writes call records and flow run records in one transaction: each
 // call record replaces the call's previous one, and an ended call is
@@ -212,13 +235,23 @@ func inKeyOrder(recs []callstate.Record) []*callstate.Record {
 // putRecord writes r, without its transitions (transitionStore keeps
 // them), as the call's record.
 func putRecord(calls *bolt.Bucket, r *callstate.Record) error {
+	b, err := encodeRecord(r)
+	if err != nil {
+		return err
+	}
+	return calls.Put([]byte(r.Call.ID), b)
+}
+
+// encodeRecord is r as the file holds a record: JSON, without its
+// transitions and their numbering (the transitions bucket holds them).
+func encodeRecord(r *callstate.Record) ([]byte, error) {
 	rest := *r
 	rest.Transitions, rest.FirstTransition = nil, 0
 	b, err := json.Marshal(&rest)
 	if err != nil {
-		return fmt.Errorf("journal: encode call %s: %w", r.Call.ID, err)
+		return nil, fmt.Errorf("journal: encode call %s: %w", r.Call.ID, err)
 	}
-	return calls.Put([]byte(r.Call.ID), b)
+	return b, nil
 }
 
 func putRuns(b *bolt.Bucket, runs []flows.RunRecord) error {

@@ -43,6 +43,18 @@ func open(t testing.TB, dir string) *Journal {
 	return j
 }
 
+// reopened closes j as a crash leaves it, its log not checkpointed, and
+// opens its directory again: the journal then holds what Open folded in
+// from the log.
+func reopened(t testing.TB, j *Journal) *Journal {
+	t.Helper()
+	dir := filepath.Dir(j.Path())
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return open(t, dir)
+}
+
 func writerCfg() WriterConfig {
 	return WriterConfig{Lag: 50 * time.Millisecond, HistoryRetention: 30 * 24 * time.Hour, CompactEvery: time.Hour}
 }
@@ -134,7 +146,7 @@ func TestRestartKeepsCalls(t *testing.T) {
 		t.Fatal("flush after recovery failed")
 	}
 	var states []string
-	if err := w2.j.Load(func(r callstate.Record) error {
+	if err := reopened(t, w2.j).Load(func(r callstate.Record) error {
 		states = append(states, r.Call.ID+"="+string(r.Call.State))
 		return nil
 	}); err != nil {
@@ -200,7 +212,7 @@ func TestWriteFailureRetries(t *testing.T) {
 		t.Errorf("healthy = %v after recovering", g)
 	}
 	n := 0
-	_ = w.j.Load(func(callstate.Record) error { n++; return nil })
+	_ = reopened(t, w.j).Load(func(callstate.Record) error { n++; return nil })
 	if n != 1 {
 		t.Errorf("journal holds %d calls after the retry, want 1", n)
 	}
@@ -296,7 +308,7 @@ func TestWriteNow(t *testing.T) {
 		t.Fatal("WriteNow failed")
 	}
 	var ids []string
-	_ = j.Load(func(r callstate.Record) error { ids = append(ids, r.Call.ID); return nil })
+	_ = reopened(t, j).Load(func(r callstate.Record) error { ids = append(ids, r.Call.ID); return nil })
 	if strings.Join(ids, " ") != "c1" {
 		t.Errorf("journal holds %v, want c1", ids)
 	}
@@ -539,6 +551,7 @@ func TestRunsKept(t *testing.T) {
 	if !w.Flush() {
 		t.Fatal("flush failed")
 	}
+	j = reopened(t, j)
 	var steps []string
 	_ = j.LoadRuns(func(r flows.RunRecord) error { steps = append(steps, r.View.ID+"@"+r.View.Step); return nil })
 	if g := strings.Join(steps, " "); g != "r1@b r3@a" {

@@ -23,16 +23,19 @@ const (
 )
 
 type metrics struct {
-	writes          *prometheus.CounterVec
-	records         prometheus.Counter
-	duration        prometheus.Histogram
-	healthy         prometheus.Gauge
-	pending         prometheus.Gauge
-	compactions     *prometheus.CounterVec
-	compacted       prometheus.Counter
-	recovered       *prometheus.CounterVec
-	recoveredRuns   *prometheus.CounterVec
-	recoverySeconds prometheus.Gauge
+	writes             *prometheus.CounterVec
+	records            prometheus.Counter
+	duration           prometheus.Histogram
+	healthy            prometheus.Gauge
+	pending            prometheus.Gauge
+	checkpoints        *prometheus.CounterVec
+	checkpointDuration prometheus.Histogram
+	logBytes           prometheus.Gauge
+	compactions        *prometheus.CounterVec
+	compacted          prometheus.Counter
+	recovered          *prometheus.CounterVec
+	recoveredRuns      *prometheus.CounterVec
+	recoverySeconds    prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -40,7 +43,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		writes: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "botd_journal_writes_total",
-			Help: "Journal write transactions (one per write-behind tick with changes), by result (ok, error).",
+			Help: "Journal writes (appends to its log, one per write-behind tick with changes, and one per write before a send), by result (ok, error).",
 		}, []string{"result"}),
 		records: f.NewCounter(prometheus.CounterOpts{
 			Name: "botd_journal_records_written_total",
@@ -48,7 +51,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		duration: f.NewHistogram(prometheus.HistogramOpts{
 			Name:    "botd_journal_write_duration_seconds",
-			Help:    "Time of one journal write transaction, fsync included.",
+			Help:    "Time of one journal write (an append to its log), fsync included.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 10),
 		}),
 		healthy: f.NewGauge(prometheus.GaugeOpts{
@@ -58,6 +61,19 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		pending: f.NewGauge(prometheus.GaugeOpts{
 			Name: "botd_journal_pending_records",
 			Help: "Records of calls and flow runs changed since the journal's last write, waiting for the next one.",
+		}),
+		checkpoints: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "botd_journal_checkpoints_total",
+			Help: "Checkpoints of the journal's log into its file (the calls the log holds written in one transaction, and the log started again), by result (ok, error).",
+		}, []string{"result"}),
+		checkpointDuration: f.NewHistogram(prometheus.HistogramOpts{
+			Name:    "botd_journal_checkpoint_duration_seconds",
+			Help:    "Time of one checkpoint of the journal's log into its file, fsync included.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 10),
+		}),
+		logBytes: f.NewGauge(prometheus.GaugeOpts{
+			Name: "botd_journal_log_bytes",
+			Help: "Length of the journal's log: the changes written since the last checkpoint, which a restart after a crash folds into the file.",
 		}),
 		compactions: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "botd_journal_compactions_total",
@@ -83,6 +99,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for _, r := range []string{resultOK, resultError} {
 		m.writes.WithLabelValues(r)
 		m.compactions.WithLabelValues(r)
+		m.checkpoints.WithLabelValues(r)
 	}
 	for _, r := range []string{recoveredRestored, recoveredDropped} {
 		m.recoveredRuns.WithLabelValues(r)

@@ -60,7 +60,7 @@ func sameTransitions(t testing.TB, got, want callstate.Record) {
 	if err := json.Unmarshal(b, &w); err != nil {
 		t.Fatal(err)
 	}
-	if got.FirstTransition != want.FirstTransition || !reflect.DeepEqual(got.Transitions, w) {
+	if got.FirstTransition != want.FirstTransition || (len(w) > 0 || len(got.Transitions) > 0) && !reflect.DeepEqual(got.Transitions, w) {
 		t.Fatalf("loaded first %d, %d transitions %+v\nwant first %d, %+v", got.FirstTransition, len(got.Transitions), got.Transitions, want.FirstTransition, w)
 	}
 }
@@ -88,6 +88,16 @@ func TestTransitionsWrittenOnce(t *testing.T) {
 		}
 		if !w.Flush() {
 			t.Fatal("flush failed")
+		}
+		// The log goes into the file by turns at a checkpoint and at an
+		// Open after a crash.
+		if i%2 == 0 {
+			if !w.Checkpoint() {
+				t.Fatal("checkpoint failed")
+			}
+		} else {
+			j = reopened(t, j)
+			w.j = j
 		}
 		want, _ := s.Record("c1")
 		got, ok := loaded(t, j, "c1")
@@ -119,6 +129,9 @@ func TestRecordsLeaveOutWhatIsWritten(t *testing.T) {
 	if !w.Flush() {
 		t.Fatal("flush failed")
 	}
+	if !w.Checkpoint() {
+		t.Fatal("checkpoint failed")
+	}
 	testkit.Apply(t, s.Apply, testkit.CallEvent("c1", model.ChangeUpdated, model.StateHold))
 	heads, err := j.heads([]string{"c1"})
 	if err != nil || heads[0].next != 5 {
@@ -138,8 +151,8 @@ func TestRecordsLeaveOutWhatIsWritten(t *testing.T) {
 	if err := j.Put([]callstate.Record{func() callstate.Record { r, _ := s.RecordAfter("c1", stale[0].life, stale[0].next); return r }()}, nil); !errors.Is(err, errPartial) {
 		t.Fatalf("Put of a record missing a transition = %v, want errPartial", err)
 	}
-	if !w.writeAfter([]string{"c1"}, nil, stale) {
-		t.Fatal("write after stale heads failed")
+	if !w.checkpointAfter([]string{"c1"}, nil, stale) {
+		t.Fatal("checkpoint after stale heads failed")
 	}
 	want, _ := s.Record("c1")
 	got, _ := loaded(t, j, "c1")

@@ -25,22 +25,35 @@ type Source interface {
 type WriterConfig struct {
 	// Lag is the longest a change waits before its call's record is
 	// written (group commit): every Lag, the calls changed since the last
-	// write are written in one transaction.
+	// write are appended to the log, synced once.
 	Lag time.Duration
 	// HistoryRetention is how long an ended call's record is kept; then
 	// compaction deletes it.
 	HistoryRetention time.Duration
 	// CompactEvery is the time between two compactions.
 	CompactEvery time.Duration
+	// CheckpointBytes is the log's length from which the writer
+	// checkpoints it into the file; DefaultCheckpointBytes when 0.
+	CheckpointBytes int64
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
 
+// DefaultCheckpointBytes is the log length the writer checkpoints at: the
+// most a restart after a crash folds in (about 40,000 changed calls'
+// records), and the disk the log takes.
+const DefaultCheckpointBytes = 32 << 20
+
 // Writer writes the call store's changes behind: a change marks its call,
-// and every Lag the marked calls' current records are written in one
-// transaction. The store's callers never wait for the disk. A write that
-// fails keeps its calls marked, turns botd_journal_healthy to 0, and is
-// tried again at the next tick; botd keeps serving from memory meanwhile.
+// and every Lag the marked calls' current records are appended to the
+// journal's log, synced once. The store's callers never wait for the
+// disk. A write that fails keeps its calls marked, turns
+// botd_journal_healthy to 0, and is tried again at the next tick; botd
+// keeps serving from memory meanwhile. When the log is
+// CheckpointBytes long, at a compaction, before a history read that
+// would miss an ended call the log holds, and when Run ends, the writer
+// checkpoints: the calls the log holds go into the file, and the log
+// starts again.
 type Writer struct {
 	j   *Journal
 	src Source
@@ -52,6 +65,18 @@ type Writer struct {
 	dirty   map[string]struct{}
 	runs    map[string]flows.RunRecord // the latest record of each run changed since the last write
 	failing bool
+
+	// wmu orders the writes: appends and checkpoints, and what they keep.
+	wmu sync.Mutex
+	// logged is what the file and the log hold of each call the log has
+	// a record of: the transitions, so that the next record of the call
+	// leaves them out.
+	logged map[string]head
+	// loggedRuns is the latest record of each run the log holds.
+	loggedRuns map[string]flows.RunRecord
+	// loggedEnd is set when the log holds an ended call, which the
+	// file's history does not list until a checkpoint.
+	loggedEnd bool
 }
 
 // NewWriter makes a writer of src's changes into j, and starts observing
@@ -61,7 +86,14 @@ func NewWriter(j *Journal, src Source, cfg WriterConfig, log zerolog.Logger, reg
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	w := &Writer{j: j, src: src, cfg: cfg, log: log.With().Str("component", "journal").Logger(), m: newMetrics(reg), dirty: map[string]struct{}{}, runs: map[string]flows.RunRecord{}}
+	if cfg.CheckpointBytes <= 0 {
+		cfg.CheckpointBytes = DefaultCheckpointBytes
+	}
+	w := &Writer{
+		j: j, src: src, cfg: cfg, log: log.With().Str("component", "journal").Logger(), m: newMetrics(reg),
+		dirty: map[string]struct{}{}, runs: map[string]flows.RunRecord{},
+		logged: map[string]head{}, loggedRuns: map[string]flows.RunRecord{},
+	}
 	w.m.healthy.Set(1)
 	src.Observe(w.observe)
 	return w
@@ -93,7 +125,8 @@ func (w *Writer) MarkRun(rec flows.RunRecord) {
 func (w *Writer) pendingLocked() { w.m.pending.Set(float64(len(w.dirty) + len(w.runs))) }
 
 // Run writes every Lag, and compacts every CompactEvery, until ctx ends;
-// then it writes once more, so that a clean shutdown loses nothing.
+// then it writes once more and checkpoints, so that a clean shutdown
+// loses nothing and the next start has no log to fold in.
 func (w *Writer) Run(ctx context.Context) {
 	tick := time.NewTicker(w.cfg.Lag)
 	defer tick.Stop()
@@ -103,7 +136,9 @@ func (w *Writer) Run(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
-			w.Flush()
+			if w.Flush() {
+				w.Checkpoint()
+			}
 			return
 		case <-tick.C:
 			w.Flush()
@@ -142,34 +177,29 @@ func (w *Writer) Flush() bool {
 // marked for the next tick.
 func (w *Writer) WriteNow(callID string) bool { return w.write([]string{callID}, nil) }
 
-// write writes the current records of ids, and runs, in one transaction;
-// on failure they are marked again (a run only if no newer record of it
-// came meanwhile).
+// write appends the current records of ids, and runs, to the log, each
+// record less the transitions the journal has; on failure they are
+// marked again (a run only if no newer record of it came meanwhile).
 func (w *Writer) write(ids []string, runs []flows.RunRecord) bool {
-	// Each record leaves out the transitions the journal has, as the
-	// heads say; all are whole when the heads cannot be read.
-	heads, err := w.j.heads(ids)
-	if err != nil {
-		heads = nil
-	}
-	return w.writeAfter(ids, runs, heads)
-}
-
-// writeAfter is write with the heads read: when a record left out
-// transitions the journal does not have after all (another write came
-// between), the records are taken whole and written again.
-func (w *Writer) writeAfter(ids []string, runs []flows.RunRecord, heads []head) bool {
-	recs := w.records(ids, heads)
+	w.wmu.Lock()
+	defer w.wmu.Unlock()
+	recs, _ := w.records(ids, w.headsLocked(ids))
 	start := time.Now()
-	err := w.j.Put(recs, runs)
-	if errors.Is(err, errPartial) {
-		recs = w.records(ids, nil)
-		err = w.j.Put(recs, runs)
-	}
+	size, err := w.j.Append(recs, runs)
 	w.m.duration.Observe(time.Since(start).Seconds())
+	w.m.logBytes.Set(float64(size))
+	if err == nil {
+		for i := range recs {
+			r := &recs[i]
+			held := r.FirstTransition + r.Skipped
+			w.logged[r.Call.ID] = head{life: r.Life(), first: r.FirstTransition, next: held + uint64(len(r.Transitions))}
+			w.loggedEnd = w.loggedEnd || !r.TerminatedAt.IsZero()
+		}
+		for _, r := range runs {
+			w.loggedRuns[r.View.ID] = r
+		}
+	}
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	defer w.pendingLocked()
 	if err != nil {
 		for _, id := range ids {
 			w.dirty[id] = struct{}{}
@@ -179,29 +209,131 @@ func (w *Writer) writeAfter(ids []string, runs []flows.RunRecord, heads []head) 
 				w.runs[r.View.ID] = r
 			}
 		}
-		w.m.writes.WithLabelValues(resultError).Inc()
-		w.m.healthy.Set(0)
-		if !w.failing {
-			w.log.Error().Err(err).Int("calls", len(ids)).Str("path", w.j.Path()).Msg("journal write failed; serving from memory and retrying")
-		}
-		w.failing = true
+	}
+	w.pendingLocked()
+	w.mu.Unlock()
+	w.outcome(w.m.writes, err, len(ids))
+	if err != nil {
 		return false
 	}
-	w.m.writes.WithLabelValues(resultOK).Inc()
 	w.m.records.Add(float64(len(recs)))
-	w.m.healthy.Set(1)
-	if w.failing {
-		w.log.Info().Int("calls", len(recs)).Msg("journal write recovered")
+	if size >= w.cfg.CheckpointBytes {
+		w.checkpointLocked()
 	}
-	w.failing = false
 	return true
 }
 
+// headsLocked is, for each of ids, what the journal holds of its
+// transitions: the log's, or else the file's; the zero head (a whole
+// record) where neither reads. Callers hold w.wmu.
+func (w *Writer) headsLocked(ids []string) []head {
+	out := make([]head, len(ids))
+	var missing []int
+	for i, id := range ids {
+		if h, ok := w.logged[id]; ok {
+			out[i] = h
+		} else {
+			missing = append(missing, i)
+		}
+	}
+	if len(missing) == 0 {
+		return out
+	}
+	rest := make([]string, len(missing))
+	for k, i := range missing {
+		rest[k] = ids[i]
+	}
+	if hs, err := w.j.heads(rest); err == nil {
+		for k, i := range missing {
+			out[i] = hs[k]
+		}
+	}
+	return out
+}
+
+// Checkpoint writes the calls and runs the log holds into the journal's
+// file and starts the log again; it reports whether that succeeded (or
+// there was nothing to do).
+func (w *Writer) Checkpoint() bool {
+	w.wmu.Lock()
+	defer w.wmu.Unlock()
+	return w.checkpointLocked()
+}
+
+// checkpointLocked is Checkpoint with w.wmu held. Each call's record is
+// its current one, from the store, less the transitions the file has;
+// a call the store no longer holds (swept) gets the last record the log
+// has of it. On failure the log stays, and the next append or
+// checkpoint tries again.
+func (w *Writer) checkpointLocked() bool {
+	if len(w.logged) == 0 && len(w.loggedRuns) == 0 {
+		return true
+	}
+	ids := make([]string, 0, len(w.logged))
+	for id := range w.logged {
+		ids = append(ids, id)
+	}
+	runs := make([]flows.RunRecord, 0, len(w.loggedRuns))
+	for _, r := range w.loggedRuns {
+		runs = append(runs, r)
+	}
+	heads, err := w.j.heads(ids)
+	if err != nil {
+		heads = nil
+	}
+	return w.checkpointAfter(ids, runs, heads)
+}
+
+// checkpointAfter is checkpointLocked with the file's heads of ids read:
+// when a record left out transitions the file does not have after all,
+// the records are taken whole and written again.
+func (w *Writer) checkpointAfter(ids []string, runs []flows.RunRecord, heads []head) bool {
+	recs, gone := w.records(ids, heads)
+	start := time.Now()
+	err := w.j.Checkpoint(recs, runs, gone)
+	if errors.Is(err, errPartial) {
+		recs, gone = w.records(ids, nil)
+		err = w.j.Checkpoint(recs, runs, gone)
+	}
+	w.m.checkpointDuration.Observe(time.Since(start).Seconds())
+	w.outcome(w.m.checkpoints, err, len(ids))
+	if err != nil {
+		return false
+	}
+	w.m.logBytes.Set(float64(w.j.LogSize()))
+	clear(w.logged)
+	clear(w.loggedRuns)
+	w.loggedEnd = false
+	return true
+}
+
+// outcome counts a write or checkpoint in c, and turns the journal's
+// health, logging the first failure and the recovery.
+func (w *Writer) outcome(c *prometheus.CounterVec, err error, calls int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err != nil {
+		c.WithLabelValues(resultError).Inc()
+		w.m.healthy.Set(0)
+		if !w.failing {
+			w.log.Error().Err(err).Int("calls", calls).Str("path", w.j.Path()).Msg("journal write failed; serving from memory and retrying")
+		}
+		w.failing = true
+		return
+	}
+	c.WithLabelValues(resultOK).Inc()
+	w.m.healthy.Set(1)
+	if w.failing {
+		w.log.Info().Int("calls", calls).Msg("journal write recovered")
+	}
+	w.failing = false
+}
+
 // records are the current records of ids, each less the transitions its
-// head (heads[i], when heads is not nil) says the journal has. A call
-// swept from memory has none: it keeps its last record, as history.
-func (w *Writer) records(ids []string, heads []head) []callstate.Record {
-	recs := make([]callstate.Record, 0, len(ids))
+// head (heads[i], when heads is not nil) says the journal has, and the
+// ids the store no longer holds (swept from memory).
+func (w *Writer) records(ids []string, heads []head) (recs []callstate.Record, gone []string) {
+	recs = make([]callstate.Record, 0, len(ids))
 	for i, id := range ids {
 		var h head
 		if heads != nil {
@@ -209,14 +341,48 @@ func (w *Writer) records(ids []string, heads []head) []callstate.Record {
 		}
 		if r, ok := w.src.RecordAfter(id, h.life, h.next); ok {
 			recs = append(recs, r)
+		} else {
+			gone = append(gone, id)
 		}
 	}
-	return recs
+	return recs, gone
+}
+
+// History is the journal's History, checkpointed first when the log holds
+// an ended call, so that the page lists it.
+func (w *Writer) History(q HistoryQuery) ([]callstate.Record, string, error) {
+	if err := w.readable(); err != nil {
+		return nil, "", err
+	}
+	return w.j.History(q)
+}
+
+// Export is the journal's Export, checkpointed first as History is.
+func (w *Writer) Export(q HistoryQuery, fn func(callstate.Record) error) error {
+	if err := w.readable(); err != nil {
+		return err
+	}
+	return w.j.Export(q, fn)
+}
+
+// errNotCheckpointed is the error of a history read when the log holds an
+// ended call and cannot be checkpointed.
+var errNotCheckpointed = errors.New("journal: the log holds ended calls and cannot be written into the file")
+
+// readable checkpoints when the log holds an ended call.
+func (w *Writer) readable() error {
+	w.wmu.Lock()
+	defer w.wmu.Unlock()
+	if w.loggedEnd && !w.checkpointLocked() {
+		return errNotCheckpointed
+	}
+	return nil
 }
 
 // compact deletes the records of calls that ended before the history
 // retention.
 func (w *Writer) compact() {
+	w.Checkpoint()
 	n, err := w.j.Compact(w.cfg.Now().Add(-w.cfg.HistoryRetention))
 	if err != nil {
 		w.m.compactions.WithLabelValues(resultError).Inc()

@@ -1,0 +1,576 @@
+package journal
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"math/bits"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/botd/botd/internal/callstate"
+	"github.com/botd/botd/internal/flows"
+)
+
+// The journal's log, LogFileName next to the bbolt file, takes the
+// write-behind: each tick appends the changed calls' records to it, one
+// frame each, and syncs it once. A bbolt transaction wrote again every
+// page a changed call touched (7.4 KB and 39 µs per changed call in
+// BenchmarkFlushChanged); the log writes the change once, in sequence. A
+// checkpoint writes the calls the log holds into the bbolt file, in one
+// transaction that also records the log's generation as folded in, and
+// starts the log again, of the next generation; Open folds in a log that
+// a botd which stopped without a checkpoint (kill -9, a crash) left.
+//
+// Layout: a 16-byte header, logMagic and the generation (8 bytes,
+// big-endian), then frames: the body's length (4 bytes, little-endian),
+// its CRC-32C (4 bytes, little-endian), and the body: a kind byte
+// (kindCall, kindRun), the id's length (uvarint), the id, the number of
+// the call's oldest transition (Record.FirstTransition, uvarint; 0 for a
+// run), the number of transitions the record left out (Record.Skipped, uvarint; 0 for a run),
+// the number of transitions it holds (uvarint; 0 for a run), each as its
+// length (uvarint) and JSON, and the record as JSON without them: a call's
+// record and transitions are encoded as the file holds them. A frame
+// that does not read (short, or its CRC wrong) is a write cut short: the
+// log ends before it.
+
+// LogFileName is the journal's log in its directory.
+const LogFileName = FileName + ".log"
+
+var logMagic = []byte("botdlog1")
+
+const (
+	logHeaderLen   = 16
+	frameHeaderLen = 8
+	// maxFrame bounds a frame's body: a length over it is not a frame.
+	maxFrame = 16 << 20
+)
+
+// The kinds of frame.
+const (
+	kindCall byte = 'c'
+	kindRun  byte = 'r'
+)
+
+// keyLogGen, in the meta bucket, is the generation of the last log folded
+// into the file (decimal): a log of that generation or older is already
+// in it.
+var keyLogGen = []byte("logGeneration")
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// frame is one decoded frame; its id, transitions and data are views of
+// the reader's buffer, valid until the next frame.
+type frame struct {
+	kind        byte
+	id          []byte
+	first       uint64
+	skipped     uint64
+	transitions [][]byte
+	data        []byte
+}
+
+// startFrame appends the start of a frame of kind, id, first and
+// skipped, with n transitions, to dst; the transitions and the record's
+// JSON follow, and endFrame, given the frame's start, ends it.
+func startFrame(dst []byte, kind byte, id string, first, skipped uint64, n int) []byte {
+	dst = append(dst, make([]byte, frameHeaderLen)...)
+	dst = append(dst, kind)
+	dst = binary.AppendUvarint(dst, uint64(len(id)))
+	dst = append(dst, id...)
+	dst = binary.AppendUvarint(dst, first)
+	dst = binary.AppendUvarint(dst, skipped)
+	return binary.AppendUvarint(dst, uint64(n))
+}
+
+func endFrame(dst []byte, at int) []byte {
+	body := dst[at+frameHeaderLen:]
+	binary.LittleEndian.PutUint32(dst[at:], uint32(len(body)))
+	binary.LittleEndian.PutUint32(dst[at+4:], crc32.Checksum(body, castagnoli))
+	return dst
+}
+
+// appendFrame appends a whole frame to dst.
+func appendFrame(dst []byte, fr frame) []byte {
+	at := len(dst)
+	dst = startFrame(dst, fr.kind, string(fr.id), fr.first, fr.skipped, len(fr.transitions))
+	for _, t := range fr.transitions {
+		dst = binary.AppendUvarint(dst, uint64(len(t)))
+		dst = append(dst, t...)
+	}
+	return endFrame(append(dst, fr.data...), at)
+}
+
+func logHeader(gen uint64) []byte {
+	return binary.BigEndian.AppendUint64(slices.Clone(logMagic), gen)
+}
+
+// errNotALog is readLog's error for a file whose header is not a log's.
+var errNotALog = errors.New("not a botd journal log")
+
+// readLog reads a log from r: its generation, and each frame, in order,
+// to fn, until the end or the first frame that does not read. good is the
+// length of what reads, header included; 0 with gen 0 for a log shorter
+// than its header (one created, or started again, by a write cut short).
+// A frame whose CRC holds but whose body does not parse is an error, as
+// is fn's.
+func readLog(r io.Reader, fn func(frame) error) (gen uint64, good int64, err error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	hdr := make([]byte, logHeaderLen)
+	if _, err := io.ReadFull(br, hdr); err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return 0, 0, nil
+		}
+		return 0, 0, err
+	}
+	if string(hdr[:len(logMagic)]) != string(logMagic) {
+		return 0, 0, errNotALog
+	}
+	gen, good = binary.BigEndian.Uint64(hdr[len(logMagic):]), logHeaderLen
+	var fh [frameHeaderLen]byte
+	var body []byte
+	for {
+		if _, err := io.ReadFull(br, fh[:]); err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				return gen, good, nil
+			}
+			return gen, good, err
+		}
+		n := binary.LittleEndian.Uint32(fh[:])
+		if n == 0 || n > maxFrame {
+			return gen, good, nil
+		}
+		if cap(body) < int(n) {
+			body = make([]byte, n)
+		}
+		body = body[:n]
+		if _, err := io.ReadFull(br, body); err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				return gen, good, nil
+			}
+			return gen, good, err
+		}
+		if crc32.Checksum(body, castagnoli) != binary.LittleEndian.Uint32(fh[4:]) {
+			return gen, good, nil
+		}
+		fr, err := parseFrame(body)
+		if err != nil {
+			return gen, good, fmt.Errorf("frame at byte %d: %w", good, err)
+		}
+		if err := fn(fr); err != nil {
+			return gen, good, err
+		}
+		good += frameHeaderLen + int64(n)
+	}
+}
+
+// parseFrame reads a frame's body.
+func parseFrame(b []byte) (frame, error) {
+	fr := frame{kind: b[0]}
+	if fr.kind != kindCall && fr.kind != kindRun {
+		return fr, fmt.Errorf("kind %q", fr.kind)
+	}
+	b = b[1:]
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n > uint64(len(b)-k) {
+		return fr, errors.New("id length")
+	}
+	fr.id, b = b[k:k+int(n)], b[k+int(n):]
+	if fr.first, k = binary.Uvarint(b); k <= 0 {
+		return fr, errors.New("first transition")
+	}
+	b = b[k:]
+	if fr.skipped, k = binary.Uvarint(b); k <= 0 {
+		return fr, errors.New("skipped count")
+	}
+	b = b[k:]
+	n, k = binary.Uvarint(b)
+	if k <= 0 || n > uint64(len(b)-k) {
+		return fr, errors.New("transition count")
+	}
+	b = b[k:]
+	if n > 0 {
+		fr.transitions = make([][]byte, n)
+	}
+	for i := range fr.transitions {
+		m, k := binary.Uvarint(b)
+		if k <= 0 || m > uint64(len(b)-k) {
+			return fr, fmt.Errorf("transition %d length", i)
+		}
+		fr.transitions[i], b = b[k:k+int(m)], b[k+int(m):]
+	}
+	fr.data = b
+	return fr, nil
+}
+
+// logFile is the open log: its file, generation, and the length of its
+// good part, where the next frame goes.
+type logFile struct {
+	f    *os.File
+	path string
+	gen  uint64
+	size int64
+	// torn is set when a write failed part way: the file is cut back to
+	// size before the next one.
+	torn bool
+	buf  []byte
+}
+
+// append writes recs and runs as frames, in one write, and syncs the
+// file. On failure the log stays as it was: what was written of it is cut
+// off before the next append.
+func (l *logFile) append(recs []callstate.Record, runs []flows.RunRecord) error {
+	if l.torn {
+		if err := l.f.Truncate(l.size); err != nil {
+			return fmt.Errorf("journal log: cut back a failed write: %w", err)
+		}
+		l.torn = false
+	}
+	buf := l.buf[:0]
+	for i := range recs {
+		var err error
+		if buf, err = appendCallFrame(buf, &recs[i]); err != nil {
+			return err
+		}
+	}
+	for i := range runs {
+		data, err := json.Marshal(&runs[i])
+		if err != nil {
+			return fmt.Errorf("journal: encode run %s: %w", runs[i].View.ID, err)
+		}
+		buf = appendFrame(buf, frame{kind: kindRun, id: []byte(runs[i].View.ID), data: data})
+	}
+	if cap(buf) <= 1<<20 {
+		l.buf = buf
+	}
+	if len(buf) == 0 {
+		return nil
+	}
+	if _, err := l.f.WriteAt(buf, l.size); err != nil {
+		l.torn = true
+		return fmt.Errorf("journal log: %w", err)
+	}
+	if err := syncData(l.f); err != nil {
+		l.torn = true
+		return fmt.Errorf("journal log: sync: %w", err)
+	}
+	l.size += int64(len(buf))
+	return nil
+}
+
+// appendCallFrame appends r's frame to dst: its transitions each as the
+// file holds one (Transition.AppendJSON), and the rest of it as the file
+// holds a record (encodeRecord).
+func appendCallFrame(dst []byte, r *callstate.Record) ([]byte, error) {
+	at := len(dst)
+	dst = startFrame(dst, kindCall, r.Call.ID, r.FirstTransition, r.Skipped, len(r.Transitions))
+	for i := range r.Transitions {
+		// The length goes before the JSON: one byte for the length of
+		// most, moved along in the rare case it needs more.
+		lat := len(dst)
+		dst = append(dst, 0)
+		var err error
+		if dst, err = r.Transitions[i].AppendJSON(dst); err != nil {
+			return dst[:at], fmt.Errorf("journal: encode call %s: %w", r.Call.ID, err)
+		}
+		if n := len(dst) - lat - 1; n < 0x80 {
+			dst[lat] = byte(n)
+		} else {
+			js := slices.Clone(dst[lat+1:])
+			dst = append(binary.AppendUvarint(dst[:lat], uint64(n)), js...)
+		}
+	}
+	data, err := encodeRecord(r)
+	if err != nil {
+		return dst[:at], err
+	}
+	return endFrame(append(dst, data...), at), nil
+}
+
+// restart empties the log and starts generation gen, synced.
+func (l *logFile) restart(gen uint64) error {
+	if err := l.f.Truncate(0); err != nil {
+		return fmt.Errorf("journal log: %w", err)
+	}
+	l.size, l.torn = 0, false
+	if _, err := l.f.WriteAt(logHeader(gen), 0); err != nil {
+		l.torn = true
+		return fmt.Errorf("journal log: %w", err)
+	}
+	if err := syncData(l.f); err != nil {
+		l.torn = true
+		return fmt.Errorf("journal log: sync: %w", err)
+	}
+	l.gen, l.size = gen, logHeaderLen
+	return nil
+}
+
+// foldedLog is what a log holds of each call and flow run, its frames
+// applied in order.
+type foldedLog struct {
+	calls   map[string]*callstate.Record
+	runs    map[string]flows.RunRecord
+	entries int
+}
+
+// foldFrames reads the log in r into a foldedLog; only the calls keep
+// says, all when keep is nil (runs always).
+func foldFrames(r io.Reader, keep map[string]bool) (*foldedLog, uint64, int64, error) {
+	fl := &foldedLog{calls: map[string]*callstate.Record{}, runs: map[string]flows.RunRecord{}}
+	gen, good, err := readLog(r, func(fr frame) error {
+		switch fr.kind {
+		case kindRun:
+			var rr flows.RunRecord
+			if err := json.Unmarshal(fr.data, &rr); err != nil || rr.View.ID != string(fr.id) {
+				return fmt.Errorf("flow run %q: record does not decode: %v", fr.id, err)
+			}
+			fl.runs[rr.View.ID] = rr
+		case kindCall:
+			if keep != nil && !keep[string(fr.id)] {
+				return nil
+			}
+			rec, err := decodeRecord(fr.data)
+			if err == nil && rec.Call.ID != string(fr.id) {
+				err = fmt.Errorf("record of call %q in its frame", rec.Call.ID)
+			}
+			if err == nil && len(rec.Transitions) > 0 {
+				err = errors.New("record holds its transitions")
+			}
+			held, c1 := bits.Add64(fr.first, fr.skipped, 0)
+			if _, c2 := bits.Add64(held, uint64(len(fr.transitions)), 0); err == nil && c1|c2 != 0 {
+				err = errors.New("transition numbers overflow")
+			}
+			for i := 0; err == nil && i < len(fr.transitions); i++ {
+				var t callstate.Transition
+				if err = json.Unmarshal(fr.transitions[i], &t); err == nil {
+					rec.Transitions = append(rec.Transitions, t)
+				}
+			}
+			if err != nil {
+				return fmt.Errorf("call %q: %w", fr.id, err)
+			}
+			rec.FirstTransition, rec.Skipped = fr.first, fr.skipped
+			fl.addCall(rec)
+		}
+		fl.entries++
+		return nil
+	})
+	return fl, gen, good, err
+}
+
+// addCall applies a call's newer record to what the log held of it: the
+// newer record, with the transitions of both, those the newer one
+// dropped aside. A record of another life of the id, or one that follows
+// transitions the log does not hold (not written by this journal's
+// writer), replaces the older.
+func (fl *foldedLog) addCall(r callstate.Record) {
+	old, ok := fl.calls[r.Call.ID]
+	held := r.FirstTransition + r.Skipped
+	if ok && old.Life() == r.Life() {
+		oldHeld := old.FirstTransition + old.Skipped
+		oldNext := oldHeld + uint64(len(old.Transitions))
+		if oldHeld <= held && held <= oldNext {
+			ts := append(slices.Clip(old.Transitions[:held-oldHeld]), r.Transitions...)
+			start := oldHeld
+			if drop := r.FirstTransition; drop > start {
+				cut := min(drop-start, uint64(len(ts)))
+				ts, start = ts[cut:], start+cut
+			}
+			r.Transitions = ts
+			r.Skipped = start - r.FirstTransition
+		}
+	}
+	fl.calls[r.Call.ID] = &r
+}
+
+// records is the folded calls, for putRecords.
+func (fl *foldedLog) records() []callstate.Record {
+	out := make([]callstate.Record, 0, len(fl.calls))
+	for _, r := range fl.calls {
+		out = append(out, *r)
+	}
+	return out
+}
+
+func (fl *foldedLog) runRecords() []flows.RunRecord {
+	out := make([]flows.RunRecord, 0, len(fl.runs))
+	for _, r := range fl.runs {
+		out = append(out, r)
+	}
+	return out
+}
+
+// openLog opens the log, or creates it, and folds into the file what it
+// holds that the file does not: a log of a generation the file has not
+// folded in. Then the log starts again, one generation on.
+func (j *Journal) openLog() error {
+	path := filepath.Join(filepath.Dir(j.path), LogFileName)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("journal log: %w", err)
+	}
+	fl, gen, good, err := foldFrames(f, nil)
+	if err != nil {
+		f.Close()
+		return logCorrupt(path, err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("journal log: %w", err)
+	}
+	j.log = &logFile{f: f, path: path}
+	folded, err := j.loggedGeneration()
+	if err != nil {
+		f.Close()
+		return err
+	}
+	if gen > folded {
+		if err := j.db.Update(func(tx *bolt.Tx) error {
+			return foldIn(tx, fl.records(), fl.runRecords(), gen)
+		}); err != nil {
+			f.Close()
+			return logCorrupt(path, err)
+		}
+		j.replayed, j.cutTail = fl.entries, st.Size()-good
+	}
+	if err := j.log.restart(max(gen, folded) + 1); err != nil {
+		f.Close()
+		return err
+	}
+	return nil
+}
+
+func logCorrupt(path string, err error) error {
+	return fmt.Errorf("journal log %s cannot be read (%v): move it aside (mv %s %s.broken) to start from the journal file without the changes it holds, or set BOTD_STATE=memory", path, err, path, path)
+}
+
+// loggedGeneration is the generation of the last log folded into the file.
+func (j *Journal) loggedGeneration() (uint64, error) {
+	var gen uint64
+	err := j.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketMeta).Get(keyLogGen)
+		if v == nil {
+			return nil
+		}
+		var err error
+		if gen, err = strconv.ParseUint(string(v), 10, 64); err != nil {
+			return corrupt(j.path, fmt.Errorf("log generation %q", v))
+		}
+		return nil
+	})
+	return gen, err
+}
+
+// foldIn writes, in tx, what a log of generation gen holds: recs, each
+// fitted to the transitions the file holds (fit), and runs; and records
+// gen as folded in.
+func foldIn(tx *bolt.Tx, recs []callstate.Record, runs []flows.RunRecord, gen uint64) error {
+	fitAll(tx, recs)
+	if err := putRuns(tx.Bucket(bucketRuns), runs); err != nil {
+		return err
+	}
+	if err := putRecords(tx, recs); err != nil {
+		return err
+	}
+	return tx.Bucket(bucketMeta).Put(keyLogGen, []byte(strconv.FormatUint(gen, 10)))
+}
+
+// fitAll fits each of recs to the transitions the file holds of its call.
+func fitAll(tx *bolt.Tx, recs []callstate.Record) {
+	heads := tx.Bucket(bucketTransitionHeads)
+	for i := range recs {
+		have, ok := parseHead(heads.Get([]byte(recs[i].Call.ID)))
+		fit(&recs[i], have, ok)
+	}
+}
+
+// fit makes r, a record that leaves out the transitions it says the file
+// holds, one that leaves out only those the file does hold: where it does
+// not (a file older than the log, which this journal's writer does not
+// make), the transitions r leaves out are lost, and r starts at the first
+// it has.
+func fit(r *callstate.Record, have head, ok bool) {
+	if r.Skipped == 0 {
+		return
+	}
+	held := r.FirstTransition + r.Skipped
+	if ok && have.life == r.Life() && have.first <= r.FirstTransition && held <= have.next {
+		return
+	}
+	r.FirstTransition, r.Skipped = held, 0
+}
+
+// Append writes recs and runs to the log, synced, and returns the log's
+// size after: the write-behind's write. A failed append leaves the log as
+// it was.
+func (j *Journal) Append(recs []callstate.Record, runs []flows.RunRecord) (int64, error) {
+	j.logMu.Lock()
+	defer j.logMu.Unlock()
+	if j.log == nil {
+		return 0, errClosed
+	}
+	err := j.log.append(recs, runs)
+	return j.log.size, err
+}
+
+var errClosed = errors.New("journal: closed")
+
+// Checkpoint writes into the file, in one transaction, recs (the current
+// records of the calls the log holds, each less the transitions the file
+// has), the log's own last records of the calls in gone (those the store
+// no longer holds), and runs; records the log's generation as folded in;
+// and starts the log again. A record that leaves out transitions the file
+// does not have is errPartial, and nothing is written.
+func (j *Journal) Checkpoint(recs []callstate.Record, runs []flows.RunRecord, gone []string) error {
+	j.logMu.Lock()
+	defer j.logMu.Unlock()
+	if j.log == nil {
+		return errClosed
+	}
+	var last []callstate.Record
+	if len(gone) > 0 {
+		keep := make(map[string]bool, len(gone))
+		for _, id := range gone {
+			keep[id] = true
+		}
+		fl, _, _, err := foldFrames(io.NewSectionReader(j.log.f, 0, j.log.size), keep)
+		if err != nil {
+			return logCorrupt(j.log.path, err)
+		}
+		last = fl.records()
+	}
+	gen := j.log.gen
+	if err := j.db.Update(func(tx *bolt.Tx) error {
+		if err := putRecords(tx, recs); err != nil {
+			return err
+		}
+		return foldIn(tx, last, runs, gen)
+	}); err != nil {
+		return err
+	}
+	return j.log.restart(gen + 1)
+}
+
+// LogSize is the log's length in bytes.
+func (j *Journal) LogSize() int64 {
+	j.logMu.Lock()
+	defer j.logMu.Unlock()
+	if j.log == nil {
+		return 0
+	}
+	return j.log.size
+}
+
+// Replayed is what Open folded in from a log a botd left without a
+// checkpoint: the frames, and the bytes cut off after the last good one
+// (a write cut short); 0, 0 when there was nothing to fold.
+func (j *Journal) Replayed() (frames int, cut int64) { return j.replayed, j.cutTail }

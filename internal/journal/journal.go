@@ -70,8 +70,11 @@ type Journal struct {
 	// was already current or new.
 	migratedFrom int
 
+	dir   string
 	logMu sync.Mutex
-	log   *logFile // nil once closed
+	cur   *logFile // the log appended to; nil once closed
+	// retired are the logs before cur a checkpoint has not folded in.
+	retired []logRef
 	// replayed and cutTail are what Open folded in from the log (Replayed).
 	replayed int
 	cutTail  int64
@@ -99,7 +102,7 @@ func Open(dir string) (*Journal, error) {
 	case err != nil:
 		return nil, corrupt(path, err)
 	}
-	j := &Journal{db: db, path: path}
+	j := &Journal{db: db, path: path, dir: dir}
 	if err := j.migrate(); err != nil {
 		db.Close()
 		return nil, err
@@ -119,7 +122,7 @@ func corrupt(path string, err error) error {
 // migrate creates the buckets of a new file, and brings an older schema
 // to SchemaVersion, one step per version: 1 to 2 moves each record's
 // transitions out of it (migrateInlineTransitions); 2 to 3 adds the log
-// (LogFileName), which a botd of schema 2 would not read: it refuses
+// (LogFilePrefix), which a botd of schema 2 would not read: it refuses
 // the file instead of starting without the log's changes. The version is
 // written last, so a migration cut short is run again from the start.
 func (j *Journal) migrate() error {
@@ -172,9 +175,9 @@ func (j *Journal) Path() string { return j.path }
 func (j *Journal) Close() error {
 	j.logMu.Lock()
 	var err error
-	if j.log != nil {
-		err = j.log.f.Close()
-		j.log = nil
+	if j.cur != nil {
+		err = j.cur.f.Close()
+		j.cur = nil
 	}
 	j.logMu.Unlock()
 	return errors.Join(err, j.db.Close())

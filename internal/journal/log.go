@@ -2,6 +2,7 @@ package journal
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -20,15 +22,17 @@ import (
 	"github.com/botd/botd/internal/flows"
 )
 
-// The journal's log, LogFileName next to the bbolt file, takes the
+// The journal's log, files named LogFilePrefix and a generation next to
+// the bbolt file, takes the
 // write-behind: each tick appends the changed calls' records to it, one
 // frame each, and syncs it once. A bbolt transaction wrote again every
 // page a changed call touched (7.4 KB and 39 µs per changed call in
 // BenchmarkFlushChanged); the log writes the change once, in sequence. A
-// checkpoint writes the calls the log holds into the bbolt file, in one
-// transaction that also records the log's generation as folded in, and
-// starts the log again, of the next generation; Open folds in a log that
-// a botd which stopped without a checkpoint (kill -9, a crash) left.
+// checkpoint starts the log of the next generation, which the appends go
+// on to, writes the calls the logs before it hold into the bbolt file,
+// in one transaction that also records their generation as folded in,
+// and deletes them. Open folds in the logs a botd that stopped without a
+// checkpoint (kill -9, a crash) left, and deletes them.
 //
 // Layout: a 16-byte header, logMagic and the generation (8 bytes,
 // big-endian), then frames: the body's length (4 bytes, little-endian),
@@ -42,8 +46,9 @@ import (
 // that does not read (short, or its CRC wrong) is a write cut short: the
 // log ends before it.
 
-// LogFileName is the journal's log in its directory.
-const LogFileName = FileName + ".log"
+// LogFilePrefix and a generation number name each log in the journal's
+// directory.
+const LogFilePrefix = FileName + ".log."
 
 var logMagic = []byte("botdlog1")
 
@@ -295,22 +300,99 @@ func appendCallFrame(dst []byte, r *callstate.Record) ([]byte, error) {
 	return endFrame(append(dst, data...), at), nil
 }
 
-// restart empties the log and starts generation gen, synced.
-func (l *logFile) restart(gen uint64) error {
-	if err := l.f.Truncate(0); err != nil {
-		return fmt.Errorf("journal log: %w", err)
+// createLog creates the log of generation gen in dir, with its header,
+// synced with its directory entry: a frame synced into it later is
+// found after a crash.
+func createLog(dir string, gen uint64) (*logFile, error) {
+	path := logPath(dir, gen)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("journal log: %w", err)
 	}
-	l.size, l.torn = 0, false
-	if _, err := l.f.WriteAt(logHeader(gen), 0); err != nil {
-		l.torn = true
-		return fmt.Errorf("journal log: %w", err)
+	if _, err = f.Write(logHeader(gen)); err == nil {
+		err = syncData(f)
 	}
-	if err := syncData(l.f); err != nil {
-		l.torn = true
-		return fmt.Errorf("journal log: sync: %w", err)
+	if err == nil {
+		err = syncDir(dir)
 	}
-	l.gen, l.size = gen, logHeaderLen
-	return nil
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("journal log %s: %w", path, err)
+	}
+	return &logFile{f: f, path: path, gen: gen, size: logHeaderLen}, nil
+}
+
+// syncDir makes the entries of dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// logPath is the file of the log of generation gen.
+func logPath(dir string, gen uint64) string {
+	return filepath.Join(dir, LogFilePrefix+strconv.FormatUint(gen, 10))
+}
+
+// logRef is a log file that is no longer appended to: its generation,
+// path, and the length of its good part (-1 when not known: read to its
+// first bad frame).
+type logRef struct {
+	gen  uint64
+	path string
+	size int64
+}
+
+// logFiles lists the logs in dir, oldest generation first.
+func logFiles(dir string) ([]logRef, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("journal log: %w", err)
+	}
+	var out []logRef
+	for _, e := range ents {
+		rest, ok := strings.CutPrefix(e.Name(), LogFilePrefix)
+		if !ok || !e.Type().IsRegular() {
+			continue
+		}
+		gen, err := strconv.ParseUint(rest, 10, 64)
+		if err != nil || strconv.FormatUint(gen, 10) != rest {
+			continue // not a name botd gives
+		}
+		out = append(out, logRef{gen: gen, path: filepath.Join(dir, e.Name()), size: -1})
+	}
+	slices.SortFunc(out, func(a, b logRef) int { return cmp.Compare(a.gen, b.gen) })
+	return out, nil
+}
+
+// read folds the frames of the log file ref into fl, only the calls keep
+// says (all when nil), and returns the length of its good part and of
+// the file.
+func (ref logRef) read(fl *foldedLog, keep map[string]bool) (good, size int64, err error) {
+	f, err := os.Open(ref.path)
+	if err != nil {
+		return 0, 0, fmt.Errorf("journal log: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return 0, 0, fmt.Errorf("journal log: %w", err)
+	}
+	var r io.Reader = f
+	if ref.size >= 0 {
+		r = io.NewSectionReader(f, 0, ref.size)
+	}
+	gen, good, err := fl.read(r, keep)
+	if err == nil && good > 0 && gen != ref.gen {
+		err = fmt.Errorf("its header says generation %d", gen)
+	}
+	if err != nil {
+		return 0, 0, logCorrupt(ref.path, err)
+	}
+	return good, st.Size(), nil
 }
 
 // foldedLog is what a log holds of each call and flow run, its frames
@@ -321,11 +403,15 @@ type foldedLog struct {
 	entries int
 }
 
-// foldFrames reads the log in r into a foldedLog; only the calls keep
-// says, all when keep is nil (runs always).
-func foldFrames(r io.Reader, keep map[string]bool) (*foldedLog, uint64, int64, error) {
-	fl := &foldedLog{calls: map[string]*callstate.Record{}, runs: map[string]flows.RunRecord{}}
-	gen, good, err := readLog(r, func(fr frame) error {
+func newFoldedLog() *foldedLog {
+	return &foldedLog{calls: map[string]*callstate.Record{}, runs: map[string]flows.RunRecord{}}
+}
+
+// read applies the log in r to fl; only the calls keep says, all when
+// keep is nil (runs always). It returns the log's generation and the
+// length of its good part.
+func (fl *foldedLog) read(r io.Reader, keep map[string]bool) (uint64, int64, error) {
+	return readLog(r, func(fr frame) error {
 		switch fr.kind {
 		case kindRun:
 			var rr flows.RunRecord
@@ -363,7 +449,6 @@ func foldFrames(r io.Reader, keep map[string]bool) (*foldedLog, uint64, int64, e
 		fl.entries++
 		return nil
 	})
-	return fl, gen, good, err
 }
 
 // addCall applies a call's newer record to what the log held of it: the
@@ -408,45 +493,46 @@ func (fl *foldedLog) runRecords() []flows.RunRecord {
 	return out
 }
 
-// openLog opens the log, or creates it, and folds into the file what it
-// holds that the file does not: a log of a generation the file has not
-// folded in. Then the log starts again, one generation on.
+// openLog folds into the file what the logs in its directory hold that
+// it does not (a botd that stopped without a checkpoint left them), in
+// generation order, deletes them, and starts the log of the next
+// generation.
 func (j *Journal) openLog() error {
-	path := filepath.Join(filepath.Dir(j.path), LogFileName)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	refs, err := logFiles(j.dir)
 	if err != nil {
-		return fmt.Errorf("journal log: %w", err)
+		return err
 	}
-	fl, gen, good, err := foldFrames(f, nil)
-	if err != nil {
-		f.Close()
-		return logCorrupt(path, err)
-	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return fmt.Errorf("journal log: %w", err)
-	}
-	j.log = &logFile{f: f, path: path}
 	folded, err := j.loggedGeneration()
 	if err != nil {
-		f.Close()
 		return err
 	}
-	if gen > folded {
-		if err := j.db.Update(func(tx *bolt.Tx) error {
-			return foldIn(tx, fl.records(), fl.runRecords(), gen)
-		}); err != nil {
-			f.Close()
-			return logCorrupt(path, err)
+	fl, last := newFoldedLog(), folded
+	for _, ref := range refs {
+		if ref.gen <= folded {
+			continue // in the file already
 		}
-		j.replayed, j.cutTail = fl.entries, st.Size()-good
+		good, size, err := ref.read(fl, nil)
+		if err != nil {
+			return err
+		}
+		j.cutTail += size - good // all of a header cut short
+		last = ref.gen
 	}
-	if err := j.log.restart(max(gen, folded) + 1); err != nil {
-		f.Close()
-		return err
+	if last > folded {
+		if err := j.db.Update(func(tx *bolt.Tx) error {
+			return foldIn(tx, fl.records(), fl.runRecords(), last)
+		}); err != nil {
+			return logCorrupt(refs[len(refs)-1].path, err)
+		}
+		j.replayed = fl.entries
 	}
-	return nil
+	for _, ref := range refs {
+		if err := os.Remove(ref.path); err != nil {
+			return fmt.Errorf("journal log: %w", err)
+		}
+	}
+	j.cur, err = createLog(j.dir, last+1)
+	return err
 }
 
 func logCorrupt(path string, err error) error {
@@ -470,27 +556,51 @@ func (j *Journal) loggedGeneration() (uint64, error) {
 	return gen, err
 }
 
-// foldIn writes, in tx, what a log of generation gen holds: recs, each
-// fitted to the transitions the file holds (fit), and runs; and records
-// gen as folded in.
+// foldIn writes, in tx, what the logs up to generation gen hold: recs,
+// each but those the file holds a newer state of (newer), fitted to the
+// transitions the file holds (fit), and runs; and records gen as folded
+// in.
 func foldIn(tx *bolt.Tx, recs []callstate.Record, runs []flows.RunRecord, gen uint64) error {
-	fitAll(tx, recs)
+	heads, calls := tx.Bucket(bucketTransitionHeads), tx.Bucket(bucketCalls)
+	keep := recs[:0]
+	for _, r := range recs {
+		have, ok := parseHead(heads.Get([]byte(r.Call.ID)))
+		if newer(calls.Get([]byte(r.Call.ID)), have, ok, &r) {
+			continue
+		}
+		fit(&r, have, ok)
+		keep = append(keep, r)
+	}
 	if err := putRuns(tx.Bucket(bucketRuns), runs); err != nil {
 		return err
 	}
-	if err := putRecords(tx, recs); err != nil {
+	if err := putRecords(tx, keep); err != nil {
 		return err
 	}
 	return tx.Bucket(bucketMeta).Put(keyLogGen, []byte(strconv.FormatUint(gen, 10)))
 }
 
-// fitAll fits each of recs to the transitions the file holds of its call.
-func fitAll(tx *bolt.Tx, recs []callstate.Record) {
-	heads := tx.Bucket(bucketTransitionHeads)
-	for i := range recs {
-		have, ok := parseHead(heads.Get([]byte(recs[i].Call.ID)))
-		fit(&recs[i], have, ok)
+// newer reports whether the file holds a newer state of r's call than r,
+// a record from a log: a checkpoint writes each call's current record,
+// which may be newer than what a log of the next generation, written
+// meanwhile, holds of it. Newer is a later life, more transitions, or
+// the same transitions and a later update.
+func newer(stored []byte, have head, ok bool, r *callstate.Record) bool {
+	next := r.FirstTransition + r.Skipped + uint64(len(r.Transitions))
+	if ok && have.life == r.Life() && have.next > next {
+		return true
 	}
+	if stored == nil {
+		return false
+	}
+	old, err := decodeRecord(stored)
+	if err != nil {
+		return false
+	}
+	if old.Life() != r.Life() {
+		return old.CreatedAt.After(r.CreatedAt)
+	}
+	return (!ok || have.next == next) && old.UpdatedAt.After(r.UpdatedAt)
 }
 
 // fit makes r, a record that leaves out the transitions it says the file
@@ -510,67 +620,105 @@ func fit(r *callstate.Record, have head, ok bool) {
 }
 
 // Append writes recs and runs to the log, synced, and returns the log's
-// size after: the write-behind's write. A failed append leaves the log as
-// it was.
-func (j *Journal) Append(recs []callstate.Record, runs []flows.RunRecord) (int64, error) {
+// size after and its generation: the write-behind's write. A failed
+// append leaves the log as it was.
+func (j *Journal) Append(recs []callstate.Record, runs []flows.RunRecord) (size int64, gen uint64, err error) {
 	j.logMu.Lock()
 	defer j.logMu.Unlock()
-	if j.log == nil {
-		return 0, errClosed
+	if j.cur == nil {
+		return 0, 0, errClosed
 	}
-	err := j.log.append(recs, runs)
-	return j.log.size, err
+	err = j.cur.append(recs, runs)
+	return j.cur.size, j.cur.gen, err
 }
 
 var errClosed = errors.New("journal: closed")
 
-// Checkpoint writes into the file, in one transaction, recs (the current
-// records of the calls the log holds, each less the transitions the file
-// has), the log's own last records of the calls in gone (those the store
-// no longer holds), and runs; records the log's generation as folded in;
-// and starts the log again. A record that leaves out transitions the file
-// does not have is errPartial, and nothing is written.
-func (j *Journal) Checkpoint(recs []callstate.Record, runs []flows.RunRecord, gone []string) error {
+// Rotate starts the log of the next generation, which the appends go to
+// from then on, and returns the generation of the one before: a
+// Checkpoint up to it folds it into the file.
+func (j *Journal) Rotate() (uint64, error) {
 	j.logMu.Lock()
 	defer j.logMu.Unlock()
-	if j.log == nil {
-		return errClosed
+	if j.cur == nil {
+		return 0, errClosed
 	}
+	next, err := createLog(j.dir, j.cur.gen+1)
+	if err != nil {
+		return 0, err
+	}
+	old := j.cur
+	if old.torn && old.f.Truncate(old.size) == nil {
+		old.torn = false
+	}
+	_ = old.f.Close()
+	j.retired = append(j.retired, logRef{gen: old.gen, path: old.path, size: old.size})
+	j.cur = next
+	return old.gen, nil
+}
+
+// Checkpoint writes into the file, in one transaction, recs (the current
+// records of the calls the logs up to generation upTo hold, each less the
+// transitions the file has), those logs' own last records of the calls
+// in gone (those the store no longer holds), and runs; records upTo as
+// folded in; and deletes those logs. Appends go on meanwhile, to the log
+// after them (Rotate). A record that leaves out transitions the file
+// does not have is errPartial, and nothing is written.
+func (j *Journal) Checkpoint(recs []callstate.Record, runs []flows.RunRecord, gone []string, upTo uint64) error {
+	j.logMu.Lock()
+	var refs []logRef
+	for _, ref := range j.retired {
+		if ref.gen <= upTo {
+			refs = append(refs, ref)
+		}
+	}
+	j.logMu.Unlock()
 	var last []callstate.Record
 	if len(gone) > 0 {
 		keep := make(map[string]bool, len(gone))
 		for _, id := range gone {
 			keep[id] = true
 		}
-		fl, _, _, err := foldFrames(io.NewSectionReader(j.log.f, 0, j.log.size), keep)
-		if err != nil {
-			return logCorrupt(j.log.path, err)
+		fl := newFoldedLog()
+		for _, ref := range refs {
+			if _, _, err := ref.read(fl, keep); err != nil {
+				return err
+			}
 		}
 		last = fl.records()
 	}
-	gen := j.log.gen
 	if err := j.db.Update(func(tx *bolt.Tx) error {
 		if err := putRecords(tx, recs); err != nil {
 			return err
 		}
-		return foldIn(tx, last, runs, gen)
+		return foldIn(tx, last, runs, upTo)
 	}); err != nil {
 		return err
 	}
-	return j.log.restart(gen + 1)
+	j.logMu.Lock()
+	defer j.logMu.Unlock()
+	j.retired = slices.DeleteFunc(j.retired, func(ref logRef) bool { return ref.gen <= upTo })
+	var err error
+	for _, ref := range refs {
+		// A log left behind is of a folded generation: Open deletes it.
+		if rerr := os.Remove(ref.path); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+			err = errors.Join(err, rerr)
+		}
+	}
+	return err
 }
 
-// LogSize is the log's length in bytes.
+// LogSize is the length in bytes of the log appends go to.
 func (j *Journal) LogSize() int64 {
 	j.logMu.Lock()
 	defer j.logMu.Unlock()
-	if j.log == nil {
+	if j.cur == nil {
 		return 0
 	}
-	return j.log.size
+	return j.cur.size
 }
 
-// Replayed is what Open folded in from a log a botd left without a
+// Replayed is what Open folded in from the logs a botd left without a
 // checkpoint: the frames, and the bytes cut off after the last good one
 // (a write cut short); 0, 0 when there was nothing to fold.
 func (j *Journal) Replayed() (frames int, cut int64) { return j.replayed, j.cutTail }

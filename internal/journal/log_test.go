@@ -67,6 +67,7 @@ func FuzzWriterThroughCrashes(f *testing.F) {
 	f.Add([]byte{0, 7, 3, 7, 3, 7, 3, 2, 3, 6, 3, 0, 3, 5, 4, 5})
 	f.Add([]byte{0x0, 0x1, 0x7, 0x3, 0x2, 0x3, 0x6, 0x3, 0x4, 0x0, 0x7, 0x3, 0x5})
 	f.Add([]byte{1, 0, 8, 7, 9, 3, 10, 2, 11, 3, 14, 4, 5, 6, 3, 0, 8, 3, 5})
+	f.Add([]byte{0, 1, 12, 0, 0x31, 1, 0x30, 0x1c, 0, 0x32, 0x14, 2, 0x31, 0x18, 0x10})
 	f.Fuzz(func(t *testing.T, ops []byte) {
 		if len(ops) > 200 {
 			ops = ops[:200]
@@ -86,7 +87,6 @@ func FuzzWriterThroughCrashes(f *testing.F) {
 			dir := t.TempDir()
 			j := open(t, dir)
 			wcfg := writerCfg()
-			wcfg.CheckpointBytes = 4 << 10 // a checkpoint of its own now and then
 			w := NewWriter(j, s, wcfg, zerolog.Nop(), nil)
 			want := map[string]callstate.Record{}
 			dirty := map[string]bool{}
@@ -110,12 +110,6 @@ func FuzzWriterThroughCrashes(f *testing.F) {
 						dirty[id] = true
 					}
 				case 3:
-					// The writer's own checkpoint at CheckpointBytes writes
-					// the current records of what the log holds.
-					logged := map[string]bool{}
-					for id := range w.logged {
-						logged[id] = true
-					}
 					if !w.Flush() {
 						t.Fatal("flush failed")
 					}
@@ -125,24 +119,33 @@ func FuzzWriterThroughCrashes(f *testing.F) {
 						}
 					}
 					clear(dirty)
-					if testutil.ToFloat64(w.m.checkpoints.WithLabelValues(resultOK)) > 0 && len(w.logged) == 0 {
-						for id := range logged {
-							if r, ok := s.Record(id); ok {
-								want[id] = r
-							}
-						}
-					}
-					w.m.checkpoints.Reset()
 				case 4:
+					// A checkpoint writes the current records of what the
+					// logs hold.
 					for id := range w.logged {
 						if r, ok := s.Record(id); ok {
 							want[id] = r
 						}
 					}
-					if !w.Checkpoint() {
-						t.Fatal("checkpoint failed")
+					if op&0x20 == 0 {
+						if !w.Checkpoint() {
+							t.Fatal("checkpoint failed")
+						}
+						sameAs(t, j, want, fmt.Sprintf("op %d, after a checkpoint", n))
+						break
 					}
-					sameAs(t, j, want, fmt.Sprintf("op %d, after a checkpoint", n))
+					// And a write meanwhile, to the next log.
+					for id := range dirty {
+						if r, ok := s.Record(id); ok {
+							want[id] = r
+						}
+					}
+					clear(dirty)
+					done := make(chan bool)
+					go func() { done <- w.Checkpoint() }()
+					if !w.Flush() || !<-done {
+						t.Fatal("a write during a checkpoint failed")
+					}
 				case 5:
 					j = reopened(t, j)
 					sameAs(t, j, want, fmt.Sprintf("op %d, after a crash", n))
@@ -174,17 +177,24 @@ func TestCheckpointAtLogSize(t *testing.T) {
 	cfg := writerCfg()
 	cfg.CheckpointBytes = 8 << 10
 	w := NewWriter(j, s, cfg, zerolog.Nop(), nil)
-	for i := 0; testutil.ToFloat64(w.m.checkpoints.WithLabelValues(resultOK)) == 0; i++ {
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); w.checkpointer(ctx) }()
+	for i := 0; len(w.checkpoint) == 0 && testutil.ToFloat64(w.m.checkpoints.WithLabelValues(resultOK)) == 0; i++ {
 		if i == 1000 {
-			t.Fatal("no checkpoint after 1,000 writes")
+			t.Fatal("no checkpoint asked for after 1,000 writes")
 		}
 		testkit.Apply(t, s.Apply, testkit.CallEvent(fmt.Sprintf("c%d", i%10), model.ChangeUpdated, []model.CallState{model.StateEstablished, model.StateHold}[i/10%2]))
 		if !w.Flush() {
 			t.Fatal("flush failed")
 		}
 	}
-	if size := j.LogSize(); size != logHeaderLen {
-		t.Errorf("log after a checkpoint is %d bytes, want its header only", size)
+	testkit.Eventually(t, "a checkpoint", func() bool { return testutil.ToFloat64(w.m.checkpoints.WithLabelValues(resultOK)) > 0 })
+	stop()
+	<-done
+	// Writes may have gone on, to the next log, while the checkpoint ran.
+	if size := j.LogSize(); size >= cfg.CheckpointBytes {
+		t.Errorf("log after a checkpoint is %d bytes, want it started again", size)
 	}
 	if n := len(loadAll(t, j)); n != 10 {
 		t.Errorf("file holds %d calls after the checkpoint, want 10", n)
@@ -225,7 +235,12 @@ func TestLogTornTail(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	whole, err := os.ReadFile(filepath.Join(dir, LogFileName))
+	refs, err := logFiles(dir)
+	if err != nil || len(refs) != 1 {
+		t.Fatalf("logs %v, %v; want one", refs, err)
+	}
+	logName := filepath.Base(refs[0].path)
+	whole, err := os.ReadFile(refs[0].path)
 	if err != nil || int64(len(whole)) != after {
 		t.Fatalf("log is %d bytes (%v), want %d", len(whole), err, after)
 	}
@@ -239,7 +254,7 @@ func TestLogTornTail(t *testing.T) {
 					b[cut] ^= 0x40
 				}
 				dir := t.TempDir()
-				if err := errors.Join(os.WriteFile(filepath.Join(dir, FileName), file, 0o600), os.WriteFile(filepath.Join(dir, LogFileName), b, 0o600)); err != nil {
+				if err := errors.Join(os.WriteFile(filepath.Join(dir, FileName), file, 0o600), os.WriteFile(filepath.Join(dir, logName), b, 0o600)); err != nil {
 					t.Fatal(err)
 				}
 				j := open(t, dir)
@@ -278,7 +293,7 @@ func TestLogOfAFoldedGeneration(t *testing.T) {
 		t.Fatal("flush failed")
 	}
 	_ = j.Close()
-	path := filepath.Join(dir, LogFileName)
+	path := logPath(dir, 1)
 	stale, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -318,7 +333,7 @@ func TestLogRefused(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
 			_ = open(t, dir).Close()
-			path := filepath.Join(dir, LogFileName)
+			path := logPath(dir, 9)
 			if err := os.WriteFile(path, b, 0o600); err != nil {
 				t.Fatal(err)
 			}
@@ -416,13 +431,13 @@ func TestLogWriteFailure(t *testing.T) {
 	if !w.Flush() {
 		t.Fatal("flush failed")
 	}
-	good := j.log.f
+	good := j.cur.f
 	ro, err := os.Open(good.Name())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ro.Close()
-	j.log.f = ro
+	j.cur.f = ro
 	testkit.Apply(t, s.Apply, testkit.CallEvent("c2", model.ChangeCreated, model.StateEstablished))
 	if w.Flush() {
 		t.Fatal("an append to a file that refuses writes succeeded")
@@ -432,7 +447,7 @@ func TestLogWriteFailure(t *testing.T) {
 	}
 	// What the failed write left: as many bytes as the retry writes, then
 	// a whole frame of a call never written, which must not be read.
-	j.log.f = good
+	j.cur.f = good
 	r, _ := s.Record("c2")
 	retry, err := appendCallFrame(nil, &r)
 	if err != nil {
@@ -440,7 +455,7 @@ func TestLogWriteFailure(t *testing.T) {
 	}
 	stray := callstate.Record{Version: callstate.RecordVersion, Call: model.Call{ID: "stray", State: model.StateEstablished}}
 	left, _ := appendCallFrame(make([]byte, len(retry)), &stray)
-	if _, err := good.WriteAt(left, j.log.size); err != nil {
+	if _, err := good.WriteAt(left, j.cur.size); err != nil {
 		t.Fatal(err)
 	}
 	if !w.Flush() {
@@ -448,5 +463,55 @@ func TestLogWriteFailure(t *testing.T) {
 	}
 	if got := loadAll(t, reopened(t, j)); len(got) != 2 {
 		t.Errorf("journal holds %d calls after the retry, want 2", len(got))
+	}
+}
+
+// TestCheckpointNewerThanTheNextLog: a checkpoint writes a call's current
+// record, which may be newer than the record the next log, written while
+// it ran, holds of the call. After a crash the file's newer state stays:
+// Open does not put the older record over it, whether the newer has more
+// transitions or only a later update (a roster).
+func TestCheckpointNewerThanTheNextLog(t *testing.T) {
+	for name, later := range map[string]*model.Event{
+		"a state change": testkit.CallEvent("x", model.ChangeUpdated, model.StateEstablished),
+		"a roster":       testkit.RosterEvent("x", "p1", "p2", "p3"),
+	} {
+		t.Run(name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				s := newStore(t)
+				j := open(t, t.TempDir())
+				w := NewWriter(j, s, writerCfg(), zerolog.Nop(), nil)
+				testkit.Apply(t, s.Apply, testkit.CallEvent("x", model.ChangeCreated, model.StateEstablished))
+				if !w.Flush() {
+					t.Fatal("flush failed")
+				}
+				// The checkpoint starts the next log; a change is written
+				// to it; a later one is not, but the checkpoint reads it.
+				w.cpMu.Lock()
+				upTo, err := j.Rotate()
+				if err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(time.Second)
+				testkit.Apply(t, s.Apply, testkit.CallEvent("x", model.ChangeUpdated, model.StateHold))
+				if !w.Flush() {
+					t.Fatal("flush failed")
+				}
+				time.Sleep(time.Second)
+				testkit.Apply(t, s.Apply, later)
+				want, _ := s.Record("x")
+				heads, err := j.heads([]string{"x"})
+				if err != nil || !w.checkpointAfter([]string{"x"}, heads, upTo) {
+					t.Fatalf("checkpoint failed (%v)", err)
+				}
+				w.cpMu.Unlock()
+				j = reopened(t, j)
+				got := loadAll(t, j)["x"]
+				if got.Call.State != want.Call.State || len(got.Participants) != len(want.Participants) {
+					t.Errorf("after a crash x is %s with %d participants; want the checkpoint's %s with %d", got.Call.State, len(got.Participants), want.Call.State, len(want.Participants))
+				}
+				sameTransitions(t, got, want)
+			})
+		})
 	}
 }

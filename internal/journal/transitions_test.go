@@ -151,7 +151,11 @@ func TestRecordsLeaveOutWhatIsWritten(t *testing.T) {
 	if err := j.Put([]callstate.Record{func() callstate.Record { r, _ := s.RecordAfter("c1", stale[0].life, stale[0].next); return r }()}, nil); !errors.Is(err, errPartial) {
 		t.Fatalf("Put of a record missing a transition = %v, want errPartial", err)
 	}
-	if !w.checkpointAfter([]string{"c1"}, nil, stale) {
+	upTo, err := j.Rotate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !w.checkpointAfter([]string{"c1"}, stale, upTo) {
 		t.Fatal("checkpoint after stale heads failed")
 	}
 	want, _ := s.Record("c1")

@@ -3,6 +3,8 @@ package journal
 import (
 	"context"
 	"errors"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -49,11 +51,11 @@ const DefaultCheckpointBytes = 32 << 20
 // journal's log, synced once. The store's callers never wait for the
 // disk. A write that fails keeps its calls marked, turns
 // botd_journal_healthy to 0, and is tried again at the next tick; botd
-// keeps serving from memory meanwhile. When the log is
-// CheckpointBytes long, at a compaction, before a history read that
-// would miss an ended call the log holds, and when Run ends, the writer
-// checkpoints: the calls the log holds go into the file, and the log
-// starts again.
+// keeps serving from memory meanwhile. When the log is CheckpointBytes
+// long, before a compaction, before a history read that would miss an
+// ended call a log holds, and when Run ends, the writer checkpoints:
+// the log starts its next generation, and the calls the ones before hold
+// go into the file, while the appends go on.
 type Writer struct {
 	j   *Journal
 	src Source
@@ -66,17 +68,35 @@ type Writer struct {
 	runs    map[string]flows.RunRecord // the latest record of each run changed since the last write
 	failing bool
 
-	// wmu orders the writes: appends and checkpoints, and what they keep.
+	// wmu orders the appends, and guards what they keep: logged,
+	// loggedRuns and loggedEnd.
 	wmu sync.Mutex
-	// logged is what the file and the log hold of each call the log has
-	// a record of: the transitions, so that the next record of the call
-	// leaves them out.
-	logged map[string]head
-	// loggedRuns is the latest record of each run the log holds.
+	// logged is, for each call a log not yet folded into the file holds,
+	// what the file and the logs hold of its transitions (so that the
+	// next record of it leaves them out), and the generation of the log
+	// its last record is in.
+	logged map[string]loggedCall
+	// loggedRuns is the latest record of each run the log appended to
+	// holds; loggedEnd is set when it holds an ended call, which the
+	// file's history lists only once folded in.
 	loggedRuns map[string]flows.RunRecord
-	// loggedEnd is set when the log holds an ended call, which the
-	// file's history does not list until a checkpoint.
-	loggedEnd bool
+	loggedEnd  bool
+
+	// cpMu lets one checkpoint run at a time, and guards what the logs
+	// before the one appended to hold that the file does not yet:
+	// retiredRuns and retiredEnd (a failed checkpoint leaves them for the
+	// next).
+	cpMu        sync.Mutex
+	retiredRuns map[string]flows.RunRecord
+	retiredEnd  bool
+	// checkpoint asks Run's checkpointer for a checkpoint.
+	checkpoint chan struct{}
+}
+
+// loggedCall is what Writer.logged holds of a call.
+type loggedCall struct {
+	head
+	gen uint64
 }
 
 // NewWriter makes a writer of src's changes into j, and starts observing
@@ -92,7 +112,8 @@ func NewWriter(j *Journal, src Source, cfg WriterConfig, log zerolog.Logger, reg
 	w := &Writer{
 		j: j, src: src, cfg: cfg, log: log.With().Str("component", "journal").Logger(), m: newMetrics(reg),
 		dirty: map[string]struct{}{}, runs: map[string]flows.RunRecord{},
-		logged: map[string]head{}, loggedRuns: map[string]flows.RunRecord{},
+		logged: map[string]loggedCall{}, loggedRuns: map[string]flows.RunRecord{}, retiredRuns: map[string]flows.RunRecord{},
+		checkpoint: make(chan struct{}, 1),
 	}
 	w.m.healthy.Set(1)
 	src.Observe(w.observe)
@@ -124,24 +145,43 @@ func (w *Writer) MarkRun(rec flows.RunRecord) {
 // hold w.mu.
 func (w *Writer) pendingLocked() { w.m.pending.Set(float64(len(w.dirty) + len(w.runs))) }
 
-// Run writes every Lag, and compacts every CompactEvery, until ctx ends;
-// then it writes once more and checkpoints, so that a clean shutdown
-// loses nothing and the next start has no log to fold in.
+// Run writes every Lag until ctx ends; then it writes once more and
+// checkpoints, so that a clean shutdown loses nothing and the next start
+// has no log to fold in. Meanwhile a goroutine of its own checkpoints
+// when a write asks, and compacts every CompactEvery: the ticks go on
+// during a checkpoint.
 func (w *Writer) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Go(func() { w.checkpointer(ctx) })
 	tick := time.NewTicker(w.cfg.Lag)
 	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			ok := w.Flush()
+			wg.Wait()
+			if ok {
+				w.Checkpoint()
+			}
+			return
+		case <-tick.C:
+			w.Flush()
+		}
+	}
+}
+
+// checkpointer checkpoints when asked, and compacts every CompactEvery,
+// until ctx ends.
+func (w *Writer) checkpointer(ctx context.Context) {
 	compact := time.NewTicker(w.cfg.CompactEvery)
 	defer compact.Stop()
 	w.compact()
 	for {
 		select {
 		case <-ctx.Done():
-			if w.Flush() {
-				w.Checkpoint()
-			}
 			return
-		case <-tick.C:
-			w.Flush()
+		case <-w.checkpoint:
+			w.Checkpoint()
 		case <-compact.C:
 			w.compact()
 		}
@@ -185,14 +225,14 @@ func (w *Writer) write(ids []string, runs []flows.RunRecord) bool {
 	defer w.wmu.Unlock()
 	recs, _ := w.records(ids, w.headsLocked(ids))
 	start := time.Now()
-	size, err := w.j.Append(recs, runs)
+	size, gen, err := w.j.Append(recs, runs)
 	w.m.duration.Observe(time.Since(start).Seconds())
 	w.m.logBytes.Set(float64(size))
 	if err == nil {
 		for i := range recs {
 			r := &recs[i]
 			held := r.FirstTransition + r.Skipped
-			w.logged[r.Call.ID] = head{life: r.Life(), first: r.FirstTransition, next: held + uint64(len(r.Transitions))}
+			w.logged[r.Call.ID] = loggedCall{head{life: r.Life(), first: r.FirstTransition, next: held + uint64(len(r.Transitions))}, gen}
 			w.loggedEnd = w.loggedEnd || !r.TerminatedAt.IsZero()
 		}
 		for _, r := range runs {
@@ -218,7 +258,10 @@ func (w *Writer) write(ids []string, runs []flows.RunRecord) bool {
 	}
 	w.m.records.Add(float64(len(recs)))
 	if size >= w.cfg.CheckpointBytes {
-		w.checkpointLocked()
+		select {
+		case w.checkpoint <- struct{}{}:
+		default: // asked already
+		}
 	}
 	return true
 }
@@ -230,8 +273,8 @@ func (w *Writer) headsLocked(ids []string) []head {
 	out := make([]head, len(ids))
 	var missing []int
 	for i, id := range ids {
-		if h, ok := w.logged[id]; ok {
-			out[i] = h
+		if l, ok := w.logged[id]; ok {
+			out[i] = l.head
 		} else {
 			missing = append(missing, i)
 		}
@@ -251,60 +294,74 @@ func (w *Writer) headsLocked(ids []string) []head {
 	return out
 }
 
-// Checkpoint writes the calls and runs the log holds into the journal's
-// file and starts the log again; it reports whether that succeeded (or
-// there was nothing to do).
+// Checkpoint starts the log's next generation and writes the calls and
+// runs the logs before it hold into the journal's file; it reports
+// whether that succeeded (or there was nothing to do). The appends go on
+// meanwhile, to the new log.
 func (w *Writer) Checkpoint() bool {
+	w.cpMu.Lock()
+	defer w.cpMu.Unlock()
 	w.wmu.Lock()
-	defer w.wmu.Unlock()
-	return w.checkpointLocked()
-}
-
-// checkpointLocked is Checkpoint with w.wmu held. Each call's record is
-// its current one, from the store, less the transitions the file has;
-// a call the store no longer holds (swept) gets the last record the log
-// has of it. On failure the log stays, and the next append or
-// checkpoint tries again.
-func (w *Writer) checkpointLocked() bool {
-	if len(w.logged) == 0 && len(w.loggedRuns) == 0 {
+	if len(w.logged) == 0 && len(w.loggedRuns) == 0 && len(w.retiredRuns) == 0 {
+		w.wmu.Unlock()
 		return true
+	}
+	upTo, err := w.j.Rotate()
+	if err != nil {
+		w.wmu.Unlock()
+		w.outcome(w.m.checkpoints, err, 0)
+		return false
 	}
 	ids := make([]string, 0, len(w.logged))
 	for id := range w.logged {
 		ids = append(ids, id)
 	}
-	runs := make([]flows.RunRecord, 0, len(w.loggedRuns))
-	for _, r := range w.loggedRuns {
-		runs = append(runs, r)
-	}
+	maps.Copy(w.retiredRuns, w.loggedRuns)
+	clear(w.loggedRuns)
+	w.retiredEnd = w.retiredEnd || w.loggedEnd
+	w.loggedEnd = false
+	w.wmu.Unlock()
+
 	heads, err := w.j.heads(ids)
 	if err != nil {
 		heads = nil
 	}
-	return w.checkpointAfter(ids, runs, heads)
+	if !w.checkpointAfter(ids, heads, upTo) {
+		return false
+	}
+	// The file is now the base of every call whose last record was in a
+	// log folded in; the others' last records are in the log appended
+	// to.
+	w.wmu.Lock()
+	for _, id := range ids {
+		if l, ok := w.logged[id]; ok && l.gen <= upTo {
+			delete(w.logged, id)
+		}
+	}
+	w.wmu.Unlock()
+	clear(w.retiredRuns)
+	w.retiredEnd = false
+	return true
 }
 
-// checkpointAfter is checkpointLocked with the file's heads of ids read:
-// when a record left out transitions the file does not have after all,
-// the records are taken whole and written again.
-func (w *Writer) checkpointAfter(ids []string, runs []flows.RunRecord, heads []head) bool {
+// checkpointAfter writes the current records of ids into the file, each
+// less the transitions heads (the file's) say it holds, with the retired
+// runs, and folds in the logs up to generation upTo. When a record left
+// out transitions the file does not have after all, the records are
+// taken whole and written again. Callers hold w.cpMu.
+func (w *Writer) checkpointAfter(ids []string, heads []head, upTo uint64) bool {
+	runs := slices.Collect(maps.Values(w.retiredRuns))
 	recs, gone := w.records(ids, heads)
 	start := time.Now()
-	err := w.j.Checkpoint(recs, runs, gone)
+	err := w.j.Checkpoint(recs, runs, gone, upTo)
 	if errors.Is(err, errPartial) {
 		recs, gone = w.records(ids, nil)
-		err = w.j.Checkpoint(recs, runs, gone)
+		err = w.j.Checkpoint(recs, runs, gone, upTo)
 	}
 	w.m.checkpointDuration.Observe(time.Since(start).Seconds())
 	w.outcome(w.m.checkpoints, err, len(ids))
-	if err != nil {
-		return false
-	}
 	w.m.logBytes.Set(float64(w.j.LogSize()))
-	clear(w.logged)
-	clear(w.loggedRuns)
-	w.loggedEnd = false
-	return true
+	return err == nil
 }
 
 // outcome counts a write or checkpoint in c, and turns the journal's
@@ -369,11 +426,14 @@ func (w *Writer) Export(q HistoryQuery, fn func(callstate.Record) error) error {
 // ended call and cannot be checkpointed.
 var errNotCheckpointed = errors.New("journal: the log holds ended calls and cannot be written into the file")
 
-// readable checkpoints when the log holds an ended call.
+// readable checkpoints when a log holds an ended call.
 func (w *Writer) readable() error {
+	w.cpMu.Lock()
 	w.wmu.Lock()
-	defer w.wmu.Unlock()
-	if w.loggedEnd && !w.checkpointLocked() {
+	ended := w.loggedEnd || w.retiredEnd
+	w.wmu.Unlock()
+	w.cpMu.Unlock()
+	if ended && !w.Checkpoint() {
 		return errNotCheckpointed
 	}
 	return nil

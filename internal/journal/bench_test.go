@@ -73,7 +73,8 @@ func BenchmarkRecover10k(b *testing.B) {
 // BenchmarkFlushChanged is the writer's cost for a call that changed
 // since the last write, in a batch of 1,000 such calls, each with its
 // full bounded history (64 transitions): one state change each, then
-// one Flush. ns/op is per changed call.
+// one Flush, and a checkpoint whenever the log reaches its default
+// length, as Run's checkpointer would. ns/op is per changed call.
 func BenchmarkFlushChanged(b *testing.B) {
 	const calls = 1000
 	s := newStore(b)
@@ -100,9 +101,13 @@ func BenchmarkFlushChanged(b *testing.B) {
 		if n%calls == 0 && !w.Flush() {
 			b.Fatal("flush failed")
 		}
+		if n%calls == 0 && j.LogSize() >= DefaultCheckpointBytes && !w.Checkpoint() {
+			b.Fatal("checkpoint failed")
+		}
 	}
-	// The bytes written (bbolt writes each page a transaction changes
-	// again): per changed call, the disk's share of the cost.
+	// The bytes written (the log's frames, and the pages a checkpoint's
+	// transaction changes): per changed call, the disk's share of the
+	// cost.
 	if before >= 0 {
 		b.ReportMetric(float64(writtenBytes()-before)/float64(n), "wbytes/op")
 	}

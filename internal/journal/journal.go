@@ -144,7 +144,7 @@ func (j *Journal) migrate() error {
 		if version > SchemaVersion {
 			return fmt.Errorf("journal %s has schema version %d, written by a newer botd; this botd reads up to %d", j.path, version, SchemaVersion)
 		}
-		for _, b := range [][]byte{bucketCalls, bucketEnded, bucketRuns, bucketTransitions, bucketTransitionHeads} {
+		for _, b := range [][]byte{bucketCalls, bucketEnded, bucketRuns, bucketTransitions, bucketTransitionHeads, bucketLogPos} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return corrupt(j.path, err)
 			}
@@ -353,6 +353,9 @@ func (j *Journal) Compact(cutoff time.Time) (int, error) {
 						return err
 					}
 					if err := deleteTransitions(tx, string(id)); err != nil {
+						return err
+					}
+					if err := tx.Bucket(bucketLogPos).Delete(id); err != nil {
 						return err
 					}
 					n++

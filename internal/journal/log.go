@@ -70,11 +70,19 @@ const (
 // in it.
 var keyLogGen = []byte("logGeneration")
 
+// bucketLogPos maps a call id to where in the logs (logPos: generation
+// and offset, 8 bytes each, big-endian) the last checkpoint that wrote
+// the call's record read it: the call's frames before that place are
+// older than the record, those after newer.
+var bucketLogPos = []byte("logPositions")
+
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // frame is one decoded frame; its id, transitions and data are views of
 // the reader's buffer, valid until the next frame.
 type frame struct {
+	gen         uint64 // its log's generation
+	off         int64  // where the frame starts in its log
 	kind        byte
 	id          []byte
 	first       uint64
@@ -170,6 +178,7 @@ func readLog(r io.Reader, fn func(frame) error) (gen uint64, good int64, err err
 		if err != nil {
 			return gen, good, fmt.Errorf("frame at byte %d: %w", good, err)
 		}
+		fr.gen, fr.off = gen, good
 		if err := fn(fr); err != nil {
 			return gen, good, err
 		}
@@ -401,6 +410,31 @@ type foldedLog struct {
 	calls   map[string]*callstate.Record
 	runs    map[string]flows.RunRecord
 	entries int
+	// since is where in the logs each call's record in the file was
+	// read by a checkpoint: a call's frames before it are older.
+	since map[string]logPos
+}
+
+// logPos is a place in the logs: a generation, and an offset in its file.
+type logPos struct {
+	gen uint64
+	off int64
+}
+
+func (p logPos) before(q logPos) bool {
+	return p.gen < q.gen || p.gen == q.gen && p.off < q.off
+}
+
+func (p logPos) append(dst []byte) []byte {
+	return binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(dst, p.gen), uint64(p.off))
+}
+
+// parseLogPos reads a stored place; false for one that is not 16 bytes.
+func parseLogPos(b []byte) (logPos, bool) {
+	if len(b) != 16 {
+		return logPos{}, false
+	}
+	return logPos{binary.BigEndian.Uint64(b), int64(binary.BigEndian.Uint64(b[8:]))}, true
 }
 
 func newFoldedLog() *foldedLog {
@@ -422,6 +456,9 @@ func (fl *foldedLog) read(r io.Reader, keep map[string]bool) (uint64, int64, err
 		case kindCall:
 			if keep != nil && !keep[string(fr.id)] {
 				return nil
+			}
+			if p, ok := fl.since[string(fr.id)]; ok && (logPos{fr.gen, fr.off}).before(p) {
+				return nil // the file holds a newer record
 			}
 			rec, err := decodeRecord(fr.data)
 			if err == nil && rec.Call.ID != string(fr.id) {
@@ -507,6 +544,9 @@ func (j *Journal) openLog() error {
 		return err
 	}
 	fl, last := newFoldedLog(), folded
+	if fl.since, err = j.positions(); err != nil {
+		return err
+	}
 	for _, ref := range refs {
 		if ref.gen <= folded {
 			continue // in the file already
@@ -557,50 +597,36 @@ func (j *Journal) loggedGeneration() (uint64, error) {
 }
 
 // foldIn writes, in tx, what the logs up to generation gen hold: recs,
-// each but those the file holds a newer state of (newer), fitted to the
-// transitions the file holds (fit), and runs; and records gen as folded
-// in.
+// each fitted to the transitions the file holds (fit), and runs; and
+// records gen as folded in.
 func foldIn(tx *bolt.Tx, recs []callstate.Record, runs []flows.RunRecord, gen uint64) error {
-	heads, calls := tx.Bucket(bucketTransitionHeads), tx.Bucket(bucketCalls)
-	keep := recs[:0]
-	for _, r := range recs {
-		have, ok := parseHead(heads.Get([]byte(r.Call.ID)))
-		if newer(calls.Get([]byte(r.Call.ID)), have, ok, &r) {
-			continue
-		}
-		fit(&r, have, ok)
-		keep = append(keep, r)
+	heads := tx.Bucket(bucketTransitionHeads)
+	for i := range recs {
+		have, ok := parseHead(heads.Get([]byte(recs[i].Call.ID)))
+		fit(&recs[i], have, ok)
 	}
 	if err := putRuns(tx.Bucket(bucketRuns), runs); err != nil {
 		return err
 	}
-	if err := putRecords(tx, keep); err != nil {
+	if err := putRecords(tx, recs); err != nil {
 		return err
 	}
 	return tx.Bucket(bucketMeta).Put(keyLogGen, []byte(strconv.FormatUint(gen, 10)))
 }
 
-// newer reports whether the file holds a newer state of r's call than r,
-// a record from a log: a checkpoint writes each call's current record,
-// which may be newer than what a log of the next generation, written
-// meanwhile, holds of it. Newer is a later life, more transitions, or
-// the same transitions and a later update.
-func newer(stored []byte, have head, ok bool, r *callstate.Record) bool {
-	next := r.FirstTransition + r.Skipped + uint64(len(r.Transitions))
-	if ok && have.life == r.Life() && have.next > next {
-		return true
-	}
-	if stored == nil {
-		return false
-	}
-	old, err := decodeRecord(stored)
-	if err != nil {
-		return false
-	}
-	if old.Life() != r.Life() {
-		return old.CreatedAt.After(r.CreatedAt)
-	}
-	return (!ok || have.next == next) && old.UpdatedAt.After(r.UpdatedAt)
+// positions is where a checkpoint read each call's record in the file,
+// by call id (bucketLogPos).
+func (j *Journal) positions() (map[string]logPos, error) {
+	out := map[string]logPos{}
+	err := j.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketLogPos).ForEach(func(k, v []byte) error {
+			if p, ok := parseLogPos(v); ok {
+				out[string(k)] = p
+			}
+			return nil
+		})
+	})
+	return out, err
 }
 
 // fit makes r, a record that leaves out the transitions it says the file
@@ -657,14 +683,45 @@ func (j *Journal) Rotate() (uint64, error) {
 	return old.gen, nil
 }
 
-// Checkpoint writes into the file, in one transaction, recs (the current
-// records of the calls the logs up to generation upTo hold, each less the
-// transitions the file has), those logs' own last records of the calls
-// in gone (those the store no longer holds), and runs; records upTo as
-// folded in; and deletes those logs. Appends go on meanwhile, to the log
-// after them (Rotate). A record that leaves out transitions the file
-// does not have is errPartial, and nothing is written.
-func (j *Journal) Checkpoint(recs []callstate.Record, runs []flows.RunRecord, gone []string, upTo uint64) error {
+// PutCurrent writes recs, current records of calls the logs hold (each
+// less the transitions the file has), read when the logs ended at at
+// (Position), into the file, in one transaction: a part of a checkpoint,
+// which FoldIn ends. The file then holds, for each, a record newer than
+// the frames before at, and older than those after: Open, and FoldIn,
+// fold in only those after. A record that leaves out transitions the
+// file does not have is errPartial, and nothing is written.
+func (j *Journal) PutCurrent(recs []callstate.Record, at logPos) error {
+	return j.db.Update(func(tx *bolt.Tx) error {
+		if err := putRecords(tx, recs); err != nil {
+			return err
+		}
+		b := tx.Bucket(bucketLogPos)
+		for i := range recs {
+			if err := b.Put([]byte(recs[i].Call.ID), at.append(make([]byte, 0, 16))); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Position is where the log appended to ends: what is appended from then
+// on comes after it. Callers order it with the appends.
+func (j *Journal) Position() logPos {
+	j.logMu.Lock()
+	defer j.logMu.Unlock()
+	if j.cur == nil {
+		return logPos{}
+	}
+	return logPos{j.cur.gen, j.cur.size}
+}
+
+// FoldIn ends a checkpoint: it writes into the file, in one transaction,
+// the logs' own last records of the calls in gone (those the store no
+// longer holds, from the logs up to generation upTo), and runs; records
+// upTo as folded in; and deletes those logs. Appends go on meanwhile, to
+// the log after them (Rotate).
+func (j *Journal) FoldIn(runs []flows.RunRecord, gone []string, upTo uint64) error {
 	j.logMu.Lock()
 	var refs []logRef
 	for _, ref := range j.retired {
@@ -680,6 +737,10 @@ func (j *Journal) Checkpoint(recs []callstate.Record, runs []flows.RunRecord, go
 			keep[id] = true
 		}
 		fl := newFoldedLog()
+		var err error
+		if fl.since, err = j.positions(); err != nil {
+			return err
+		}
 		for _, ref := range refs {
 			if _, _, err := ref.read(fl, keep); err != nil {
 				return err
@@ -687,12 +748,7 @@ func (j *Journal) Checkpoint(recs []callstate.Record, runs []flows.RunRecord, go
 		}
 		last = fl.records()
 	}
-	if err := j.db.Update(func(tx *bolt.Tx) error {
-		if err := putRecords(tx, recs); err != nil {
-			return err
-		}
-		return foldIn(tx, last, runs, upTo)
-	}); err != nil {
+	if err := j.db.Update(func(tx *bolt.Tx) error { return foldIn(tx, last, runs, upTo) }); err != nil {
 		return err
 	}
 	j.logMu.Lock()

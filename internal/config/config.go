@@ -279,7 +279,7 @@ func table(c *Config) []setting {
 		opt("max-calls", callstate.DefaultMaxCalls, "most calls tracked at once; a new call over it is refused", &c.MaxCalls))
 	area("State",
 		opt("state", StateJournal, "where calls are kept: journal (a file in BOTD_DATA_DIR; calls survive a restart) or memory (lost when botd stops)", &c.State),
-		opt("data-dir", "data", "directory of the journal file botd.journal (the image sets /var/lib/botd)", &c.DataDir),
+		opt("data-dir", "data", "directory of the journal: the file botd.journal and its log botd.journal.log.<generation> (the image sets /var/lib/botd)", &c.DataDir),
 		opt("history-retention", 30*24*time.Hour, "how long an ended call stays in the journal, after it has left memory, before compaction deletes it", &c.HistoryRetention),
 		opt("journal-lag", 50*time.Millisecond, "the longest a change to a call waits before it is written to the journal, in one batch with the others of that time", &c.JournalLag),
 		opt("recovery-rate", 50.0, "Graph requests per second at most while botd refreshes its calls at start (each call takes two)", &c.RecoveryRate),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -154,4 +155,59 @@ func BenchmarkPutNew(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkOpenAfterCrash is a start after a crash: Open folds a log of
+// 20,000 frames (1,000 calls, 20 state changes each, a write after each
+// round) into the file. ns/op is per frame.
+func BenchmarkOpenAfterCrash(b *testing.B) {
+	const calls, rounds = 1000, 20
+	src := b.TempDir()
+	s := newStore(b)
+	j, err := Open(src)
+	if err != nil {
+		b.Fatal(err)
+	}
+	w := NewWriter(j, s, writerCfg(), zerolog.Nop(), nil)
+	states := []model.CallState{model.StateEstablished, model.StateHold}
+	for r := range rounds {
+		for i := range calls {
+			testkit.Apply(b, s.Apply, testkit.CallEvent(fmt.Sprintf("call-%04d", i), model.ChangeUpdated, states[r%2]))
+		}
+		if !w.Flush() {
+			b.Fatal("flush failed")
+		}
+	}
+	if err := j.Close(); err != nil {
+		b.Fatal(err)
+	}
+	files, err := os.ReadDir(src)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		b.StopTimer()
+		dir := b.TempDir()
+		for _, f := range files {
+			data, err := os.ReadFile(filepath.Join(src, f.Name()))
+			if err == nil {
+				err = os.WriteFile(filepath.Join(dir, f.Name()), data, 0o600)
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StartTimer()
+		j, err := Open(dir)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if frames, _ := j.Replayed(); frames != calls*rounds {
+			b.Fatalf("folded %d frames, want %d", frames, calls*rounds)
+		}
+		b.StopTimer()
+		_ = j.Close()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*calls*rounds), "ns/frame")
 }

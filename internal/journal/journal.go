@@ -229,10 +229,13 @@ func inKeyOrder(recs []callstate.Record) []*callstate.Record {
 	for i := range recs {
 		out[i] = &recs[i]
 	}
-	slices.SortFunc(out, func(a, b *callstate.Record) int {
-		return cmp.Or(cmp.Compare(len(a.Call.ID), len(b.Call.ID)), strings.Compare(a.Call.ID, b.Call.ID))
-	})
+	slices.SortFunc(out, func(a, b *callstate.Record) int { return compareIDs(a.Call.ID, b.Call.ID) })
 	return out
+}
+
+// compareIDs orders call ids as their keys are: by length, then bytes.
+func compareIDs(a, b string) int {
+	return cmp.Or(cmp.Compare(len(a), len(b)), strings.Compare(a, b))
 }
 
 // putRecord writes r, without its transitions (transitionStore keeps

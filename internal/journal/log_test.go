@@ -525,7 +525,7 @@ func TestCheckpointNewerThanTheNextLog(t *testing.T) {
 				time.Sleep(time.Second)
 				testkit.Apply(t, s.Apply, later)
 				want, _ := s.Record("x")
-				if err := w.checkpointCalls([]string{"x"}, upTo); err != nil {
+				if err := w.checkpointCalls([]string{"x"}, upTo, false); err != nil {
 					t.Fatalf("checkpoint: %v", err)
 				}
 				w.cpMu.Unlock()

@@ -1,10 +1,11 @@
-// Package journal owns botd's durable copy of its calls: one bbolt file
-// under BOTD_DATA_DIR that a restarted botd loads its calls from. It owns
-// the file's layout and schema version, the write-behind of the call
-// store's changes in batched transactions (Writer), the recovery at start
-// that puts the calls back and asks Graph what changed while botd was
-// down (Recover), and the compaction of ended calls past the history
-// retention.
+// Package journal owns botd's durable copy of its calls: a bbolt file
+// under BOTD_DATA_DIR, and its append-only log (log.go), that a restarted
+// botd loads its calls from. It owns the file's and the log's layout and
+// schema version, the write-behind of the call store's changes as
+// batched appends to the log and their checkpoints into the file
+// (Writer), the recovery at start that puts the calls back and asks Graph
+// what changed while botd was down (Recover), and the compaction of ended
+// calls past the history retention.
 package journal
 
 import (

@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rs/zerolog"
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/botd/botd/internal/callstate"
 	"github.com/botd/botd/internal/model"
@@ -537,5 +538,97 @@ func TestCheckpointNewerThanTheNextLog(t *testing.T) {
 				sameTransitions(t, got, want)
 			})
 		})
+	}
+}
+
+// TestMigrateSchema2: a schema 2 file, as a botd before the log left it
+// (no log generation, no log positions, no log), opens as schema 3 with
+// its calls, and the next writes go through the log.
+func TestMigrateSchema2(t *testing.T) {
+	dir := t.TempDir()
+	s := newStore(t)
+	testkit.Apply(t, s.Apply, testkit.CallEvent("c1", model.ChangeCreated, model.StateEstablished))
+	r, _ := s.Record("c1")
+	j := open(t, dir)
+	if err := j.Put([]callstate.Record{r}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.db.Update(func(tx *bolt.Tx) error {
+		if err := tx.DeleteBucket(bucketLogPos); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketMeta).Put(keySchema, []byte("2"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	_ = j.Close()
+	refs, _ := logFiles(dir)
+	for _, ref := range refs {
+		if err := os.Remove(ref.path); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	j = open(t, dir)
+	if j.MigratedFrom() != 2 {
+		t.Errorf("MigratedFrom = %d, want 2", j.MigratedFrom())
+	}
+	if got := loadAll(t, j)["c1"]; got.Call.State != model.StateEstablished {
+		t.Fatalf("c1 is %q after the migration", got.Call.State)
+	}
+	w := NewWriter(j, s, writerCfg(), zerolog.Nop(), nil)
+	testkit.Apply(t, s.Apply, testkit.CallEvent("c1", model.ChangeUpdated, model.StateHold))
+	if !w.Flush() || !w.Checkpoint() {
+		t.Fatal("write after the migration failed")
+	}
+	want, _ := s.Record("c1")
+	got := loadAll(t, reopened(t, j))["c1"]
+	if got.Call.State != model.StateHold {
+		t.Errorf("c1 is %q after a write, want hold", got.Call.State)
+	}
+	sameTransitions(t, got, want)
+}
+
+// TestCheckpointFailure: a checkpoint that cannot write the file (here
+// the file is closed under it) turns the journal unhealthy and keeps the
+// logs; the appends go on; trying again starts no new log while the
+// current one holds nothing; and nothing is lost: after a crash the
+// journal holds every write.
+func TestCheckpointFailure(t *testing.T) {
+	dir := t.TempDir()
+	s := newStore(t)
+	j := open(t, dir)
+	logs := &testkit.Buffer{}
+	w := NewWriter(j, s, writerCfg(), zerolog.New(logs), nil)
+	testkit.Apply(t, s.Apply, testkit.CallEvent("c1", model.ChangeCreated, model.StateEstablished))
+	if !w.Flush() {
+		t.Fatal("flush failed")
+	}
+	if err := j.db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if w.Checkpoint() {
+			t.Fatal("a checkpoint into a closed file succeeded")
+		}
+	}
+	if g := testutil.ToFloat64(w.m.healthy); g != 0 {
+		t.Errorf("healthy = %v while checkpoints fail", g)
+	}
+	if !strings.Contains(logs.String(), "journal checkpoint failed") {
+		t.Errorf("no error logged: %s", logs)
+	}
+	if refs, _ := logFiles(dir); len(refs) != 2 {
+		t.Errorf("%d logs after 3 failed checkpoints, want 2 (the one retired and the one appended to)", len(refs))
+	}
+	testkit.Apply(t, s.Apply, testkit.CallEvent("c2", model.ChangeCreated, model.StateEstablished))
+	if !w.Flush() {
+		t.Fatal("an append while checkpoints fail failed")
+	}
+	if g := testutil.ToFloat64(w.m.healthy); g != 0 {
+		t.Errorf("healthy = %v after an append, while checkpoints fail", g)
+	}
+	if got := loadAll(t, reopened(t, j)); len(got) != 2 {
+		t.Errorf("journal holds %d calls after the crash, want 2", len(got))
 	}
 }

@@ -64,10 +64,12 @@ type Writer struct {
 	log zerolog.Logger
 	m   *metrics
 
-	mu      sync.Mutex
-	dirty   map[string]struct{}
-	runs    map[string]flows.RunRecord // the latest record of each run changed since the last write
-	failing bool
+	mu    sync.Mutex
+	dirty map[string]struct{}
+	runs  map[string]flows.RunRecord // the latest record of each run changed since the last write
+	// failing is set while appends fail, cpFailing while checkpoints do:
+	// the journal is healthy when neither is.
+	failing, cpFailing bool
 
 	// wmu orders the appends, and guards what they keep: logged,
 	// loggedRuns and loggedEnd.
@@ -182,7 +184,14 @@ func (w *Writer) checkpointer(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-w.checkpoint:
-			w.checkpointPaced(true)
+			if !w.checkpointPaced(true) {
+				// Not again at every tick while it fails: the log grows
+				// meanwhile, and the failure is counted and logged.
+				select {
+				case <-ctx.Done():
+				case <-time.After(checkpointRetry):
+				}
+			}
 		case <-compact.C:
 			w.compact()
 		}
@@ -211,7 +220,7 @@ func (w *Writer) Flush() bool {
 	return w.write(ids, runs)
 }
 
-// WriteNow writes one call's record at once, in its own transaction, and
+// WriteNow appends one call's record to the log at once, synced, and
 // returns when it is on disk: for what botd decides to send (an
 // operation, a created call), written before the request goes to Graph.
 // A failure is counted and logged as Flush's are, and the call stays
@@ -253,7 +262,7 @@ func (w *Writer) write(ids []string, runs []flows.RunRecord) bool {
 	}
 	w.pendingLocked()
 	w.mu.Unlock()
-	w.outcome(w.m.writes, err, len(ids))
+	w.outcome(w.m.writes, &w.failing, err, len(ids))
 	if err != nil {
 		return false
 	}
@@ -317,7 +326,7 @@ func (w *Writer) checkpointPaced(paced bool) bool {
 	upTo, err := w.j.Rotate()
 	if err != nil {
 		w.wmu.Unlock()
-		w.outcome(w.m.checkpoints, err, 0)
+		w.outcome(w.m.checkpoints, &w.cpFailing, err, 0)
 		return false
 	}
 	// In key order, so that each of the checkpoint's transactions
@@ -333,7 +342,7 @@ func (w *Writer) checkpointPaced(paced bool) bool {
 	start := time.Now()
 	err = w.checkpointCalls(ids, upTo, paced)
 	w.m.checkpointDuration.Observe(time.Since(start).Seconds())
-	w.outcome(w.m.checkpoints, err, len(ids))
+	w.outcome(w.m.checkpoints, &w.cpFailing, err, len(ids))
 	w.m.logBytes.Set(float64(w.j.LogSize()))
 	if err != nil {
 		return false
@@ -352,6 +361,9 @@ func (w *Writer) checkpointPaced(paced bool) bool {
 	w.retiredEnd = false
 	return true
 }
+
+// checkpointRetry is the rest after a failed checkpoint before the next.
+const checkpointRetry = time.Second
 
 // checkpointChunk is how many calls' records one transaction of a
 // checkpoint writes: bbolt holds what a write transaction changes in
@@ -408,26 +420,34 @@ func (w *Writer) current(ids []string, heads []head) ([]callstate.Record, []stri
 	return recs, gone, w.j.Position()
 }
 
-// outcome counts a write or checkpoint in c, and turns the journal's
-// health, logging the first failure and the recovery.
-func (w *Writer) outcome(c *prometheus.CounterVec, err error, calls int) {
+// outcome counts a write or checkpoint in c, sets its failing flag,
+// and turns the journal's health, logging the first failure of each kind
+// and the recovery. Callers do not hold w.mu.
+func (w *Writer) outcome(c *prometheus.CounterVec, failing *bool, err error, calls int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	what := "journal write"
+	if failing == &w.cpFailing {
+		what = "journal checkpoint"
+	}
 	if err != nil {
 		c.WithLabelValues(resultError).Inc()
-		w.m.healthy.Set(0)
-		if !w.failing {
-			w.log.Error().Err(err).Int("calls", calls).Str("path", w.j.Path()).Msg("journal write failed; serving from memory and retrying")
+		if !*failing {
+			w.log.Error().Err(err).Int("calls", calls).Str("path", w.j.Path()).Msg(what + " failed; serving from memory and retrying")
 		}
-		w.failing = true
-		return
+		*failing = true
+	} else {
+		c.WithLabelValues(resultOK).Inc()
+		if *failing {
+			w.log.Info().Int("calls", calls).Msg(what + " recovered")
+		}
+		*failing = false
 	}
-	c.WithLabelValues(resultOK).Inc()
-	w.m.healthy.Set(1)
-	if w.failing {
-		w.log.Info().Int("calls", calls).Msg("journal write recovered")
+	if w.failing || w.cpFailing {
+		w.m.healthy.Set(0)
+	} else {
+		w.m.healthy.Set(1)
 	}
-	w.failing = false
 }
 
 // records are the current records of ids, each less the transitions its
@@ -486,7 +506,7 @@ func (w *Writer) readable() error {
 // compact deletes the records of calls that ended before the history
 // retention.
 func (w *Writer) compact() {
-	w.Checkpoint()
+	w.checkpointPaced(true)
 	n, err := w.j.Compact(w.cfg.Now().Add(-w.cfg.HistoryRetention))
 	if err != nil {
 		w.m.compactions.WithLabelValues(resultError).Inc()

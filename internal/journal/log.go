@@ -55,8 +55,9 @@ var logMagic = []byte("botdlog1")
 const (
 	logHeaderLen   = 16
 	frameHeaderLen = 8
-	// maxFrame bounds a frame's body: a length over it is not a frame.
-	maxFrame = 16 << 20
+	// maxFrame bounds a frame's body: a length over it is not a frame,
+	// and a record that would need one is not written.
+	maxFrame = 64 << 20
 )
 
 // The kinds of frame.
@@ -132,7 +133,7 @@ var errNotALog = errors.New("not a botd journal log")
 // readLog reads a log from r: its generation, and each frame, in order,
 // to fn, until the end or the first frame that does not read. good is the
 // length of what reads, header included; 0 with gen 0 for a log shorter
-// than its header (one created, or started again, by a write cut short).
+// than its header (its creation cut short).
 // A frame whose CRC holds but whose body does not parse is an error, as
 // is fn's.
 func readLog(r io.Reader, fn func(frame) error) (gen uint64, good int64, err error) {
@@ -250,9 +251,13 @@ func (l *logFile) append(recs []callstate.Record, runs []flows.RunRecord) error 
 	}
 	buf := l.buf[:0]
 	for i := range recs {
+		at := len(buf)
 		var err error
 		if buf, err = appendCallFrame(buf, &recs[i]); err != nil {
 			return err
+		}
+		if n := len(buf) - at - frameHeaderLen; n > maxFrame {
+			return fmt.Errorf("journal: call %s: its record is %d bytes, over the log's %d", recs[i].Call.ID, n, maxFrame)
 		}
 	}
 	for i := range runs {

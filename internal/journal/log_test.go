@@ -58,6 +58,21 @@ func sameAs(t testing.TB, j *Journal, want map[string]callstate.Record, when str
 	}
 }
 
+// oneCallWritten is a journal in a new directory, its writer (logging to
+// log) over a new store, and call c1, established, written to the log.
+func oneCallWritten(t *testing.T, log zerolog.Logger) (string, *callstate.Store, *Journal, *Writer) {
+	t.Helper()
+	dir := t.TempDir()
+	s := newStore(t)
+	j := open(t, dir)
+	w := NewWriter(j, s, writerCfg(), log, nil)
+	testkit.Apply(t, s.Apply, testkit.CallEvent("c1", model.ChangeCreated, model.StateEstablished))
+	if !w.Flush() {
+		t.Fatal("flush failed")
+	}
+	return dir, s, j, w
+}
+
 // FuzzWriterThroughCrashes drives a store and its writer through any
 // sequence of changes to a few calls (state changes past the ring of
 // transitions, rosters, ends, sweeps from memory, ids used again), writes,
@@ -242,14 +257,7 @@ func TestCheckpointAtLogSize(t *testing.T) {
 // that write only; Open folds in the frames before it and says how much
 // it cut off, and the next write goes after them.
 func TestLogTornTail(t *testing.T) {
-	dir := t.TempDir()
-	s := newStore(t)
-	j := open(t, dir)
-	w := NewWriter(j, s, writerCfg(), zerolog.Nop(), nil)
-	testkit.Apply(t, s.Apply, testkit.CallEvent("c1", model.ChangeCreated, model.StateEstablished))
-	if !w.Flush() {
-		t.Fatal("flush failed")
-	}
+	dir, s, j, w := oneCallWritten(t, zerolog.Nop())
 	before := j.LogSize()
 	testkit.Apply(t, s.Apply, testkit.CallEvent("c2", model.ChangeCreated, model.StateEstablished))
 	if !w.Flush() {
@@ -306,18 +314,11 @@ func TestLogTornTail(t *testing.T) {
 }
 
 // TestLogOfAFoldedGeneration: a log the file has folded in already (a
-// crash after a checkpoint's transaction, before the log started again)
-// is not folded in twice: its older records do not replace the newer
-// ones the checkpoint wrote.
+// crash after a checkpoint's last transaction, before the log was
+// deleted) is not folded in twice: its older records do not replace the
+// newer ones the checkpoint wrote.
 func TestLogOfAFoldedGeneration(t *testing.T) {
-	dir := t.TempDir()
-	s := newStore(t)
-	j := open(t, dir)
-	w := NewWriter(j, s, writerCfg(), zerolog.Nop(), nil)
-	testkit.Apply(t, s.Apply, testkit.CallEvent("c1", model.ChangeCreated, model.StateEstablished))
-	if !w.Flush() {
-		t.Fatal("flush failed")
-	}
+	dir, s, j, _ := oneCallWritten(t, zerolog.Nop())
 	_ = j.Close()
 	path := logPath(dir, 1)
 	stale, err := os.ReadFile(path)
@@ -327,7 +328,7 @@ func TestLogOfAFoldedGeneration(t *testing.T) {
 	// Open folds that log in; the call then moves on, and a checkpoint
 	// writes it into the file.
 	j = open(t, dir)
-	w = NewWriter(j, s, writerCfg(), zerolog.Nop(), nil)
+	w := NewWriter(j, s, writerCfg(), zerolog.Nop(), nil)
 	testkit.Apply(t, s.Apply, testkit.CallEvent("c1", model.ChangeUpdated, model.StateHold))
 	if !w.Flush() || !w.Checkpoint() {
 		t.Fatal("write failed")
@@ -449,14 +450,7 @@ func TestHistoryListsCallsInTheLog(t *testing.T) {
 // the next append cuts the part off and writes them, so the log reads
 // whole after a crash.
 func TestLogWriteFailure(t *testing.T) {
-	dir := t.TempDir()
-	s := newStore(t)
-	j := open(t, dir)
-	w := NewWriter(j, s, writerCfg(), zerolog.Nop(), nil)
-	testkit.Apply(t, s.Apply, testkit.CallEvent("c1", model.ChangeCreated, model.StateEstablished))
-	if !w.Flush() {
-		t.Fatal("flush failed")
-	}
+	_, s, j, w := oneCallWritten(t, zerolog.Nop())
 	good := j.cur.f
 	ro, err := os.Open(good.Name())
 	if err != nil {
@@ -595,15 +589,8 @@ func TestMigrateSchema2(t *testing.T) {
 // current one holds nothing; and nothing is lost: after a crash the
 // journal holds every write.
 func TestCheckpointFailure(t *testing.T) {
-	dir := t.TempDir()
-	s := newStore(t)
-	j := open(t, dir)
 	logs := &testkit.Buffer{}
-	w := NewWriter(j, s, writerCfg(), zerolog.New(logs), nil)
-	testkit.Apply(t, s.Apply, testkit.CallEvent("c1", model.ChangeCreated, model.StateEstablished))
-	if !w.Flush() {
-		t.Fatal("flush failed")
-	}
+	dir, s, j, w := oneCallWritten(t, zerolog.New(logs))
 	if err := j.db.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -667,16 +667,17 @@ var errClosed = errors.New("journal: closed")
 
 // Rotate starts the log of the next generation, which the appends go to
 // from then on, and returns the generation of the one before: a
-// checkpoint up to it (PutCurrent, FoldIn) folds it into the file. A log
-// that holds nothing yet is kept (a checkpoint that failed is tried again
-// without a new file each time).
+// checkpoint up to it (PutCurrent, FoldIn) folds it into the file. While
+// a log retired before is not folded in yet (a checkpoint failed), or
+// the log appended to holds nothing, no new one starts: a checkpoint
+// tried again and again makes no new files.
 func (j *Journal) Rotate() (uint64, error) {
 	j.logMu.Lock()
 	defer j.logMu.Unlock()
 	if j.cur == nil {
 		return 0, errClosed
 	}
-	if j.cur.size <= logHeaderLen && !j.cur.torn {
+	if len(j.retired) > 0 || j.cur.size <= logHeaderLen && !j.cur.torn {
 		return j.cur.gen - 1, nil
 	}
 	next, err := createLog(j.dir, j.cur.gen+1)

@@ -615,6 +615,12 @@ func TestCheckpointFailure(t *testing.T) {
 	if g := testutil.ToFloat64(w.m.healthy); g != 0 {
 		t.Errorf("healthy = %v after an append, while checkpoints fail", g)
 	}
+	if w.Checkpoint() {
+		t.Fatal("a checkpoint into a closed file succeeded")
+	}
+	if refs, _ := logFiles(dir); len(refs) != 2 {
+		t.Errorf("%d logs after another failed checkpoint, with an append before it, want 2", len(refs))
+	}
 	if got := loadAll(t, reopened(t, j)); len(got) != 2 {
 		t.Errorf("journal holds %d calls after the crash, want 2", len(got))
 	}

@@ -23,24 +23,26 @@ import (
 )
 
 // The journal's log, files named LogFilePrefix and a generation next to
-// the bbolt file, takes the
-// write-behind: each tick appends the changed calls' records to it, one
-// frame each, and syncs it once. A bbolt transaction wrote again every
-// page a changed call touched (7.4 KB and 39 µs per changed call in
-// BenchmarkFlushChanged); the log writes the change once, in sequence. A
-// checkpoint starts the log of the next generation, which the appends go
-// on to, writes the calls the logs before it hold into the bbolt file,
-// in one transaction that also records their generation as folded in,
-// and deletes them. Open folds in the logs a botd that stopped without a
-// checkpoint (kill -9, a crash) left, and deletes them.
+// the bbolt file, takes the write-behind: each tick appends the changed
+// calls' records to it, one frame each, and syncs it once. A bbolt
+// transaction per tick wrote again every page a changed call touched
+// (7.4 KB and 39 µs per changed call in BenchmarkFlushChanged); the log
+// writes the change once, in sequence. A checkpoint starts the log of
+// the next generation, which the appends go on to; writes the current
+// records of the calls the logs before it hold into the bbolt file, some
+// at a time (PutCurrent), each with the place in the logs where it was
+// read; then records their generation as folded in and deletes them
+// (FoldIn). Open folds in the logs a botd that stopped without a
+// checkpoint (kill -9, a crash) left, skipping each call's frames from
+// before the place its record in the file was read at, and deletes them.
 //
 // Layout: a 16-byte header, logMagic and the generation (8 bytes,
 // big-endian), then frames: the body's length (4 bytes, little-endian),
 // its CRC-32C (4 bytes, little-endian), and the body: a kind byte
 // (kindCall, kindRun), the id's length (uvarint), the id, the number of
 // the call's oldest transition (Record.FirstTransition, uvarint; 0 for a
-// run), the number of transitions the record left out (Record.Skipped, uvarint; 0 for a run),
-// the number of transitions it holds (uvarint; 0 for a run), each as its
+// run), the number of transitions the record left out (Record.Skipped,
+// uvarint; 0 for a run), the number of transitions it holds (uvarint; 0 for a run), each as its
 // length (uvarint) and JSON, and the record as JSON without them: a call's
 // record and transitions are encoded as the file holds them. A frame
 // that does not read (short, or its CRC wrong) is a write cut short: the

@@ -242,21 +242,22 @@ func compareIDs(a, b string) int {
 // putRecord writes r, without its transitions (transitionStore keeps
 // them), as the call's record.
 func putRecord(calls *bolt.Bucket, r *callstate.Record) error {
-	b, err := encodeRecord(r)
+	b, err := encodeRecord(nil, r)
 	if err != nil {
 		return err
 	}
 	return calls.Put([]byte(r.Call.ID), b)
 }
 
-// encodeRecord is r as the file holds a record: JSON, without its
-// transitions and their numbering (the transitions bucket holds them).
-func encodeRecord(r *callstate.Record) ([]byte, error) {
+// encodeRecord is r as the file holds a record: JSON
+// (callstate.Record.AppendJSON), without its transitions and their
+// numbering (the transitions bucket holds them), appended to dst.
+func encodeRecord(dst []byte, r *callstate.Record) ([]byte, error) {
 	rest := *r
 	rest.Transitions, rest.FirstTransition = nil, 0
-	b, err := json.Marshal(&rest)
+	b, err := rest.AppendJSON(dst)
 	if err != nil {
-		return nil, fmt.Errorf("journal: encode call %s: %w", r.Call.ID, err)
+		return dst, fmt.Errorf("journal: encode call %s: %w", r.Call.ID, err)
 	}
 	return b, nil
 }

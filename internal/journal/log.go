@@ -309,11 +309,11 @@ func appendCallFrame(dst []byte, r *callstate.Record) ([]byte, error) {
 			dst = append(binary.AppendUvarint(dst[:lat], uint64(n)), js...)
 		}
 	}
-	data, err := encodeRecord(r)
+	dst, err := encodeRecord(dst, r)
 	if err != nil {
 		return dst[:at], err
 	}
-	return endFrame(append(dst, data...), at), nil
+	return endFrame(dst, at), nil
 }
 
 // createLog creates the log of generation gen in dir, with its header,

@@ -550,21 +550,17 @@ func (j *Journal) openLog() error {
 	if err != nil {
 		return err
 	}
-	fl, last := newFoldedLog(), folded
-	if fl.since, err = j.positions(); err != nil {
+	// The logs of generations folded in already are in the file.
+	unfolded := slices.DeleteFunc(slices.Clone(refs), func(ref logRef) bool { return ref.gen <= folded })
+	fl, cut, err := j.fold(unfolded, nil)
+	if err != nil {
 		return err
 	}
-	for _, ref := range refs {
-		if ref.gen <= folded {
-			continue // in the file already
-		}
-		good, size, err := ref.read(fl, nil)
-		if err != nil {
-			return err
-		}
-		j.cutTail += size - good // all of a header cut short
-		last = ref.gen
+	last := folded
+	if len(unfolded) > 0 {
+		last = unfolded[len(unfolded)-1].gen
 	}
+	j.cutTail = cut
 	if last > folded {
 		if err := j.db.Update(func(tx *bolt.Tx) error {
 			return foldIn(tx, fl.records(), fl.runRecords(), last)
@@ -580,6 +576,25 @@ func (j *Journal) openLog() error {
 	}
 	j.cur, err = createLog(j.dir, last+1)
 	return err
+}
+
+// fold reads the logs refs, in order, into one foldedLog: only the calls
+// keep says (all when nil), and of each only the frames after the place
+// its record in the file was read at (positions). cut is the bytes after
+// the last good frame of each log, a header cut short included.
+func (j *Journal) fold(refs []logRef, keep map[string]bool) (fl *foldedLog, cut int64, err error) {
+	fl = newFoldedLog()
+	if fl.since, err = j.positions(); err != nil {
+		return nil, 0, err
+	}
+	for _, ref := range refs {
+		good, size, err := ref.read(fl, keep)
+		if err != nil {
+			return nil, 0, err
+		}
+		cut += size - good
+	}
+	return fl, cut, nil
 }
 
 func logCorrupt(path string, err error) error {
@@ -749,15 +764,9 @@ func (j *Journal) FoldIn(runs []flows.RunRecord, gone []string, upTo uint64) err
 		for _, id := range gone {
 			keep[id] = true
 		}
-		fl := newFoldedLog()
-		var err error
-		if fl.since, err = j.positions(); err != nil {
+		fl, _, err := j.fold(refs, keep)
+		if err != nil {
 			return err
-		}
-		for _, ref := range refs {
-			if _, _, err := ref.read(fl, keep); err != nil {
-				return err
-			}
 		}
 		last = fl.records()
 	}

@@ -64,11 +64,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		checkpoints: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "botd_journal_checkpoints_total",
-			Help: "Checkpoints of the journal's log into its file (the calls the log holds written in one transaction, and the log started again), by result (ok, error).",
+			Help: "Checkpoints of the journal's log into its file (the log's next generation started, the calls the older one holds written into the file, and that log deleted), by result (ok, error).",
 		}, []string{"result"}),
 		checkpointDuration: f.NewHistogram(prometheus.HistogramOpts{
 			Name:    "botd_journal_checkpoint_duration_seconds",
-			Help:    "Time of one checkpoint of the journal's log into its file, fsync included.",
+			Help:    "Time of one checkpoint of the journal's log into its file, from start to end (one in the background rests between its transactions).",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 10),
 		}),
 		logBytes: f.NewGauge(prometheus.GaugeOpts{

@@ -262,7 +262,7 @@ func (w *Writer) write(ids []string, runs []flows.RunRecord) bool {
 	}
 	w.pendingLocked()
 	w.mu.Unlock()
-	w.outcome(w.m.writes, &w.failing, err, len(ids))
+	w.outcome(w.m.writes, &w.failing, "journal write", err, len(ids))
 	if err != nil {
 		return false
 	}
@@ -326,7 +326,7 @@ func (w *Writer) checkpointPaced(paced bool) bool {
 	upTo, err := w.j.Rotate()
 	if err != nil {
 		w.wmu.Unlock()
-		w.outcome(w.m.checkpoints, &w.cpFailing, err, 0)
+		w.outcome(w.m.checkpoints, &w.cpFailing, "journal checkpoint", err, 0)
 		return false
 	}
 	// In key order, so that each of the checkpoint's transactions
@@ -342,7 +342,7 @@ func (w *Writer) checkpointPaced(paced bool) bool {
 	start := time.Now()
 	err = w.checkpointCalls(ids, upTo, paced)
 	w.m.checkpointDuration.Observe(time.Since(start).Seconds())
-	w.outcome(w.m.checkpoints, &w.cpFailing, err, len(ids))
+	w.outcome(w.m.checkpoints, &w.cpFailing, "journal checkpoint", err, len(ids))
 	w.m.logBytes.Set(float64(w.j.LogSize()))
 	if err != nil {
 		return false
@@ -420,16 +420,12 @@ func (w *Writer) current(ids []string, heads []head) ([]callstate.Record, []stri
 	return recs, gone, w.j.Position()
 }
 
-// outcome counts a write or checkpoint in c, sets its failing flag,
-// and turns the journal's health, logging the first failure of each kind
-// and the recovery. Callers do not hold w.mu.
-func (w *Writer) outcome(c *prometheus.CounterVec, failing *bool, err error, calls int) {
+// outcome counts a write or checkpoint (what) in c, sets its failing
+// flag, and turns the journal's health, logging the first failure of
+// each kind and the recovery. Callers do not hold w.mu.
+func (w *Writer) outcome(c *prometheus.CounterVec, failing *bool, what string, err error, calls int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	what := "journal write"
-	if failing == &w.cpFailing {
-		what = "journal checkpoint"
-	}
 	if err != nil {
 		c.WithLabelValues(resultError).Inc()
 		if !*failing {

@@ -210,17 +210,15 @@ func (r Record) Detail() CallDetail {
 // tags, read back with json.Unmarshal, with the small members written
 // without reflection (a journal writes the record of every changed call,
 // and encoding/json spent about half of a record's time on its times and
-// flags; TestRecordAppendJSON holds the two alike). The call, roster,
-// operations, sessions and key presses go through encoding/json. A time
-// encoding/json refuses (a year outside 0-9999) is refused here too.
+// flags; TestRecordAppendJSON holds the two alike), the call and roster
+// by model's encoders. The operations, sessions and key presses go
+// through encoding/json. A time encoding/json refuses (a year outside
+// 0-9999) is refused here too.
 func (r *Record) AppendJSON(dst []byte) ([]byte, error) {
 	dst = append(dst, `{"v":`...)
 	dst = strconv.AppendInt(dst, int64(r.Version), 10)
-	dst = append(dst, `,"call":`...)
-	dst, err := appendMarshal(dst, &r.Call)
-	if err != nil {
-		return dst, err
-	}
+	dst = r.Call.AppendJSON(append(dst, `,"call":`...))
+	var err error
 	if r.CreatedByBot {
 		dst = append(dst, `,"createdByBot":true`...)
 	}
@@ -257,9 +255,14 @@ func (r *Record) AppendJSON(dst []byte) ([]byte, error) {
 		dst = strconv.AppendUint(dst, r.FirstTransition, 10)
 	}
 	if len(r.Participants) > 0 {
-		if dst, err = appendMarshal(append(dst, `,"participants":`...), r.Participants); err != nil {
-			return dst, err
+		dst = append(dst, `,"participants":[`...)
+		for i := range r.Participants {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = r.Participants[i].AppendJSON(dst)
 		}
+		dst = append(dst, ']')
 	}
 	if len(r.Operations) > 0 {
 		if dst, err = appendMarshal(append(dst, `,"operations":`...), r.Operations); err != nil {

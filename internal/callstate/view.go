@@ -5,8 +5,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/go-json-experiment/json/jsontext"
-
 	"github.com/botd/botd/internal/model"
 )
 
@@ -108,9 +106,9 @@ func (t Transition) MarshalJSON() ([]byte, error) { return t.AppendJSON(nil) }
 // encoding/json refuses (a year outside 0-9999) is refused here too.
 func (t *Transition) AppendJSON(dst []byte) ([]byte, error) {
 	dst = append(dst, `{"from":`...)
-	dst = appendQuote(dst, string(t.From))
+	dst = model.AppendQuote(dst, string(t.From))
 	dst = append(dst, `,"to":`...)
-	dst = appendQuote(dst, string(t.To))
+	dst = model.AppendQuote(dst, string(t.To))
 	dst = append(dst, `,"at":"`...)
 	dst, err := t.At.AppendText(dst)
 	if err != nil {
@@ -118,35 +116,19 @@ func (t *Transition) AppendJSON(dst []byte) ([]byte, error) {
 	}
 	dst = append(dst, `","cause":`...)
 	if t.Cause != "" {
-		dst = appendQuote(dst, t.Cause)
+		dst = model.AppendQuote(dst, t.Cause)
 	} else {
 		var b [96]byte
-		dst = appendQuote(dst, t.origin.appendText(b[:0]))
+		dst = model.AppendQuote(dst, t.origin.appendText(b[:0]))
 	}
 	if t.Ignored {
 		dst = append(dst, `,"ignored":true`...)
 	}
 	if t.Reason != "" {
 		dst = append(dst, `,"reason":`...)
-		dst = appendQuote(dst, t.Reason)
+		dst = model.AppendQuote(dst, t.Reason)
 	}
 	return append(dst, '}'), nil
-}
-
-// appendQuote appends s as a JSON string. Text that needs no escape (all
-// of botd's own: states, causes, reasons) is copied as it is; any other
-// goes through jsontext, which, like encoding/json, writes invalid UTF-8
-// as U+FFFD (the error that says so is not one for botd).
-func appendQuote[T ~string | ~[]byte](dst []byte, s T) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
-			dst, _ = jsontext.AppendQuote(dst, s)
-			return dst
-		}
-	}
-	dst = append(dst, '"')
-	dst = append(dst, s...)
-	return append(dst, '"')
 }
 
 // OperationRecord is an outbound operation botd sent, given to

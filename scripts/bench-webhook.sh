@@ -25,6 +25,11 @@
 # botd's own token check.
 # AUTH=off skips those rounds.
 #
+# With DECODE=1 each round also runs the bare handler that decodes each
+# body with botd's own decoder (botd-loadgen -mode decode-server) and prints
+# its ratio to the bare handler: what no botd callback can beat, since
+# every callback decodes its body.
+#
 #   scripts/bench-webhook.sh                 # 2 rounds of 10 s
 #   ROUNDS=1 SECS=5 scripts/bench-webhook.sh
 #   STATE=memory scripts/bench-webhook.sh    # the journal off
@@ -46,6 +51,7 @@ ADMIN_ADDR=${ADMIN_ADDR:-127.0.0.1:19090}
 EMU_ADDR=${EMU_ADDR:-127.0.0.1:17070}
 STATE=${STATE:-journal}
 AUTH=${AUTH:-both}
+DECODE=${DECODE:-0}
 case "$AUTH" in both|off) ;; *) echo "AUTH must be both or off" >&2; exit 2 ;; esac
 
 tmp=$(mktemp -d)
@@ -94,9 +100,9 @@ wait_up() { # url
   echo "server at $1 did not come up" >&2; exit 1
 }
 
-start_bare() {
+start_bare() { # [mode]
   free "$BARE_ADDR"
-  GOMAXPROCS=1 "${SRV[@]}" "$tmp/botd-loadgen" -mode bare-server -listen "$BARE_ADDR" >"$tmp/bare.log" 2>&1 &
+  GOMAXPROCS=1 "${SRV[@]}" "$tmp/botd-loadgen" -mode "${1:-bare-server}" -listen "$BARE_ADDR" >"$tmp/bare.log" 2>&1 &
   pid=$!
   wait_up "http://$BARE_ADDR/api/calls"
 }
@@ -138,7 +144,7 @@ ceiling() {
 
 p99() { sed -n 's/.*p99=\([^ ]*\).*/\1/p' | head -1; }
 
-bare_sum=0; botd_sum=0; auth_sum=0; hdr_sum=0
+bare_sum=0; botd_sum=0; auth_sum=0; hdr_sum=0; dec_sum=0
 token_url="http://$EMU_ADDR/emulator/callback-token"
 for round in $(seq "$ROUNDS"); do
   start_bare
@@ -152,6 +158,15 @@ for round in $(seq "$ROUNDS"); do
   stop
   bare_sum=$((bare_sum + b)); botd_sum=$((botd_sum + d))
   awk -v a="$d" -v b="$b" -v r="$round" 'BEGIN { if (b > 0) printf "round %s ratio botd/bare: %.2f (the bare handler measured just before)\n", r, a / b }'
+
+  if [ "$DECODE" = 1 ]; then
+    start_bare decode-server
+    read -r x errs < <(ceiling "http://$BARE_ADDR/api/calls")
+    stop
+    dec_sum=$((dec_sum + x))
+    echo "round $round bare + botd's decoder: $x req/s ($errs)"
+    awk -v a="$x" -v b="$b" -v r="$round" 'BEGIN { if (b > 0) printf "round %s ratio bare + decoder/bare: %.2f\n", r, a / b }'
+  fi
 
   if [ "$AUTH" = both ]; then
     start_botd on
@@ -200,6 +215,11 @@ echo "== result (BOTD_STATE=$STATE)"
 echo "bare chi handler: $bare req/s"
 echo "botd:             $botd req/s"
 awk -v a="$botd" -v b="$bare" 'BEGIN { if (b > 0) printf "ratio botd/bare:  %.2f (goal: at least 0.80)\n", a / b }'
+if [ "$DECODE" = 1 ]; then
+  dec=$((dec_sum / ROUNDS))
+  echo "bare + botd's decoder: $dec req/s"
+  awk -v a="$dec" -v b="$bare" 'BEGIN { if (b > 0) printf "ratio bare + decoder/bare: %.2f (the most any botd callback could reach)\n", a / b }'
+fi
 if [ "$AUTH" = both ]; then
   echo "botd, auth on:    $auth req/s"
   awk -v a="$auth" -v b="$botd" 'BEGIN { if (b > 0) printf "ratio auth on/off: %.2f (goal: at least 0.90)\n", a / b }'

@@ -630,3 +630,35 @@ func TestFlagsOfRosterAndMemory(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodeServer: the decode-server handler answers 202 to Graph's
+// roster notification and 400 to a body botd's decoder refuses, as a botd
+// would, and the bare handler 202 to both.
+func TestDecodeServer(t *testing.T) {
+	good, err := os.ReadFile("notification.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		h    http.Handler
+		body string
+		want int
+	}{
+		{"decode, roster", decodeHandler(), string(good), http.StatusAccepted},
+		{"decode, not JSON", decodeHandler(), `{"value":[`, http.StatusBadRequest},
+		{"decode, no value", decodeHandler(), `{}`, http.StatusBadRequest},
+		{"bare, not JSON", bareHandler(), `{"value":[`, http.StatusAccepted},
+	} {
+		srv := httptest.NewServer(c.h)
+		resp, err := http.Post(srv.URL+"/api/calls", "application/json", strings.NewReader(c.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		srv.Close()
+		if resp.StatusCode != c.want {
+			t.Errorf("%s: status %d, want %d", c.name, resp.StatusCode, c.want)
+		}
+	}
+}

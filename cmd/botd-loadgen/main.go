@@ -3,7 +3,8 @@
 // closed loop at fixed concurrency (-mode max), drives whole call lives through
 // the admin API against botd in emulator mode (-mode calls), writes a capacity
 // report over several offered rates (-report DIR), or serves a bare chi
-// handler to compare botd with (-mode bare-server).
+// handler to compare botd with (-mode bare-server), alone or with botd's
+// decoder (-mode decode-server).
 package main
 
 import (
@@ -66,7 +67,7 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("botd-loadgen", flag.ContinueOnError)
 	fs.SetOutput(out)
-	fs.StringVar(&o.mode, "mode", "notify", "notify (open-loop notifications at -rate), max (closed loop at -concurrency; Go's client may be the limit, scripts/bench-webhook.sh uses wrk for ceilings), calls (call lives through the admin API), bare-server (a bare chi handler on -listen)")
+	fs.StringVar(&o.mode, "mode", "notify", "notify (open-loop notifications at -rate), max (closed loop at -concurrency; Go's client may be the limit, scripts/bench-webhook.sh uses wrk for ceilings), calls (call lives through the admin API), bare-server (a bare chi handler on -listen), decode-server (the bare handler that also runs botd's notification decoder)")
 	fs.StringVar(&o.url, "url", "http://127.0.0.1:8080/api/calls", "callback URL notifications are posted to")
 	fs.StringVar(&o.metrics, "metrics", "http://127.0.0.1:9090/metrics", "botd's /metrics URL, read before and after a run (empty: skip)")
 	fs.StringVar(&o.admin, "admin", "http://127.0.0.1:9090", "botd's admin API base URL (-mode calls)")
@@ -79,7 +80,7 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	fs.StringVar(&o.report, "report", "", "write DIR/report.md and DIR/report.svg: notify mode at each of -rates; with -report-calls also DIR/memory.svg")
 	reportCalls := fs.String("report-calls", "", "comma list of call counts, ascending, for the report's memory against calls held: at each, one notification at -rate to each call id not yet posted to, then botd's RSS, heap and botd_calls (empty: no memory part)")
 	fs.IntVar(&o.participants, "participants", 0, fmt.Sprintf("make the payload's roster this many participants long, copies of its first with ids of their own (1 to %d; 0: the payload as it is)", maxParticipants))
-	fs.StringVar(&o.listen, "listen", "127.0.0.1:8081", "address of -mode bare-server")
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:8081", "address of -mode bare-server and decode-server")
 	invite1 := fs.Bool("invite", false, "calls mode: invite a PSTN participant once established (-invitees 1)")
 	fs.IntVar(&o.invitees, "invitees", 0, fmt.Sprintf("calls mode: once established, invite this many PSTN participants (distinct numbers), one invite after the other, each waited for until its operation ends, and report the roster size each call reached (0 to %d)", maxInvitees))
 	fs.BoolVar(&o.prompt, "prompt", true, "calls mode: play a prompt once established")
@@ -171,8 +172,11 @@ func main() {
 }
 
 func run(ctx context.Context, o options, out io.Writer) error {
-	if o.mode == "bare-server" {
-		return serveBare(ctx, o.listen, out)
+	switch o.mode {
+	case "bare-server":
+		return serveBare(ctx, o.listen, bareHandler(), out)
+	case "decode-server":
+		return serveBare(ctx, o.listen, decodeHandler(), out)
 	}
 	if o.mode == "calls" {
 		res, err := runCalls(ctx, o)
